@@ -1,0 +1,13 @@
+//! What two or more gbcluster services share. Parsers and state machines here are sans-I/O:
+//! bytes and time in, values and events out.
+
+pub mod catalog;
+pub mod config;
+pub mod ids;
+pub mod manscdp;
+pub mod metrics;
+pub mod model;
+pub mod sip;
+pub mod store;
+pub mod telemetry;
+pub mod testutil;

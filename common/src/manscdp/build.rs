@@ -1,0 +1,141 @@
+//! Builds MANSCDP bodies, GBK-encoded under a GB2312 declaration as devices expect.
+
+use std::fmt::Write as _;
+
+use super::text::encode_gbk;
+use crate::model::{Channel, DeviceInfo};
+
+const DECL: &str = "<?xml version=\"1.0\" encoding=\"GB2312\"?>\r\n";
+
+/// Escapes text for an XML element body.
+pub fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '&' => out.push_str("&amp;"),
+            '"' => out.push_str("&quot;"),
+            c if (c as u32) < 0x20 && c != '\t' && c != '\n' && c != '\r' => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// `<Query><CmdType>{cmd}</CmdType>…` — Catalog, DeviceInfo, DeviceStatus, RecordInfo (the
+/// caller adds the extra elements of the latter through `extra`).
+pub fn query(cmd: &str, sn: u32, device_id: &str, extra: &str) -> Vec<u8> {
+    encode_gbk(&format!(
+        "{DECL}<Query>\r\n<CmdType>{cmd}</CmdType>\r\n<SN>{sn}</SN>\r\n<DeviceID>{}</DeviceID>\r\n{extra}</Query>\r\n",
+        escape(device_id)
+    ))
+}
+
+pub fn keepalive(sn: u32, device_id: &str) -> Vec<u8> {
+    encode_gbk(&format!(
+        "{DECL}<Notify>\r\n<CmdType>Keepalive</CmdType>\r\n<SN>{sn}</SN>\r\n<DeviceID>{}</DeviceID>\r\n<Status>OK</Status>\r\n</Notify>\r\n",
+        escape(device_id)
+    ))
+}
+
+fn opt(out: &mut String, tag: &str, v: &Option<impl std::fmt::Display>) {
+    if let Some(v) = v {
+        let _ = write!(out, "<{tag}>{}</{tag}>\r\n", escape(&v.to_string()));
+    }
+}
+
+/// One page of a catalog answer: `items` is this MESSAGE's share of `sum_num`.
+pub fn catalog_response(sn: u32, device_id: &str, sum_num: usize, items: &[Channel]) -> Vec<u8> {
+    let mut s = format!(
+        "{DECL}<Response>\r\n<CmdType>Catalog</CmdType>\r\n<SN>{sn}</SN>\r\n<DeviceID>{}</DeviceID>\r\n<SumNum>{sum_num}</SumNum>\r\n<DeviceList Num=\"{}\">\r\n",
+        escape(device_id),
+        items.len()
+    );
+    for c in items {
+        s.push_str("<Item>\r\n");
+        opt(&mut s, "DeviceID", &c.id);
+        opt(&mut s, "Name", &c.name);
+        opt(&mut s, "Manufacturer", &c.manufacturer);
+        opt(&mut s, "Model", &c.model);
+        opt(&mut s, "Owner", &c.owner);
+        opt(&mut s, "CivilCode", &c.civil_code);
+        opt(&mut s, "Address", &c.address);
+        opt(&mut s, "Parental", &c.parental);
+        opt(&mut s, "ParentID", &c.parent_id);
+        opt(&mut s, "SafetyWay", &c.safety_way);
+        opt(&mut s, "RegisterWay", &c.register_way);
+        opt(&mut s, "Secrecy", &c.secrecy);
+        opt(&mut s, "IPAddress", &c.ip_address);
+        opt(&mut s, "Port", &c.port);
+        opt(&mut s, "Status", &c.status);
+        opt(&mut s, "Longitude", &c.longitude);
+        opt(&mut s, "Latitude", &c.latitude);
+        if let Some(p) = c.ptz_type {
+            let _ = write!(s, "<Info>\r\n<PTZType>{p}</PTZType>\r\n</Info>\r\n");
+        }
+        s.push_str("</Item>\r\n");
+    }
+    s.push_str("</DeviceList>\r\n</Response>\r\n");
+    encode_gbk(&s)
+}
+
+pub fn device_info_response(sn: u32, device_id: &str, info: &DeviceInfo) -> Vec<u8> {
+    let mut s = format!(
+        "{DECL}<Response>\r\n<CmdType>DeviceInfo</CmdType>\r\n<SN>{sn}</SN>\r\n<DeviceID>{}</DeviceID>\r\n",
+        escape(device_id)
+    );
+    opt(&mut s, "DeviceName", &info.name);
+    s.push_str("<Result>OK</Result>\r\n");
+    opt(&mut s, "Manufacturer", &info.manufacturer);
+    opt(&mut s, "Model", &info.model);
+    opt(&mut s, "Firmware", &info.firmware);
+    opt(&mut s, "Channel", &info.channels);
+    s.push_str("</Response>\r\n");
+    encode_gbk(&s)
+}
+
+pub fn device_status_response(sn: u32, device_id: &str, device_time: &str) -> Vec<u8> {
+    encode_gbk(&format!(
+        "{DECL}<Response>\r\n<CmdType>DeviceStatus</CmdType>\r\n<SN>{sn}</SN>\r\n<DeviceID>{}</DeviceID>\r\n<Result>OK</Result>\r\n\
+         <Online>ONLINE</Online>\r\n<Status>OK</Status>\r\n<Encode>ON</Encode>\r\n<Record>OFF</Record>\r\n<DeviceTime>{}</DeviceTime>\r\n\
+         <Alarmstatus Num=\"0\">\r\n</Alarmstatus>\r\n</Response>\r\n",
+        escape(device_id),
+        escape(device_time)
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{parse, Body};
+    use super::*;
+
+    #[test]
+    fn catalog_round_trips_through_the_parser() {
+        let ch = Channel {
+            id: Some("34020000001310000001".parse().unwrap()),
+            name: Some("大门口 <east> & \"west\"".into()),
+            status: Some("ON".into()),
+            longitude: Some(120.5),
+            ptz_type: Some(1),
+            parental: Some(0),
+            ..Default::default()
+        };
+        let bytes = catalog_response(9, "34020000001180000001", 1, std::slice::from_ref(&ch));
+        assert!(std::str::from_utf8(&bytes).is_err(), "must be GBK, not UTF-8");
+        let m = parse(&bytes).unwrap();
+        assert_eq!(m.header.sn, 9);
+        let Body::Catalog { sum_num, items } = m.body else { panic!() };
+        assert_eq!(sum_num, 1);
+        assert_eq!(items, vec![ch]);
+    }
+
+    #[test]
+    fn queries_parse_as_queries() {
+        let m = parse(&query("Catalog", 3, "34020000001320000001", "")).unwrap();
+        assert_eq!(m.body, Body::Query);
+        assert_eq!(m.header.cmd_type, "Catalog");
+        let m = parse(&keepalive(4, "34020000001320000001")).unwrap();
+        assert!(matches!(m.body, Body::Keepalive { .. }));
+    }
+}

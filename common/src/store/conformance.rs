@@ -1,0 +1,145 @@
+//! One behaviour suite for every `Store` implementation. `run_all` asserts; call it from a test
+//! with a fresh store (the in-memory one, or Redis started on a free port).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{DeviceFilter, OfflineReason, Store, Touch};
+use crate::ids::{ChannelId, DeviceId, NodeId};
+use crate::model::{Channel, Device, DeviceInfo, SipTransport, StoredChannel};
+
+fn dev(id: &DeviceId, now: u64, expires: u32) -> Device {
+    Device {
+        id: id.clone(),
+        transport: SipTransport::Udp,
+        source_addr: "203.0.113.7:40001".into(),
+        contact: "<sip:x@192.168.1.10:5060>".into(),
+        node: "sip-a".parse::<NodeId>().unwrap_or_else(|_| NodeId::random("n")),
+        local_addr: "0.0.0.0:5060".into(),
+        expires_secs: expires,
+        registered_at_ms: now,
+        last_seen_ms: now,
+        online: true,
+        keepalive_interval_secs: 60,
+        gb_version: Some("3.0".into()),
+        user_agent: None,
+        info: DeviceInfo::default(),
+        channel_count: 0,
+    }
+}
+
+fn ids(base: u64, n: u64) -> Vec<DeviceId> {
+    (0..n).map(|i| format!("34020000001320{:06}", base + i).parse().expect("20 digits")).collect()
+}
+
+pub async fn run_all(store: Arc<dyn Store>) {
+    // Ids unique to this run so a shared Redis can host several runs.
+    let base = u64::from(rand::random::<u16>() % 900) * 1000;
+    let now = 1_700_000_000_000u64;
+    let d = ids(base, 5);
+
+    // Registration, read-back, listing with paging and the online filter.
+    for (i, id) in d.iter().enumerate() {
+        let mut rec = dev(id, now, 3600);
+        rec.online = i != 4;
+        store.upsert_device(&rec, now + 180_000).await.expect("upsert");
+    }
+    let got = store.get_device(&d[0]).await.expect("get").expect("present");
+    assert_eq!(got, dev(&d[0], now, 3600));
+    assert!(store.get_device(&ids(base + 900, 1)[0]).await.expect("get").is_none());
+    let (page, total) = store.list_devices(DeviceFilter::default(), 0, 1000).await.expect("list");
+    let mine: Vec<_> = page.iter().filter(|x| d.contains(&x.id)).map(|x| x.id.clone()).collect();
+    assert_eq!(mine, d, "sorted by id");
+    assert!(total >= 5);
+    let (online, _) = store.list_devices(DeviceFilter { online: Some(true) }, 0, 10_000).await.expect("list");
+    assert_eq!(online.iter().filter(|x| d.contains(&x.id)).count(), 4);
+    let (offline, _) = store.list_devices(DeviceFilter { online: Some(false) }, 0, 10_000).await.expect("list");
+    assert!(offline.iter().any(|x| x.id == d[4]));
+    let (p1, t1) = store.list_devices(DeviceFilter::default(), 1, 2).await.expect("page");
+    assert_eq!(p1.len(), 2);
+    assert_eq!(t1, total);
+
+    // Keepalive and presence expiry: each transition is handed out once.
+    let unknown = ids(base + 950, 1).remove(0);
+    assert_eq!(store.touch_device(&unknown, now, 180_000).await.expect("touch"), Touch::NotRegistered);
+    assert_eq!(store.touch_device(&d[0], now + 10_000, 180_000).await.expect("touch"), Touch::Refreshed { was_online: true });
+    let due = store.expire_due(now + 185_000, 100).await.expect("expire");
+    let due_mine: Vec<_> = due.iter().filter(|(i, _)| d.contains(i)).cloned().collect();
+    assert_eq!(due_mine.len(), 3, "d1..d3 missed their keepalives, d0 was refreshed: {due_mine:?}");
+    assert!(due_mine.iter().all(|(_, r)| *r == OfflineReason::KeepaliveTimeout));
+    assert!(store.expire_due(now + 185_000, 100).await.expect("expire").iter().all(|(i, _)| !d.contains(i)));
+    assert!(!store.get_device(&d[1]).await.expect("get").expect("kept").online);
+    let due = store.expire_due(now + 190_001, 100).await.expect("expire");
+    assert!(due.contains(&(d[0].clone(), OfflineReason::KeepaliveTimeout)));
+    // A keepalive brings an offline-but-registered device back.
+    assert_eq!(store.touch_device(&d[1], now + 200_000, 180_000).await.expect("touch"), Touch::Refreshed { was_online: false });
+    assert!(store.get_device(&d[1]).await.expect("get").expect("kept").online);
+
+    // Registration expiry beats the keepalive deadline.
+    let short = ids(base + 500, 1).remove(0);
+    store.upsert_device(&dev(&short, now, 10), now + 10_000).await.expect("upsert");
+    assert_eq!(store.touch_device(&short, now + 5_000, 180_000).await.expect("touch"), Touch::Refreshed { was_online: true });
+    let due = store.expire_due(now + 10_000, 100).await.expect("expire");
+    assert!(due.contains(&(short.clone(), OfflineReason::RegistrationExpired)), "{due:?}");
+    assert_eq!(store.touch_device(&short, now + 11_000, 180_000).await.expect("touch"), Touch::NotRegistered);
+
+    // Unregister.
+    assert!(store.unregister_device(&d[2]).await.is_ok());
+    let un = store.get_device(&d[2]).await.expect("get").expect("kept");
+    assert!(!un.online);
+    assert_eq!(un.expires_secs, 0);
+    assert_eq!(store.touch_device(&d[2], now + 1, 180_000).await.expect("touch"), Touch::NotRegistered);
+    assert!(store.unregister_device(&d[1]).await.expect("unreg"), "d1 was online");
+
+    // Device info and channels (replaced whole, sorted, counted).
+    let info = DeviceInfo { name: Some("东门 NVR".into()), manufacturer: Some("Hikvision".into()), channels: Some(3), ..Default::default() };
+    store.set_device_info(&d[0], &info).await.expect("info");
+    store.set_device_info(&unknown, &info).await.expect("info on unknown is a no-op");
+    assert!(store.get_device(&unknown).await.expect("get").is_none());
+    let chans: Vec<StoredChannel> = (0..3u64)
+        .rev()
+        .map(|i| {
+            let id: ChannelId = format!("34020000001310{:06}", i).parse().expect("20 digits");
+            StoredChannel::new(d[0].clone(), Channel { id: Some(id), name: Some(format!("大门口{i}")), ..Default::default() })
+                .expect("has id")
+        })
+        .collect();
+    store.replace_channels(&d[0], &chans).await.expect("channels");
+    let listed = store.list_channels(&d[0]).await.expect("list");
+    assert_eq!(listed.len(), 3);
+    assert_eq!(listed[0].item.name.as_deref(), Some("大门口0"));
+    let got = store.get_device(&d[0]).await.expect("get").expect("present");
+    assert_eq!(got.info, info);
+    assert_eq!(got.channel_count, 3);
+    store.replace_channels(&d[0], &chans[..1]).await.expect("channels");
+    assert_eq!(store.list_channels(&d[0]).await.expect("list").len(), 1);
+
+    // Delete removes the device and its channels.
+    assert!(store.delete_device(&d[0]).await.expect("delete"));
+    assert!(!store.delete_device(&d[0]).await.expect("delete"));
+    assert!(store.get_device(&d[0]).await.expect("get").is_none());
+    assert!(store.list_channels(&d[0]).await.expect("list").is_empty());
+
+    // Passwords, failure counters, shared secrets.
+    assert_eq!(store.device_password(&d[3]).await.expect("pwd"), None);
+    store.set_device_password(&d[3], Some("s3cret")).await.expect("pwd");
+    assert_eq!(store.device_password(&d[3]).await.expect("pwd").as_deref(), Some("s3cret"));
+    store.set_device_password(&d[3], None).await.expect("pwd");
+    assert_eq!(store.device_password(&d[3]).await.expect("pwd"), None);
+    let key = format!("dev:{}", d[3]);
+    assert_eq!(store.record_auth_failure(&key, 60).await.expect("fail"), 1);
+    assert_eq!(store.record_auth_failure(&key, 60).await.expect("fail"), 2);
+    assert_eq!(store.auth_failures(&key).await.expect("fails"), 2);
+    store.clear_auth_failures(&key).await.expect("clear");
+    assert_eq!(store.auth_failures(&key).await.expect("fails"), 0);
+    let s1 = store.shared_secret("nonce").await.expect("secret");
+    assert_eq!(s1.len(), 32);
+    assert_eq!(store.shared_secret("nonce").await.expect("secret"), s1);
+
+    // Pub/sub.
+    let topic = format!("gbc:test:{base}");
+    let mut sub = store.subscribe(&topic).await.expect("subscribe");
+    store.publish(&topic, "hello").await.expect("publish");
+    let got = tokio::time::timeout(Duration::from_secs(5), sub.recv()).await.expect("in time");
+    assert_eq!(got.as_deref(), Some("hello"));
+}

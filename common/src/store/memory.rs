@@ -1,0 +1,233 @@
+//! The in-memory Store: the single-process default. Same semantics as Redis, one mutex.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use tokio::sync::{broadcast, mpsc};
+
+use super::{DeviceFilter, OfflineReason, Store, StoreResult, Subscription, Touch};
+use crate::ids::DeviceId;
+use crate::model::{Device, DeviceInfo, StoredChannel};
+
+struct Entry {
+    dev: Device,
+    /// Presence deadline, `None` when offline.
+    deadline_ms: Option<u64>,
+}
+
+#[derive(Default)]
+struct Inner {
+    devices: BTreeMap<DeviceId, Entry>,
+    channels: HashMap<DeviceId, Vec<StoredChannel>>,
+    passwords: HashMap<DeviceId, String>,
+    failures: HashMap<String, (u32, Instant)>,
+    secrets: HashMap<String, Vec<u8>>,
+}
+
+pub struct MemoryStore {
+    inner: Mutex<Inner>,
+    topics: Mutex<HashMap<String, broadcast::Sender<String>>>,
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        Self { inner: Mutex::new(Inner::default()), topics: Mutex::new(HashMap::new()) }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        // A panic while holding the lock cannot leave the maps half-updated in a way that matters
+        // more than losing the whole store, so recover the guard.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn topic(&self, channel: &str) -> broadcast::Sender<String> {
+        let mut t = self.topics.lock().unwrap_or_else(|e| e.into_inner());
+        t.entry(channel.to_owned()).or_insert_with(|| broadcast::channel(1024).0).clone()
+    }
+}
+
+fn reg_expiry(d: &Device) -> u64 {
+    d.registered_at_ms + u64::from(d.expires_secs) * 1000
+}
+
+#[async_trait]
+impl Store for MemoryStore {
+    async fn upsert_device(&self, dev: &Device, presence_deadline_ms: u64) -> StoreResult<()> {
+        let mut g = self.lock();
+        let deadline = dev.online.then_some(presence_deadline_ms);
+        g.devices.insert(dev.id.clone(), Entry { dev: dev.clone(), deadline_ms: deadline });
+        Ok(())
+    }
+
+    async fn get_device(&self, id: &DeviceId) -> StoreResult<Option<Device>> {
+        Ok(self.lock().devices.get(id).map(|e| e.dev.clone()))
+    }
+
+    async fn list_devices(&self, filter: DeviceFilter, offset: usize, limit: usize) -> StoreResult<(Vec<Device>, usize)> {
+        let g = self.lock();
+        let matching = g.devices.values().filter(|e| filter.online.is_none_or(|o| e.dev.online == o));
+        let total = matching.clone().count();
+        let page = matching.skip(offset).take(limit).map(|e| e.dev.clone()).collect();
+        Ok((page, total))
+    }
+
+    async fn delete_device(&self, id: &DeviceId) -> StoreResult<bool> {
+        let mut g = self.lock();
+        g.channels.remove(id);
+        Ok(g.devices.remove(id).is_some())
+    }
+
+    async fn unregister_device(&self, id: &DeviceId) -> StoreResult<bool> {
+        let mut g = self.lock();
+        let Some(e) = g.devices.get_mut(id) else { return Ok(false) };
+        let was = e.dev.online;
+        e.dev.online = false;
+        e.dev.expires_secs = 0;
+        e.deadline_ms = None;
+        Ok(was)
+    }
+
+    async fn touch_device(&self, id: &DeviceId, now_ms: u64, keepalive_timeout_ms: u64) -> StoreResult<Touch> {
+        let mut g = self.lock();
+        let Some(e) = g.devices.get_mut(id) else { return Ok(Touch::NotRegistered) };
+        let expiry = reg_expiry(&e.dev);
+        if expiry <= now_ms {
+            return Ok(Touch::NotRegistered);
+        }
+        let was_online = e.dev.online;
+        e.dev.online = true;
+        e.dev.last_seen_ms = now_ms;
+        e.deadline_ms = Some((now_ms + keepalive_timeout_ms).min(expiry));
+        Ok(Touch::Refreshed { was_online })
+    }
+
+    async fn expire_due(&self, now_ms: u64, limit: usize) -> StoreResult<Vec<(DeviceId, OfflineReason)>> {
+        let mut g = self.lock();
+        let mut out = Vec::new();
+        for (id, e) in g.devices.iter_mut() {
+            if out.len() >= limit {
+                break;
+            }
+            if e.deadline_ms.is_some_and(|d| d <= now_ms) {
+                e.deadline_ms = None;
+                e.dev.online = false;
+                let reason = if reg_expiry(&e.dev) <= now_ms {
+                    OfflineReason::RegistrationExpired
+                } else {
+                    OfflineReason::KeepaliveTimeout
+                };
+                out.push((id.clone(), reason));
+            }
+        }
+        Ok(out)
+    }
+
+    async fn set_device_info(&self, id: &DeviceId, info: &DeviceInfo) -> StoreResult<()> {
+        if let Some(e) = self.lock().devices.get_mut(id) {
+            e.dev.info = info.clone();
+        }
+        Ok(())
+    }
+
+    async fn replace_channels(&self, id: &DeviceId, channels: &[StoredChannel]) -> StoreResult<()> {
+        let mut g = self.lock();
+        let mut list = channels.to_vec();
+        list.sort_by(|a, b| a.id().cmp(b.id()));
+        list.dedup_by(|a, b| a.id() == b.id());
+        if let Some(e) = g.devices.get_mut(id) {
+            e.dev.channel_count = list.len() as u32;
+        }
+        g.channels.insert(id.clone(), list);
+        Ok(())
+    }
+
+    async fn list_channels(&self, id: &DeviceId) -> StoreResult<Vec<StoredChannel>> {
+        Ok(self.lock().channels.get(id).cloned().unwrap_or_default())
+    }
+
+    async fn device_password(&self, id: &DeviceId) -> StoreResult<Option<String>> {
+        Ok(self.lock().passwords.get(id).cloned())
+    }
+
+    async fn set_device_password(&self, id: &DeviceId, password: Option<&str>) -> StoreResult<()> {
+        let mut g = self.lock();
+        match password {
+            Some(p) => g.passwords.insert(id.clone(), p.to_owned()),
+            None => g.passwords.remove(id),
+        };
+        Ok(())
+    }
+
+    async fn record_auth_failure(&self, key: &str, window_secs: u64) -> StoreResult<u32> {
+        let mut g = self.lock();
+        let now = Instant::now();
+        // Keep the map bounded: drop expired windows when it grows.
+        if g.failures.len() > 100_000 {
+            g.failures.retain(|_, (_, until)| *until > now);
+        }
+        let e = g.failures.entry(key.to_owned()).or_insert((0, now + Duration::from_secs(window_secs)));
+        if e.1 <= now {
+            *e = (0, now + Duration::from_secs(window_secs));
+        }
+        e.0 += 1;
+        Ok(e.0)
+    }
+
+    async fn auth_failures(&self, key: &str) -> StoreResult<u32> {
+        let g = self.lock();
+        Ok(g.failures.get(key).filter(|(_, until)| *until > Instant::now()).map_or(0, |(n, _)| *n))
+    }
+
+    async fn clear_auth_failures(&self, key: &str) -> StoreResult<()> {
+        self.lock().failures.remove(key);
+        Ok(())
+    }
+
+    async fn shared_secret(&self, name: &str) -> StoreResult<Vec<u8>> {
+        let mut g = self.lock();
+        Ok(g.secrets.entry(name.to_owned()).or_insert_with(|| (0..32).map(|_| rand::random::<u8>()).collect()).clone())
+    }
+
+    async fn publish(&self, channel: &str, payload: &str) -> StoreResult<()> {
+        // No subscriber is not an error: pub/sub is fire-and-forget, as in Redis.
+        let _ = self.topic(channel).send(payload.to_owned());
+        Ok(())
+    }
+
+    async fn subscribe(&self, channel: &str) -> StoreResult<Subscription> {
+        let mut rx = self.topic(channel).subscribe();
+        let (tx, out) = mpsc::channel(1024);
+        tokio::spawn(async move {
+            loop {
+                match rx.recv().await {
+                    Ok(m) => {
+                        if tx.send(m).await.is_err() {
+                            break;
+                        }
+                    }
+                    Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(broadcast::error::RecvError::Closed) => break,
+                }
+            }
+        });
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    #[tokio::test]
+    async fn memory_store_passes_conformance() {
+        super::super::conformance::run_all(Arc::new(super::MemoryStore::new())).await;
+    }
+}

@@ -1,0 +1,115 @@
+//! The shared state of the cluster behind one trait. `RedisStore` when a Redis URL is
+//! configured (several nodes share it), `MemoryStore` otherwise (one process runs everything).
+//! Both pass `conformance::run_all`. The Redis key schema is in `docs/redis.md`.
+
+pub mod conformance;
+pub mod memory;
+pub mod redis;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use tokio::sync::mpsc;
+
+use crate::ids::DeviceId;
+use crate::model::{Device, DeviceInfo, StoredChannel};
+
+pub use self::memory::MemoryStore;
+pub use self::redis::RedisStore;
+
+/// Pub/sub channel on which every online/offline change of a device is published (JSON
+/// `PresenceEvent`).
+pub const DEVICE_EVENTS: &str = "gbc:events:device";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("redis: {0}")]
+    Redis(#[from] ::redis::RedisError),
+    #[error("stored record is corrupt: {0}")]
+    Corrupt(String),
+    #[error("store url not supported: {0}")]
+    BadUrl(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DeviceFilter {
+    pub online: Option<bool>,
+}
+
+/// What a keepalive found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Touch {
+    /// Unknown or registration expired: the device must register again.
+    NotRegistered,
+    /// Refreshed; `was_online` false means this keepalive brought it back online.
+    Refreshed { was_online: bool },
+}
+
+/// Why `expire_due` took a device offline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OfflineReason {
+    KeepaliveTimeout,
+    RegistrationExpired,
+}
+
+impl OfflineReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OfflineReason::KeepaliveTimeout => "keepalive timeout",
+            OfflineReason::RegistrationExpired => "registration expired",
+        }
+    }
+}
+
+/// Messages of a subscription; ends when the store shuts down.
+pub type Subscription = mpsc::Receiver<String>;
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Writes the whole device record (registration). `presence_deadline_ms` is when it goes
+    /// offline without a keepalive; the registration itself expires at
+    /// `registered_at_ms + expires_secs`.
+    async fn upsert_device(&self, dev: &Device, presence_deadline_ms: u64) -> StoreResult<()>;
+    async fn get_device(&self, id: &DeviceId) -> StoreResult<Option<Device>>;
+    /// Devices sorted by id, `offset`/`limit` paged; returns (page, total matching).
+    async fn list_devices(&self, filter: DeviceFilter, offset: usize, limit: usize) -> StoreResult<(Vec<Device>, usize)>;
+    /// Removes the device, its channels and its presence entry. True if it existed.
+    async fn delete_device(&self, id: &DeviceId) -> StoreResult<bool>;
+    /// Marks the device unregistered (Expires: 0): kept in the list, offline, no deadline.
+    /// Returns whether it was online.
+    async fn unregister_device(&self, id: &DeviceId) -> StoreResult<bool>;
+    /// Keepalive: atomically refresh last-seen and move the deadline to
+    /// `min(now + keepalive_timeout, registration expiry)`.
+    async fn touch_device(&self, id: &DeviceId, now_ms: u64, keepalive_timeout_ms: u64) -> StoreResult<Touch>;
+    /// Atomically takes offline every online device whose deadline is ≤ `now_ms` (at most
+    /// `limit`); each device is returned by exactly one caller, so one node publishes it.
+    async fn expire_due(&self, now_ms: u64, limit: usize) -> StoreResult<Vec<(DeviceId, OfflineReason)>>;
+    async fn set_device_info(&self, id: &DeviceId, info: &DeviceInfo) -> StoreResult<()>;
+    /// Replaces the device's channel list.
+    async fn replace_channels(&self, id: &DeviceId, channels: &[StoredChannel]) -> StoreResult<()>;
+    async fn list_channels(&self, id: &DeviceId) -> StoreResult<Vec<StoredChannel>>;
+
+    async fn device_password(&self, id: &DeviceId) -> StoreResult<Option<String>>;
+    async fn set_device_password(&self, id: &DeviceId, password: Option<&str>) -> StoreResult<()>;
+    /// Counts a failed authentication for `key` in a window of `window_secs` (the window starts
+    /// at the first failure); returns the count.
+    async fn record_auth_failure(&self, key: &str, window_secs: u64) -> StoreResult<u32>;
+    async fn auth_failures(&self, key: &str) -> StoreResult<u32>;
+    async fn clear_auth_failures(&self, key: &str) -> StoreResult<()>;
+    /// A random 32-byte secret shared by every node (created by whichever node asks first).
+    async fn shared_secret(&self, name: &str) -> StoreResult<Vec<u8>>;
+
+    async fn publish(&self, channel: &str, payload: &str) -> StoreResult<()>;
+    async fn subscribe(&self, channel: &str) -> StoreResult<Subscription>;
+}
+
+/// Opens the store a config names: `None`/empty → in-memory; `redis://`, `rediss://`,
+/// `redis+sentinel://`, `redis+cluster://` → Redis.
+pub async fn open(url: Option<&str>) -> StoreResult<Arc<dyn Store>> {
+    match url.map(str::trim).filter(|u| !u.is_empty()) {
+        None => Ok(Arc::new(MemoryStore::new())),
+        Some(u) => Ok(Arc::new(RedisStore::connect(u).await?)),
+    }
+}
