@@ -57,6 +57,9 @@ pub struct DeviceInfo {
     pub model: Option<String>,
     pub firmware: Option<String>,
     pub channels: Option<u32>,
+    /// The last `DeviceStatus` answer.
+    #[serde(default)]
+    pub status: Option<DeviceStatus>,
 }
 
 /// `DeviceStatus` answer.

@@ -1,1 +1,19 @@
+//! gbcluster's SIP server: the GB28181 registrar (UDP + TCP, digest auth, NAT-aware), device
+//! presence in the Store, catalog and device queries, and the web tier's HTTP API.
+//!
+//! `inbound` handles what devices send, `outbound` what we send them, `registrar` REGISTER,
+//! `server` the wiring and background tasks, `api` the HTTP side.
 
+pub mod api;
+pub mod config;
+pub mod error;
+pub mod headers;
+pub mod inbound;
+pub mod metrics;
+pub mod outbound;
+pub mod registrar;
+pub mod server;
+
+pub use config::{ApiConfig, SipConfig};
+pub use error::SipError;
+pub use server::{run, start, SipServerHandle};

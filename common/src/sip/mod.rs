@@ -1,6 +1,7 @@
 //! GB/T 28181 helpers over SIP: digest auth, the GB `Date` header, and small header utilities.
 
 pub mod digest;
+pub mod lite;
 
 /// Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
 fn civil_from_days(z: i64) -> (i64, u32, u32) {

@@ -1,0 +1,190 @@
+//! `gbcluster`: every service in one binary, the role chosen by subcommand.
+
+use std::path::PathBuf;
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use serde::Deserialize;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+struct StoreConfig {
+    /// `redis://…`, `redis+sentinel://h1,h2/master`, `redis+cluster://h1,h2`; empty: in-memory.
+    url: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct LogConfig {
+    /// tracing filter, e.g. `info` or `info,sip_server=debug`; `RUST_LOG` wins.
+    level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self { level: "info".into() }
+    }
+}
+
+/// The whole config file; each service reads its own section.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+struct Config {
+    store: StoreConfig,
+    log: LogConfig,
+    sip: sip_server::SipConfig,
+    api: sip_server::ApiConfig,
+    sim: gbsim::SimConfig,
+}
+
+#[derive(Parser)]
+#[command(name = "gbcluster", version, about = "GB/T 28181 signalling and media cluster")]
+struct Cli {
+    /// TOML config file (every key also settable as GBC_SECTION__KEY).
+    #[arg(short, long, global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    cmd: Option<Cmd>,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Everything in one process (in-memory store unless store.url is set). The default.
+    All {
+        /// Also start simulated cameras registering to this process.
+        #[arg(long)]
+        demo: bool,
+    },
+    /// The SIP server (registrar, presence, catalog, web-tier API).
+    Sip,
+    /// The camera simulator / load generator.
+    Sim(SimArgs),
+}
+
+#[derive(clap::Args, Default)]
+struct SimArgs {
+    /// sip-server address (host:port).
+    #[arg(long)]
+    server: Option<String>,
+    #[arg(long)]
+    devices: Option<usize>,
+    #[arg(long)]
+    channels: Option<usize>,
+    /// udp or tcp.
+    #[arg(long)]
+    transport: Option<String>,
+    #[arg(long)]
+    password: Option<String>,
+    /// Stop after this many seconds (0: run until stopped).
+    #[arg(long)]
+    duration: Option<u64>,
+    /// Advertise this private IP in Via/Contact, as a camera behind NAT.
+    #[arg(long)]
+    nat_ip: Option<String>,
+    #[arg(long)]
+    keepalive: Option<u64>,
+    #[arg(long)]
+    first_device_id: Option<String>,
+    #[arg(long)]
+    register_rate: Option<u32>,
+}
+
+fn shutdown_on_signal() -> CancellationToken {
+    let token = CancellationToken::new();
+    let t = token.clone();
+    tokio::spawn(async move {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            if let Ok(mut term) = signal(SignalKind::terminate()) {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            } else {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+        tracing::info!("shutting down");
+        t.cancel();
+    });
+    token
+}
+
+fn apply_sim_args(sim: &mut gbsim::SimConfig, a: SimArgs) -> anyhow::Result<()> {
+    if let Some(v) = a.server {
+        sim.server = v;
+    }
+    if let Some(v) = a.devices {
+        sim.devices = v;
+    }
+    if let Some(v) = a.channels {
+        sim.channels = v;
+    }
+    if let Some(v) = a.transport {
+        sim.transport = match v.as_str() {
+            "udp" => gbsim::SimTransport::Udp,
+            "tcp" => gbsim::SimTransport::Tcp,
+            other => anyhow::bail!("--transport must be udp or tcp, not {other:?}"),
+        };
+    }
+    if let Some(v) = a.password {
+        sim.password = v;
+    }
+    if let Some(v) = a.duration {
+        sim.duration_secs = v;
+    }
+    if a.nat_ip.is_some() {
+        sim.nat_ip = a.nat_ip;
+    }
+    if let Some(v) = a.keepalive {
+        sim.keepalive_secs = v;
+    }
+    if let Some(v) = a.first_device_id {
+        sim.first_device_id = v;
+    }
+    if let Some(v) = a.register_rate {
+        sim.register_rate = v;
+    }
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let mut cfg: Config = common::config::load(cli.config.as_deref()).context("loading config")?;
+    common::telemetry::init(&cfg.log.level);
+    let shutdown = shutdown_on_signal();
+    match cli.cmd.unwrap_or(Cmd::All { demo: false }) {
+        Cmd::All { demo } => {
+            let store = common::store::open(cfg.store.url.as_deref()).await.context("opening store")?;
+            let handle = sip_server::start(cfg.sip.clone(), cfg.api.clone(), store, shutdown.clone()).await?;
+            if demo {
+                let mut sim = cfg.sim.clone();
+                sim.server = format!("127.0.0.1:{}", handle.sip_addr.port());
+                sim.server_id = cfg.sip.server_id.clone();
+                sim.domain = cfg.sip.domain.clone();
+                sim.password = cfg.sip.password.clone();
+                if sim.devices <= 1 {
+                    sim.devices = 3;
+                }
+                let h = gbsim::start(sim, shutdown.clone()).await?;
+                tracing::info!(devices = ?h.device_ids, api = %handle.api_addr, "demo cameras started");
+            }
+            shutdown.cancelled().await;
+        }
+        Cmd::Sip => {
+            let store = common::store::open(cfg.store.url.as_deref()).await.context("opening store")?;
+            sip_server::run(cfg.sip, cfg.api, store, shutdown).await?;
+        }
+        Cmd::Sim(args) => {
+            apply_sim_args(&mut cfg.sim, args)?;
+            let report = gbsim::run(cfg.sim, shutdown).await?;
+            println!("{}", serde_json::to_string(&report)?);
+        }
+    }
+    Ok(())
+}
+

@@ -1,0 +1,67 @@
+//! `[sim]` config: what the simulated devices look like and where they register.
+
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum SimTransport {
+    #[default]
+    Udp,
+    Tcp,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SimConfig {
+    /// The sip-server to register to.
+    pub server: String,
+    pub server_id: String,
+    /// Default: first 10 digits of `server_id`.
+    pub domain: Option<String>,
+    pub transport: SimTransport,
+    pub devices: usize,
+    pub channels: usize,
+    /// First device id; device i is this + i (the last 7 digits count up).
+    pub first_device_id: String,
+    pub password: String,
+    pub expires_secs: u32,
+    pub keepalive_secs: u64,
+    /// Local IP to bind.
+    pub bind_ip: String,
+    /// Advertise this (private, unroutable) IP in Via and Contact, as a camera behind NAT does.
+    pub nat_ip: Option<String>,
+    /// UDP: devices sharing one local socket (a real camera has its own; a load test cannot).
+    pub devices_per_socket: usize,
+    /// Catalog items per MESSAGE.
+    pub catalog_page: usize,
+    /// Stop after this long; 0 = run until stopped.
+    pub duration_secs: u64,
+    /// New registrations started per second; 0 = as fast as possible.
+    pub register_rate: u32,
+    /// Sent as `X-GB-Ver` (3.0 = GB28181-2022: SHA-256 preferred); empty: not sent.
+    pub gb_version: String,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        Self {
+            server: "127.0.0.1:5060".into(),
+            server_id: "34020000002000000001".into(),
+            domain: None,
+            transport: SimTransport::Udp,
+            devices: 1,
+            channels: 4,
+            first_device_id: "34020000001320000001".into(),
+            password: "12345678".into(),
+            expires_secs: 3600,
+            keepalive_secs: 60,
+            bind_ip: "127.0.0.1".into(),
+            nat_ip: None,
+            devices_per_socket: 50,
+            catalog_page: 8,
+            duration_secs: 0,
+            register_rate: 0,
+            gb_version: "2.0".into(),
+        }
+    }
+}

@@ -1,0 +1,354 @@
+//! One simulated GB28181 device: registers with digest auth, keeps alive, re-registers before
+//! expiry or when told it is unknown, and answers Catalog / DeviceInfo / DeviceStatus.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::manscdp::{self, build, Body};
+use common::model::{Channel, DeviceInfo};
+use common::sip::digest::{Algorithm, Challenge};
+use common::sip::lite::LiteMessage;
+use tokio::sync::mpsc;
+use tokio::time::{sleep_until, Instant};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::SimConfig;
+use crate::stats::{inc, SimStats};
+use crate::transport::Link;
+
+/// Where the device stands with the registrar.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RegState {
+    /// Not registered; try at `retry_at`.
+    Unregistered { retry_at: Instant, failures: u32 },
+    /// Registered until `expires_at`; refresh at `refresh_at`.
+    Registered { refresh_at: Instant, expires_at: Instant },
+}
+
+pub struct SimDevice {
+    pub id: String,
+    index: usize,
+    cfg: Arc<SimConfig>,
+    domain: String,
+    link: Link,
+    local: SocketAddr,
+    inbox: mpsc::Receiver<LiteMessage>,
+    stats: Arc<SimStats>,
+    call_id: String,
+    from_tag: String,
+    cseq: u32,
+    nc: u32,
+    /// MANSCDP answers waiting to be sent (one MESSAGE each).
+    outbox: VecDeque<Vec<u8>>,
+    registered_once: bool,
+}
+
+fn token() -> String {
+    format!("{:012x}", rand::random::<u64>() & 0xffff_ffff_ffff)
+}
+
+impl SimDevice {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(id: String, index: usize, cfg: Arc<SimConfig>, domain: String, link: Link, local: SocketAddr, inbox: mpsc::Receiver<LiteMessage>, stats: Arc<SimStats>) -> Self {
+        Self {
+            call_id: format!("{}@{}", token(), local.ip()),
+            from_tag: token(),
+            id,
+            index,
+            cfg,
+            domain,
+            link,
+            local,
+            inbox,
+            stats,
+            cseq: 0,
+            nc: 0,
+            outbox: VecDeque::new(),
+            registered_once: false,
+        }
+    }
+
+    fn advertised(&self) -> String {
+        match &self.cfg.nat_ip {
+            Some(ip) => format!("{ip}:{}", self.local.port()),
+            None => self.local.to_string(),
+        }
+    }
+
+    fn proto(&self) -> &'static str {
+        if self.link.reliable() {
+            "TCP"
+        } else {
+            "UDP"
+        }
+    }
+
+    fn request(&self, method: &str, uri: &str, call_id: &str, from_tag: &str, cseq: u32, extra: &[(&str, String)], body: Option<&[u8]>) -> Vec<u8> {
+        let mut s = format!(
+            "{method} {uri} SIP/2.0\r\nVia: SIP/2.0/{} {};rport;branch=z9hG4bK{}\r\nFrom: <sip:{}@{}>;tag={from_tag}\r\nTo: <sip:{}@{}>\r\n\
+             Call-ID: {call_id}\r\nCSeq: {cseq} {method}\r\nMax-Forwards: 70\r\nUser-Agent: gbsim\r\n",
+            self.proto(),
+            self.advertised(),
+            token(),
+            self.id,
+            self.domain,
+            if method == "REGISTER" { &self.id } else { &self.cfg.server_id },
+            self.domain,
+        );
+        for (n, v) in extra {
+            s.push_str(&format!("{n}: {v}\r\n"));
+        }
+        match body {
+            Some(b) => {
+                s.push_str(&format!("Content-Type: {}\r\nContent-Length: {}\r\n\r\n", manscdp::CONTENT_TYPE, b.len()));
+                let mut out = s.into_bytes();
+                out.extend_from_slice(b);
+                out
+            }
+            None => {
+                s.push_str("Content-Length: 0\r\n\r\n");
+                s.into_bytes()
+            }
+        }
+    }
+
+    /// Sends a request and waits for its final response, retransmitting over UDP (Timer E
+    /// style) and answering requests from the server that arrive meanwhile.
+    async fn transact(&mut self, bytes: Vec<u8>, call_id: &str, cseq: u32) -> Option<LiteMessage> {
+        let deadline = Instant::now() + Duration::from_secs(8);
+        let mut interval = Duration::from_millis(500);
+        let mut resend_at = Instant::now() + interval;
+        self.link.send(bytes.clone()).await.ok()?;
+        loop {
+            tokio::select! {
+                m = self.inbox.recv() => {
+                    let m = m?;
+                    match m.code() {
+                        Some(code) => {
+                            let matches = m.header("Call-ID") == Some(call_id) && m.cseq().is_some_and(|(n, _)| n == cseq);
+                            if matches && code >= 200 {
+                                return Some(m);
+                            }
+                        }
+                        None => self.on_request(m).await,
+                    }
+                }
+                _ = sleep_until(resend_at), if !self.link.reliable() => {
+                    let _ = self.link.send(bytes.clone()).await;
+                    interval = (interval * 2).min(Duration::from_secs(4));
+                    resend_at = Instant::now() + interval;
+                }
+                _ = sleep_until(deadline) => return None,
+            }
+        }
+    }
+
+    fn server_uri(&self) -> String {
+        format!("sip:{}@{}", self.cfg.server_id, self.domain)
+    }
+
+    /// REGISTER, answering one challenge. `Some(granted expires)` on 200.
+    async fn register(&mut self, expires: u32) -> Option<u32> {
+        let uri = self.server_uri();
+        let contact = format!("<sip:{}@{}>", self.id, self.advertised());
+        let mut extra = vec![("Contact", contact), ("Expires", expires.to_string())];
+        if !self.cfg.gb_version.is_empty() {
+            extra.push(("X-GB-Ver", self.cfg.gb_version.clone()));
+        }
+        for _ in 0..3 {
+            self.cseq += 1;
+            let (call_id, tag, cseq) = (self.call_id.clone(), self.from_tag.clone(), self.cseq);
+            let req = self.request("REGISTER", &uri, &call_id, &tag, cseq, &extra, None);
+            let resp = self.transact(req, &call_id, cseq).await?;
+            match resp.code()? {
+                200..=299 => {
+                    return Some(resp.header("Expires").and_then(|e| e.parse().ok()).unwrap_or(expires));
+                }
+                401 => {
+                    inc(&self.stats.challenges);
+                    let challenges: Vec<Challenge> = resp.headers_named("WWW-Authenticate").filter_map(|h| Challenge::parse(h).ok()).collect();
+                    let want_sha = self.cfg.gb_version.trim().starts_with('3');
+                    let ch = challenges
+                        .iter()
+                        .find(|c| want_sha && c.algorithm == Algorithm::Sha256)
+                        .or_else(|| challenges.iter().find(|c| c.algorithm == Algorithm::Md5))?
+                        .clone();
+                    self.nc += 1;
+                    let auth = ch.answer(&self.id, &self.cfg.password, "REGISTER", &uri, self.nc, &token());
+                    extra.retain(|(n, _)| *n != "Authorization");
+                    extra.push(("Authorization", auth));
+                }
+                _ => return None,
+            }
+        }
+        None
+    }
+
+    async fn keepalive(&mut self, sn: u32) -> Option<u16> {
+        self.cseq += 1;
+        let call_id = format!("{}@{}", token(), self.local.ip());
+        let tag = token();
+        let cseq = self.cseq;
+        let body = build::keepalive(sn, &self.id);
+        let req = self.request("MESSAGE", &self.server_uri(), &call_id, &tag, cseq, &[], Some(&body));
+        self.transact(req, &call_id, cseq).await.and_then(|r| r.code())
+    }
+
+    fn channels(&self) -> Vec<Channel> {
+        let ch_prefix = &self.id[..10];
+        (0..self.cfg.channels)
+            .map(|j| {
+                let serial = (self.index * self.cfg.channels + j + 1) % 10_000_000;
+                Channel {
+                    id: format!("{ch_prefix}131{serial:07}").parse().ok(),
+                    name: Some(format!("大门口{}", j + 1)),
+                    manufacturer: Some("gbsim".into()),
+                    model: Some("IPC".into()),
+                    owner: Some("Owner".into()),
+                    civil_code: Some(ch_prefix[..6].to_owned()),
+                    address: Some("gbsim".into()),
+                    parental: Some(0),
+                    parent_id: Some(self.id.clone()),
+                    safety_way: Some(0),
+                    register_way: Some(1),
+                    secrecy: Some(0),
+                    status: Some("ON".into()),
+                    longitude: Some(116.39 + j as f64 * 0.001),
+                    latitude: Some(39.9),
+                    ptz_type: Some(1),
+                    ..Default::default()
+                }
+            })
+            .collect()
+    }
+
+    /// Answers a request from the server at once; queued MANSCDP answers go out after.
+    async fn on_request(&mut self, m: LiteMessage) {
+        let method = m.method().unwrap_or_default().to_owned();
+        if method != "MESSAGE" {
+            let _ = self.link.send(m.response(501, "Not Implemented", &token(), &[], None)).await;
+            return;
+        }
+        let _ = self.link.send(m.response(200, "OK", &token(), &[], None)).await;
+        let Ok(q) = manscdp::parse(&m.body) else { return };
+        if q.body != Body::Query {
+            return;
+        }
+        inc(&self.stats.queries_answered);
+        let sn = q.header.sn;
+        match q.header.cmd_type.to_ascii_lowercase().as_str() {
+            "catalog" => {
+                let all = self.channels();
+                let page = self.cfg.catalog_page.max(1);
+                if all.is_empty() {
+                    self.outbox.push_back(build::catalog_response(sn, &self.id, 0, &[]));
+                }
+                for chunk in all.chunks(page) {
+                    self.outbox.push_back(build::catalog_response(sn, &self.id, all.len(), chunk));
+                }
+            }
+            "deviceinfo" => {
+                let info = DeviceInfo {
+                    name: Some(format!("gbsim {}", self.index + 1)),
+                    manufacturer: Some("gbcluster".into()),
+                    model: Some("gbsim-ipc".into()),
+                    firmware: Some(env!("CARGO_PKG_VERSION").into()),
+                    channels: Some(self.cfg.channels as u32),
+                    status: None,
+                };
+                self.outbox.push_back(build::device_info_response(sn, &self.id, &info));
+            }
+            "devicestatus" => {
+                let now = common::sip::gb_date(common::sip::now_ms(), 480);
+                self.outbox.push_back(build::device_status_response(sn, &self.id, &now[..19]));
+            }
+            _ => {}
+        }
+    }
+
+    async fn flush_outbox(&mut self) {
+        while let Some(body) = self.outbox.pop_front() {
+            self.cseq += 1;
+            let call_id = format!("{}@{}", token(), self.local.ip());
+            let tag = token();
+            let cseq = self.cseq;
+            let req = self.request("MESSAGE", &self.server_uri(), &call_id, &tag, cseq, &[], Some(&body));
+            let _ = self.transact(req, &call_id, cseq).await;
+        }
+    }
+
+    pub async fn run(mut self, start_at: Instant, shutdown: CancellationToken) {
+        let mut state = RegState::Unregistered { retry_at: start_at, failures: 0 };
+        let keepalive_every = Duration::from_secs(self.cfg.keepalive_secs.max(1));
+        // Spread keepalives of many devices over the interval.
+        let mut next_keepalive = start_at + keepalive_every.mul_f64(rand::random::<f64>().max(0.05));
+        let mut sn: u32 = 1;
+        loop {
+            let wake = match state {
+                RegState::Unregistered { retry_at, .. } => retry_at,
+                RegState::Registered { refresh_at, .. } => refresh_at.min(next_keepalive),
+            };
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                m = self.inbox.recv() => match m {
+                    Some(m) if m.code().is_none() => self.on_request(m).await,
+                    Some(_) => {}
+                    None => break,
+                },
+                _ = sleep_until(wake) => {
+                    let now = Instant::now();
+                    state = match state {
+                        RegState::Unregistered { failures, .. } => self.try_register(now, failures).await,
+                        RegState::Registered { refresh_at, expires_at } if now >= refresh_at => {
+                            let s = self.try_register(now, 0).await;
+                            match s {
+                                RegState::Unregistered { .. } if now < expires_at => RegState::Registered { refresh_at: now + Duration::from_secs(5), expires_at },
+                                s => s,
+                            }
+                        }
+                        RegState::Registered { refresh_at, expires_at } => {
+                            next_keepalive = now + keepalive_every;
+                            sn = sn.wrapping_add(1);
+                            match self.keepalive(sn).await {
+                                Some(200..=299) => { inc(&self.stats.keepalives); RegState::Registered { refresh_at, expires_at } }
+                                Some(_) => {
+                                    // Refused (404: the server forgot us): register again at once.
+                                    inc(&self.stats.keepalive_failures);
+                                    RegState::Unregistered { retry_at: now, failures: 0 }
+                                }
+                                None => { inc(&self.stats.keepalive_failures); RegState::Registered { refresh_at, expires_at } }
+                            }
+                        }
+                    };
+                }
+            }
+            self.flush_outbox().await;
+        }
+        // Leave cleanly: unregister so the server sees us go at once.
+        if matches!(state, RegState::Registered { .. }) {
+            let _ = tokio::time::timeout(Duration::from_secs(2), self.register(0)).await;
+        }
+    }
+
+    async fn try_register(&mut self, now: Instant, failures: u32) -> RegState {
+        match self.register(self.cfg.expires_secs).await {
+            Some(granted) => {
+                inc(&self.stats.registered);
+                if !self.registered_once {
+                    self.registered_once = true;
+                    inc(&self.stats.devices_registered_once);
+                }
+                let granted = Duration::from_secs(u64::from(granted.max(1)));
+                // Refresh at 80% of the lifetime, as cameras do.
+                RegState::Registered { refresh_at: now + granted.mul_f64(0.8), expires_at: now + granted }
+            }
+            None => {
+                inc(&self.stats.register_failures);
+                let backoff = Duration::from_secs((5u64 << failures.min(3)).min(60));
+                RegState::Unregistered { retry_at: now + backoff.mul_f64(0.5 + rand::random::<f64>() * 0.5), failures: failures + 1 }
+            }
+        }
+    }
+}

@@ -1,0 +1,53 @@
+//! What the simulator achieved, counted on atomics and printed as one JSON line.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde::Serialize;
+
+#[derive(Default)]
+pub struct SimStats {
+    pub registered: AtomicU64,
+    pub register_failures: AtomicU64,
+    pub challenges: AtomicU64,
+    pub keepalives: AtomicU64,
+    pub keepalive_failures: AtomicU64,
+    pub queries_answered: AtomicU64,
+    pub devices_registered_once: AtomicU64,
+}
+
+#[derive(Debug, Serialize, Clone, PartialEq)]
+pub struct SimReport {
+    pub devices: usize,
+    pub registered: u64,
+    pub register_failures: u64,
+    pub challenges: u64,
+    pub keepalives: u64,
+    pub keepalive_failures: u64,
+    pub queries_answered: u64,
+    pub devices_registered_once: u64,
+    /// Seconds from start until every device had registered once (None if not all did).
+    pub all_registered_secs: Option<f64>,
+    pub registrations_per_sec: Option<f64>,
+}
+
+impl SimStats {
+    pub fn report(&self, devices: usize, all_registered_secs: Option<f64>) -> SimReport {
+        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        SimReport {
+            devices,
+            registered: g(&self.registered),
+            register_failures: g(&self.register_failures),
+            challenges: g(&self.challenges),
+            keepalives: g(&self.keepalives),
+            keepalive_failures: g(&self.keepalive_failures),
+            queries_answered: g(&self.queries_answered),
+            devices_registered_once: g(&self.devices_registered_once),
+            all_registered_secs,
+            registrations_per_sec: all_registered_secs.filter(|s| *s > 0.0).map(|s| devices as f64 / s),
+        }
+    }
+}
+
+pub fn inc(a: &AtomicU64) {
+    a.fetch_add(1, Ordering::Relaxed);
+}

@@ -1,0 +1,192 @@
+//! The web tier's HTTP API (`docs/openapi.yaml`). Errors are `{"code":…, "message":…}`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use common::ids::DeviceId;
+use common::store::DeviceFilter;
+use serde::Deserialize;
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::ApiConfig;
+use crate::error::SipError;
+use crate::metrics;
+use crate::server::{node_channel, NodeCommand, Shared};
+
+pub struct ApiError {
+    status: StatusCode,
+    message: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self { status, message: message.into() }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, Json(json!({"code": self.status.as_u16(), "message": self.message}))).into_response()
+    }
+}
+
+impl From<SipError> for ApiError {
+    fn from(e: SipError) -> Self {
+        let status = match &e {
+            SipError::NotRegistered(_) => StatusCode::CONFLICT,
+            SipError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+            SipError::Refused { .. } => StatusCode::BAD_GATEWAY,
+            SipError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        ApiError::new(status, e.to_string())
+    }
+}
+
+impl From<common::store::StoreError> for ApiError {
+    fn from(e: common::store::StoreError) -> Self {
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
+    }
+}
+
+type ApiResult<T> = Result<T, ApiError>;
+
+fn device_id(raw: &str) -> ApiResult<DeviceId> {
+    raw.parse().map_err(|e: common::ids::IdError| ApiError::new(StatusCode::BAD_REQUEST, e.to_string()))
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    offset: Option<usize>,
+    limit: Option<usize>,
+    online: Option<bool>,
+}
+
+async fn list_devices(State(s): State<Arc<Shared>>, q: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>) -> ApiResult<impl IntoResponse> {
+    let Query(q) = q.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.body_text()))?;
+    let offset = q.offset.unwrap_or(0);
+    let limit = q.limit.unwrap_or(100).min(1000);
+    let (items, total) = s.store.list_devices(DeviceFilter { online: q.online }, offset, limit).await?;
+    Ok(Json(json!({"total": total, "offset": offset, "limit": limit, "items": items})))
+}
+
+async fn get_device(State(s): State<Arc<Shared>>, Path(id): Path<String>) -> ApiResult<impl IntoResponse> {
+    let id = device_id(&id)?;
+    let dev = s.store.get_device(&id).await?.ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("device {id} not found")))?;
+    Ok(Json(dev))
+}
+
+async fn list_channels(State(s): State<Arc<Shared>>, Path(id): Path<String>) -> ApiResult<impl IntoResponse> {
+    let id = device_id(&id)?;
+    if s.store.get_device(&id).await?.is_none() {
+        return Err(ApiError::new(StatusCode::NOT_FOUND, format!("device {id} not found")));
+    }
+    let items = s.store.list_channels(&id).await?;
+    Ok(Json(json!({"total": items.len(), "items": items})))
+}
+
+async fn refresh_catalog(State(s): State<Arc<Shared>>, Path(id): Path<String>) -> ApiResult<impl IntoResponse> {
+    let id = device_id(&id)?;
+    if s.store.get_device(&id).await?.is_none() {
+        return Err(ApiError::new(StatusCode::NOT_FOUND, format!("device {id} not found")));
+    }
+    let sn = crate::outbound::request_query(&s, &id, "Catalog").await?;
+    Ok((StatusCode::ACCEPTED, Json(json!({"device_id": id, "sn": sn}))))
+}
+
+async fn delete_device(State(s): State<Arc<Shared>>, Path(id): Path<String>) -> ApiResult<impl IntoResponse> {
+    let id = device_id(&id)?;
+    let dev = s.store.get_device(&id).await?;
+    if !s.store.delete_device(&id).await? {
+        return Err(ApiError::new(StatusCode::NOT_FOUND, format!("device {id} not found")));
+    }
+    s.forget(&id);
+    if let Some(d) = dev.filter(|d| d.node != s.node) {
+        if let Ok(json) = serde_json::to_string(&NodeCommand::Forget { device_id: id.clone() }) {
+            let _ = s.store.publish(&node_channel(&d.node), &json).await;
+        }
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+struct PasswordBody {
+    password: Option<String>,
+}
+
+async fn set_password(
+    State(s): State<Arc<Shared>>,
+    Path(id): Path<String>,
+    body: Result<Json<PasswordBody>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult<impl IntoResponse> {
+    let id = device_id(&id)?;
+    let Json(body) = body.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.body_text()))?;
+    if body.password.as_deref().is_some_and(|p| p.is_empty() || p.len() > 128) {
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, "password must be 1-128 characters"));
+    }
+    s.store.set_device_password(&id, body.password.as_deref()).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn metrics_text(State(s): State<Arc<Shared>>) -> impl IntoResponse {
+    if let Ok((_, total)) = s.store.list_devices(DeviceFilter::default(), 0, 0).await {
+        metrics::DEVICES.set(total as i64);
+    }
+    if let Ok((_, online)) = s.store.list_devices(DeviceFilter { online: Some(true) }, 0, 0).await {
+        metrics::DEVICES_ONLINE.set(online as i64);
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], metrics::render())
+}
+
+async fn require_token(State(token): State<Arc<String>>, req: Request, next: Next) -> Response {
+    let ok = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .is_some_and(|t| t.trim() == token.as_str());
+    if ok {
+        next.run(req).await
+    } else {
+        ApiError::new(StatusCode::UNAUTHORIZED, "missing or wrong bearer token").into_response()
+    }
+}
+
+pub fn router(shared: Arc<Shared>, token: &str) -> Router {
+    let mut api = Router::new()
+        .route("/api/v1/devices", get(list_devices))
+        .route("/api/v1/devices/{id}", get(get_device).delete(delete_device))
+        .route("/api/v1/devices/{id}/channels", get(list_channels))
+        .route("/api/v1/devices/{id}/catalog", post(refresh_catalog))
+        .route("/api/v1/devices/{id}/password", put(set_password))
+        .with_state(shared.clone());
+    if !token.is_empty() {
+        api = api.layer(middleware::from_fn_with_state(Arc::new(token.to_owned()), require_token));
+    }
+    Router::new()
+        .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
+        .route("/metrics", get(metrics_text))
+        .with_state(shared)
+        .merge(api)
+        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such endpoint") })
+}
+
+pub async fn serve(shared: Arc<Shared>, cfg: &ApiConfig, shutdown: CancellationToken) -> Result<SocketAddr, SipError> {
+    let listener = tokio::net::TcpListener::bind(&cfg.listen).await.map_err(|source| SipError::Bind { addr: cfg.listen.clone(), source })?;
+    let addr = listener.local_addr()?;
+    let app = router(shared, &cfg.token);
+    tokio::spawn(async move {
+        let r = axum::serve(listener, app).with_graceful_shutdown(async move { shutdown.cancelled().await }).await;
+        if let Err(e) = r {
+            tracing::error!(error = %e, "api server stopped");
+        }
+    });
+    Ok(addr)
+}

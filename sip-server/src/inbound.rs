@@ -1,0 +1,135 @@
+//! MESSAGEs devices send: Keepalive, and the answers to our queries (Catalog pages, DeviceInfo,
+//! DeviceStatus). Unknown CmdTypes get 200 and a log line.
+
+use std::sync::Arc;
+
+use common::catalog::CatalogDone;
+use common::ids::DeviceId;
+use common::manscdp::{self, Body};
+use common::model::StoredChannel;
+use common::store::Touch;
+use rsipstack::sip::StatusCode;
+use rsipstack::transaction::transaction::Transaction;
+
+use crate::error::SipError;
+use crate::headers;
+use crate::metrics;
+use crate::registrar::observed_source;
+use crate::server::Shared;
+
+pub async fn on_message(shared: &Arc<Shared>, tx: &mut Transaction) -> Result<(), SipError> {
+    let peer = observed_source(shared, tx).await;
+    let msg = match manscdp::parse(&tx.original.body) {
+        Ok(m) => m,
+        Err(e) => {
+            metrics::BAD_REQUESTS.inc();
+            tracing::warn!(peer = ?peer, error = %e, "MESSAGE with an unusable MANSCDP body");
+            return tx.reply(StatusCode::BadRequest).await.map_err(SipError::from);
+        }
+    };
+    // The sender is the From user; a platform may send on behalf of a sub-device, so fall back
+    // on the body's DeviceID only when From carries none.
+    let device_id: Option<DeviceId> =
+        headers::from_user(&tx.original).and_then(|u| u.parse().ok()).or_else(|| msg.header.device_id.parse().ok());
+    let Some(device_id) = device_id else {
+        metrics::BAD_REQUESTS.inc();
+        return tx.reply(StatusCode::BadRequest).await.map_err(SipError::from);
+    };
+
+    match msg.body {
+        Body::Keepalive { .. } => {
+            let now = common::sip::now_ms();
+            match shared.store.touch_device(&device_id, now, shared.keepalive_timeout_ms()).await? {
+                Touch::NotRegistered => {
+                    metrics::KEEPALIVE_UNREGISTERED.inc();
+                    tracing::info!(device_id = %device_id, peer = ?peer, "keepalive from an unregistered device: 404 so it registers again");
+                    tx.reply(StatusCode::NotFound).await?;
+                }
+                Touch::Refreshed { was_online } => {
+                    metrics::KEEPALIVES.inc();
+                    tx.reply(StatusCode::OK).await?;
+                    if let Some(peer) = peer {
+                        follow_rebinding(shared, &device_id, peer, tx).await?;
+                    }
+                    if !was_online {
+                        shared.publish_presence(&device_id, true, "keepalive").await;
+                    }
+                }
+            }
+        }
+        Body::Catalog { sum_num, items } => {
+            tx.reply(StatusCode::OK).await?;
+            metrics::CATALOG_ITEMS.add(items.len() as u64);
+            if let Some(done) = shared.catalog_push(device_id.as_str(), msg.header.sn, sum_num, items) {
+                store_catalog(shared, done).await;
+            }
+        }
+        Body::DeviceInfo(info) => {
+            tx.reply(StatusCode::OK).await?;
+            let mut merged = info;
+            if let Some(d) = shared.store.get_device(&device_id).await? {
+                merged.status = d.info.status;
+            }
+            shared.store.set_device_info(&device_id, &merged).await?;
+        }
+        Body::DeviceStatus(status) => {
+            tx.reply(StatusCode::OK).await?;
+            if let Some(d) = shared.store.get_device(&device_id).await? {
+                let mut info = d.info;
+                info.status = Some(status);
+                shared.store.set_device_info(&device_id, &info).await?;
+            }
+        }
+        Body::Query | Body::Other => {
+            tracing::info!(device_id = %device_id, cmd = %msg.header.cmd_type, sn = msg.header.sn, "MESSAGE with a CmdType we do not handle; answered 200");
+            tx.reply(StatusCode::OK).await?;
+        }
+    }
+    Ok(())
+}
+
+/// A NAT may give a device a new public port between registrations; keep sending to where its
+/// packets come from now.
+async fn follow_rebinding(
+    shared: &Arc<Shared>,
+    device_id: &DeviceId,
+    peer: (common::model::SipTransport, String),
+    tx: &Transaction,
+) -> Result<(), SipError> {
+    let known = shared.seen.lock().unwrap_or_else(|e| e.into_inner()).get(device_id).cloned();
+    if known.as_ref() == Some(&peer) {
+        return Ok(());
+    }
+    let Some(mut dev) = shared.store.get_device(device_id).await? else { return Ok(()) };
+    if dev.transport != peer.0 || dev.source_addr != peer.1 || dev.node != shared.node {
+        tracing::info!(device_id = %device_id, old = %dev.source_addr, new = %peer.1, "device source address changed; following it");
+        dev.transport = peer.0;
+        dev.source_addr = peer.1.clone();
+        dev.node = shared.node.clone();
+        let now = common::sip::now_ms();
+        let expiry = dev.registered_at_ms + u64::from(dev.expires_secs) * 1000;
+        shared.store.upsert_device(&dev, (now + shared.keepalive_timeout_ms()).min(expiry)).await?;
+        if peer.0 == common::model::SipTransport::Tcp {
+            if let Some(c) = tx.connection.clone() {
+                shared.tcp_conns.lock().unwrap_or_else(|e| e.into_inner()).insert(device_id.clone(), c);
+            }
+        }
+    }
+    shared.seen.lock().unwrap_or_else(|e| e.into_inner()).insert(device_id.clone(), peer);
+    Ok(())
+}
+
+pub async fn store_catalog(shared: &Shared, done: CatalogDone) {
+    let Ok(device_id) = done.device_id.parse::<DeviceId>() else { return };
+    let total = done.items.len();
+    let channels: Vec<StoredChannel> = done.items.into_iter().filter_map(|c| StoredChannel::new(device_id.clone(), c)).collect();
+    let dropped = total - channels.len();
+    metrics::CATALOGS_DONE.inc();
+    if dropped > 0 {
+        tracing::warn!(device_id = %device_id, dropped, "catalog items without a valid 20-digit id dropped");
+    }
+    match shared.store.replace_channels(&device_id, &channels).await {
+        Ok(()) => tracing::info!(device_id = %device_id, sn = done.sn, channels = channels.len(), sum_num = done.sum_num, complete = done.complete, "catalog stored"),
+        Err(e) => tracing::warn!(device_id = %device_id, error = %e, "storing catalog failed"),
+    }
+}

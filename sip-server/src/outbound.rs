@@ -1,0 +1,136 @@
+//! Requests we send to devices. Each leaves from the socket or TCP connection the device
+//! registered on, to the address its packets came from — the only path a NAT lets through.
+//! A device registered on another node is reached by routing the command to that node.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::ids::DeviceId;
+use common::manscdp;
+use common::model::{Device, SipTransport};
+use rsipstack::sip::{SipMessage, StatusCodeKind};
+use rsipstack::transaction::key::{TransactionKey, TransactionRole};
+use rsipstack::transaction::transaction::Transaction;
+use rsipstack::transport::{SipAddr, SipConnection};
+
+use crate::error::SipError;
+use crate::metrics;
+use crate::server::{node_channel, NodeCommand, Shared};
+
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+fn token() -> String {
+    format!("{:016x}", rand::random::<u64>())
+}
+
+/// Sends `method` with `body` to the device and waits for the final response code.
+pub async fn send_request(shared: &Shared, dev: &Device, method: &str, content_type: &str, body: &[u8]) -> Result<u16, SipError> {
+    let addr: SocketAddr = dev
+        .source_addr
+        .parse()
+        .map_err(|_| SipError::Config(format!("device {} has a bad source address {:?}", dev.id, dev.source_addr)))?;
+    let (conn, proto): (SipConnection, &str) = match dev.transport {
+        SipTransport::Udp => (shared.udp.clone().into(), "UDP"),
+        SipTransport::Tcp => {
+            let c = shared.tcp_conns.lock().unwrap_or_else(|e| e.into_inner()).get(&dev.id).cloned();
+            (c.ok_or_else(|| SipError::NotRegistered(format!("{} (its TCP connection is gone)", dev.id)))?, "TCP")
+        }
+    };
+    let cseq: u32 = rand::random::<u32>() % 100_000 + 1;
+    let text = format!(
+        "{method} sip:{dev_id}@{addr} SIP/2.0\r\n\
+         Via: SIP/2.0/{proto} {host};rport;branch=z9hG4bK{branch}\r\n\
+         From: <sip:{server}@{domain}>;tag={tag}\r\n\
+         To: <sip:{dev_id}@{domain}>\r\n\
+         Call-ID: {call}@{host}\r\n\
+         CSeq: {cseq} {method}\r\n\
+         Max-Forwards: 70\r\n\
+         User-Agent: gbcluster\r\n\
+         Content-Type: {content_type}\r\n\
+         Content-Length: {len}\r\n\r\n",
+        dev_id = dev.id,
+        host = shared.contact_host,
+        branch = token(),
+        server = shared.server_id,
+        domain = shared.domain,
+        tag = token(),
+        call = token(),
+        len = body.len(),
+    );
+    let mut bytes = text.into_bytes();
+    bytes.extend_from_slice(body);
+    let SipMessage::Request(req) = SipMessage::try_from(bytes.as_slice())? else {
+        return Err(SipError::Config("built request did not parse as a request".into()));
+    };
+    let key = TransactionKey::from_request(&req, TransactionRole::Client)?;
+    let mut tx = Transaction::new_client(key, req, shared.endpoint.clone(), Some(conn));
+    tx.destination = Some(SipAddr { r#type: Some(if proto == "TCP" { rsipstack::sip::Transport::Tcp } else { rsipstack::sip::Transport::Udp }), addr: addr.into() });
+    tx.send().await?;
+    let wait = async {
+        while let Some(msg) = tx.receive().await {
+            if let SipMessage::Response(r) = msg {
+                if r.status_code.kind() != StatusCodeKind::Provisional {
+                    return Some(r.status_code.code());
+                }
+            }
+        }
+        None
+    };
+    match tokio::time::timeout(REQUEST_TIMEOUT, wait).await {
+        Ok(Some(code)) if (200..300).contains(&code) => Ok(code),
+        Ok(Some(code)) => Err(SipError::Refused { device: dev.id.to_string(), code }),
+        _ => Err(SipError::Timeout { device: dev.id.to_string(), addr, timeout_ms: REQUEST_TIMEOUT.as_millis() as u64 }),
+    }
+}
+
+/// Sends a MANSCDP query (`Catalog`, `DeviceInfo`, `DeviceStatus`) from this node.
+pub async fn query(shared: &Shared, device_id: &DeviceId, cmd: &str, sn: u32) -> Result<(), SipError> {
+    let dev = shared.store.get_device(device_id).await?.ok_or_else(|| SipError::NotRegistered(device_id.to_string()))?;
+    let body = manscdp::build::query(cmd, sn, device_id.as_str(), "");
+    match send_request(shared, &dev, "MESSAGE", manscdp::CONTENT_TYPE, &body).await {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            metrics::QUERY_FAILURES.inc();
+            Err(e)
+        }
+    }
+}
+
+/// A query from the API: sent here when this node owns the device, else routed to its owner.
+/// Returns the SN the answer will carry.
+pub async fn request_query(shared: &Arc<Shared>, device_id: &DeviceId, cmd: &str) -> Result<u32, SipError> {
+    let dev = shared.store.get_device(device_id).await?.ok_or_else(|| SipError::NotRegistered(device_id.to_string()))?;
+    if !dev.online {
+        return Err(SipError::NotRegistered(device_id.to_string()));
+    }
+    let sn = shared.next_sn();
+    if dev.node == shared.node {
+        let shared = shared.clone();
+        let (device_id, cmd) = (device_id.clone(), cmd.to_owned());
+        tokio::spawn(async move {
+            if let Err(e) = query(&shared, &device_id, &cmd, sn).await {
+                tracing::warn!(device_id = %device_id, cmd, error = %e, "query failed");
+            }
+        });
+    } else {
+        let cmd = NodeCommand::Query { device_id: device_id.clone(), cmd: cmd.to_owned(), sn };
+        let json = serde_json::to_string(&cmd).map_err(|e| SipError::Config(e.to_string()))?;
+        shared.store.publish(&node_channel(&dev.node), &json).await?;
+    }
+    Ok(sn)
+}
+
+/// After a new registration: DeviceInfo, DeviceStatus, then Catalog.
+pub fn spawn_initial_queries(shared: &Arc<Shared>, device_id: DeviceId) {
+    let shared = shared.clone();
+    tokio::spawn(async move {
+        for cmd in ["DeviceInfo", "DeviceStatus", "Catalog"] {
+            let sn = shared.next_sn();
+            if let Err(e) = query(&shared, &device_id, cmd, sn).await {
+                tracing::warn!(device_id = %device_id, cmd, error = %e, "initial query failed");
+                break;
+            }
+        }
+    });
+}

@@ -1,0 +1,366 @@
+//! Wiring: the SIP endpoint (our UDP loop, rsipstack's TCP listener and transactions), the
+//! shared state every handler reads, and the background tasks (presence sweeper, catalog
+//! timeouts, commands routed to this node over the Store).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::catalog::CatalogAggregator;
+use common::ids::{DeviceId, NodeId, ServerId};
+use common::model::{PresenceEvent, SipTransport};
+use common::sip::digest::NonceIssuer;
+use common::store::{Store, DEVICE_EVENTS};
+use rsipstack::sip::{Method, SipMessage};
+use rsipstack::transaction::endpoint::EndpointInnerRef;
+use rsipstack::transaction::transaction::Transaction;
+use rsipstack::transport::udp::{UdpConnection, UdpInner};
+use rsipstack::transport::{SipAddr, SipConnection, TcpListenerConnection, TransportLayer};
+use rsipstack::EndpointBuilder;
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{ApiConfig, SipConfig};
+use crate::error::SipError;
+use crate::metrics;
+
+/// State shared by every handler on this node.
+pub struct Shared {
+    pub cfg: SipConfig,
+    pub server_id: ServerId,
+    pub domain: String,
+    pub node: NodeId,
+    pub store: Arc<dyn Store>,
+    pub endpoint: EndpointInnerRef,
+    /// Our UDP socket, used to send to UDP devices (so requests leave from the port they
+    /// registered to, which is what their NAT mapping allows back in).
+    pub udp: UdpConnection,
+    /// The same socket, for our receive loop.
+    pub udp_socket: Arc<tokio::net::UdpSocket>,
+    pub udp_addr: SocketAddr,
+    pub tcp_addr: SocketAddr,
+    /// host:port for Via/Contact of requests we send.
+    pub contact_host: String,
+    pub nonces: NonceIssuer,
+    /// TCP connections of devices registered over TCP on this node.
+    pub tcp_conns: Mutex<HashMap<DeviceId, SipConnection>>,
+    /// Last observed (transport, source) per device on this node, to notice NAT rebinding.
+    pub seen: Mutex<HashMap<DeviceId, (SipTransport, String)>>,
+    pub catalogs: Mutex<CatalogAggregator>,
+    sn: AtomicU32,
+}
+
+impl Shared {
+    pub fn next_sn(&self) -> u32 {
+        self.sn.fetch_add(1, Ordering::Relaxed) % 1_000_000_000 + 1
+    }
+
+    pub fn keepalive_timeout_ms(&self) -> u64 {
+        u64::from(self.cfg.keepalive_interval_secs) * u64::from(self.cfg.keepalive_misses.max(1)) * 1000
+    }
+
+    pub async fn publish_presence(&self, device_id: &DeviceId, online: bool, reason: &str) {
+        let ev = PresenceEvent {
+            device_id: device_id.clone(),
+            online,
+            reason: reason.to_owned(),
+            at_ms: common::sip::now_ms(),
+            node: self.node.clone(),
+        };
+        tracing::info!(device_id = %device_id, online, reason, node = %self.node, "device presence changed");
+        if let Ok(json) = serde_json::to_string(&ev) {
+            if let Err(e) = self.store.publish(DEVICE_EVENTS, &json).await {
+                tracing::warn!(error = %e, "publishing presence event failed");
+            }
+        }
+    }
+
+    fn lock_catalogs(&self) -> std::sync::MutexGuard<'_, CatalogAggregator> {
+        self.catalogs.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn catalog_push(
+        &self,
+        device: &str,
+        sn: u32,
+        sum_num: u32,
+        items: Vec<common::model::Channel>,
+    ) -> Option<common::catalog::CatalogDone> {
+        self.lock_catalogs().push(Instant::now(), device, sn, sum_num, items)
+    }
+}
+
+/// A command routed to the node that owns a device (published on `gbc:node:<id>:cmd`).
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum NodeCommand {
+    Query { device_id: DeviceId, cmd: String, sn: u32 },
+    Forget { device_id: DeviceId },
+}
+
+pub fn node_channel(node: &NodeId) -> String {
+    format!("gbc:node:{node}:cmd")
+}
+
+/// A running sip-server.
+pub struct SipServerHandle {
+    pub shared: Arc<Shared>,
+    pub sip_addr: SocketAddr,
+    pub api_addr: SocketAddr,
+}
+
+fn parse_addr(s: &str, what: &str) -> Result<SocketAddr, SipError> {
+    s.parse().map_err(|_| SipError::Config(format!("{what}: {s:?} is not ip:port")))
+}
+
+/// Binds the SIP (UDP+TCP) and API listeners and starts serving until `shutdown`.
+pub async fn start(cfg: SipConfig, api: ApiConfig, store: Arc<dyn Store>, shutdown: CancellationToken) -> Result<SipServerHandle, SipError> {
+    let server_id: ServerId = cfg.server_id.parse().map_err(|e| SipError::Config(format!("sip.server_id: {e}")))?;
+    let domain = cfg.domain.clone().unwrap_or_else(|| server_id.domain().to_owned());
+    let node = match &cfg.node_id {
+        Some(n) => n.parse().map_err(|e| SipError::Config(format!("sip.node_id: {e}")))?,
+        None => NodeId::random("sip"),
+    };
+    let listen = parse_addr(&cfg.listen, "sip.listen")?;
+
+    // UDP: our own socket and receive loop (64 KiB datagrams; rsipstack's loop stops at 8 KiB).
+    let udp_sock = tokio::net::UdpSocket::bind(listen).await.map_err(|source| SipError::Bind { addr: listen.to_string(), source })?;
+    let udp_addr = udp_sock.local_addr()?;
+    // TCP on the same port as UDP (the port the OS gave UDP when listen asks for port 0).
+    let tcp_addr = SocketAddr::new(listen.ip(), udp_addr.port());
+    let probe = std::net::TcpListener::bind(tcp_addr).map_err(|source| SipError::Bind { addr: tcp_addr.to_string(), source })?;
+    drop(probe);
+
+    let contact_host = match &cfg.public_addr {
+        Some(a) => a.clone(),
+        None if udp_addr.ip().is_unspecified() => format!("127.0.0.1:{}", udp_addr.port()),
+        None => udp_addr.to_string(),
+    };
+    let transport_layer = TransportLayer::new(shutdown.child_token());
+    let tcp_listener = TcpListenerConnection::new(tcp_addr, None).await?;
+    transport_layer.add_transport(tcp_listener.into());
+    let endpoint = EndpointBuilder::new()
+        .with_user_agent("gbcluster")
+        .with_transport_layer(transport_layer)
+        .with_cancel_token(shutdown.child_token())
+        .build();
+    let mut incoming = endpoint.incoming_transactions()?;
+    let inner = endpoint.inner.clone();
+    tokio::spawn(async move { endpoint.serve().await });
+
+    let udp_socket = Arc::new(udp_sock);
+    let udp = UdpConnection::attach(
+        UdpInner { conn: udp_socket.clone(), addr: SipAddr { r#type: Some(rsipstack::sip::Transport::Udp), addr: udp_addr.into() } },
+        None,
+        Some(shutdown.child_token()),
+    )
+    .await;
+
+    let secret = store.shared_secret("nonce").await?;
+    let shared = Arc::new(Shared {
+        nonces: NonceIssuer::new(&secret, cfg.nonce_ttl_secs),
+        catalogs: Mutex::new(CatalogAggregator::new(Duration::from_millis(cfg.catalog_timeout_ms), cfg.catalog_max_items, 4096)),
+        cfg,
+        server_id,
+        domain,
+        node,
+        store,
+        endpoint: inner,
+        udp,
+        udp_socket,
+        udp_addr,
+        tcp_addr,
+        contact_host,
+        tcp_conns: Mutex::new(HashMap::new()),
+        seen: Mutex::new(HashMap::new()),
+        sn: AtomicU32::new(rand::random::<u32>() % 100_000),
+    });
+
+    tokio::spawn(udp_loop(shared.clone(), shutdown.clone()));
+    {
+        let shared = shared.clone();
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            loop {
+                let tx = tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    tx = incoming.recv() => match tx { Some(tx) => tx, None => break },
+                };
+                tokio::spawn(dispatch(shared.clone(), tx));
+            }
+        });
+    }
+    tokio::spawn(presence_sweeper(shared.clone(), shutdown.clone()));
+    tokio::spawn(catalog_timeouts(shared.clone(), shutdown.clone()));
+    spawn_node_commands(shared.clone(), shutdown.clone()).await?;
+
+    let api_addr = crate::api::serve(shared.clone(), &api, shutdown.clone()).await?;
+    tracing::info!(sip = %udp_addr, api = %api_addr, node = %shared.node, server_id = %shared.server_id, "sip-server listening (udp+tcp)");
+    Ok(SipServerHandle { shared, sip_addr: udp_addr, api_addr })
+}
+
+/// Runs until `shutdown`.
+pub async fn run(cfg: SipConfig, api: ApiConfig, store: Arc<dyn Store>, shutdown: CancellationToken) -> Result<(), SipError> {
+    let _handle = start(cfg, api, store, shutdown.clone()).await?;
+    shutdown.cancelled().await;
+    Ok(())
+}
+
+async fn udp_loop(shared: Arc<Shared>, shutdown: CancellationToken) {
+    let mut buf = vec![0u8; 65_536];
+    let sock = shared.udp_socket.clone();
+    let max = shared.cfg.max_message_bytes;
+    let mut last_warn = Instant::now() - Duration::from_secs(60);
+    loop {
+        let (len, from) = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            r = sock.recv_from(&mut buf) => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    // ICMP port unreachable from a vanished camera surfaces here on Linux; keep going.
+                    tracing::debug!(error = %e, "udp recv");
+                    continue;
+                }
+            },
+        };
+        metrics::UDP_DATAGRAMS.inc();
+        let packet = &buf[..len];
+        // RFC 5626 CRLF keepalives and stray whitespace.
+        if packet.iter().all(|b| b.is_ascii_whitespace()) {
+            if packet == b"\r\n\r\n" {
+                let _ = sock.send_to(b"\r\n", from).await;
+            }
+            continue;
+        }
+        if len > max {
+            metrics::UDP_OVERSIZE.inc();
+            if last_warn.elapsed() > Duration::from_secs(1) {
+                last_warn = Instant::now();
+                tracing::warn!(peer = %from, len, max, "oversize SIP datagram dropped");
+            }
+            continue;
+        }
+        let msg = match SipMessage::try_from(packet) {
+            Ok(m) => m,
+            Err(e) => {
+                metrics::UDP_MALFORMED.inc();
+                if last_warn.elapsed() > Duration::from_secs(1) {
+                    last_warn = Instant::now();
+                    tracing::warn!(peer = %from, len, error = %e, "malformed SIP datagram dropped");
+                }
+                continue;
+            }
+        };
+        let mut msg = msg;
+        crate::headers::force_rport(&mut msg);
+        let msg = match SipConnection::update_msg_received(msg, from, rsipstack::sip::Transport::Udp) {
+            Ok(m) => m,
+            Err(e) => {
+                metrics::UDP_MALFORMED.inc();
+                tracing::debug!(peer = %from, error = %e, "SIP datagram without a usable Via dropped");
+                continue;
+            }
+        };
+        let from_addr = SipAddr { r#type: Some(rsipstack::sip::Transport::Udp), addr: from.into() };
+        let conn: SipConnection = shared.udp.clone().into();
+        if let Err(e) = shared.endpoint.on_received_message(msg, conn, &from_addr).await {
+            tracing::debug!(peer = %from, error = %e, "SIP message not accepted by the transaction layer");
+        }
+    }
+}
+
+async fn dispatch(shared: Arc<Shared>, mut tx: Transaction) {
+    use rsipstack::sip::StatusCode;
+    let method = tx.original.method;
+    let result = match method {
+        Method::Register => crate::registrar::on_register(&shared, &mut tx).await,
+        Method::Message => crate::inbound::on_message(&shared, &mut tx).await,
+        Method::Options => tx.reply(StatusCode::OK).await.map_err(SipError::from),
+        // NOTIFY (subscriptions, alarms), INVITE from devices (talk-back) and the rest are not ours yet.
+        _ => {
+            let allow = rsipstack::sip::Header::Other("Allow".into(), "REGISTER, MESSAGE, OPTIONS, ACK, BYE, CANCEL, INFO".into());
+            tx.reply_with(StatusCode::MethodNotAllowed, vec![allow], None).await.map_err(SipError::from)
+        }
+    };
+    if let Err(e) = result {
+        tracing::warn!(method = %method, error = %e, "handling SIP request failed");
+    }
+}
+
+/// Every node sweeps: the Store hands each due device to exactly one caller.
+async fn presence_sweeper(shared: Arc<Shared>, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = tick.tick() => {}
+        }
+        loop {
+            let due = match shared.store.expire_due(common::sip::now_ms(), 1000).await {
+                Ok(d) => d,
+                Err(e) => {
+                    tracing::warn!(error = %e, "presence sweep failed");
+                    break;
+                }
+            };
+            for (id, reason) in &due {
+                metrics::OFFLINE_EVENTS.inc();
+                shared.publish_presence(id, false, reason.as_str()).await;
+            }
+            if due.len() < 1000 {
+                break;
+            }
+        }
+    }
+}
+
+async fn catalog_timeouts(shared: Arc<Shared>, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = tick.tick() => {}
+        }
+        let done = shared.lock_catalogs().expire(Instant::now());
+        for c in done {
+            tracing::warn!(device_id = %c.device_id, sn = c.sn, got = c.items.len(), sum_num = c.sum_num, "catalog timed out; storing what arrived");
+            crate::inbound::store_catalog(&shared, c).await;
+        }
+    }
+}
+
+async fn spawn_node_commands(shared: Arc<Shared>, shutdown: CancellationToken) -> Result<(), SipError> {
+    let mut sub = shared.store.subscribe(&node_channel(&shared.node)).await?;
+    tokio::spawn(async move {
+        loop {
+            let msg = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                m = sub.recv() => match m { Some(m) => m, None => break },
+            };
+            match serde_json::from_str::<NodeCommand>(&msg) {
+                Ok(NodeCommand::Query { device_id, cmd, sn }) => {
+                    let shared = shared.clone();
+                    tokio::spawn(async move {
+                        if let Err(e) = crate::outbound::query(&shared, &device_id, &cmd, sn).await {
+                            tracing::warn!(device_id = %device_id, cmd, error = %e, "routed query failed");
+                        }
+                    });
+                }
+                Ok(NodeCommand::Forget { device_id }) => shared.forget(&device_id),
+                Err(e) => tracing::warn!(error = %e, "bad node command"),
+            }
+        }
+    });
+    Ok(())
+}
+
+impl Shared {
+    /// Drops what this node remembers of a device (after DELETE).
+    pub fn forget(&self, id: &DeviceId) {
+        self.tcp_conns.lock().unwrap_or_else(|e| e.into_inner()).remove(id);
+        self.seen.lock().unwrap_or_else(|e| e.into_inner()).remove(id);
+    }
+}
