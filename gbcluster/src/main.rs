@@ -1,9 +1,9 @@
 //! `gbcluster`: every service in one binary, the role chosen by subcommand.
 
-use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use serde::Deserialize;
+use std::path::PathBuf;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -187,4 +187,3 @@ async fn main() -> anyhow::Result<()> {
     }
     Ok(())
 }
-

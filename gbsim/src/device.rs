@@ -45,13 +45,30 @@ pub struct SimDevice {
     registered_once: bool,
 }
 
+/// What identifies one request's transaction on the wire.
+#[derive(Clone, Copy)]
+struct Leg<'a> {
+    call_id: &'a str,
+    from_tag: &'a str,
+    cseq: u32,
+}
+
 fn token() -> String {
     format!("{:012x}", rand::random::<u64>() & 0xffff_ffff_ffff)
 }
 
 impl SimDevice {
     #[allow(clippy::too_many_arguments)]
-    pub fn new(id: String, index: usize, cfg: Arc<SimConfig>, domain: String, link: Link, local: SocketAddr, inbox: mpsc::Receiver<LiteMessage>, stats: Arc<SimStats>) -> Self {
+    pub fn new(
+        id: String,
+        index: usize,
+        cfg: Arc<SimConfig>,
+        domain: String,
+        link: Link,
+        local: SocketAddr,
+        inbox: mpsc::Receiver<LiteMessage>,
+        stats: Arc<SimStats>,
+    ) -> Self {
         Self {
             call_id: format!("{}@{}", token(), local.ip()),
             from_tag: token(),
@@ -85,7 +102,8 @@ impl SimDevice {
         }
     }
 
-    fn request(&self, method: &str, uri: &str, call_id: &str, from_tag: &str, cseq: u32, extra: &[(&str, String)], body: Option<&[u8]>) -> Vec<u8> {
+    fn request(&self, method: &str, uri: &str, leg: Leg<'_>, extra: &[(&str, String)], body: Option<&[u8]>) -> Vec<u8> {
+        let Leg { call_id, from_tag, cseq } = leg;
         let mut s = format!(
             "{method} {uri} SIP/2.0\r\nVia: SIP/2.0/{} {};rport;branch=z9hG4bK{}\r\nFrom: <sip:{}@{}>;tag={from_tag}\r\nTo: <sip:{}@{}>\r\n\
              Call-ID: {call_id}\r\nCSeq: {cseq} {method}\r\nMax-Forwards: 70\r\nUser-Agent: gbsim\r\n",
@@ -160,7 +178,7 @@ impl SimDevice {
         for _ in 0..3 {
             self.cseq += 1;
             let (call_id, tag, cseq) = (self.call_id.clone(), self.from_tag.clone(), self.cseq);
-            let req = self.request("REGISTER", &uri, &call_id, &tag, cseq, &extra, None);
+            let req = self.request("REGISTER", &uri, Leg { call_id: &call_id, from_tag: &tag, cseq }, &extra, None);
             let resp = self.transact(req, &call_id, cseq).await?;
             match resp.code()? {
                 200..=299 => {
@@ -168,7 +186,8 @@ impl SimDevice {
                 }
                 401 => {
                     inc(&self.stats.challenges);
-                    let challenges: Vec<Challenge> = resp.headers_named("WWW-Authenticate").filter_map(|h| Challenge::parse(h).ok()).collect();
+                    let challenges: Vec<Challenge> =
+                        resp.headers_named("WWW-Authenticate").filter_map(|h| Challenge::parse(h).ok()).collect();
                     let want_sha = self.cfg.gb_version.trim().starts_with('3');
                     let ch = challenges
                         .iter()
@@ -192,7 +211,7 @@ impl SimDevice {
         let tag = token();
         let cseq = self.cseq;
         let body = build::keepalive(sn, &self.id);
-        let req = self.request("MESSAGE", &self.server_uri(), &call_id, &tag, cseq, &[], Some(&body));
+        let req = self.request("MESSAGE", &self.server_uri(), Leg { call_id: &call_id, from_tag: &tag, cseq }, &[], Some(&body));
         self.transact(req, &call_id, cseq).await.and_then(|r| r.code())
     }
 
@@ -274,7 +293,7 @@ impl SimDevice {
             let call_id = format!("{}@{}", token(), self.local.ip());
             let tag = token();
             let cseq = self.cseq;
-            let req = self.request("MESSAGE", &self.server_uri(), &call_id, &tag, cseq, &[], Some(&body));
+            let req = self.request("MESSAGE", &self.server_uri(), Leg { call_id: &call_id, from_tag: &tag, cseq }, &[], Some(&body));
             let _ = self.transact(req, &call_id, cseq).await;
         }
     }

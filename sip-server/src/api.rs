@@ -69,7 +69,10 @@ struct ListQuery {
     online: Option<bool>,
 }
 
-async fn list_devices(State(s): State<Arc<Shared>>, q: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>) -> ApiResult<impl IntoResponse> {
+async fn list_devices(
+    State(s): State<Arc<Shared>>,
+    q: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<impl IntoResponse> {
     let Query(q) = q.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.body_text()))?;
     let offset = q.offset.unwrap_or(0);
     let limit = q.limit.unwrap_or(100).min(1000);
@@ -179,7 +182,8 @@ pub fn router(shared: Arc<Shared>, token: &str) -> Router {
 }
 
 pub async fn serve(shared: Arc<Shared>, cfg: &ApiConfig, shutdown: CancellationToken) -> Result<SocketAddr, SipError> {
-    let listener = tokio::net::TcpListener::bind(&cfg.listen).await.map_err(|source| SipError::Bind { addr: cfg.listen.clone(), source })?;
+    let listener =
+        tokio::net::TcpListener::bind(&cfg.listen).await.map_err(|source| SipError::Bind { addr: cfg.listen.clone(), source })?;
     let addr = listener.local_addr()?;
     let app = router(shared, &cfg.token);
     tokio::spawn(async move {

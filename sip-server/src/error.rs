@@ -15,7 +15,7 @@ pub enum SipError {
     #[error("store: {0}")]
     Store(#[from] common::store::StoreError),
     #[error("sip stack: {0}")]
-    Stack(#[from] rsipstack::Error),
+    Stack(Box<rsipstack::Error>),
     #[error("sip message: {0}")]
     Message(#[from] rsipstack::sip::Error),
     #[error("device {0} is not registered")]
@@ -28,4 +28,10 @@ pub enum SipError {
     Refused { device: String, code: u16 },
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
+}
+
+impl From<rsipstack::Error> for SipError {
+    fn from(e: rsipstack::Error) -> Self {
+        SipError::Stack(Box::new(e))
+    }
 }

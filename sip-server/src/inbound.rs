@@ -129,7 +129,9 @@ pub async fn store_catalog(shared: &Shared, done: CatalogDone) {
         tracing::warn!(device_id = %device_id, dropped, "catalog items without a valid 20-digit id dropped");
     }
     match shared.store.replace_channels(&device_id, &channels).await {
-        Ok(()) => tracing::info!(device_id = %device_id, sn = done.sn, channels = channels.len(), sum_num = done.sum_num, complete = done.complete, "catalog stored"),
+        Ok(()) => {
+            tracing::info!(device_id = %device_id, sn = done.sn, channels = channels.len(), sum_num = done.sum_num, complete = done.complete, "catalog stored")
+        }
         Err(e) => tracing::warn!(device_id = %device_id, error = %e, "storing catalog failed"),
     }
 }

@@ -3,7 +3,8 @@
 use common::metrics::{Counter, Gauge};
 
 pub static UDP_DATAGRAMS: Counter = Counter::new("gbc_sip_udp_datagrams_total", "SIP datagrams received over UDP");
-pub static UDP_OVERSIZE: Counter = Counter::new("gbc_sip_oversize_dropped_total", "SIP messages dropped for exceeding sip.max_message_bytes");
+pub static UDP_OVERSIZE: Counter =
+    Counter::new("gbc_sip_oversize_dropped_total", "SIP messages dropped for exceeding sip.max_message_bytes");
 pub static UDP_MALFORMED: Counter = Counter::new("gbc_sip_malformed_dropped_total", "SIP datagrams dropped because they do not parse");
 pub static REGISTERS: Counter = Counter::new("gbc_sip_registers_total", "REGISTER requests answered 200");
 pub static UNREGISTERS: Counter = Counter::new("gbc_sip_unregisters_total", "REGISTER requests with Expires: 0");

@@ -65,7 +65,10 @@ pub async fn send_request(shared: &Shared, dev: &Device, method: &str, content_t
     };
     let key = TransactionKey::from_request(&req, TransactionRole::Client)?;
     let mut tx = Transaction::new_client(key, req, shared.endpoint.clone(), Some(conn));
-    tx.destination = Some(SipAddr { r#type: Some(if proto == "TCP" { rsipstack::sip::Transport::Tcp } else { rsipstack::sip::Transport::Udp }), addr: addr.into() });
+    tx.destination = Some(SipAddr {
+        r#type: Some(if proto == "TCP" { rsipstack::sip::Transport::Tcp } else { rsipstack::sip::Transport::Udp }),
+        addr: addr.into(),
+    });
     tx.send().await?;
     let wait = async {
         while let Some(msg) = tx.receive().await {

@@ -34,7 +34,8 @@ fn challenges(shared: &Shared, gb_version: Option<&str>, stale: bool) -> Vec<Hea
     let nonce = shared.nonces.issue(now_secs());
     algs.iter()
         .map(|&algorithm| {
-            let c = Challenge { realm: shared.domain.clone(), nonce: nonce.clone(), algorithm, qop_auth: shared.cfg.qop, stale, opaque: None };
+            let c =
+                Challenge { realm: shared.domain.clone(), nonce: nonce.clone(), algorithm, qop_auth: shared.cfg.qop, stale, opaque: None };
             other("WWW-Authenticate", c.to_header_value())
         })
         .collect()

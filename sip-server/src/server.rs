@@ -116,7 +116,12 @@ fn parse_addr(s: &str, what: &str) -> Result<SocketAddr, SipError> {
 }
 
 /// Binds the SIP (UDP+TCP) and API listeners and starts serving until `shutdown`.
-pub async fn start(cfg: SipConfig, api: ApiConfig, store: Arc<dyn Store>, shutdown: CancellationToken) -> Result<SipServerHandle, SipError> {
+pub async fn start(
+    cfg: SipConfig,
+    api: ApiConfig,
+    store: Arc<dyn Store>,
+    shutdown: CancellationToken,
+) -> Result<SipServerHandle, SipError> {
     let server_id: ServerId = cfg.server_id.parse().map_err(|e| SipError::Config(format!("sip.server_id: {e}")))?;
     let domain = cfg.domain.clone().unwrap_or_else(|| server_id.domain().to_owned());
     let node = match &cfg.node_id {

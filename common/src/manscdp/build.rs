@@ -81,10 +81,8 @@ pub fn catalog_response(sn: u32, device_id: &str, sum_num: usize, items: &[Chann
 }
 
 pub fn device_info_response(sn: u32, device_id: &str, info: &DeviceInfo) -> Vec<u8> {
-    let mut s = format!(
-        "{DECL}<Response>\r\n<CmdType>DeviceInfo</CmdType>\r\n<SN>{sn}</SN>\r\n<DeviceID>{}</DeviceID>\r\n",
-        escape(device_id)
-    );
+    let mut s =
+        format!("{DECL}<Response>\r\n<CmdType>DeviceInfo</CmdType>\r\n<SN>{sn}</SN>\r\n<DeviceID>{}</DeviceID>\r\n", escape(device_id));
     opt(&mut s, "DeviceName", &info.name);
     s.push_str("<Result>OK</Result>\r\n");
     opt(&mut s, "Manufacturer", &info.manufacturer);

@@ -42,8 +42,13 @@ pub struct Header {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Body {
-    Keepalive { status: Option<String> },
-    Catalog { sum_num: u32, items: Vec<Channel> },
+    Keepalive {
+        status: Option<String>,
+    },
+    Catalog {
+        sum_num: u32,
+        items: Vec<Channel>,
+    },
     DeviceInfo(DeviceInfo),
     DeviceStatus(DeviceStatus),
     /// A query sent to a device (what the simulator receives).
@@ -117,10 +122,7 @@ pub fn parse(bytes: &[u8]) -> Result<Message, ManscdpError> {
     let body = match (root_kind, cmd.as_str()) {
         (Root::Notify, "keepalive") => Body::Keepalive { status: text(&root, "status") },
         (Root::Response, "catalog") => {
-            let items = root
-                .child("devicelist")
-                .map(|l| l.children_named("item").map(channel).collect())
-                .unwrap_or_default();
+            let items = root.child("devicelist").map(|l| l.children_named("item").map(channel).collect()).unwrap_or_default();
             Body::Catalog { sum_num: num(&root, "sumnum").unwrap_or(0), items }
         }
         (Root::Response, "deviceinfo") => Body::DeviceInfo(DeviceInfo {

@@ -70,12 +70,8 @@ pub fn parse(xml: &str) -> Result<Element, TreeError> {
     let mut stack: Vec<Element> = Vec::new();
     let mut root: Option<Element> = None;
     let mut count = 0usize;
-    loop {
-        let ev = match reader.read_event() {
-            Ok(ev) => ev,
-            // Broken markup: keep what we have (cameras cut bodies and mis-escape `&`).
-            Err(_) => break,
-        };
+    // Broken markup ends the loop with what we have (cameras cut bodies and mis-escape `&`).
+    while let Ok(ev) = reader.read_event() {
         match ev {
             Event::Start(s) => {
                 count += 1;

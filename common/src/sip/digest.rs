@@ -62,7 +62,7 @@ pub fn parse_params(header: &str) -> Result<Vec<(String, String)>, DigestError> 
     if !rest[..scheme_end].eq_ignore_ascii_case("Digest") {
         return Err(DigestError::NotDigest);
     }
-    let mut s = rest[scheme_end..].as_bytes();
+    let mut s = &rest.as_bytes()[scheme_end..];
     let mut out = Vec::new();
     loop {
         while let [b' ' | b'\t' | b',' | b'\r' | b'\n', tail @ ..] = s {
@@ -207,12 +207,7 @@ pub struct Challenge {
 
 impl Challenge {
     pub fn to_header_value(&self) -> String {
-        let mut s = format!(
-            "Digest realm=\"{}\", nonce=\"{}\", algorithm={}",
-            self.realm,
-            self.nonce,
-            self.algorithm.name()
-        );
+        let mut s = format!("Digest realm=\"{}\", nonce=\"{}\", algorithm={}", self.realm, self.nonce, self.algorithm.name());
         if self.qop_auth {
             s.push_str(", qop=\"auth\"");
         }

@@ -131,7 +131,11 @@ impl LiteMessage {
     pub fn response(&self, code: u16, reason: &str, to_tag: &str, extra: &[(&str, String)], body: Option<(&str, &[u8])>) -> Vec<u8> {
         let mut s = format!("SIP/2.0 {code} {reason}\r\n");
         for (n, v) in &self.headers {
-            if n.eq_ignore_ascii_case("Via") || n.eq_ignore_ascii_case("From") || n.eq_ignore_ascii_case("Call-ID") || n.eq_ignore_ascii_case("CSeq") {
+            if n.eq_ignore_ascii_case("Via")
+                || n.eq_ignore_ascii_case("From")
+                || n.eq_ignore_ascii_case("Call-ID")
+                || n.eq_ignore_ascii_case("CSeq")
+            {
                 s.push_str(&format!("{n}: {v}\r\n"));
             } else if n.eq_ignore_ascii_case("To") {
                 if v.contains(";tag=") {

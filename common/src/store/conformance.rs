@@ -92,7 +92,8 @@ pub async fn run_all(store: Arc<dyn Store>) {
     assert!(store.unregister_device(&d[1]).await.expect("unreg"), "d1 was online");
 
     // Device info and channels (replaced whole, sorted, counted).
-    let info = DeviceInfo { name: Some("东门 NVR".into()), manufacturer: Some("Hikvision".into()), channels: Some(3), ..Default::default() };
+    let info =
+        DeviceInfo { name: Some("东门 NVR".into()), manufacturer: Some("Hikvision".into()), channels: Some(3), ..Default::default() };
     store.set_device_info(&d[0], &info).await.expect("info");
     store.set_device_info(&unknown, &info).await.expect("info on unknown is a no-op");
     assert!(store.get_device(&unknown).await.expect("get").is_none());

@@ -119,11 +119,8 @@ impl Store for MemoryStore {
             if e.deadline_ms.is_some_and(|d| d <= now_ms) {
                 e.deadline_ms = None;
                 e.dev.online = false;
-                let reason = if reg_expiry(&e.dev) <= now_ms {
-                    OfflineReason::RegistrationExpired
-                } else {
-                    OfflineReason::KeepaliveTimeout
-                };
+                let reason =
+                    if reg_expiry(&e.dev) <= now_ms { OfflineReason::RegistrationExpired } else { OfflineReason::KeepaliveTimeout };
                 out.push((id.clone(), reason));
             }
         }

@@ -134,7 +134,10 @@ async fn sentinel_master(sentinels: &[String], service: &str, userinfo: &str) ->
         None
     } else {
         let u = redis::Client::open(format!("redis://{userinfo}{}", sentinels[0]))?;
-        Some(redis::sentinel::SentinelNodeConnectionInfo::default().set_redis_connection_info(u.get_connection_info().redis_settings().clone()))
+        Some(
+            redis::sentinel::SentinelNodeConnectionInfo::default()
+                .set_redis_connection_info(u.get_connection_info().redis_settings().clone()),
+        )
     };
     let mut sc = redis::sentinel::SentinelClient::build(urls, service.to_owned(), node_info, redis::sentinel::SentinelServerType::Master)?;
     Ok(sc.async_get_client().await?)
@@ -171,12 +174,8 @@ impl RedisStore {
                 let service = if p.path.is_empty() { "mymaster".to_owned() } else { p.path.clone() };
                 let client = sentinel_master(&p.hosts, &service, &p.userinfo).await?;
                 let mgr = ConnectionManager::new(client.clone()).await?;
-                let store = Self {
-                    conn: Arc::new(RwLock::new(Conn::Single(mgr))),
-                    pubsub_client: Arc::new(RwLock::new(client)),
-                    touch,
-                    expire,
-                };
+                let store =
+                    Self { conn: Arc::new(RwLock::new(Conn::Single(mgr))), pubsub_client: Arc::new(RwLock::new(client)), touch, expire };
                 store.watch_sentinel(p.hosts, service, p.userinfo);
                 Ok(store)
             }
@@ -370,10 +369,9 @@ impl Store for RedisStore {
         Ok(flat
             .chunks(2)
             .filter_map(|c| match c {
-                [id, r] => Some((
-                    id.parse().ok()?,
-                    if r == "r" { OfflineReason::RegistrationExpired } else { OfflineReason::KeepaliveTimeout },
-                )),
+                [id, r] => {
+                    Some((id.parse().ok()?, if r == "r" { OfflineReason::RegistrationExpired } else { OfflineReason::KeepaliveTimeout }))
+                }
                 _ => None,
             })
             .collect())

@@ -1,0 +1,213 @@
+//! Shared by the cross-process tests: start real `gbcluster` processes, talk raw SIP to them.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::sip::digest::{Algorithm, Challenge};
+use common::sip::lite::LiteMessage;
+use common::testutil::free_port;
+use tokio::net::UdpSocket;
+
+pub const SERVER_ID: &str = "34020000002000000001";
+pub const DOMAIN: &str = "3402000000";
+
+/// A `gbcluster sip` child process, killed on drop.
+pub struct SipProc {
+    child: Child,
+    pub sip_port: u16,
+    pub api_port: u16,
+    pub log: std::path::PathBuf,
+}
+
+impl SipProc {
+    pub fn start(redis_url: Option<&str>, env: &[(&str, &str)]) -> Self {
+        Self::start_on(free_port(), redis_url, env)
+    }
+
+    pub fn start_on(sip_port: u16, redis_url: Option<&str>, env: &[(&str, &str)]) -> Self {
+        let api_port = free_port();
+        let log = std::env::temp_dir().join(format!("gbc-sip-{sip_port}-{}.log", std::process::id()));
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_gbcluster"));
+        cmd.arg("sip")
+            .env("GBC_SIP__LISTEN", format!("127.0.0.1:{sip_port}"))
+            .env("GBC_API__LISTEN", format!("127.0.0.1:{api_port}"))
+            .env("RUST_LOG", "info,rsipstack=warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log file"));
+        if let Some(u) = redis_url {
+            cmd.env("GBC_STORE__URL", u);
+        }
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().expect("spawn gbcluster");
+        let p = Self { child, sip_port, api_port, log };
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline {
+            if std::net::TcpStream::connect(("127.0.0.1", api_port)).is_ok() {
+                return p;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("sip-server did not start; log:\n{}", std::fs::read_to_string(&p.log).unwrap_or_default());
+    }
+
+    pub fn sip_addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.sip_port))
+    }
+
+    pub fn api(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.api_port)
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for SipProc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+pub async fn get_json(url: &str) -> (u16, serde_json::Value) {
+    let r = reqwest::get(url).await.expect("http get");
+    let code = r.status().as_u16();
+    (code, r.json().await.unwrap_or(serde_json::Value::Null))
+}
+
+/// Polls `f` until it is true or `timeout` passes.
+pub async fn eventually<F, Fut>(timeout: Duration, mut f: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if f().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
+/// A hand-driven UDP device: every header under the test's control.
+pub struct RawDevice {
+    pub sock: UdpSocket,
+    pub server: SocketAddr,
+    pub id: String,
+    /// What Via/Contact claim (a private address for the NAT case).
+    pub advertised: String,
+    cseq: u32,
+    pub call_id: String,
+    /// Headers sent on every request (e.g. `X-GB-Ver`).
+    pub always: Vec<(&'static str, String)>,
+}
+
+impl RawDevice {
+    pub async fn new(server: SocketAddr, id: &str, advertised_ip: Option<&str>) -> Self {
+        let sock = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+        let port = sock.local_addr().expect("addr").port();
+        let advertised = match advertised_ip {
+            Some(ip) => format!("{ip}:5060"),
+            None => format!("127.0.0.1:{port}"),
+        };
+        Self {
+            sock,
+            server,
+            id: id.to_owned(),
+            advertised,
+            cseq: 0,
+            call_id: format!("{}@test", rand::random::<u32>()),
+            always: Vec::new(),
+        }
+    }
+
+    pub fn request(&mut self, method: &str, extra: &[(&str, String)], body: &[u8]) -> Vec<u8> {
+        self.cseq += 1;
+        let to_user = if method == "REGISTER" { self.id.clone() } else { SERVER_ID.to_owned() };
+        let mut s = format!(
+            "{method} sip:{SERVER_ID}@{DOMAIN} SIP/2.0\r\nVia: SIP/2.0/UDP {};rport;branch=z9hG4bK{}\r\nFrom: <sip:{}@{DOMAIN}>;tag=t{}\r\n\
+             To: <sip:{to_user}@{DOMAIN}>\r\nCall-ID: {}\r\nCSeq: {} {method}\r\nMax-Forwards: 70\r\nContact: <sip:{}@{}>\r\n",
+            self.advertised,
+            rand::random::<u32>(),
+            self.id,
+            self.cseq,
+            self.call_id,
+            self.cseq,
+            self.id,
+            self.advertised
+        );
+        for (n, v) in extra.iter().chain(self.always.iter()) {
+            s.push_str(&format!("{n}: {v}\r\n"));
+        }
+        if body.is_empty() {
+            s.push_str("Content-Length: 0\r\n\r\n");
+            s.into_bytes()
+        } else {
+            s.push_str(&format!("Content-Type: Application/MANSCDP+xml\r\nContent-Length: {}\r\n\r\n", body.len()));
+            let mut b = s.into_bytes();
+            b.extend_from_slice(body);
+            b
+        }
+    }
+
+    /// Receives the next message (answering nothing), or None after `timeout`.
+    pub async fn recv(&self, timeout: Duration) -> Option<LiteMessage> {
+        let mut buf = vec![0u8; 65_536];
+        let (n, _) = tokio::time::timeout(timeout, self.sock.recv_from(&mut buf)).await.ok()?.ok()?;
+        LiteMessage::parse(&buf[..n]).ok()
+    }
+
+    /// Sends and waits for the response with our CSeq (skipping anything else).
+    pub async fn exchange(&mut self, method: &str, extra: &[(&str, String)], body: &[u8]) -> LiteMessage {
+        let req = self.request(method, extra, body);
+        let cseq = self.cseq;
+        self.sock.send_to(&req, self.server).await.expect("send");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Some(m) = self.recv(Duration::from_millis(500)).await {
+                if m.code().is_some() && m.cseq().map(|c| c.0) == Some(cseq) {
+                    return m;
+                }
+            }
+        }
+        panic!("no answer to {method} cseq {cseq}");
+    }
+
+    /// REGISTER answering the challenge with `password`; returns the final response.
+    pub async fn register(&mut self, password: &str, expires: u32) -> LiteMessage {
+        let first = self.exchange("REGISTER", &[("Expires", expires.to_string())], b"").await;
+        if first.code() != Some(401) {
+            return first;
+        }
+        let ch = first
+            .headers_named("WWW-Authenticate")
+            .filter_map(|h| Challenge::parse(h).ok())
+            .find(|c| c.algorithm == Algorithm::Md5)
+            .expect("MD5 challenge");
+        self.register_with(&ch, password, expires).await
+    }
+
+    pub async fn register_with(&mut self, ch: &Challenge, password: &str, expires: u32) -> LiteMessage {
+        let uri = format!("sip:{SERVER_ID}@{DOMAIN}");
+        let auth = ch.answer(&self.id, password, "REGISTER", &uri, 1, "abcdef");
+        self.exchange("REGISTER", &[("Expires", expires.to_string()), ("Authorization", auth)], b"").await
+    }
+
+    pub async fn keepalive(&mut self) -> LiteMessage {
+        let body = common::manscdp::build::keepalive(1, &self.id.clone());
+        self.exchange("MESSAGE", &[], &body).await
+    }
+}
