@@ -55,3 +55,72 @@ impl Drop for RedisServer {
         let _ = self.child.wait();
     }
 }
+
+/// A tiny deterministic generator of mutated inputs (for "never panics" tests that must run in
+/// CI without a fuzzer): random byte flips, truncations, duplications and splices of seeds.
+pub struct Mutator {
+    state: u64,
+}
+
+impl Mutator {
+    pub fn new(seed: u64) -> Self {
+        Self { state: seed | 1 }
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        // xorshift64*
+        let mut x = self.state;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.state = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        if n == 0 {
+            0
+        } else {
+            (self.next_u64() % n as u64) as usize
+        }
+    }
+
+    /// One mutation of one of `seeds`.
+    pub fn mutate(&mut self, seeds: &[&[u8]]) -> Vec<u8> {
+        let mut v = seeds.get(self.below(seeds.len())).map_or_else(Vec::new, |s| s.to_vec());
+        for _ in 0..=self.below(8) {
+            match self.below(6) {
+                0 if !v.is_empty() => {
+                    let i = self.below(v.len());
+                    v[i] = self.next_u64() as u8;
+                }
+                1 => v.truncate(self.below(v.len() + 1)),
+                2 if !v.is_empty() => {
+                    let (a, b) = (self.below(v.len()), self.below(v.len()));
+                    let (lo, hi) = (a.min(b), a.max(b));
+                    let chunk = v[lo..hi].to_vec();
+                    let at = self.below(v.len());
+                    v.splice(at..at, chunk);
+                }
+                3 => {
+                    let at = self.below(v.len() + 1);
+                    let junk: &[u8] = [&b"\r\n"[..], b"<", b">", b"&", b":", b";", b"=", b"\"", b"\xff\xfe", b"Content-Length: 99999\r\n"]
+                        [self.below(10)];
+                    v.splice(at..at, junk.iter().copied());
+                }
+                4 if !v.is_empty() => {
+                    let at = self.below(v.len());
+                    let n = self.below(v.len() - at + 1);
+                    v.drain(at..at + n);
+                }
+                _ => {
+                    let n = self.below(64);
+                    for _ in 0..n {
+                        v.push(self.next_u64() as u8);
+                    }
+                }
+            }
+        }
+        v
+    }
+}
