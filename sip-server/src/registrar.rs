@@ -81,8 +81,16 @@ pub async fn on_register(shared: &std::sync::Arc<Shared>, tx: &mut Transaction) 
     // Lockout, by device id and by source IP.
     let dev_key = format!("dev:{device_id}");
     let ip_key = format!("ip:{source_ip}");
+    // The reads a REGISTER needs, at once: one round trip of latency instead of four.
+    let (dev_failures, ip_failures, stored_password, prev) = tokio::join!(
+        shared.store.auth_failures(&dev_key),
+        shared.store.auth_failures(&ip_key),
+        shared.store.device_password(&device_id),
+        shared.store.get_device(&device_id),
+    );
+    let (dev_failures, ip_failures, prev) = (dev_failures?, ip_failures?, prev?);
     if cfg.lockout_threshold > 0 {
-        let (d, i) = (shared.store.auth_failures(&dev_key).await?, shared.store.auth_failures(&ip_key).await?);
+        let (d, i) = (dev_failures, ip_failures);
         if d >= cfg.lockout_threshold || i >= cfg.lockout_threshold {
             metrics::LOCKED_OUT.inc();
             tracing::warn!(device_id = %device_id, peer = %source, "REGISTER refused: locked out after repeated auth failures");
@@ -115,7 +123,7 @@ pub async fn on_register(shared: &std::sync::Arc<Shared>, tx: &mut Transaction) 
                 return reply(tx, StatusCode::Unauthorized, challenges(shared, gb_version.as_deref(), false)).await;
             }
         }
-        let password = shared.store.device_password(&device_id).await?.unwrap_or_else(|| cfg.password.clone());
+        let password = stored_password?.unwrap_or_else(|| cfg.password.clone());
         if !creds.verify("REGISTER", &password) {
             metrics::AUTH_FAILURES.inc();
             let n = shared.store.record_auth_failure(&dev_key, cfg.lockout_secs).await?;
@@ -123,7 +131,9 @@ pub async fn on_register(shared: &std::sync::Arc<Shared>, tx: &mut Transaction) 
             tracing::warn!(device_id = %device_id, peer = %source, failures = n, "REGISTER with a wrong password");
             return reply(tx, StatusCode::Forbidden, vec![]).await;
         }
-        shared.store.clear_auth_failures(&dev_key).await?;
+        if dev_failures > 0 {
+            shared.store.clear_auth_failures(&dev_key).await?;
+        }
     }
 
     let now_ms = common::sip::now_ms();
@@ -144,7 +154,6 @@ pub async fn on_register(shared: &std::sync::Arc<Shared>, tx: &mut Transaction) 
     }
     let granted = requested.min(cfg.max_expires_secs);
 
-    let prev = shared.store.get_device(&device_id).await?;
     let contact = headers::contact(&tx.original).unwrap_or_default();
     let local_addr = match transport {
         SipTransport::Udp => shared.udp_addr.to_string(),
