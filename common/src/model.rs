@@ -45,6 +45,9 @@ pub struct Device {
     pub user_agent: Option<String>,
     #[serde(default)]
     pub info: DeviceInfo,
+    /// The last `DeviceStatus` answer (stored apart from `info`: the two answers race).
+    #[serde(default)]
+    pub status: Option<DeviceStatus>,
     #[serde(default)]
     pub channel_count: u32,
 }
@@ -57,9 +60,6 @@ pub struct DeviceInfo {
     pub model: Option<String>,
     pub firmware: Option<String>,
     pub channels: Option<u32>,
-    /// The last `DeviceStatus` answer.
-    #[serde(default)]
-    pub status: Option<DeviceStatus>,
 }
 
 /// `DeviceStatus` answer.

@@ -18,9 +18,17 @@ pub struct RedisServer {
 impl RedisServer {
     /// Starts `redis-server` (must be on PATH) with persistence off, and waits until it answers.
     pub fn start() -> std::io::Result<Self> {
-        let port = free_port();
+        Self::start_with(free_port(), &[])
+    }
+
+    /// Starts `redis-server` on `port` with extra arguments (a config file path first, if any,
+    /// goes in `extra` too: it is placed before the options).
+    pub fn start_with(port: u16, extra: &[&str]) -> std::io::Result<Self> {
+        let (files, opts): (Vec<&str>, Vec<&str>) = extra.iter().partition(|a| a.ends_with(".conf"));
         let child = Command::new("redis-server")
+            .args(files)
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args(opts)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()?;

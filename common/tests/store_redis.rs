@@ -29,3 +29,58 @@ async fn bad_store_urls_are_refused() {
     assert!(common::store::open(Some("redis+cluster://")).await.is_err());
     assert!(common::store::open(None).await.is_ok());
 }
+
+#[tokio::test]
+async fn redis_sentinel_url_passes_conformance() {
+    let master = RedisServer::start().expect("redis-server");
+    let dir = std::env::temp_dir().join(format!("gbc-sentinel-{}", master.port));
+    std::fs::create_dir_all(&dir).unwrap();
+    let conf = dir.join("sentinel.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "sentinel monitor mymaster 127.0.0.1 {} 1\nsentinel down-after-milliseconds mymaster 2000\ndir {}\n",
+            master.port,
+            dir.display()
+        ),
+    )
+    .unwrap();
+    let sport = common::testutil::free_port();
+    let _sentinel = RedisServer::start_with(sport, &[conf.to_str().unwrap(), "--sentinel"]).expect("sentinel");
+    let store: Arc<dyn Store> =
+        Arc::new(RedisStore::connect(&format!("redis+sentinel://127.0.0.1:{sport}/mymaster")).await.expect("via sentinel"));
+    conformance::run_all(store).await;
+}
+
+#[tokio::test]
+async fn redis_cluster_url_passes_conformance() {
+    let dir = std::env::temp_dir().join(format!("gbc-cluster-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut nodes = Vec::new();
+    for _ in 0..3 {
+        let port = common::testutil::free_port();
+        let cfg = dir.join(format!("nodes-{port}.conf"));
+        let _ = std::fs::remove_file(&cfg);
+        let cfg_arg = cfg.to_str().unwrap().replace(".conf", ".cfg");
+        nodes.push(RedisServer::start_with(port, &["--cluster-enabled", "yes", "--cluster-config-file", &cfg_arg]).expect("cluster node"));
+    }
+    let addrs: Vec<String> = nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)).collect();
+    let out = std::process::Command::new("redis-cli")
+        .arg("--cluster")
+        .arg("create")
+        .args(&addrs)
+        .args(["--cluster-replicas", "0", "--cluster-yes"])
+        .output()
+        .expect("redis-cli");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    // Wait for the cluster to agree on its slots.
+    for _ in 0..100 {
+        let info = std::process::Command::new("redis-cli").args(["-p", &nodes[0].port.to_string(), "cluster", "info"]).output().unwrap();
+        if String::from_utf8_lossy(&info.stdout).contains("cluster_state:ok") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let store: Arc<dyn Store> = Arc::new(RedisStore::connect(&format!("redis+cluster://{}", addrs.join(","))).await.expect("cluster"));
+    conformance::run_all(store).await;
+}

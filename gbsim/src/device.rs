@@ -275,7 +275,6 @@ impl SimDevice {
                     model: Some("gbsim-ipc".into()),
                     firmware: Some(env!("CARGO_PKG_VERSION").into()),
                     channels: Some(self.cfg.channels as u32),
-                    status: None,
                 };
                 self.outbox.push_back(build::device_info_response(sn, &self.id, &info));
             }

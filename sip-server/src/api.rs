@@ -95,13 +95,20 @@ async fn list_channels(State(s): State<Arc<Shared>>, Path(id): Path<String>) -> 
     Ok(Json(json!({"total": items.len(), "items": items})))
 }
 
-async fn refresh_catalog(State(s): State<Arc<Shared>>, Path(id): Path<String>) -> ApiResult<impl IntoResponse> {
+/// `POST /devices/{id}/{catalog|info|status}`: ask the device again; the answer updates the Store.
+async fn requery(State(s): State<Arc<Shared>>, Path((id, what)): Path<(String, String)>) -> ApiResult<impl IntoResponse> {
     let id = device_id(&id)?;
+    let cmd = match what.as_str() {
+        "catalog" => "Catalog",
+        "info" => "DeviceInfo",
+        "status" => "DeviceStatus",
+        _ => return Err(ApiError::new(StatusCode::NOT_FOUND, "no such endpoint")),
+    };
     if s.store.get_device(&id).await?.is_none() {
         return Err(ApiError::new(StatusCode::NOT_FOUND, format!("device {id} not found")));
     }
-    let sn = crate::outbound::request_query(&s, &id, "Catalog").await?;
-    Ok((StatusCode::ACCEPTED, Json(json!({"device_id": id, "sn": sn}))))
+    let sn = crate::outbound::request_query(&s, &id, cmd).await?;
+    Ok((StatusCode::ACCEPTED, Json(json!({"device_id": id, "cmd": cmd, "sn": sn}))))
 }
 
 async fn delete_device(State(s): State<Arc<Shared>>, Path(id): Path<String>) -> ApiResult<impl IntoResponse> {
@@ -167,7 +174,7 @@ pub fn router(shared: Arc<Shared>, token: &str) -> Router {
         .route("/api/v1/devices", get(list_devices))
         .route("/api/v1/devices/{id}", get(get_device).delete(delete_device))
         .route("/api/v1/devices/{id}/channels", get(list_channels))
-        .route("/api/v1/devices/{id}/catalog", post(refresh_catalog))
+        .route("/api/v1/devices/{id}/{query}", post(requery))
         .route("/api/v1/devices/{id}/password", put(set_password))
         .with_state(shared.clone());
     if !token.is_empty() {

@@ -66,19 +66,11 @@ pub async fn on_message(shared: &Arc<Shared>, tx: &mut Transaction) -> Result<()
         }
         Body::DeviceInfo(info) => {
             tx.reply(StatusCode::OK).await?;
-            let mut merged = info;
-            if let Some(d) = shared.store.get_device(&device_id).await? {
-                merged.status = d.info.status;
-            }
-            shared.store.set_device_info(&device_id, &merged).await?;
+            shared.store.set_device_info(&device_id, &info).await?;
         }
         Body::DeviceStatus(status) => {
             tx.reply(StatusCode::OK).await?;
-            if let Some(d) = shared.store.get_device(&device_id).await? {
-                let mut info = d.info;
-                info.status = Some(status);
-                shared.store.set_device_info(&device_id, &info).await?;
-            }
+            shared.store.set_device_status(&device_id, &status).await?;
         }
         Body::Query | Body::Other => {
             tracing::info!(device_id = %device_id, cmd = %msg.header.cmd_type, sn = msg.header.sn, "MESSAGE with a CmdType we do not handle; answered 200");

@@ -174,6 +174,7 @@ pub async fn on_register(shared: &std::sync::Arc<Shared>, tx: &mut Transaction) 
         gb_version,
         user_agent: headers::value(&tx.original, "User-Agent"),
         info: prev.as_ref().map(|p| p.info.clone()).unwrap_or_default(),
+        status: prev.as_ref().and_then(|p| p.status.clone()),
         channel_count: prev.as_ref().map_or(0, |p| p.channel_count),
     };
     let deadline = (now_ms + shared.keepalive_timeout_ms()).min(now_ms + u64::from(granted) * 1000);

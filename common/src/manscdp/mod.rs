@@ -131,7 +131,6 @@ pub fn parse(bytes: &[u8]) -> Result<Message, ManscdpError> {
             model: text(&root, "model"),
             firmware: text(&root, "firmware"),
             channels: num(&root, "channel"),
-            status: None,
         }),
         (Root::Response, "devicestatus") => Body::DeviceStatus(DeviceStatus {
             online: text(&root, "online"),

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::{DeviceFilter, OfflineReason, Store, Touch};
 use crate::ids::{ChannelId, DeviceId, NodeId};
-use crate::model::{Channel, Device, DeviceInfo, SipTransport, StoredChannel};
+use crate::model::{Channel, Device, DeviceInfo, DeviceStatus, SipTransport, StoredChannel};
 
 fn dev(id: &DeviceId, now: u64, expires: u32) -> Device {
     Device {
@@ -24,6 +24,7 @@ fn dev(id: &DeviceId, now: u64, expires: u32) -> Device {
         gb_version: Some("3.0".into()),
         user_agent: None,
         info: DeviceInfo::default(),
+        status: None,
         channel_count: 0,
     }
 }
@@ -109,8 +110,17 @@ pub async fn run_all(store: Arc<dyn Store>) {
     let listed = store.list_channels(&d[0]).await.expect("list");
     assert_eq!(listed.len(), 3);
     assert_eq!(listed[0].item.name.as_deref(), Some("大门口0"));
+    let status = DeviceStatus { online: Some("ONLINE".into()), status: Some("OK".into()), ..Default::default() };
+    store.set_device_status(&d[0], &status).await.expect("status");
+    store.set_device_status(&unknown, &status).await.expect("status on unknown is a no-op");
+    assert!(store.get_device(&unknown).await.expect("get").is_none());
+    // A re-registration keeps the answers (they live apart from the registration record).
+    let mut again = store.get_device(&d[0]).await.expect("get").expect("present");
+    again.last_seen_ms += 1;
+    store.upsert_device(&again, now + 180_000).await.expect("re-register");
     let got = store.get_device(&d[0]).await.expect("get").expect("present");
     assert_eq!(got.info, info);
+    assert_eq!(got.status.as_ref(), Some(&status));
     assert_eq!(got.channel_count, 3);
     store.replace_channels(&d[0], &chans[..1]).await.expect("channels");
     assert_eq!(store.list_channels(&d[0]).await.expect("list").len(), 1);

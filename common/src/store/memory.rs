@@ -9,7 +9,7 @@ use tokio::sync::{broadcast, mpsc};
 
 use super::{DeviceFilter, OfflineReason, Store, StoreResult, Subscription, Touch};
 use crate::ids::DeviceId;
-use crate::model::{Device, DeviceInfo, StoredChannel};
+use crate::model::{Device, DeviceInfo, DeviceStatus, StoredChannel};
 
 struct Entry {
     dev: Device,
@@ -63,7 +63,12 @@ impl Store for MemoryStore {
     async fn upsert_device(&self, dev: &Device, presence_deadline_ms: u64) -> StoreResult<()> {
         let mut g = self.lock();
         let deadline = dev.online.then_some(presence_deadline_ms);
-        g.devices.insert(dev.id.clone(), Entry { dev: dev.clone(), deadline_ms: deadline });
+        let mut dev = dev.clone();
+        // As in Redis: answers to queries live apart from the registration record.
+        if let Some(old) = g.devices.get(&dev.id) {
+            dev.status = old.dev.status.clone();
+        }
+        g.devices.insert(dev.id.clone(), Entry { dev, deadline_ms: deadline });
         Ok(())
     }
 
@@ -130,6 +135,13 @@ impl Store for MemoryStore {
     async fn set_device_info(&self, id: &DeviceId, info: &DeviceInfo) -> StoreResult<()> {
         if let Some(e) = self.lock().devices.get_mut(id) {
             e.dev.info = info.clone();
+        }
+        Ok(())
+    }
+
+    async fn set_device_status(&self, id: &DeviceId, status: &DeviceStatus) -> StoreResult<()> {
+        if let Some(e) = self.lock().devices.get_mut(id) {
+            e.dev.status = Some(status.clone());
         }
         Ok(())
     }

@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use tokio::sync::mpsc;
 
 use crate::ids::DeviceId;
-use crate::model::{Device, DeviceInfo, StoredChannel};
+use crate::model::{Device, DeviceInfo, DeviceStatus, StoredChannel};
 
 pub use self::memory::MemoryStore;
 pub use self::redis::RedisStore;
@@ -86,7 +86,10 @@ pub trait Store: Send + Sync + 'static {
     /// Atomically takes offline every online device whose deadline is ≤ `now_ms` (at most
     /// `limit`); each device is returned by exactly one caller, so one node publishes it.
     async fn expire_due(&self, now_ms: u64, limit: usize) -> StoreResult<Vec<(DeviceId, OfflineReason)>>;
+    /// Sets the DeviceInfo answer of an existing device (no-op for an unknown one).
     async fn set_device_info(&self, id: &DeviceId, info: &DeviceInfo) -> StoreResult<()>;
+    /// Sets the DeviceStatus answer of an existing device (no-op for an unknown one).
+    async fn set_device_status(&self, id: &DeviceId, status: &DeviceStatus) -> StoreResult<()>;
     /// Replaces the device's channel list.
     async fn replace_channels(&self, id: &DeviceId, channels: &[StoredChannel]) -> StoreResult<()>;
     async fn list_channels(&self, id: &DeviceId) -> StoreResult<Vec<StoredChannel>>;

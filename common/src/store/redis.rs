@@ -11,7 +11,7 @@ use tokio::sync::{mpsc, RwLock};
 
 use super::{DeviceFilter, OfflineReason, Store, StoreError, StoreResult, Subscription, Touch};
 use crate::ids::DeviceId;
-use crate::model::{Device, DeviceInfo, StoredChannel};
+use crate::model::{Device, DeviceInfo, DeviceStatus, StoredChannel};
 
 const DEVICES: &str = "{gbc}:devices";
 const ONLINE: &str = "{gbc}:devices:online";
@@ -64,6 +64,11 @@ end
 return out
 "#;
 
+const SET_IF_EXISTS_LUA: &str = r#"
+if redis.call('EXISTS', KEYS[1]) == 1 then return redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) end
+return -1
+"#;
+
 /// One connection handle whatever the deployment: single node (or Sentinel's current master,
 /// behind a manager that reconnects by itself) or Cluster.
 #[derive(Clone)]
@@ -99,6 +104,7 @@ pub struct RedisStore {
     pubsub_client: Arc<RwLock<redis::Client>>,
     touch: Script,
     expire: Script,
+    set_if_exists: Script,
 }
 
 struct ParsedUrl {
@@ -147,6 +153,7 @@ impl RedisStore {
     pub async fn connect(url: &str) -> StoreResult<Self> {
         let touch = Script::new(TOUCH_LUA);
         let expire = Script::new(EXPIRE_LUA);
+        let set_if_exists = Script::new(SET_IF_EXISTS_LUA);
         if url.starts_with("redis://") || url.starts_with("rediss://") {
             let client = redis::Client::open(url)?;
             let mgr = ConnectionManager::new(client.clone()).await?;
@@ -155,6 +162,7 @@ impl RedisStore {
                 pubsub_client: Arc::new(RwLock::new(client)),
                 touch,
                 expire,
+                set_if_exists,
             });
         }
         let p = split_url(url)?;
@@ -168,14 +176,20 @@ impl RedisStore {
                     pubsub_client: Arc::new(RwLock::new(redis::Client::open(nodes[0].as_str())?)),
                     touch,
                     expire,
+                    set_if_exists,
                 })
             }
             _ => {
                 let service = if p.path.is_empty() { "mymaster".to_owned() } else { p.path.clone() };
                 let client = sentinel_master(&p.hosts, &service, &p.userinfo).await?;
                 let mgr = ConnectionManager::new(client.clone()).await?;
-                let store =
-                    Self { conn: Arc::new(RwLock::new(Conn::Single(mgr))), pubsub_client: Arc::new(RwLock::new(client)), touch, expire };
+                let store = Self {
+                    conn: Arc::new(RwLock::new(Conn::Single(mgr))),
+                    pubsub_client: Arc::new(RwLock::new(client)),
+                    touch,
+                    expire,
+                    set_if_exists,
+                };
                 store.watch_sentinel(p.hosts, service, p.userinfo);
                 Ok(store)
             }
@@ -207,6 +221,13 @@ impl RedisStore {
     async fn conn(&self) -> Conn {
         self.conn.read().await.clone()
     }
+
+    /// Sets one field of a device hash, only for a device that exists: never resurrect a
+    /// deleted one as a half record. Atomic (HSET only if EXISTS) via a tiny script.
+    async fn set_field_if_exists(&self, id: &DeviceId, field: &str, value: String) -> StoreResult<()> {
+        let _: i64 = self.set_if_exists.key(dev_key(id)).arg(field).arg(value).invoke_async(&mut self.conn().await).await?;
+        Ok(())
+    }
 }
 
 fn decode_device(fields: Vec<Option<String>>) -> StoreResult<Option<Device>> {
@@ -228,10 +249,13 @@ fn decode_device(fields: Vec<Option<String>>) -> StoreResult<Option<Device>> {
     if let Some(Some(v)) = it.next() {
         dev.channel_count = v.parse().unwrap_or(0);
     }
+    if let Some(Some(v)) = it.next() {
+        dev.status = serde_json::from_str(&v).ok();
+    }
     Ok(Some(dev))
 }
 
-const DEVICE_FIELDS: [&str; 6] = ["rec", "last_seen", "online", "expires", "info", "channel_count"];
+const DEVICE_FIELDS: [&str; 7] = ["rec", "last_seen", "online", "expires", "info", "channel_count", "status"];
 
 #[async_trait]
 impl Store for RedisStore {
@@ -378,15 +402,13 @@ impl Store for RedisStore {
     }
 
     async fn set_device_info(&self, id: &DeviceId, info: &DeviceInfo) -> StoreResult<()> {
-        let key = dev_key(id);
         let json = serde_json::to_string(info).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let mut c = self.conn().await;
-        // Only for a device that exists: never resurrect a deleted one as a half record.
-        let exists: bool = c.exists(&key).await?;
-        if exists {
-            let _: () = c.hset(&key, "info", json).await?;
-        }
-        Ok(())
+        self.set_field_if_exists(id, "info", json).await
+    }
+
+    async fn set_device_status(&self, id: &DeviceId, status: &DeviceStatus) -> StoreResult<()> {
+        let json = serde_json::to_string(status).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        self.set_field_if_exists(id, "status", json).await
     }
 
     async fn replace_channels(&self, id: &DeviceId, channels: &[StoredChannel]) -> StoreResult<()> {
