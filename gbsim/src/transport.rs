@@ -57,7 +57,13 @@ impl Link {
 
 /// Binds one UDP socket for several devices and starts routing what arrives on it.
 pub async fn udp_socket(bind_ip: &str, routes: Arc<Routes>, shutdown: CancellationToken) -> std::io::Result<(Arc<UdpSocket>, SocketAddr)> {
-    let sock = Arc::new(UdpSocket::bind((bind_ip, 0)).await?);
+    // A large receive buffer: a socket shared by many devices gets their answers in bursts.
+    let addr = SocketAddr::new(bind_ip.parse().map_err(std::io::Error::other)?, 0);
+    let raw = socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::DGRAM, Some(socket2::Protocol::UDP))?;
+    let _ = raw.set_recv_buffer_size(4 << 20);
+    raw.set_nonblocking(true)?;
+    raw.bind(&addr.into())?;
+    let sock = Arc::new(UdpSocket::from_std(raw.into())?);
     let local = sock.local_addr()?;
     let reader = sock.clone();
     tokio::spawn(async move {

@@ -64,6 +64,11 @@ pub struct SipConfig {
     pub query_on_register: bool,
     /// Largest SIP message accepted (TCP framing and UDP).
     pub max_message_bytes: usize,
+    /// Requests handled at once; past this, new requests get 503 with Retry-After (a storm
+    /// is shed, not queued without bound).
+    pub max_inflight: usize,
+    /// SO_RCVBUF of the UDP socket: room for a burst of registrations while handlers catch up.
+    pub udp_recv_buffer_bytes: usize,
 }
 
 impl Default for SipConfig {
@@ -92,6 +97,8 @@ impl Default for SipConfig {
             catalog_max_items: 100_000,
             query_on_register: true,
             max_message_bytes: 65_535,
+            max_inflight: 4096,
+            udp_recv_buffer_bytes: 8 << 20,
         }
     }
 }

@@ -19,6 +19,9 @@ pub static CATALOGS_DONE: Counter = Counter::new("gbc_sip_catalogs_total", "Cata
 pub static OFFLINE_EVENTS: Counter = Counter::new("gbc_sip_offline_transitions_total", "Devices this node took offline");
 pub static QUERY_FAILURES: Counter = Counter::new("gbc_sip_query_failures_total", "Requests to devices that failed or timed out");
 pub static BAD_REQUESTS: Counter = Counter::new("gbc_sip_bad_requests_total", "Requests answered 4xx for malformed content");
+pub static OVERLOAD_REJECTED: Counter =
+    Counter::new("gbc_sip_overload_rejected_total", "Requests answered 503 because sip.max_inflight were in progress");
+pub static INFLIGHT: Gauge = Gauge::new("gbc_sip_inflight", "SIP requests being handled now");
 pub static DEVICES: Gauge = Gauge::new("gbc_sip_devices", "Devices in the Store");
 pub static DEVICES_ONLINE: Gauge = Gauge::new("gbc_sip_devices_online", "Online devices in the Store");
 
@@ -40,7 +43,8 @@ pub fn render() -> String {
             &OFFLINE_EVENTS,
             &QUERY_FAILURES,
             &BAD_REQUESTS,
+            &OVERLOAD_REJECTED,
         ],
-        &[&DEVICES, &DEVICES_ONLINE],
+        &[&INFLIGHT, &DEVICES, &DEVICES_ONLINE],
     )
 }

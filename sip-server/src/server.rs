@@ -111,6 +111,20 @@ pub struct SipServerHandle {
     pub api_addr: SocketAddr,
 }
 
+/// A UDP socket with a large receive buffer. The kernel caps SO_RCVBUF at `net.core.rmem_max`
+/// (raise it for large sites: `sysctl -w net.core.rmem_max=16777216`); we log what we got.
+fn bind_udp(addr: SocketAddr, recv_buffer: usize) -> std::io::Result<tokio::net::UdpSocket> {
+    let sock = socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::DGRAM, Some(socket2::Protocol::UDP))?;
+    let _ = sock.set_recv_buffer_size(recv_buffer);
+    let got = sock.recv_buffer_size().unwrap_or(0);
+    if got < recv_buffer {
+        tracing::warn!(wanted = recv_buffer, got, "UDP receive buffer capped by net.core.rmem_max; bursts may be dropped");
+    }
+    sock.set_nonblocking(true)?;
+    sock.bind(&addr.into())?;
+    tokio::net::UdpSocket::from_std(sock.into())
+}
+
 fn parse_addr(s: &str, what: &str) -> Result<SocketAddr, SipError> {
     s.parse().map_err(|_| SipError::Config(format!("{what}: {s:?} is not ip:port")))
 }
@@ -131,7 +145,7 @@ pub async fn start(
     let listen = parse_addr(&cfg.listen, "sip.listen")?;
 
     // UDP: our own socket and receive loop (64 KiB datagrams; rsipstack's loop stops at 8 KiB).
-    let udp_sock = tokio::net::UdpSocket::bind(listen).await.map_err(|source| SipError::Bind { addr: listen.to_string(), source })?;
+    let udp_sock = bind_udp(listen, cfg.udp_recv_buffer_bytes).map_err(|source| SipError::Bind { addr: listen.to_string(), source })?;
     let udp_addr = udp_sock.local_addr()?;
     // TCP on the same port as UDP (the port the OS gave UDP when listen asks for port 0).
     let tcp_addr = SocketAddr::new(listen.ip(), udp_addr.port());
@@ -187,13 +201,32 @@ pub async fn start(
     {
         let shared = shared.clone();
         let shutdown = shutdown.clone();
+        let inflight = Arc::new(tokio::sync::Semaphore::new(shared.cfg.max_inflight.max(1)));
         tokio::spawn(async move {
             loop {
-                let tx = tokio::select! {
+                let mut tx = tokio::select! {
                     _ = shutdown.cancelled() => break,
                     tx = incoming.recv() => match tx { Some(tx) => tx, None => break },
                 };
-                tokio::spawn(dispatch(shared.clone(), tx));
+                match inflight.clone().try_acquire_owned() {
+                    Ok(permit) => {
+                        let shared = shared.clone();
+                        tokio::spawn(async move {
+                            metrics::INFLIGHT.add(1);
+                            dispatch(shared, tx).await;
+                            metrics::INFLIGHT.add(-1);
+                            drop(permit);
+                        });
+                    }
+                    Err(_) => {
+                        // Overloaded: shed at once so devices back off, rather than queue.
+                        metrics::OVERLOAD_REJECTED.inc();
+                        tokio::spawn(async move {
+                            let retry = rsipstack::sip::Header::Other("Retry-After".into(), "5".into());
+                            let _ = tx.reply_with(rsipstack::sip::StatusCode::ServiceUnavailable, vec![retry], None).await;
+                        });
+                    }
+                }
             }
         });
     }

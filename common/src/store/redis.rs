@@ -69,6 +69,15 @@ if redis.call('EXISTS', KEYS[1]) == 1 then return redis.call('HSET', KEYS[1], AR
 return -1
 "#;
 
+/// How long one command may wait for its answer. redis-rs defaults to 500 ms, which a
+/// registration storm of tens of thousands of multiplexed commands exceeds while Redis itself
+/// is fine; a dead Redis is still noticed within seconds.
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
+
+fn manager_config() -> redis::aio::ConnectionManagerConfig {
+    redis::aio::ConnectionManagerConfig::new().set_response_timeout(Some(RESPONSE_TIMEOUT))
+}
+
 /// One connection handle whatever the deployment: single node (or Sentinel's current master,
 /// behind a manager that reconnects by itself) or Cluster.
 #[derive(Clone)]
@@ -156,7 +165,7 @@ impl RedisStore {
         let set_if_exists = Script::new(SET_IF_EXISTS_LUA);
         if url.starts_with("redis://") || url.starts_with("rediss://") {
             let client = redis::Client::open(url)?;
-            let mgr = ConnectionManager::new(client.clone()).await?;
+            let mgr = ConnectionManager::new_with_config(client.clone(), manager_config()).await?;
             return Ok(Self {
                 conn: Arc::new(RwLock::new(Conn::Single(mgr))),
                 pubsub_client: Arc::new(RwLock::new(client)),
@@ -169,7 +178,7 @@ impl RedisStore {
         match p.scheme {
             "cluster" => {
                 let nodes: Vec<String> = p.hosts.iter().map(|h| format!("redis://{}{h}", p.userinfo)).collect();
-                let cc = redis::cluster::ClusterClient::new(nodes.clone())?;
+                let cc = redis::cluster::ClusterClient::builder(nodes.clone()).response_timeout(RESPONSE_TIMEOUT).build()?;
                 let conn = cc.get_async_connection().await?;
                 Ok(Self {
                     conn: Arc::new(RwLock::new(Conn::Cluster(conn))),
@@ -182,7 +191,7 @@ impl RedisStore {
             _ => {
                 let service = if p.path.is_empty() { "mymaster".to_owned() } else { p.path.clone() };
                 let client = sentinel_master(&p.hosts, &service, &p.userinfo).await?;
-                let mgr = ConnectionManager::new(client.clone()).await?;
+                let mgr = ConnectionManager::new_with_config(client.clone(), manager_config()).await?;
                 let store = Self {
                     conn: Arc::new(RwLock::new(Conn::Single(mgr))),
                     pubsub_client: Arc::new(RwLock::new(client)),
@@ -208,7 +217,7 @@ impl RedisStore {
                 let Ok(client) = sentinel_master(&sentinels, &service, &userinfo).await else { continue };
                 let current = pubsub.read().await.get_connection_info().addr().to_string();
                 if client.get_connection_info().addr().to_string() != current {
-                    if let Ok(mgr) = ConnectionManager::new(client.clone()).await {
+                    if let Ok(mgr) = ConnectionManager::new_with_config(client.clone(), manager_config()).await {
                         tracing::warn!(master = %client.get_connection_info().addr(), "redis sentinel failover: switching master");
                         *conn.write().await = Conn::Single(mgr);
                         *pubsub.write().await = client;
