@@ -1,5 +1,10 @@
 //! `gbcluster`: every service in one binary, the role chosen by subcommand.
 
+// Every SIP message allocates (rsipstack's message model); glibc's allocator contends on its
+// arena locks across tokio's workers, mimalloc does not.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use serde::Deserialize;

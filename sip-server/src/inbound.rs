@@ -38,24 +38,8 @@ pub async fn on_message(shared: &Arc<Shared>, tx: &mut Transaction) -> Result<()
 
     match msg.body {
         Body::Keepalive { .. } => {
-            let now = common::sip::now_ms();
-            match shared.store.touch_device(&device_id, now, shared.keepalive_timeout_ms()).await? {
-                Touch::NotRegistered => {
-                    metrics::KEEPALIVE_UNREGISTERED.inc();
-                    tracing::info!(device_id = %device_id, peer = ?peer, "keepalive from an unregistered device: 404 so it registers again");
-                    tx.reply(StatusCode::NotFound).await?;
-                }
-                Touch::Refreshed { was_online } => {
-                    metrics::KEEPALIVES.inc();
-                    tx.reply(StatusCode::OK).await?;
-                    if let Some(peer) = peer {
-                        follow_rebinding(shared, &device_id, peer, tx).await?;
-                    }
-                    if !was_online {
-                        shared.publish_presence(&device_id, true, "keepalive").await;
-                    }
-                }
-            }
+            let code = on_keepalive(shared, &device_id, peer, tx.connection.clone()).await?;
+            tx.reply(code).await?;
         }
         Body::Catalog { sum_num, items } => {
             tx.reply(StatusCode::OK).await?;
@@ -80,13 +64,42 @@ pub async fn on_message(shared: &Arc<Shared>, tx: &mut Transaction) -> Result<()
     Ok(())
 }
 
+/// A Keepalive (from a transaction, or the stateless UDP path): refresh presence, follow a NAT
+/// rebinding, publish a return online. Returns the status to answer: 200, or 404 for a device
+/// that is not registered (so the camera registers again).
+pub async fn on_keepalive(
+    shared: &Arc<Shared>,
+    device_id: &DeviceId,
+    peer: Option<(common::model::SipTransport, String)>,
+    tcp_conn: Option<rsipstack::transport::SipConnection>,
+) -> Result<StatusCode, SipError> {
+    let now = common::sip::now_ms();
+    match shared.store.touch_device(device_id, now, shared.keepalive_timeout_ms()).await? {
+        Touch::NotRegistered => {
+            metrics::KEEPALIVE_UNREGISTERED.inc();
+            tracing::info!(device_id = %device_id, peer = ?peer, "keepalive from an unregistered device: 404 so it registers again");
+            Ok(StatusCode::NotFound)
+        }
+        Touch::Refreshed { was_online } => {
+            metrics::KEEPALIVES.inc();
+            if let Some(peer) = peer {
+                follow_rebinding(shared, device_id, peer, tcp_conn).await?;
+            }
+            if !was_online {
+                shared.publish_presence(device_id, true, "keepalive").await;
+            }
+            Ok(StatusCode::OK)
+        }
+    }
+}
+
 /// A NAT may give a device a new public port between registrations; keep sending to where its
 /// packets come from now.
 async fn follow_rebinding(
     shared: &Arc<Shared>,
     device_id: &DeviceId,
     peer: (common::model::SipTransport, String),
-    tx: &Transaction,
+    tcp_conn: Option<rsipstack::transport::SipConnection>,
 ) -> Result<(), SipError> {
     let known = shared.seen.lock().unwrap_or_else(|e| e.into_inner()).get(device_id).cloned();
     if known.as_ref() == Some(&peer) {
@@ -102,7 +115,7 @@ async fn follow_rebinding(
         let expiry = dev.registered_at_ms + u64::from(dev.expires_secs) * 1000;
         shared.store.upsert_device(&dev, (now + shared.keepalive_timeout_ms()).min(expiry)).await?;
         if peer.0 == common::model::SipTransport::Tcp {
-            if let Some(c) = tx.connection.clone() {
+            if let Some(c) = tcp_conn {
                 shared.tcp_conns.lock().unwrap_or_else(|e| e.into_inner()).insert(device_id.clone(), c);
             }
         }

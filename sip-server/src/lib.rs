@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod outbound;
 pub mod registrar;
 pub mod server;
+pub mod stateless;
 
 pub use config::{ApiConfig, SipConfig};
 pub use error::SipError;

@@ -26,7 +26,7 @@ fn is_gb2022(gb_version: Option<&str>) -> bool {
     gb_version.and_then(|v| v.trim().split('.').next()?.parse::<u32>().ok()).is_some_and(|major| major >= 3)
 }
 
-fn challenges(shared: &Shared, gb_version: Option<&str>, stale: bool) -> Vec<Header> {
+pub fn challenges(shared: &Shared, gb_version: Option<&str>, stale: bool) -> Vec<Header> {
     let algs: &[Algorithm] = match (shared.cfg.sha256, is_gb2022(gb_version)) {
         (Sha256Policy::Always, _) | (Sha256Policy::Gb2022, true) => &[Algorithm::Sha256, Algorithm::Md5],
         _ => &[Algorithm::Md5],
@@ -56,6 +56,11 @@ pub async fn observed_source(shared: &Shared, tx: &Transaction) -> Option<(SipTr
 
 async fn reply(tx: &mut Transaction, code: StatusCode, headers: Vec<Header>) -> Result<(), SipError> {
     tx.reply_with(code, headers, None).await.map_err(SipError::from)
+}
+
+/// A REGISTER without credentials: answered with a challenge, from memory.
+pub fn is_unauthenticated_register(req: &rsipstack::sip::Request) -> bool {
+    req.method == rsipstack::sip::Method::Register && !req.headers.iter().any(|h| h.name().eq_ignore_ascii_case("Authorization"))
 }
 
 pub async fn on_register(shared: &std::sync::Arc<Shared>, tx: &mut Transaction) -> Result<(), SipError> {

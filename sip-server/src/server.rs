@@ -92,6 +92,9 @@ impl Shared {
     }
 }
 
+/// How long a request may wait for a handler slot before it is shed with 503.
+const ADMISSION_WAIT: Duration = Duration::from_millis(250);
+
 /// A command routed to the node that owns a device (published on `gbc:node:<id>:cmd`).
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
@@ -208,25 +211,30 @@ pub async fn start(
                     _ = shutdown.cancelled() => break,
                     tx = incoming.recv() => match tx { Some(tx) => tx, None => break },
                 };
-                match inflight.clone().try_acquire_owned() {
-                    Ok(permit) => {
-                        let shared = shared.clone();
-                        tokio::spawn(async move {
+                let shared = shared.clone();
+                let inflight = inflight.clone();
+                tokio::spawn(async move {
+                    // A challenge costs no Store access: never shed it.
+                    if crate::registrar::is_unauthenticated_register(&tx.original) && shared.cfg.auth {
+                        dispatch(shared, tx).await;
+                        return;
+                    }
+                    // Wait a moment for a slot (a burst queues briefly), then shed with 503 so
+                    // devices back off instead of piling up behind a slow Store.
+                    match tokio::time::timeout(ADMISSION_WAIT, inflight.acquire_owned()).await {
+                        Ok(Ok(permit)) => {
                             metrics::INFLIGHT.add(1);
                             dispatch(shared, tx).await;
                             metrics::INFLIGHT.add(-1);
                             drop(permit);
-                        });
-                    }
-                    Err(_) => {
-                        // Overloaded: shed at once so devices back off, rather than queue.
-                        metrics::OVERLOAD_REJECTED.inc();
-                        tokio::spawn(async move {
+                        }
+                        _ => {
+                            metrics::OVERLOAD_REJECTED.inc();
                             let retry = rsipstack::sip::Header::Other("Retry-After".into(), "5".into());
                             let _ = tx.reply_with(rsipstack::sip::StatusCode::ServiceUnavailable, vec![retry], None).await;
-                        });
+                        }
                     }
-                }
+                });
             }
         });
     }
@@ -301,6 +309,13 @@ async fn udp_loop(shared: Arc<Shared>, shutdown: CancellationToken) {
                 continue;
             }
         };
+        if let SipMessage::Request(req) = &msg {
+            if let Some(kind) = crate::stateless::classify(req, &shared.cfg) {
+                let SipMessage::Request(req) = msg else { continue };
+                tokio::spawn(crate::stateless::handle(shared.clone(), req, kind, from));
+                continue;
+            }
+        }
         let from_addr = SipAddr { r#type: Some(rsipstack::sip::Transport::Udp), addr: from.into() };
         let conn: SipConnection = shared.udp.clone().into();
         if let Err(e) = shared.endpoint.on_received_message(msg, conn, &from_addr).await {

@@ -1,0 +1,133 @@
+//! Requests answered without a SIP transaction, straight from the UDP loop.
+//!
+//! rsipstack gives every server transaction a task, a channel and timers, and keeps a UDP
+//! non-INVITE transaction for Timer J (32 s). That is right for requests whose handling must
+//! happen once, but two requests make up nearly all of a registrar's traffic and are
+//! idempotent: a REGISTER without credentials (answered with a fresh challenge) and a
+//! Keepalive (a touch in the Store). A retransmission of either is simply answered again, so
+//! they skip the transaction layer (RFC 3261 §8.2.7 allows stateless answers).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use common::ids::DeviceId;
+use common::manscdp::{self, Body};
+use common::model::SipTransport;
+use rsipstack::sip::{Header, HeadersExt, Method, Request, SipMessage, StatusCode};
+use rsipstack::transport::SipAddr;
+
+use crate::error::SipError;
+use crate::server::Shared;
+
+/// What the fast path can answer.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Stateless {
+    /// REGISTER without `Authorization`, auth on: 401 with a challenge.
+    Challenge,
+    /// MESSAGE carrying a MANSCDP Keepalive from this device.
+    Keepalive(DeviceId),
+}
+
+fn mentions_keepalive(body: &[u8]) -> bool {
+    body.windows(9).any(|w| w.eq_ignore_ascii_case(b"keepalive"))
+}
+
+/// Classifies a request for the fast path; `None` sends it through a transaction (which also
+/// gives bad ids and refused prefixes their 400/403 before any challenge).
+pub fn classify(req: &Request, cfg: &crate::config::SipConfig) -> Option<Stateless> {
+    match req.method {
+        Method::Register if cfg.auth && crate::registrar::is_unauthenticated_register(req) => {
+            let id: DeviceId = crate::headers::from_user(req)?.parse().ok()?;
+            let allowed = cfg.allow_prefixes.is_empty() || cfg.allow_prefixes.iter().any(|p| id.as_str().starts_with(p.as_str()));
+            allowed.then_some(Stateless::Challenge)
+        }
+        Method::Message if mentions_keepalive(&req.body) => {
+            let msg = manscdp::parse(&req.body).ok()?;
+            if !matches!(msg.body, Body::Keepalive { .. }) {
+                return None;
+            }
+            let id = crate::headers::from_user(req).and_then(|u| u.parse().ok()).or_else(|| msg.header.device_id.parse().ok())?;
+            Some(Stateless::Keepalive(id))
+        }
+        _ => None,
+    }
+}
+
+/// Sends a response to `req` from our UDP socket to where it came from (Via received/rport).
+async fn respond(shared: &Shared, mut req: Request, code: StatusCode, headers: Vec<Header>) -> Result<(), SipError> {
+    if code.code() >= 200 {
+        let to = req.to_header()?.clone();
+        if to.tag()?.is_none() {
+            req.headers.unique_push(to.with_tag(rsipstack::transaction::make_tag()).into());
+        }
+    }
+    let dest: Option<SipAddr> = shared.endpoint.get_destination_from_request(&req).await;
+    let mut resp = shared.endpoint.make_response(&req, code, None);
+    resp.headers.extend(headers);
+    shared.udp.send(SipMessage::Response(resp), dest.as_ref()).await?;
+    Ok(())
+}
+
+pub async fn handle(shared: Arc<Shared>, req: Request, kind: Stateless, from: SocketAddr) {
+    let result = match kind {
+        Stateless::Challenge => {
+            let gb_version = crate::headers::value(&req, "X-GB-Ver");
+            crate::metrics::CHALLENGES.inc();
+            let challenges = crate::registrar::challenges(&shared, gb_version.as_deref(), false);
+            respond(&shared, req, StatusCode::Unauthorized, challenges).await
+        }
+        Stateless::Keepalive(device_id) => {
+            let peer = (SipTransport::Udp, from.to_string());
+            match crate::inbound::on_keepalive(&shared, &device_id, Some(peer), None).await {
+                Ok(code) => respond(&shared, req, code, vec![]).await,
+                Err(e) => {
+                    let _ = respond(&shared, req, StatusCode::ServerInternalError, vec![]).await;
+                    Err(e)
+                }
+            }
+        }
+    };
+    if let Err(e) = result {
+        tracing::warn!(peer = %from, error = %e, "stateless answer failed");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(text: &str) -> Request {
+        match SipMessage::try_from(text.as_bytes()).unwrap() {
+            SipMessage::Request(r) => r,
+            _ => panic!(),
+        }
+    }
+
+    const HEAD: &str = "Via: SIP/2.0/UDP 1.2.3.4:5060;branch=z9hG4bK1\r\nFrom: <sip:34020000001320000001@3402000000>;tag=a\r\nTo: <sip:34020000002000000001@3402000000>\r\nCall-ID: c\r\n";
+
+    #[test]
+    fn classifies_only_idempotent_requests() {
+        let on = crate::config::SipConfig::default();
+        let off = crate::config::SipConfig { auth: false, ..Default::default() };
+        let only_44 = crate::config::SipConfig { allow_prefixes: vec!["44".into()], ..Default::default() };
+        let reg = req(&format!("REGISTER sip:x@y SIP/2.0\r\n{HEAD}CSeq: 1 REGISTER\r\nContent-Length: 0\r\n\r\n"));
+        assert_eq!(classify(&reg, &on), Some(Stateless::Challenge));
+        assert_eq!(classify(&reg, &off), None, "no auth: REGISTER changes state, keep the transaction");
+        assert_eq!(classify(&reg, &only_44), None, "refused prefix: 403 from the registrar, not a challenge");
+        let bad = req(&format!(
+            "REGISTER sip:x@y SIP/2.0\r\n{}CSeq: 1 REGISTER\r\nContent-Length: 0\r\n\r\n",
+            HEAD.replace("34020000001320000001", "123")
+        ));
+        assert_eq!(classify(&bad, &on), None, "bad id: 400 from the registrar");
+        let authed = req(&format!(
+            "REGISTER sip:x@y SIP/2.0\r\n{HEAD}CSeq: 2 REGISTER\r\nAuthorization: Digest username=\"a\"\r\nContent-Length: 0\r\n\r\n"
+        ));
+        assert_eq!(classify(&authed, &on), None);
+        let body = String::from_utf8(manscdp::build::keepalive(1, "34020000001320000001")).unwrap();
+        let ka = req(&format!("MESSAGE sip:x@y SIP/2.0\r\n{HEAD}CSeq: 3 MESSAGE\r\nContent-Length: {}\r\n\r\n{body}", body.len()));
+        assert_eq!(classify(&ka, &on), Some(Stateless::Keepalive("34020000001320000001".parse().unwrap())));
+        let cat = "<Response><CmdType>Catalog</CmdType><SN>1</SN><Note>keepalive</Note></Response>";
+        let other = req(&format!("MESSAGE sip:x@y SIP/2.0\r\n{HEAD}CSeq: 4 MESSAGE\r\nContent-Length: {}\r\n\r\n{cat}", cat.len()));
+        assert_eq!(classify(&other, &on), None);
+    }
+}
