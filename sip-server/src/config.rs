@@ -67,6 +67,8 @@ pub struct SipConfig {
     /// Requests handled at once; past this, new requests get 503 with Retry-After (a storm
     /// is shed, not queued without bound).
     pub max_inflight: usize,
+    /// How long a request waits for a handler slot before it is shed.
+    pub admission_wait_ms: u64,
     /// SO_RCVBUF of the UDP socket: room for a burst of registrations while handlers catch up.
     pub udp_recv_buffer_bytes: usize,
 }
@@ -98,6 +100,7 @@ impl Default for SipConfig {
             query_on_register: true,
             max_message_bytes: 65_535,
             max_inflight: 4096,
+            admission_wait_ms: 2000,
             udp_recv_buffer_bytes: 8 << 20,
         }
     }

@@ -92,9 +92,6 @@ impl Shared {
     }
 }
 
-/// How long a request may wait for a handler slot before it is shed with 503.
-const ADMISSION_WAIT: Duration = Duration::from_millis(250);
-
 /// A command routed to the node that owns a device (published on `gbc:node:<id>:cmd`).
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
@@ -205,6 +202,7 @@ pub async fn start(
         let shared = shared.clone();
         let shutdown = shutdown.clone();
         let inflight = Arc::new(tokio::sync::Semaphore::new(shared.cfg.max_inflight.max(1)));
+        let admission_wait = Duration::from_millis(shared.cfg.admission_wait_ms);
         tokio::spawn(async move {
             loop {
                 let mut tx = tokio::select! {
@@ -219,9 +217,10 @@ pub async fn start(
                         dispatch(shared, tx).await;
                         return;
                     }
-                    // Wait a moment for a slot (a burst queues briefly), then shed with 503 so
-                    // devices back off instead of piling up behind a slow Store.
-                    match tokio::time::timeout(ADMISSION_WAIT, inflight.acquire_owned()).await {
+                    // Wait a while for a slot (a burst queues; the transaction already absorbs the
+                    // device's retransmissions), then shed with 503 so devices back off instead of
+                    // piling up behind a slow Store.
+                    match tokio::time::timeout(admission_wait, inflight.acquire_owned()).await {
                         Ok(Ok(permit)) => {
                             metrics::INFLIGHT.add(1);
                             dispatch(shared, tx).await;
