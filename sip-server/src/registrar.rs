@@ -12,6 +12,7 @@ use crate::error::SipError;
 use crate::headers;
 use crate::metrics;
 use crate::server::Shared;
+use crate::stateless::Responder;
 
 fn now_secs() -> u64 {
     common::sip::now_ms() / 1000
@@ -54,42 +55,41 @@ pub async fn observed_source(shared: &Shared, tx: &Transaction) -> Option<(SipTr
     }
 }
 
-async fn reply(tx: &mut Transaction, code: StatusCode, headers: Vec<Header>) -> Result<(), SipError> {
-    tx.reply_with(code, headers, None).await.map_err(SipError::from)
-}
-
 /// A REGISTER without credentials: answered with a challenge, from memory.
 pub fn is_unauthenticated_register(req: &rsipstack::sip::Request) -> bool {
     req.method == rsipstack::sip::Method::Register && !req.headers.iter().any(|h| h.name().eq_ignore_ascii_case("Authorization"))
 }
 
-pub async fn on_register(shared: &std::sync::Arc<Shared>, tx: &mut Transaction) -> Result<(), SipError> {
-    let Some((transport, source)) = observed_source(shared, tx).await else {
-        metrics::BAD_REQUESTS.inc();
-        return reply(tx, StatusCode::BadRequest, vec![]).await;
-    };
+/// Handles a REGISTER that arrived from `(transport, source)`; `tcp_conn` is the connection it
+/// came on (TCP). The answer goes out through `tx`: a transaction, or our UDP socket.
+pub async fn on_register(
+    shared: &std::sync::Arc<Shared>,
+    tx: &mut Responder<'_>,
+    (transport, source): (SipTransport, String),
+    tcp_conn: Option<rsipstack::transport::SipConnection>,
+) -> Result<(), SipError> {
     let source_ip = source.rsplit_once(':').map_or(source.as_str(), |(ip, _)| ip).to_owned();
-    let device_id: DeviceId = match headers::from_user(&tx.original).and_then(|u| u.parse().ok()) {
+    let device_id: DeviceId = match headers::from_user(tx.request()).and_then(|u| u.parse().ok()) {
         Some(id) => id,
         None => {
             metrics::BAD_REQUESTS.inc();
             tracing::warn!(peer = %source, "REGISTER without a 20-digit device id in From");
-            return reply(tx, StatusCode::BadRequest, vec![]).await;
+            return tx.reply(shared, StatusCode::BadRequest, vec![]).await;
         }
     };
     let cfg = &shared.cfg;
     if !cfg.allow_prefixes.is_empty() && !cfg.allow_prefixes.iter().any(|p| device_id.as_str().starts_with(p.as_str())) {
         tracing::warn!(device_id = %device_id, peer = %source, "REGISTER refused: id not in allow_prefixes");
-        return reply(tx, StatusCode::Forbidden, vec![]).await;
+        return tx.reply(shared, StatusCode::Forbidden, vec![]).await;
     }
 
-    let gb_version = headers::value(&tx.original, "X-GB-Ver");
-    let authorization = headers::value(&tx.original, "Authorization");
+    let gb_version = headers::value(tx.request(), "X-GB-Ver");
+    let authorization = headers::value(tx.request(), "Authorization");
     // A REGISTER without credentials is answered from memory: in a registration storm half of
     // all requests are these, and they must not cost a Store round trip.
     if cfg.auth && authorization.is_none() {
         metrics::CHALLENGES.inc();
-        return reply(tx, StatusCode::Unauthorized, challenges(shared, gb_version.as_deref(), false)).await;
+        return tx.reply(shared, StatusCode::Unauthorized, challenges(shared, gb_version.as_deref(), false)).await;
     }
 
     // The reads a REGISTER needs, at once: one round trip of latency instead of four.
@@ -106,7 +106,7 @@ pub async fn on_register(shared: &std::sync::Arc<Shared>, tx: &mut Transaction) 
     if cfg.lockout_threshold > 0 && (dev_failures >= cfg.lockout_threshold || ip_failures >= cfg.lockout_threshold) {
         metrics::LOCKED_OUT.inc();
         tracing::warn!(device_id = %device_id, peer = %source, "REGISTER refused: locked out after repeated auth failures");
-        return reply(tx, StatusCode::Forbidden, vec![other("Retry-After", cfg.lockout_secs.to_string())]).await;
+        return tx.reply(shared, StatusCode::Forbidden, vec![other("Retry-After", cfg.lockout_secs.to_string())]).await;
     }
 
     if let (true, Some(auth)) = (cfg.auth, authorization) {
@@ -115,18 +115,18 @@ pub async fn on_register(shared: &std::sync::Arc<Shared>, tx: &mut Transaction) 
             Err(e) => {
                 metrics::BAD_REQUESTS.inc();
                 tracing::warn!(device_id = %device_id, peer = %source, error = %e, "unusable Authorization header");
-                return reply(tx, StatusCode::BadRequest, vec![]).await;
+                return tx.reply(shared, StatusCode::BadRequest, vec![]).await;
             }
         };
         match shared.nonces.check(&creds.nonce, now_secs()) {
             NonceCheck::Valid => {}
             NonceCheck::Stale => {
                 metrics::CHALLENGES.inc();
-                return reply(tx, StatusCode::Unauthorized, challenges(shared, gb_version.as_deref(), true)).await;
+                return tx.reply(shared, StatusCode::Unauthorized, challenges(shared, gb_version.as_deref(), true)).await;
             }
             NonceCheck::Invalid => {
                 metrics::CHALLENGES.inc();
-                return reply(tx, StatusCode::Unauthorized, challenges(shared, gb_version.as_deref(), false)).await;
+                return tx.reply(shared, StatusCode::Unauthorized, challenges(shared, gb_version.as_deref(), false)).await;
             }
         }
         let password = stored_password?.unwrap_or_else(|| cfg.password.clone());
@@ -135,7 +135,7 @@ pub async fn on_register(shared: &std::sync::Arc<Shared>, tx: &mut Transaction) 
             let n = shared.store.record_auth_failure(&dev_key, cfg.lockout_secs).await?;
             shared.store.record_auth_failure(&ip_key, cfg.lockout_secs).await?;
             tracing::warn!(device_id = %device_id, peer = %source, failures = n, "REGISTER with a wrong password");
-            return reply(tx, StatusCode::Forbidden, vec![]).await;
+            return tx.reply(shared, StatusCode::Forbidden, vec![]).await;
         }
         if dev_failures > 0 {
             shared.store.clear_auth_failures(&dev_key).await?;
@@ -144,23 +144,23 @@ pub async fn on_register(shared: &std::sync::Arc<Shared>, tx: &mut Transaction) 
 
     let now_ms = common::sip::now_ms();
     let date = other("Date", common::sip::gb_date(now_ms, cfg.date_utc_offset_minutes));
-    let requested = headers::expires(&tx.original).unwrap_or(cfg.default_expires_secs);
+    let requested = headers::expires(tx.request()).unwrap_or(cfg.default_expires_secs);
     if requested == 0 {
         metrics::UNREGISTERS.inc();
         let was_online = shared.store.unregister_device(&device_id).await?;
         shared.forget(&device_id);
-        reply(tx, StatusCode::OK, vec![other("Expires", "0"), date]).await?;
+        tx.reply(shared, StatusCode::OK, vec![other("Expires", "0"), date]).await?;
         if was_online {
             shared.publish_presence(&device_id, false, "unregistered").await;
         }
         return Ok(());
     }
     if requested < cfg.min_expires_secs {
-        return reply(tx, StatusCode::IntervalTooBrief, vec![other("Min-Expires", cfg.min_expires_secs.to_string())]).await;
+        return tx.reply(shared, StatusCode::IntervalTooBrief, vec![other("Min-Expires", cfg.min_expires_secs.to_string())]).await;
     }
     let granted = requested.min(cfg.max_expires_secs);
 
-    let contact = headers::contact(&tx.original).unwrap_or_default();
+    let contact = headers::contact(tx.request()).unwrap_or_default();
     let local_addr = match transport {
         SipTransport::Udp => shared.udp_addr.to_string(),
         SipTransport::Tcp => shared.tcp_addr.to_string(),
@@ -178,7 +178,7 @@ pub async fn on_register(shared: &std::sync::Arc<Shared>, tx: &mut Transaction) 
         online: true,
         keepalive_interval_secs: cfg.keepalive_interval_secs,
         gb_version,
-        user_agent: headers::value(&tx.original, "User-Agent"),
+        user_agent: headers::value(tx.request(), "User-Agent"),
         info: prev.as_ref().map(|p| p.info.clone()).unwrap_or_default(),
         status: prev.as_ref().and_then(|p| p.status.clone()),
         channel_count: prev.as_ref().map_or(0, |p| p.channel_count),
@@ -186,7 +186,7 @@ pub async fn on_register(shared: &std::sync::Arc<Shared>, tx: &mut Transaction) 
     let deadline = (now_ms + shared.keepalive_timeout_ms()).min(now_ms + u64::from(granted) * 1000);
     shared.store.upsert_device(&dev, deadline).await?;
     if transport == SipTransport::Tcp {
-        if let Some(conn) = tx.connection.clone() {
+        if let Some(conn) = tcp_conn {
             shared.tcp_conns.lock().unwrap_or_else(|e| e.into_inner()).insert(device_id.clone(), conn);
         }
     }
@@ -196,7 +196,7 @@ pub async fn on_register(shared: &std::sync::Arc<Shared>, tx: &mut Transaction) 
     if !contact.is_empty() {
         hdrs.insert(0, other("Contact", contact));
     }
-    reply(tx, StatusCode::OK, hdrs).await?;
+    tx.reply(shared, StatusCode::OK, hdrs).await?;
     metrics::REGISTERS.inc();
 
     let fresh = match &prev {

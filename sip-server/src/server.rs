@@ -50,11 +50,25 @@ pub struct Shared {
     pub seen: Mutex<HashMap<DeviceId, (SipTransport, String)>>,
     pub catalogs: Mutex<CatalogAggregator>,
     sn: AtomicU32,
+    /// Handler slots (`sip.max_inflight`), shared by transactions and the stateless path.
+    inflight: Arc<tokio::sync::Semaphore>,
+    /// (Call-ID, CSeq) of stateless REGISTERs in progress, to drop their retransmissions.
+    registering: Mutex<std::collections::HashSet<String>>,
 }
 
 impl Shared {
     pub fn next_sn(&self) -> u32 {
         self.sn.fetch_add(1, Ordering::Relaxed) % 1_000_000_000 + 1
+    }
+
+    /// A handler slot, waiting up to `sip.admission_wait_ms`; `None` means shed with 503.
+    pub async fn admit(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        let wait = Duration::from_millis(self.cfg.admission_wait_ms);
+        tokio::time::timeout(wait, self.inflight.clone().acquire_owned()).await.ok()?.ok()
+    }
+
+    pub fn lock_registering(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<String>> {
+        self.registering.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     pub fn keepalive_timeout_ms(&self) -> u64 {
@@ -178,6 +192,7 @@ pub async fn start(
     .await;
 
     let secret = store.shared_secret("nonce").await?;
+    let cfg_max_inflight = cfg.max_inflight.max(1);
     let shared = Arc::new(Shared {
         nonces: NonceIssuer::new(&secret, cfg.nonce_ttl_secs),
         catalogs: Mutex::new(CatalogAggregator::new(Duration::from_millis(cfg.catalog_timeout_ms), cfg.catalog_max_items, 4096)),
@@ -195,14 +210,14 @@ pub async fn start(
         tcp_conns: Mutex::new(HashMap::new()),
         seen: Mutex::new(HashMap::new()),
         sn: AtomicU32::new(rand::random::<u32>() % 100_000),
+        inflight: Arc::new(tokio::sync::Semaphore::new(cfg_max_inflight)),
+        registering: Mutex::new(std::collections::HashSet::new()),
     });
 
     tokio::spawn(udp_loop(shared.clone(), shutdown.clone()));
     {
         let shared = shared.clone();
         let shutdown = shutdown.clone();
-        let inflight = Arc::new(tokio::sync::Semaphore::new(shared.cfg.max_inflight.max(1)));
-        let admission_wait = Duration::from_millis(shared.cfg.admission_wait_ms);
         tokio::spawn(async move {
             loop {
                 let mut tx = tokio::select! {
@@ -210,7 +225,6 @@ pub async fn start(
                     tx = incoming.recv() => match tx { Some(tx) => tx, None => break },
                 };
                 let shared = shared.clone();
-                let inflight = inflight.clone();
                 tokio::spawn(async move {
                     // A challenge costs no Store access: never shed it.
                     if crate::registrar::is_unauthenticated_register(&tx.original) && shared.cfg.auth {
@@ -220,14 +234,14 @@ pub async fn start(
                     // Wait a while for a slot (a burst queues; the transaction already absorbs the
                     // device's retransmissions), then shed with 503 so devices back off instead of
                     // piling up behind a slow Store.
-                    match tokio::time::timeout(admission_wait, inflight.acquire_owned()).await {
-                        Ok(Ok(permit)) => {
+                    match shared.admit().await {
+                        Some(permit) => {
                             metrics::INFLIGHT.add(1);
                             dispatch(shared, tx).await;
                             metrics::INFLIGHT.add(-1);
                             drop(permit);
                         }
-                        _ => {
+                        None => {
                             metrics::OVERLOAD_REJECTED.inc();
                             let retry = rsipstack::sip::Header::Other("Retry-After".into(), "5".into());
                             let _ = tx.reply_with(rsipstack::sip::StatusCode::ServiceUnavailable, vec![retry], None).await;
@@ -327,7 +341,13 @@ async fn dispatch(shared: Arc<Shared>, mut tx: Transaction) {
     use rsipstack::sip::StatusCode;
     let method = tx.original.method;
     let result = match method {
-        Method::Register => crate::registrar::on_register(&shared, &mut tx).await,
+        Method::Register => match crate::registrar::observed_source(&shared, &tx).await {
+            Some(source) => {
+                let conn = tx.connection.clone();
+                crate::registrar::on_register(&shared, &mut crate::stateless::Responder::Transaction(&mut tx), source, conn).await
+            }
+            None => tx.reply(rsipstack::sip::StatusCode::BadRequest).await.map_err(SipError::from),
+        },
         Method::Message => crate::inbound::on_message(&shared, &mut tx).await,
         Method::Options => tx.reply(StatusCode::OK).await.map_err(SipError::from),
         // NOTIFY (subscriptions, alarms), INVITE from devices (talk-back) and the rest are not ours yet.

@@ -24,6 +24,10 @@ use crate::server::Shared;
 pub enum Stateless {
     /// REGISTER without `Authorization`, auth on: 401 with a challenge.
     Challenge,
+    /// REGISTER with credentials (or with auth off). Idempotent too: handled again, a
+    /// retransmission rewrites the same record, and events and queries fire only on a real
+    /// transition. A retransmission arriving while the original is in progress is dropped.
+    Register,
     /// MESSAGE carrying a MANSCDP Keepalive from this device.
     Keepalive(DeviceId),
 }
@@ -32,14 +36,17 @@ fn mentions_keepalive(body: &[u8]) -> bool {
     body.windows(9).any(|w| w.eq_ignore_ascii_case(b"keepalive"))
 }
 
-/// Classifies a request for the fast path; `None` sends it through a transaction (which also
-/// gives bad ids and refused prefixes their 400/403 before any challenge).
+/// Classifies a UDP request for the stateless path; `None` sends it through a transaction.
 pub fn classify(req: &Request, cfg: &crate::config::SipConfig) -> Option<Stateless> {
     match req.method {
-        Method::Register if cfg.auth && crate::registrar::is_unauthenticated_register(req) => {
-            let id: DeviceId = crate::headers::from_user(req)?.parse().ok()?;
-            let allowed = cfg.allow_prefixes.is_empty() || cfg.allow_prefixes.iter().any(|p| id.as_str().starts_with(p.as_str()));
-            allowed.then_some(Stateless::Challenge)
+        Method::Register => {
+            // Challenge only a valid, allowed id; anything else gets its 400/403 from the registrar.
+            let challengeable = cfg.auth
+                && crate::registrar::is_unauthenticated_register(req)
+                && crate::headers::from_user(req).and_then(|u| u.parse::<DeviceId>().ok()).is_some_and(|id| {
+                    cfg.allow_prefixes.is_empty() || cfg.allow_prefixes.iter().any(|p| id.as_str().starts_with(p.as_str()))
+                });
+            Some(if challengeable { Stateless::Challenge } else { Stateless::Register })
         }
         Method::Message if mentions_keepalive(&req.body) => {
             let msg = manscdp::parse(&req.body).ok()?;
@@ -50,6 +57,29 @@ pub fn classify(req: &Request, cfg: &crate::config::SipConfig) -> Option<Statele
             Some(Stateless::Keepalive(id))
         }
         _ => None,
+    }
+}
+
+/// Where an answer goes: through a transaction (TCP, and requests that must happen once), or
+/// straight from our UDP socket.
+pub enum Responder<'a> {
+    Transaction(&'a mut rsipstack::transaction::transaction::Transaction),
+    Udp(Box<Request>),
+}
+
+impl Responder<'_> {
+    pub fn request(&self) -> &Request {
+        match self {
+            Responder::Transaction(tx) => &tx.original,
+            Responder::Udp(req) => req,
+        }
+    }
+
+    pub async fn reply(&mut self, shared: &Shared, code: StatusCode, headers: Vec<Header>) -> Result<(), SipError> {
+        match self {
+            Responder::Transaction(tx) => tx.reply_with(code, headers, None).await.map_err(SipError::from),
+            Responder::Udp(req) => respond(shared, (**req).clone(), code, headers).await,
+        }
     }
 }
 
@@ -76,6 +106,7 @@ pub async fn handle(shared: Arc<Shared>, req: Request, kind: Stateless, from: So
             let challenges = crate::registrar::challenges(&shared, gb_version.as_deref(), false);
             respond(&shared, req, StatusCode::Unauthorized, challenges).await
         }
+        Stateless::Register => register(&shared, req, from).await,
         Stateless::Keepalive(device_id) => {
             let peer = (SipTransport::Udp, from.to_string());
             match crate::inbound::on_keepalive(&shared, &device_id, Some(peer), None).await {
@@ -90,6 +121,33 @@ pub async fn handle(shared: Arc<Shared>, req: Request, kind: Stateless, from: So
     if let Err(e) = result {
         tracing::warn!(peer = %from, error = %e, "stateless answer failed");
     }
+}
+
+/// An authenticated REGISTER without a transaction: deduplicated while in progress, admitted
+/// like any other request (wait for a slot, else 503).
+async fn register(shared: &Arc<Shared>, req: Request, from: SocketAddr) -> Result<(), SipError> {
+    let key = match (req.call_id_header(), req.cseq_header()) {
+        (Ok(c), Ok(s)) => format!("{}\u{0}{}", c.value(), s.value()),
+        _ => return respond(shared, req, StatusCode::BadRequest, vec![]).await,
+    };
+    if !shared.lock_registering().insert(key.clone()) {
+        return Ok(()); // a retransmission: the original is being handled and will be answered
+    }
+    let result = async {
+        let Some(_permit) = shared.admit().await else {
+            crate::metrics::OVERLOAD_REJECTED.inc();
+            let retry = Header::Other("Retry-After".into(), "5".into());
+            return respond(shared, req, StatusCode::ServiceUnavailable, vec![retry]).await;
+        };
+        crate::metrics::INFLIGHT.add(1);
+        let r =
+            crate::registrar::on_register(shared, &mut Responder::Udp(Box::new(req)), (SipTransport::Udp, from.to_string()), None).await;
+        crate::metrics::INFLIGHT.add(-1);
+        r
+    }
+    .await;
+    shared.lock_registering().remove(&key);
+    result
 }
 
 #[cfg(test)]
@@ -112,17 +170,17 @@ mod tests {
         let only_44 = crate::config::SipConfig { allow_prefixes: vec!["44".into()], ..Default::default() };
         let reg = req(&format!("REGISTER sip:x@y SIP/2.0\r\n{HEAD}CSeq: 1 REGISTER\r\nContent-Length: 0\r\n\r\n"));
         assert_eq!(classify(&reg, &on), Some(Stateless::Challenge));
-        assert_eq!(classify(&reg, &off), None, "no auth: REGISTER changes state, keep the transaction");
-        assert_eq!(classify(&reg, &only_44), None, "refused prefix: 403 from the registrar, not a challenge");
+        assert_eq!(classify(&reg, &off), Some(Stateless::Register), "no auth: registered at once");
+        assert_eq!(classify(&reg, &only_44), Some(Stateless::Register), "refused prefix: 403 from the registrar, not a challenge");
         let bad = req(&format!(
             "REGISTER sip:x@y SIP/2.0\r\n{}CSeq: 1 REGISTER\r\nContent-Length: 0\r\n\r\n",
             HEAD.replace("34020000001320000001", "123")
         ));
-        assert_eq!(classify(&bad, &on), None, "bad id: 400 from the registrar");
+        assert_eq!(classify(&bad, &on), Some(Stateless::Register), "bad id: 400 from the registrar");
         let authed = req(&format!(
             "REGISTER sip:x@y SIP/2.0\r\n{HEAD}CSeq: 2 REGISTER\r\nAuthorization: Digest username=\"a\"\r\nContent-Length: 0\r\n\r\n"
         ));
-        assert_eq!(classify(&authed, &on), None);
+        assert_eq!(classify(&authed, &on), Some(Stateless::Register));
         let body = String::from_utf8(manscdp::build::keepalive(1, "34020000001320000001")).unwrap();
         let ka = req(&format!("MESSAGE sip:x@y SIP/2.0\r\n{HEAD}CSeq: 3 MESSAGE\r\nContent-Length: {}\r\n\r\n{body}", body.len()));
         assert_eq!(classify(&ka, &on), Some(Stateless::Keepalive("34020000001320000001".parse().unwrap())));
