@@ -135,7 +135,9 @@ impl SimDevice {
     /// Sends a request and waits for its final response, retransmitting over UDP (Timer E
     /// style) and answering requests from the server that arrive meanwhile.
     async fn transact(&mut self, bytes: Vec<u8>, call_id: &str, cseq: u32) -> Option<LiteMessage> {
-        let deadline = Instant::now() + Duration::from_secs(8);
+        // RFC 3261 timers: E starts at T1 (500 ms), doubles to T2 (4 s), and jumps to T2 once a
+        // provisional answer arrives; F gives up after 64*T1 (32 s).
+        let deadline = Instant::now() + Duration::from_secs(32);
         let mut interval = Duration::from_millis(500);
         let mut resend_at = Instant::now() + interval;
         self.link.send(bytes.clone()).await.ok()?;
@@ -148,6 +150,10 @@ impl SimDevice {
                             let matches = m.header("Call-ID") == Some(call_id) && m.cseq().is_some_and(|(n, _)| n == cseq);
                             if matches && code >= 200 {
                                 return Some(m);
+                            }
+                            if matches {
+                                interval = Duration::from_secs(4);
+                                resend_at = Instant::now() + interval;
                             }
                         }
                         None => self.on_request(m).await,
@@ -167,8 +173,9 @@ impl SimDevice {
         format!("sip:{}@{}", self.cfg.server_id, self.domain)
     }
 
-    /// REGISTER, answering one challenge. `Some(granted expires)` on 200.
-    async fn register(&mut self, expires: u32) -> Option<u32> {
+    /// REGISTER, answering one challenge: `Ok(granted expires)` on 200, else `Err(retry after)`
+    /// when the server said when (503 with Retry-After).
+    async fn register(&mut self, expires: u32) -> Result<u32, Option<Duration>> {
         let uri = self.server_uri();
         let contact = format!("<sip:{}@{}>", self.id, self.advertised());
         let mut extra = vec![("Contact", contact), ("Expires", expires.to_string())];
@@ -179,10 +186,13 @@ impl SimDevice {
             self.cseq += 1;
             let (call_id, tag, cseq) = (self.call_id.clone(), self.from_tag.clone(), self.cseq);
             let req = self.request("REGISTER", &uri, Leg { call_id: &call_id, from_tag: &tag, cseq }, &extra, None);
-            let resp = self.transact(req, &call_id, cseq).await?;
-            match resp.code()? {
+            let resp = self.transact(req, &call_id, cseq).await.ok_or(None)?;
+            match resp.code().ok_or(None)? {
                 200..=299 => {
-                    return Some(resp.header("Expires").and_then(|e| e.parse().ok()).unwrap_or(expires));
+                    return Ok(resp.header("Expires").and_then(|e| e.parse().ok()).unwrap_or(expires));
+                }
+                503 => {
+                    return Err(resp.header("Retry-After").and_then(|r| r.split(';').next()?.trim().parse().ok()).map(Duration::from_secs))
                 }
                 401 => {
                     inc(&self.stats.challenges);
@@ -192,17 +202,18 @@ impl SimDevice {
                     let ch = challenges
                         .iter()
                         .find(|c| want_sha && c.algorithm == Algorithm::Sha256)
-                        .or_else(|| challenges.iter().find(|c| c.algorithm == Algorithm::Md5))?
+                        .or_else(|| challenges.iter().find(|c| c.algorithm == Algorithm::Md5))
+                        .ok_or(None)?
                         .clone();
                     self.nc += 1;
                     let auth = ch.answer(&self.id, &self.cfg.password, "REGISTER", &uri, self.nc, &token());
                     extra.retain(|(n, _)| *n != "Authorization");
                     extra.push(("Authorization", auth));
                 }
-                _ => return None,
+                _ => return Err(None),
             }
         }
-        None
+        Err(None)
     }
 
     async fn keepalive(&mut self, sn: u32) -> Option<u16> {
@@ -352,7 +363,7 @@ impl SimDevice {
 
     async fn try_register(&mut self, now: Instant, failures: u32) -> RegState {
         match self.register(self.cfg.expires_secs).await {
-            Some(granted) => {
+            Ok(granted) => {
                 inc(&self.stats.registered);
                 if !self.registered_once {
                     self.registered_once = true;
@@ -362,10 +373,15 @@ impl SimDevice {
                 // Refresh at 80% of the lifetime, as cameras do.
                 RegState::Registered { refresh_at: now + granted.mul_f64(0.8), expires_at: now + granted }
             }
-            None => {
+            Err(retry_after) => {
                 inc(&self.stats.register_failures);
-                let backoff = Duration::from_secs((5u64 << failures.min(3)).min(60));
-                RegState::Unregistered { retry_at: now + backoff.mul_f64(0.5 + rand::random::<f64>() * 0.5), failures: failures + 1 }
+                // The server's Retry-After when it gave one (spread over a second), else our own
+                // exponential backoff.
+                let retry_at = match retry_after {
+                    Some(after) => now + after + Duration::from_millis(rand::random::<u64>() % 1000),
+                    None => now + Duration::from_secs((5u64 << failures.min(3)).min(60)).mul_f64(0.5 + rand::random::<f64>() * 0.5),
+                };
+                RegState::Unregistered { retry_at, failures: failures + 1 }
             }
         }
     }

@@ -100,7 +100,7 @@ impl Default for SipConfig {
             query_on_register: true,
             max_message_bytes: 65_535,
             max_inflight: 4096,
-            admission_wait_ms: 2000,
+            admission_wait_ms: 10_000,
             udp_recv_buffer_bytes: 8 << 20,
         }
     }

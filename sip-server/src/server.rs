@@ -67,6 +67,11 @@ impl Shared {
         tokio::time::timeout(wait, self.inflight.clone().acquire_owned()).await.ok()?.ok()
     }
 
+    /// A handler slot if one is free now.
+    pub fn try_admit(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        self.inflight.clone().try_acquire_owned().ok()
+    }
+
     pub fn lock_registering(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<String>> {
         self.registering.lock().unwrap_or_else(|e| e.into_inner())
     }

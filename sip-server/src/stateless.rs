@@ -134,7 +134,16 @@ async fn register(shared: &Arc<Shared>, req: Request, from: SocketAddr) -> Resul
         return Ok(()); // a retransmission: the original is being handled and will be answered
     }
     let result = async {
-        let Some(_permit) = shared.admit().await else {
+        let permit = match shared.try_admit() {
+            Some(p) => Some(p),
+            None => {
+                // Queued: 100 Trying slows the device's retransmissions to every T2 (4 s)
+                // instead of every 0.5-2 s, so a storm does not multiply itself.
+                respond(shared, req.clone(), StatusCode::Trying, vec![]).await?;
+                shared.admit().await
+            }
+        };
+        let Some(_permit) = permit else {
             crate::metrics::OVERLOAD_REJECTED.inc();
             let retry = Header::Other("Retry-After".into(), "5".into());
             return respond(shared, req, StatusCode::ServiceUnavailable, vec![retry]).await;
