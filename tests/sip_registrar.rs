@@ -357,3 +357,44 @@ async fn malformed_oversize_and_unsupported_sip_never_take_the_server_down() {
     assert_eq!(value("gbc_sip_oversize_dropped_total"), 1);
     assert_eq!(value("gbc_sip_devices_online"), 1);
 }
+
+#[tokio::test]
+async fn allow_list_auth_off_and_unknown_cmd_types() {
+    // Only ids starting 4401 may register.
+    let p = SipProc::start(None, &[("GBC_SIP__ALLOW_PREFIXES", "[\"4401\"]"), ("GBC_SIP__QUERY_ON_REGISTER", "false")]);
+    let mut stranger = RawDevice::new(p.sip_addr(), "34020000001320003001", None).await;
+    assert_eq!(stranger.exchange("REGISTER", &[("Expires", "3600".into())], b"").await.code(), Some(403));
+    let mut local = RawDevice::new(p.sip_addr(), "44010000001320003001", None).await;
+    assert_eq!(local.register("12345678", 3600).await.code(), Some(200));
+    // A CmdType we do not handle is still answered 200 (and logged), so cameras do not retry it.
+    let body = "<?xml version=\"1.0\" encoding=\"GB2312\"?>\r\n<Notify>\r\n<CmdType>MobilePosition</CmdType>\r\n<SN>9</SN>\r\n<DeviceID>44010000001320003001</DeviceID>\r\n<Longitude>116.1</Longitude>\r\n</Notify>\r\n";
+    assert_eq!(local.exchange("MESSAGE", &[], body.as_bytes()).await.code(), Some(200));
+    assert!(eventually(Duration::from_secs(3), || async { p.log_text().contains("MobilePosition") }).await);
+
+    // With auth off, a REGISTER is accepted at once.
+    let open = SipProc::start(None, &[("GBC_SIP__AUTH", "false"), ("GBC_SIP__QUERY_ON_REGISTER", "false")]);
+    let mut dev = RawDevice::new(open.sip_addr(), "34020000001320003002", None).await;
+    assert_eq!(dev.exchange("REGISTER", &[("Expires", "3600".into())], b"").await.code(), Some(200));
+    assert_eq!(device(&open, "34020000001320003002").await["online"], true);
+}
+
+#[tokio::test]
+async fn a_retransmitted_register_is_answered_once_and_changes_nothing() {
+    let p = SipProc::start(None, &[("GBC_SIP__AUTH", "false"), ("GBC_SIP__QUERY_ON_REGISTER", "false")]);
+    let mut dev = RawDevice::new(p.sip_addr(), "34020000001320003101", None).await;
+    let req = dev.request("REGISTER", &[("Expires", "3600".into())], b"");
+    for _ in 0..3 {
+        dev.sock.send_to(&req, p.sip_addr()).await.unwrap();
+    }
+    let mut oks = 0;
+    while let Some(m) = dev.recv(Duration::from_millis(700)).await {
+        if m.code() == Some(200) {
+            oks += 1;
+        }
+    }
+    assert!((1..=3).contains(&oks), "every copy answered at most once: {oks}");
+    let (_, list) = get_json(&p.api("/api/v1/devices")).await;
+    assert_eq!(list["total"], 1);
+    let metrics = reqwest::get(p.api("/metrics")).await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("gbc_sip_devices_online 1"), "{metrics}");
+}
