@@ -306,7 +306,13 @@ async fn udp_loop(shared: Arc<Shared>, shutdown: CancellationToken) {
             }
             continue;
         }
-        let msg = match SipMessage::try_from(packet) {
+        // The parser is a dependency's: should it ever panic on some datagram, that must cost
+        // the datagram, not this loop (and with it every UDP device of the node).
+        let parsed = std::panic::catch_unwind(|| SipMessage::try_from(packet)).unwrap_or_else(|_| {
+            tracing::error!(peer = %from, len, "SIP parser panicked on a datagram; dropped");
+            Err(rsipstack::sip::Error::Unexpected("parser panic".into()))
+        });
+        let msg = match parsed {
             Ok(m) => m,
             Err(e) => {
                 metrics::UDP_MALFORMED.inc();
