@@ -62,3 +62,27 @@ fn sdp_and_digest_never_panic() {
         let _ = Challenge::parse(&text);
     }
 }
+
+#[test]
+fn rtp_and_tcp_framing_never_panic() {
+    let mut seed = Vec::new();
+    for seq in 0..3u16 {
+        let mut p = Vec::new();
+        common::rtp::RtpPacket::write_header(&mut p, 96, seq == 2, seq, 3600, 42);
+        p.extend_from_slice(&[0, 0, 1, 0xBA, 0x44, 0, 4]);
+        seed.extend_from_slice(&(p.len() as u16).to_be_bytes());
+        seed.extend_from_slice(&p);
+    }
+    let mut m = Mutator::new(4);
+    for _ in 0..ROUNDS {
+        let input = m.mutate(&[&seed]);
+        let _ = common::rtp::RtpPacket::parse(&input);
+        let mut f = common::rtp::TcpFramer::new(Some(42), 256);
+        for chunk in input.chunks(13) {
+            f.push(chunk);
+            while let Some(p) = f.next_packet() {
+                assert!(p.len() <= 256);
+            }
+        }
+    }
+}
