@@ -7,6 +7,7 @@ pub mod ids;
 pub mod manscdp;
 pub mod metrics;
 pub mod model;
+pub mod ps;
 pub mod rtp;
 pub mod sdp;
 pub mod sip;

@@ -86,3 +86,25 @@ fn rtp_and_tcp_framing_never_panic() {
         }
     }
 }
+
+#[test]
+fn ps_demuxer_never_panics_and_stays_bounded() {
+    // Pack header, PSM (H.264 + G.711A), a video PES and an audio PES.
+    let mut seed = vec![0, 0, 1, 0xBA, 0x44, 0, 4, 0, 4, 1, 0x01, 0x89, 0xC3, 0xF8];
+    seed.extend_from_slice(&[0, 0, 1, 0xBC, 0, 18, 0xE0, 0xFF, 0, 0, 0, 8, 0x1B, 0xE0, 0, 0, 0x90, 0xC0, 0, 0, 1, 2, 3, 4]);
+    seed.extend_from_slice(&[0, 0, 1, 0xE0, 0, 16, 0x80, 0x80, 5, 0x21, 0, 1, 0, 1, 0, 0, 0, 1, 0x65, 0x88, 0x84]);
+    seed.extend_from_slice(&[0, 0, 1, 0xC0, 0, 12, 0x80, 0x80, 5, 0x21, 0, 1, 0, 1, 0xD5, 0xD5, 0xD5, 0xD5]);
+    let mut m = Mutator::new(5);
+    for _ in 0..ROUNDS {
+        let input = m.mutate(&[&seed]);
+        let mut d = common::ps::PsDemuxer::new(4096);
+        for chunk in input.chunks(17) {
+            d.push(chunk);
+            while let Some(f) = d.poll() {
+                assert!(f.data.len() <= 4096);
+            }
+        }
+        d.end_of_frame();
+        while d.poll().is_some() {}
+    }
+}

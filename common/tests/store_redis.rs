@@ -73,12 +73,18 @@ async fn redis_cluster_url_passes_conformance() {
         .output()
         .expect("redis-cli");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
-    // Wait for the cluster to agree on its slots.
-    for _ in 0..100 {
-        let info = std::process::Command::new("redis-cli").args(["-p", &nodes[0].port.to_string(), "cluster", "info"]).output().unwrap();
-        if String::from_utf8_lossy(&info.stdout).contains("cluster_state:ok") {
-            break;
-        }
+    // Wait until every node agrees the cluster is up (on a busy machine this takes seconds).
+    let all_ok = || {
+        nodes.iter().all(|n| {
+            std::process::Command::new("redis-cli")
+                .args(["-p", &n.port.to_string(), "cluster", "info"])
+                .output()
+                .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("cluster_state:ok"))
+        })
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !all_ok() {
+        assert!(std::time::Instant::now() < deadline, "redis cluster did not converge in 30 s");
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     let store: Arc<dyn Store> = Arc::new(RedisStore::connect(&format!("redis+cluster://{}", addrs.join(","))).await.expect("cluster"));
