@@ -364,8 +364,11 @@ impl PsDemuxer {
         if payload_start > total || d[6] & 0xC0 != 0x80 {
             return Step::Lost;
         }
-        let pts = if flags & 0x80 != 0 { pts_at(&d[9..]) } else { None };
-        let dts = if flags & 0xC0 == 0xC0 { pts_at(&d[14..]) } else { pts };
+        // PTS/DTS only where the header really holds them (found by fuzzing: a 3-byte PES
+        // claiming a DTS used to index past its end).
+        let header = &d[9..payload_start];
+        let pts = if flags & 0x80 != 0 { header.get(..5).and_then(pts_at) } else { None };
+        let dts = if flags & 0xC0 == 0xC0 { header.get(5..10).and_then(pts_at) } else { pts };
         self.stats.pes += 1;
         let is_video = (0xE0..=0xEF).contains(&id);
         let ours = if is_video { *self.video_id.get_or_insert(id) } else { *self.audio_id.get_or_insert(id) };
@@ -561,6 +564,16 @@ mod tests {
         let frames = drain(&mut d);
         assert_eq!(frames.iter().filter(|f| f.codec.is_video()).count(), 2);
         assert_eq!(d.stats.recoveries, 1);
+    }
+
+    #[test]
+    fn a_pes_claiming_pts_and_dts_it_does_not_hold_does_not_panic() {
+        // The fuzzer's crash input: a 3-byte audio PES with PTS+DTS flags and no header bytes.
+        let mut d = PsDemuxer::new(1 << 20);
+        d.push(&[0, 0, 1, 0xC8, 0, 3, 0x9C, 0xC4, 0]);
+        d.push(&gb_stream());
+        let frames = drain(&mut d);
+        assert_eq!(frames.iter().filter(|f| f.codec.is_video()).count(), 2);
     }
 
     #[test]
