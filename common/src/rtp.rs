@@ -158,6 +158,12 @@ impl TcpFramer {
         };
     }
 
+    /// Not a boundary here: drop one byte and keep looking.
+    fn skip_byte(&mut self) {
+        self.note_skip(1);
+        self.pos += 1;
+    }
+
     /// A packet boundary at `at` (relative to the unread data): (prefix length, packet length).
     fn frame_at(&self, at: usize) -> Option<(usize, usize)> {
         let d = self.buf.get(self.pos + at..)?;
@@ -194,8 +200,7 @@ impl TcpFramer {
                         None => return None,
                         Some(true) => {}
                         Some(false) => {
-                            self.note_skip(1);
-                            self.pos += 1;
+                            self.skip_byte();
                             continue;
                         }
                     }
@@ -206,8 +211,7 @@ impl TcpFramer {
                     match self.plausible(0, prefix, len) {
                         None => return None,
                         Some(false) => {
-                            self.note_skip(1);
-                            self.pos += 1;
+                            self.skip_byte();
                             continue;
                         }
                         Some(true) => {
@@ -219,8 +223,7 @@ impl TcpFramer {
                                     None => return None,
                                     Some(true) => {}
                                     Some(false) => {
-                                        self.note_skip(1);
-                                        self.pos += 1;
+                                        self.skip_byte();
                                         continue;
                                     }
                                 },
