@@ -61,15 +61,21 @@ impl Shared {
         self.sn.fetch_add(1, Ordering::Relaxed) % 1_000_000_000 + 1
     }
 
-    /// A handler slot, waiting up to `sip.admission_wait_ms`; `None` means shed with 503.
-    pub async fn admit(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+    /// A handler slot, waiting up to `sip.admission_wait_ms`; `None` means shed (see `shed`).
+    pub async fn admit(&self) -> Option<Slot> {
         let wait = Duration::from_millis(self.cfg.admission_wait_ms);
-        tokio::time::timeout(wait, self.inflight.clone().acquire_owned()).await.ok()?.ok()
+        tokio::time::timeout(wait, self.inflight.clone().acquire_owned()).await.ok()?.ok().map(Slot::new)
     }
 
     /// A handler slot if one is free now.
-    pub fn try_admit(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
-        self.inflight.clone().try_acquire_owned().ok()
+    pub fn try_admit(&self) -> Option<Slot> {
+        self.inflight.clone().try_acquire_owned().ok().map(Slot::new)
+    }
+
+    /// Counts a request shed for overload and gives the header of its 503.
+    pub fn shed() -> rsipstack::sip::Header {
+        metrics::OVERLOAD_REJECTED.inc();
+        rsipstack::sip::Header::Other("Retry-After".into(), "5".into())
     }
 
     pub fn lock_registering(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<String>> {
@@ -108,6 +114,22 @@ impl Shared {
         items: Vec<common::model::Channel>,
     ) -> Option<common::catalog::CatalogDone> {
         self.lock_catalogs().push(Instant::now(), device, sn, sum_num, items)
+    }
+}
+
+/// A handler slot: held while a request is handled, counted in `gbc_sip_inflight`.
+pub struct Slot(#[allow(dead_code)] tokio::sync::OwnedSemaphorePermit);
+
+impl Slot {
+    fn new(permit: tokio::sync::OwnedSemaphorePermit) -> Self {
+        metrics::INFLIGHT.add(1);
+        Slot(permit)
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        metrics::INFLIGHT.add(-1);
     }
 }
 
@@ -240,16 +262,9 @@ pub async fn start(
                     // device's retransmissions), then shed with 503 so devices back off instead of
                     // piling up behind a slow Store.
                     match shared.admit().await {
-                        Some(permit) => {
-                            metrics::INFLIGHT.add(1);
-                            dispatch(shared, tx).await;
-                            metrics::INFLIGHT.add(-1);
-                            drop(permit);
-                        }
+                        Some(_slot) => dispatch(shared, tx).await,
                         None => {
-                            metrics::OVERLOAD_REJECTED.inc();
-                            let retry = rsipstack::sip::Header::Other("Retry-After".into(), "5".into());
-                            let _ = tx.reply_with(rsipstack::sip::StatusCode::ServiceUnavailable, vec![retry], None).await;
+                            let _ = tx.reply_with(rsipstack::sip::StatusCode::ServiceUnavailable, vec![Shared::shed()], None).await;
                         }
                     }
                 });

@@ -134,7 +134,7 @@ async fn register(shared: &Arc<Shared>, req: Request, from: SocketAddr) -> Resul
         return Ok(()); // a retransmission: the original is being handled and will be answered
     }
     let result = async {
-        let permit = match shared.try_admit() {
+        let slot = match shared.try_admit() {
             Some(p) => Some(p),
             None => {
                 // Queued: 100 Trying slows the device's retransmissions to every T2 (4 s)
@@ -143,16 +143,10 @@ async fn register(shared: &Arc<Shared>, req: Request, from: SocketAddr) -> Resul
                 shared.admit().await
             }
         };
-        let Some(_permit) = permit else {
-            crate::metrics::OVERLOAD_REJECTED.inc();
-            let retry = Header::Other("Retry-After".into(), "5".into());
-            return respond(shared, req, StatusCode::ServiceUnavailable, vec![retry]).await;
+        let Some(_slot) = slot else {
+            return respond(shared, req, StatusCode::ServiceUnavailable, vec![Shared::shed()]).await;
         };
-        crate::metrics::INFLIGHT.add(1);
-        let r =
-            crate::registrar::on_register(shared, &mut Responder::Udp(Box::new(req)), (SipTransport::Udp, from.to_string()), None).await;
-        crate::metrics::INFLIGHT.add(-1);
-        r
+        crate::registrar::on_register(shared, &mut Responder::Udp(Box::new(req)), (SipTransport::Udp, from.to_string()), None).await
     }
     .await;
     shared.lock_registering().remove(&key);
