@@ -3,11 +3,14 @@
 
 pub mod catalog;
 pub mod config;
+pub mod flv;
 pub mod ids;
 pub mod manscdp;
+pub mod media;
 pub mod metrics;
 pub mod model;
 pub mod ps;
+pub mod ps_mux;
 pub mod rtp;
 pub mod sdp;
 pub mod sip;

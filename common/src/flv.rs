@@ -1,0 +1,315 @@
+//! FLV tags from access units: the one encoded form every output shares. HTTP-FLV writes a tag
+//! header before each body; RTMP sends the same body as a message. H.265 goes out as Enhanced
+//! RTMP (`hvc1` FourCC) or, for players that only know the older domestic extension, as codec
+//! id 12. G.711 is sound format 7 (A-law) / 8 (µ-law).
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+use crate::media::{AccessUnit, AudioConfig, MediaEvent, VideoConfig};
+use crate::ps::Codec;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TagKind {
+    Audio = 8,
+    Video = 9,
+    Script = 18,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlvTag {
+    pub kind: TagKind,
+    /// Milliseconds from the stream's first decode time.
+    pub timestamp: u32,
+    /// A video key frame (a viewer may start here).
+    pub key: bool,
+    /// A sequence header: sent to every new viewer before any frame.
+    pub header: bool,
+    pub body: Bytes,
+}
+
+impl FlvTag {
+    /// The 11-byte FLV tag header for this body.
+    pub fn tag_header(&self) -> [u8; 11] {
+        let len = self.body.len() as u32;
+        let ts = self.timestamp;
+        [
+            self.kind as u8,
+            (len >> 16) as u8,
+            (len >> 8) as u8,
+            len as u8,
+            (ts >> 16) as u8,
+            (ts >> 8) as u8,
+            ts as u8,
+            (ts >> 24) as u8,
+            0,
+            0,
+            0,
+        ]
+    }
+
+    /// PreviousTagSize that follows this tag in a file.
+    pub fn trailer(&self) -> [u8; 4] {
+        (11 + self.body.len() as u32).to_be_bytes()
+    }
+}
+
+/// FLV file header followed by PreviousTagSize0.
+pub fn file_header(audio: bool, video: bool) -> [u8; 13] {
+    let flags = (u8::from(audio) << 2) | u8::from(video);
+    [b'F', b'L', b'V', 1, flags, 0, 0, 0, 9, 0, 0, 0, 0]
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HevcMode {
+    /// Enhanced RTMP: `hvc1` FourCC (ffmpeg ≥ 6.1, OBS, SRS 6, ZLMediaKit, flv.js forks).
+    #[default]
+    Enhanced,
+    /// Codec id 12, the pre-2023 domestic extension.
+    Codec12,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum G711Mode {
+    #[default]
+    Pass,
+    Drop,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FlvOptions {
+    pub hevc: HevcMode,
+    pub g711: G711Mode,
+}
+
+const ENHANCED: u8 = 0x80;
+const EX_SEQUENCE_START: u8 = 0;
+const EX_CODED_FRAMES: u8 = 1;
+const HVC1: &[u8; 4] = b"hvc1";
+
+pub struct FlvMuxer {
+    opts: FlvOptions,
+    base: Option<u64>,
+    video_codec: Option<Codec>,
+    audio_codec: Option<Codec>,
+    nals: Vec<std::ops::Range<usize>>,
+}
+
+impl FlvMuxer {
+    pub fn new(opts: FlvOptions) -> Self {
+        Self { opts, base: None, video_codec: None, audio_codec: None, nals: Vec::new() }
+    }
+
+    fn ms(&mut self, dts: u64) -> u32 {
+        let base = *self.base.get_or_insert(dts);
+        (dts.saturating_sub(base) / 90) as u32
+    }
+
+    /// Turns one media event into zero or one tag.
+    pub fn push(&mut self, ev: &MediaEvent) -> Option<FlvTag> {
+        match ev {
+            MediaEvent::VideoConfig(cfg) => self.video_header(cfg),
+            MediaEvent::AudioConfig(cfg) => self.audio_header(cfg),
+            MediaEvent::Frame(au) if au.is_video() => self.video_frame(au),
+            MediaEvent::Frame(au) => self.audio_frame(au),
+        }
+    }
+
+    fn video_header(&mut self, cfg: &VideoConfig) -> Option<FlvTag> {
+        self.video_codec = Some(cfg.codec);
+        let mut b = BytesMut::with_capacity(cfg.record.len() + 5);
+        match (cfg.codec, self.opts.hevc) {
+            (Codec::H264, _) => b.put_slice(&[0x17, 0, 0, 0, 0]),
+            (Codec::H265, HevcMode::Codec12) => b.put_slice(&[0x1C, 0, 0, 0, 0]),
+            (Codec::H265, HevcMode::Enhanced) => {
+                b.put_u8(ENHANCED | 0x10 | EX_SEQUENCE_START);
+                b.put_slice(HVC1);
+            }
+            _ => return None,
+        }
+        b.put_slice(&cfg.record);
+        Some(FlvTag { kind: TagKind::Video, timestamp: 0, key: false, header: true, body: b.freeze() })
+    }
+
+    fn audio_header(&mut self, cfg: &AudioConfig) -> Option<FlvTag> {
+        self.audio_codec = Some(cfg.codec);
+        match cfg.codec {
+            Codec::Aac => {
+                let mut b = BytesMut::with_capacity(2 + cfg.asc.len());
+                b.put_slice(&[0xAF, 0]);
+                b.put_slice(&cfg.asc);
+                Some(FlvTag { kind: TagKind::Audio, timestamp: 0, key: false, header: true, body: b.freeze() })
+            }
+            // G.711 has no sequence header.
+            _ => None,
+        }
+    }
+
+    fn video_frame(&mut self, au: &AccessUnit) -> Option<FlvTag> {
+        if self.video_codec != Some(au.codec) {
+            return None;
+        }
+        self.nals.clear();
+        crate::media::nal::split(&au.data, &mut self.nals);
+        let payload: usize = self.nals.iter().map(|r| r.len() + 4).sum();
+        let ts = self.ms(au.dts);
+        let cts = (au.pts.saturating_sub(au.dts) / 90).min(0x7F_FFFF) as u32;
+        let frame_type = if au.key { 0x10 } else { 0x20 };
+        let mut b = BytesMut::with_capacity(payload + 8);
+        match (au.codec, self.opts.hevc) {
+            (Codec::H264, _) => b.put_slice(&[frame_type | 7, 1]),
+            (Codec::H265, HevcMode::Codec12) => b.put_slice(&[frame_type | 12, 1]),
+            (Codec::H265, HevcMode::Enhanced) => {
+                b.put_u8(ENHANCED | frame_type | EX_CODED_FRAMES);
+                b.put_slice(HVC1);
+            }
+            _ => return None,
+        }
+        b.put_slice(&cts.to_be_bytes()[1..]);
+        for r in &self.nals {
+            b.put_u32(r.len() as u32);
+            b.put_slice(&au.data[r.clone()]);
+        }
+        Some(FlvTag { kind: TagKind::Video, timestamp: ts, key: au.key, header: false, body: b.freeze() })
+    }
+
+    fn audio_frame(&mut self, au: &AccessUnit) -> Option<FlvTag> {
+        if self.audio_codec != Some(au.codec) {
+            return None;
+        }
+        let first = match au.codec {
+            Codec::Aac => 0xAF,
+            Codec::G711A | Codec::G711U if self.opts.g711 == G711Mode::Drop => return None,
+            // 8 kHz mono: the rate field is ignored for G.711 ("special" 0), 16-bit flag as ffmpeg writes it.
+            Codec::G711A => 0x72,
+            Codec::G711U => 0x82,
+            _ => return None,
+        };
+        let ts = self.ms(au.dts);
+        let mut b = BytesMut::with_capacity(au.data.len() + 2);
+        b.put_u8(first);
+        if au.codec == Codec::Aac {
+            b.put_u8(1);
+        }
+        b.put_slice(&au.data);
+        Some(FlvTag { kind: TagKind::Audio, timestamp: ts, key: false, header: false, body: b.freeze() })
+    }
+}
+
+/// The `onMetaData` script tag body (AMF0): what players show before the first frame.
+pub fn metadata(video: Option<&VideoConfig>, audio: Option<&AudioConfig>, hevc: HevcMode) -> Bytes {
+    let mut b = BytesMut::with_capacity(256);
+    amf0::string(&mut b, "onMetaData");
+    let mut fields: Vec<(&str, amf0::Value)> = vec![("duration", amf0::Value::Number(0.0)), ("encoder", amf0::Value::Str("gbcluster"))];
+    if let Some(v) = video {
+        fields.push(("width", amf0::Value::Number(f64::from(v.width))));
+        fields.push(("height", amf0::Value::Number(f64::from(v.height))));
+        if let Some(fps) = v.fps {
+            fields.push(("framerate", amf0::Value::Number(fps)));
+        }
+        let id = match (v.codec, hevc) {
+            (Codec::H265, HevcMode::Enhanced) => f64::from(u32::from_be_bytes(*HVC1)),
+            (Codec::H265, HevcMode::Codec12) => 12.0,
+            _ => 7.0,
+        };
+        fields.push(("videocodecid", amf0::Value::Number(id)));
+    }
+    if let Some(a) = audio {
+        let id = match a.codec {
+            Codec::Aac => 10.0,
+            Codec::G711A => 7.0,
+            _ => 8.0,
+        };
+        fields.push(("audiocodecid", amf0::Value::Number(id)));
+        fields.push(("audiosamplerate", amf0::Value::Number(f64::from(a.sample_rate))));
+        fields.push(("audiochannels", amf0::Value::Number(f64::from(a.channels))));
+    }
+    amf0::ecma_array(&mut b, &fields);
+    b.freeze()
+}
+
+/// Just enough AMF0 to write metadata.
+pub mod amf0 {
+    use bytes::{BufMut, BytesMut};
+
+    pub enum Value<'a> {
+        Number(f64),
+        Str(&'a str),
+    }
+
+    pub fn string(b: &mut BytesMut, s: &str) {
+        b.put_u8(2);
+        b.put_u16(s.len() as u16);
+        b.put_slice(s.as_bytes());
+    }
+
+    pub fn ecma_array(b: &mut BytesMut, fields: &[(&str, Value)]) {
+        b.put_u8(8);
+        b.put_u32(fields.len() as u32);
+        for (k, v) in fields {
+            b.put_u16(k.len() as u16);
+            b.put_slice(k.as_bytes());
+            match v {
+                Value::Number(n) => {
+                    b.put_u8(0);
+                    b.put_f64(*n);
+                }
+                Value::Str(s) => string(b, s),
+            }
+        }
+        b.put_slice(&[0, 0, 9]);
+    }
+}
+
+/// Reads tags back from an FLV byte stream (tests and tools; bounded, never panics).
+pub fn read_tags(data: &[u8]) -> Vec<(u8, u32, &[u8])> {
+    let mut out = Vec::new();
+    let mut pos = 13;
+    while let Some(h) = data.get(pos..pos + 11) {
+        let len = (usize::from(h[1]) << 16) | (usize::from(h[2]) << 8) | usize::from(h[3]);
+        let ts = (u32::from(h[7]) << 24) | (u32::from(h[4]) << 16) | (u32::from(h[5]) << 8) | u32::from(h[6]);
+        let Some(body) = data.get(pos + 11..pos + 11 + len) else { break };
+        out.push((h[0], ts, body));
+        pos += 11 + len + 4;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn au(codec: Codec, dts: u64, key: bool, data: &[u8]) -> MediaEvent {
+        MediaEvent::Frame(AccessUnit { codec, pts: dts + 3600, dts, key, data: Bytes::copy_from_slice(data) })
+    }
+
+    #[test]
+    fn h264_frames_are_length_prefixed_with_cts() {
+        let mut m = FlvMuxer::new(FlvOptions::default());
+        let cfg = VideoConfig { codec: Codec::H264, width: 320, height: 240, fps: None, record: Bytes::from_static(&[1, 2, 3]) };
+        assert!(m.push(&au(Codec::H264, 0, true, &[0, 0, 1, 0x65])).is_none(), "no frame before its header");
+        let h = m.push(&MediaEvent::VideoConfig(cfg)).unwrap();
+        assert_eq!(&h.body[..], &[0x17, 0, 0, 0, 0, 1, 2, 3]);
+        let t = m.push(&au(Codec::H264, 90_000, true, &[0, 0, 0, 1, 0x65, 9, 0, 0, 1, 0x06, 7])).unwrap();
+        assert_eq!(t.timestamp, 0);
+        assert_eq!(&t.body[..], &[0x17, 1, 0, 0, 40, 0, 0, 0, 2, 0x65, 9, 0, 0, 0, 2, 0x06, 7]);
+        let t = m.push(&au(Codec::H264, 90_000 + 3600, false, &[0, 0, 1, 0x41])).unwrap();
+        assert_eq!((t.timestamp, t.body[0]), (40, 0x27));
+        let file: Vec<u8> = [&file_header(false, true)[..], &t.tag_header(), &t.body, &t.trailer()].concat();
+        assert_eq!(read_tags(&file), vec![(9, 40, &t.body[..])]);
+    }
+
+    #[test]
+    fn hevc_enhanced_and_g711() {
+        let mut m = FlvMuxer::new(FlvOptions::default());
+        let cfg = VideoConfig { codec: Codec::H265, width: 1, height: 1, fps: None, record: Bytes::from_static(&[1]) };
+        let h = m.push(&MediaEvent::VideoConfig(cfg)).unwrap();
+        assert_eq!(&h.body[..], &[0x90, b'h', b'v', b'c', b'1', 1]);
+        let t = m.push(&au(Codec::H265, 0, true, &[0, 0, 1, 0x26, 1])).unwrap();
+        assert_eq!(&t.body[..9], &[0x91, b'h', b'v', b'c', b'1', 0, 0, 40, 0]);
+        m.push(&MediaEvent::AudioConfig(AudioConfig { codec: Codec::G711A, sample_rate: 8000, channels: 1, asc: Bytes::new() }));
+        let a = m.push(&au(Codec::G711A, 900, true, &[0xD5; 160])).unwrap();
+        assert_eq!((a.body[0], a.body.len(), a.timestamp), (0x72, 161, 10));
+    }
+}
