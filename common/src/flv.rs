@@ -2,6 +2,9 @@
 //! header before each body; RTMP sends the same body as a message. H.265 goes out as Enhanced
 //! RTMP (`hvc1` FourCC) or, for players that only know the older domestic extension, as codec
 //! id 12. G.711 is sound format 7 (A-law) / 8 (µ-law).
+//!
+//! A tag is built once, already framed for FLV (11-byte header, body, 4-byte PreviousTagSize),
+//! so HTTP-FLV writes it as it is and RTMP sends a zero-copy slice of its body.
 
 use bytes::{BufMut, Bytes, BytesMut};
 
@@ -22,35 +25,42 @@ pub struct FlvTag {
     pub timestamp: u32,
     /// A video key frame (a viewer may start here).
     pub key: bool,
-    /// A sequence header: sent to every new viewer before any frame.
+    /// A sequence header or metadata: sent to every new viewer before any frame.
     pub header: bool,
-    pub body: Bytes,
+    /// The whole FLV tag: header, body, PreviousTagSize.
+    pub wire: Bytes,
 }
 
+const TAG_HEADER: usize = 11;
+const TAG_TRAILER: usize = 4;
+
 impl FlvTag {
-    /// The 11-byte FLV tag header for this body.
-    pub fn tag_header(&self) -> [u8; 11] {
-        let len = self.body.len() as u32;
-        let ts = self.timestamp;
-        [
-            self.kind as u8,
-            (len >> 16) as u8,
-            (len >> 8) as u8,
-            len as u8,
-            (ts >> 16) as u8,
-            (ts >> 8) as u8,
-            ts as u8,
-            (ts >> 24) as u8,
-            0,
-            0,
-            0,
-        ]
+    /// Frames a body built after `TAG_HEADER` reserved bytes (see `body_buf`).
+    fn seal(kind: TagKind, timestamp: u32, key: bool, header: bool, mut b: BytesMut) -> Self {
+        let len = (b.len() - TAG_HEADER) as u32;
+        let ts = timestamp;
+        let h = [kind as u8, (len >> 16) as u8, (len >> 8) as u8, len as u8, (ts >> 16) as u8, (ts >> 8) as u8, ts as u8, (ts >> 24) as u8];
+        b[..8].copy_from_slice(&h);
+        b.put_u32(len + TAG_HEADER as u32);
+        Self { kind, timestamp, key, header, wire: b.freeze() }
     }
 
-    /// PreviousTagSize that follows this tag in a file.
-    pub fn trailer(&self) -> [u8; 4] {
-        (11 + self.body.len() as u32).to_be_bytes()
+    pub fn new(kind: TagKind, timestamp: u32, key: bool, header: bool, body: &[u8]) -> Self {
+        let mut b = body_buf(body.len());
+        b.put_slice(body);
+        Self::seal(kind, timestamp, key, header, b)
     }
+
+    /// The tag body (what an RTMP message carries), without copying.
+    pub fn body(&self) -> Bytes {
+        self.wire.slice(TAG_HEADER..self.wire.len() - TAG_TRAILER)
+    }
+}
+
+fn body_buf(capacity: usize) -> BytesMut {
+    let mut b = BytesMut::with_capacity(TAG_HEADER + capacity + TAG_TRAILER);
+    b.put_bytes(0, TAG_HEADER);
+    b
 }
 
 /// FLV file header followed by PreviousTagSize0.
@@ -118,7 +128,7 @@ impl FlvMuxer {
 
     fn video_header(&mut self, cfg: &VideoConfig) -> Option<FlvTag> {
         self.video_codec = Some(cfg.codec);
-        let mut b = BytesMut::with_capacity(cfg.record.len() + 5);
+        let mut b = body_buf(cfg.record.len() + 5);
         match (cfg.codec, self.opts.hevc) {
             (Codec::H264, _) => b.put_slice(&[0x17, 0, 0, 0, 0]),
             (Codec::H265, HevcMode::Codec12) => b.put_slice(&[0x1C, 0, 0, 0, 0]),
@@ -129,17 +139,17 @@ impl FlvMuxer {
             _ => return None,
         }
         b.put_slice(&cfg.record);
-        Some(FlvTag { kind: TagKind::Video, timestamp: 0, key: false, header: true, body: b.freeze() })
+        Some(FlvTag::seal(TagKind::Video, 0, false, true, b))
     }
 
     fn audio_header(&mut self, cfg: &AudioConfig) -> Option<FlvTag> {
         self.audio_codec = Some(cfg.codec);
         match cfg.codec {
             Codec::Aac => {
-                let mut b = BytesMut::with_capacity(2 + cfg.asc.len());
+                let mut b = body_buf(2 + cfg.asc.len());
                 b.put_slice(&[0xAF, 0]);
                 b.put_slice(&cfg.asc);
-                Some(FlvTag { kind: TagKind::Audio, timestamp: 0, key: false, header: true, body: b.freeze() })
+                Some(FlvTag::seal(TagKind::Audio, 0, false, true, b))
             }
             // G.711 has no sequence header.
             _ => None,
@@ -156,7 +166,7 @@ impl FlvMuxer {
         let ts = self.ms(au.dts);
         let cts = (au.pts.saturating_sub(au.dts) / 90).min(0x7F_FFFF) as u32;
         let frame_type = if au.key { 0x10 } else { 0x20 };
-        let mut b = BytesMut::with_capacity(payload + 8);
+        let mut b = body_buf(payload + 8);
         match (au.codec, self.opts.hevc) {
             (Codec::H264, _) => b.put_slice(&[frame_type | 7, 1]),
             (Codec::H265, HevcMode::Codec12) => b.put_slice(&[frame_type | 12, 1]),
@@ -171,7 +181,7 @@ impl FlvMuxer {
             b.put_u32(r.len() as u32);
             b.put_slice(&au.data[r.clone()]);
         }
-        Some(FlvTag { kind: TagKind::Video, timestamp: ts, key: au.key, header: false, body: b.freeze() })
+        Some(FlvTag::seal(TagKind::Video, ts, au.key, false, b))
     }
 
     fn audio_frame(&mut self, au: &AccessUnit) -> Option<FlvTag> {
@@ -187,18 +197,18 @@ impl FlvMuxer {
             _ => return None,
         };
         let ts = self.ms(au.dts);
-        let mut b = BytesMut::with_capacity(au.data.len() + 2);
+        let mut b = body_buf(au.data.len() + 2);
         b.put_u8(first);
         if au.codec == Codec::Aac {
             b.put_u8(1);
         }
         b.put_slice(&au.data);
-        Some(FlvTag { kind: TagKind::Audio, timestamp: ts, key: false, header: false, body: b.freeze() })
+        Some(FlvTag::seal(TagKind::Audio, ts, false, false, b))
     }
 }
 
 /// The `onMetaData` script tag body (AMF0): what players show before the first frame.
-pub fn metadata(video: Option<&VideoConfig>, audio: Option<&AudioConfig>, hevc: HevcMode) -> Bytes {
+pub fn metadata(video: Option<&VideoConfig>, audio: Option<&AudioConfig>, hevc: HevcMode) -> FlvTag {
     let mut b = BytesMut::with_capacity(256);
     amf0::string(&mut b, "onMetaData");
     let mut fields: Vec<(&str, amf0::Value)> = vec![("duration", amf0::Value::Number(0.0)), ("encoder", amf0::Value::Str("gbcluster"))];
@@ -226,7 +236,7 @@ pub fn metadata(video: Option<&VideoConfig>, audio: Option<&AudioConfig>, hevc: 
         fields.push(("audiochannels", amf0::Value::Number(f64::from(a.channels))));
     }
     amf0::ecma_array(&mut b, &fields);
-    b.freeze()
+    FlvTag::new(TagKind::Script, 0, false, true, &b)
 }
 
 /// Just enough AMF0 to write metadata.
@@ -290,14 +300,15 @@ mod tests {
         let cfg = VideoConfig { codec: Codec::H264, width: 320, height: 240, fps: None, record: Bytes::from_static(&[1, 2, 3]) };
         assert!(m.push(&au(Codec::H264, 0, true, &[0, 0, 1, 0x65])).is_none(), "no frame before its header");
         let h = m.push(&MediaEvent::VideoConfig(cfg)).unwrap();
-        assert_eq!(&h.body[..], &[0x17, 0, 0, 0, 0, 1, 2, 3]);
+        assert_eq!(&h.body()[..], &[0x17, 0, 0, 0, 0, 1, 2, 3]);
         let t = m.push(&au(Codec::H264, 90_000, true, &[0, 0, 0, 1, 0x65, 9, 0, 0, 1, 0x06, 7])).unwrap();
         assert_eq!(t.timestamp, 0);
-        assert_eq!(&t.body[..], &[0x17, 1, 0, 0, 40, 0, 0, 0, 2, 0x65, 9, 0, 0, 0, 2, 0x06, 7]);
+        assert_eq!(&t.body()[..], &[0x17, 1, 0, 0, 40, 0, 0, 0, 2, 0x65, 9, 0, 0, 0, 2, 0x06, 7]);
         let t = m.push(&au(Codec::H264, 90_000 + 3600, false, &[0, 0, 1, 0x41])).unwrap();
-        assert_eq!((t.timestamp, t.body[0]), (40, 0x27));
-        let file: Vec<u8> = [&file_header(false, true)[..], &t.tag_header(), &t.body, &t.trailer()].concat();
-        assert_eq!(read_tags(&file), vec![(9, 40, &t.body[..])]);
+        assert_eq!((t.timestamp, t.body()[0]), (40, 0x27));
+        let file: Vec<u8> = [&file_header(false, true)[..], &t.wire].concat();
+        assert_eq!(read_tags(&file), vec![(9, 40, &t.body()[..])]);
+        assert_eq!(&t.wire[t.wire.len() - 4..], &(t.wire.len() as u32 - 4).to_be_bytes());
     }
 
     #[test]
@@ -305,11 +316,11 @@ mod tests {
         let mut m = FlvMuxer::new(FlvOptions::default());
         let cfg = VideoConfig { codec: Codec::H265, width: 1, height: 1, fps: None, record: Bytes::from_static(&[1]) };
         let h = m.push(&MediaEvent::VideoConfig(cfg)).unwrap();
-        assert_eq!(&h.body[..], &[0x90, b'h', b'v', b'c', b'1', 1]);
+        assert_eq!(&h.body()[..], &[0x90, b'h', b'v', b'c', b'1', 1]);
         let t = m.push(&au(Codec::H265, 0, true, &[0, 0, 1, 0x26, 1])).unwrap();
-        assert_eq!(&t.body[..9], &[0x91, b'h', b'v', b'c', b'1', 0, 0, 40, 0]);
+        assert_eq!(&t.body()[..9], &[0x91, b'h', b'v', b'c', b'1', 0, 0, 40, 0]);
         m.push(&MediaEvent::AudioConfig(AudioConfig { codec: Codec::G711A, sample_rate: 8000, channels: 1, asc: Bytes::new() }));
         let a = m.push(&au(Codec::G711A, 900, true, &[0xD5; 160])).unwrap();
-        assert_eq!((a.body[0], a.body.len(), a.timestamp), (0x72, 161, 10));
+        assert_eq!((a.body()[0], a.body().len(), a.timestamp), (0x72, 161, 10));
     }
 }

@@ -17,3 +17,4 @@ pub mod sip;
 pub mod store;
 pub mod telemetry;
 pub mod testutil;
+pub mod ts;

@@ -214,6 +214,14 @@ impl PsDemuxer {
         self.finish(false);
     }
 
+    /// Packets were lost before the next input: drop partial frames and resynchronise on the
+    /// next pack header rather than glue unrelated bytes together.
+    pub fn discontinuity(&mut self) {
+        self.buf.clear();
+        self.pos = 0;
+        self.lose_sync();
+    }
+
     pub fn poll(&mut self) -> Option<PsFrame> {
         self.out.pop_front()
     }

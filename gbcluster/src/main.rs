@@ -40,6 +40,7 @@ struct Config {
     sip: sip_server::SipConfig,
     api: sip_server::ApiConfig,
     sim: gbsim::SimConfig,
+    stream: stream_server::StreamConfig,
 }
 
 #[derive(Parser)]
@@ -62,12 +63,60 @@ enum Cmd {
     },
     /// The SIP server (registrar, presence, catalog, web-tier API).
     Sip,
-    /// The camera simulator / load generator.
+    /// The media node (stream-server): RTP in, RTMP push, RTMP play and HTTP-FLV out.
+    Stream,
+    /// The camera simulator / load generator (`sim media …` streams video).
     Sim(SimArgs),
 }
 
+#[derive(Subcommand)]
+enum SimCmd {
+    /// Stream a video file as GB PS over RTP into a stream-server (one target, or N receivers
+    /// opened through its API).
+    Media(MediaArgs),
+}
+
+#[derive(clap::Args)]
+struct MediaArgs {
+    /// Annex B H.264 (.h264) or H.265 (.h265) file.
+    #[arg(long)]
+    video: PathBuf,
+    /// ADTS .aac, or raw 8 kHz .alaw / .ulaw.
+    #[arg(long)]
+    audio: Option<PathBuf>,
+    #[arg(long, default_value_t = 25.0)]
+    fps: f64,
+    /// udp, tcp-active (we connect) or tcp-passive (we listen).
+    #[arg(long, default_value = "udp")]
+    transport: String,
+    /// Receiver address (single stream without --api).
+    #[arg(long)]
+    target: Option<String>,
+    #[arg(long, default_value_t = 1_000_000_001)]
+    ssrc: u32,
+    /// stream-server API (http://host:port): open --streams receivers there and feed each.
+    #[arg(long)]
+    api: Option<String>,
+    #[arg(long, default_value_t = 1)]
+    streams: usize,
+    #[arg(long, default_value = "sim")]
+    stream_prefix: String,
+    /// Stop after this many seconds (0: until stopped).
+    #[arg(long, default_value_t = 0)]
+    seconds: u64,
+    /// Packet loss probability (UDP), for tests.
+    #[arg(long, default_value_t = 0.0)]
+    loss: f64,
+    /// Packet reorder probability (UDP), for tests.
+    #[arg(long, default_value_t = 0.0)]
+    reorder: f64,
+}
+
 #[derive(clap::Args, Default)]
+#[command(args_conflicts_with_subcommands = true)]
 struct SimArgs {
+    #[command(subcommand)]
+    what: Option<SimCmd>,
     /// sip-server address (host:port).
     #[arg(long)]
     server: Option<String>,
@@ -156,6 +205,47 @@ fn apply_sim_args(sim: &mut gbsim::SimConfig, a: SimArgs) -> anyhow::Result<()> 
     Ok(())
 }
 
+async fn sim_media(m: MediaArgs, shutdown: CancellationToken) -> anyhow::Result<serde_json::Value> {
+    use gbsim::media::{self, Impairment, MediaSource, SendOptions, SendTransport};
+    let transport: SendTransport = serde_json::from_value(serde_json::Value::String(m.transport.clone()))
+        .map_err(|_| anyhow::anyhow!("--transport must be udp, tcp-active or tcp-passive"))?;
+    let src = std::sync::Arc::new(MediaSource::load(&m.video, m.fps, m.audio.as_deref())?);
+    let stop = shutdown.child_token();
+    if m.seconds > 0 {
+        let s = stop.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_secs(m.seconds)).await;
+            s.cancel();
+        });
+    }
+    let mut targets = Vec::new();
+    match (&m.api, &m.target) {
+        (Some(api), _) => {
+            for i in 0..m.streams {
+                let ssrc = m.ssrc.wrapping_add(i as u32);
+                let stream_id = format!("{}{i}", m.stream_prefix);
+                let target = media::open_receiver(api, &stream_id, ssrc, transport).await?;
+                targets.push((stream_id, ssrc, target));
+            }
+        }
+        (None, Some(t)) => targets.push(("target".into(), m.ssrc, t.parse().context("--target must be ip:port")?)),
+        (None, None) => anyhow::bail!("give --target or --api"),
+    }
+    let mut tasks = Vec::new();
+    for (id, ssrc, target) in targets {
+        let src = src.clone();
+        let opts = SendOptions { transport, target, ssrc, loops: 0, impairment: Impairment { loss: m.loss, reorder: m.reorder } };
+        let stop = stop.clone();
+        tasks.push((id, tokio::spawn(async move { media::send(&src, opts, stop).await })));
+    }
+    let mut out = serde_json::Map::new();
+    for (id, t) in tasks {
+        let stats = t.await?.with_context(|| format!("stream {id}"))?;
+        out.insert(id, serde_json::to_value(stats)?);
+    }
+    Ok(serde_json::json!({"video_frames_in_file": src.video_frames, "streams": out}))
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
@@ -165,7 +255,8 @@ async fn main() -> anyhow::Result<()> {
     match cli.cmd.unwrap_or(Cmd::All { demo: false }) {
         Cmd::All { demo } => {
             let store = common::store::open(cfg.store.url.as_deref()).await.context("opening store")?;
-            let handle = sip_server::start(cfg.sip.clone(), cfg.api.clone(), store, shutdown.clone()).await?;
+            let handle = sip_server::start(cfg.sip.clone(), cfg.api.clone(), store.clone(), shutdown.clone()).await?;
+            stream_server::start(cfg.stream.clone(), store, shutdown.clone()).await?;
             if demo {
                 let mut sim = cfg.sim.clone();
                 sim.server = format!("127.0.0.1:{}", handle.sip_addr.port());
@@ -183,6 +274,15 @@ async fn main() -> anyhow::Result<()> {
         Cmd::Sip => {
             let store = common::store::open(cfg.store.url.as_deref()).await.context("opening store")?;
             sip_server::run(cfg.sip, cfg.api, store, shutdown).await?;
+        }
+        Cmd::Stream => {
+            let store = common::store::open(cfg.store.url.as_deref()).await.context("opening store")?;
+            stream_server::start(cfg.stream, store, shutdown.clone()).await?;
+            shutdown.cancelled().await;
+        }
+        Cmd::Sim(SimArgs { what: Some(SimCmd::Media(m)), .. }) => {
+            let report = sim_media(m, shutdown).await?;
+            println!("{report}");
         }
         Cmd::Sim(args) => {
             apply_sim_args(&mut cfg.sim, args)?;

@@ -4,6 +4,7 @@
 
 pub mod config;
 pub mod device;
+pub mod media;
 pub mod stats;
 pub mod transport;
 

@@ -152,6 +152,12 @@ impl AccessUnitBuilder {
         }
     }
 
+    /// A builder for an elementary stream file with no timestamps of its own: frames are
+    /// `ticks` apart.
+    pub fn with_frame_ticks(ticks: u64) -> Self {
+        Self { frame_ticks: ticks.max(1), ..Self::new() }
+    }
+
     /// Estimated video frame duration in 90 kHz ticks.
     pub fn frame_ticks(&self) -> u64 {
         self.frame_ticks

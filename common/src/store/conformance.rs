@@ -33,10 +33,25 @@ fn ids(base: u64, n: u64) -> Vec<DeviceId> {
     (0..n).map(|i| format!("34020000001320{:06}", base + i).parse().expect("20 digits")).collect()
 }
 
+async fn nodes(store: &Arc<dyn Store>, base: u64) {
+    let kind = format!("test{base}");
+    store.put_node(&kind, "b", r#"{"n":2}"#, 60_000).await.unwrap();
+    store.put_node(&kind, "a", r#"{"n":1}"#, 300).await.unwrap();
+    store.put_node(&kind, "a", r#"{"n":1.5}"#, 300).await.unwrap();
+    assert_eq!(store.list_nodes(&kind).await.unwrap(), vec![("a".into(), r#"{"n":1.5}"#.into()), ("b".into(), r#"{"n":2}"#.into())]);
+    assert!(store.list_nodes("nothing-here").await.unwrap().is_empty());
+    // A node that stops refreshing drops out by itself.
+    tokio::time::sleep(Duration::from_millis(450)).await;
+    assert_eq!(store.list_nodes(&kind).await.unwrap(), vec![("b".into(), r#"{"n":2}"#.into())]);
+    store.remove_node(&kind, "b").await.unwrap();
+    assert!(store.list_nodes(&kind).await.unwrap().is_empty());
+}
+
 pub async fn run_all(store: Arc<dyn Store>) {
     // Ids unique to this run so a shared Redis can host several runs.
     let base = u64::from(rand::random::<u16>() % 900) * 1000;
     let now = 1_700_000_000_000u64;
+    nodes(&store, base).await;
     let d = ids(base, 5);
 
     // Registration, read-back, listing with paging and the online filter.

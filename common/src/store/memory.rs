@@ -24,6 +24,7 @@ struct Inner {
     passwords: HashMap<DeviceId, String>,
     failures: HashMap<String, (u32, Instant)>,
     secrets: HashMap<String, Vec<u8>>,
+    nodes: BTreeMap<(String, String), (String, Instant)>,
 }
 
 pub struct MemoryStore {
@@ -203,6 +204,24 @@ impl Store for MemoryStore {
     async fn shared_secret(&self, name: &str) -> StoreResult<Vec<u8>> {
         let mut g = self.lock();
         Ok(g.secrets.entry(name.to_owned()).or_insert_with(|| (0..32).map(|_| rand::random::<u8>()).collect()).clone())
+    }
+
+    async fn put_node(&self, kind: &str, id: &str, record: &str, ttl_ms: u64) -> StoreResult<()> {
+        let until = Instant::now() + Duration::from_millis(ttl_ms);
+        self.lock().nodes.insert((kind.to_owned(), id.to_owned()), (record.to_owned(), until));
+        Ok(())
+    }
+
+    async fn list_nodes(&self, kind: &str) -> StoreResult<Vec<(String, String)>> {
+        let mut g = self.lock();
+        let now = Instant::now();
+        g.nodes.retain(|_, (_, until)| *until > now);
+        Ok(g.nodes.iter().filter(|((k, _), _)| k == kind).map(|((_, id), (rec, _))| (id.clone(), rec.clone())).collect())
+    }
+
+    async fn remove_node(&self, kind: &str, id: &str) -> StoreResult<()> {
+        self.lock().nodes.remove(&(kind.to_owned(), id.to_owned()));
+        Ok(())
     }
 
     async fn publish(&self, channel: &str, payload: &str) -> StoreResult<()> {

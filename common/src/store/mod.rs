@@ -20,6 +20,8 @@ pub use self::redis::RedisStore;
 /// Pub/sub channel on which every online/offline change of a device is published (JSON
 /// `PresenceEvent`).
 pub const DEVICE_EVENTS: &str = "gbc:events:device";
+/// Pub/sub channel of media stream events (JSON, see the stream-server's `StreamEvent`).
+pub const STREAM_EVENTS: &str = "gbc:events:stream";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -103,6 +105,13 @@ pub trait Store: Send + Sync + 'static {
     async fn clear_auth_failures(&self, key: &str) -> StoreResult<()>;
     /// A random 32-byte secret shared by every node (created by whichever node asks first).
     async fn shared_secret(&self, name: &str) -> StoreResult<Vec<u8>>;
+
+    /// Registers or refreshes a service node (`kind` e.g. "media"): its record (JSON, opaque
+    /// here) lives `ttl_ms` unless refreshed, so a dead node drops out by itself.
+    async fn put_node(&self, kind: &str, id: &str, record: &str, ttl_ms: u64) -> StoreResult<()>;
+    /// Live nodes of a kind as (id, record), sorted by id.
+    async fn list_nodes(&self, kind: &str) -> StoreResult<Vec<(String, String)>>;
+    async fn remove_node(&self, kind: &str, id: &str) -> StoreResult<()>;
 
     async fn publish(&self, channel: &str, payload: &str) -> StoreResult<()>;
     async fn subscribe(&self, channel: &str) -> StoreResult<Subscription>;

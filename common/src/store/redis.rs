@@ -20,6 +20,15 @@ const PRESENCE: &str = "{gbc}:presence";
 const PASSWORDS: &str = "{gbc}:passwords";
 const DEV_PREFIX: &str = "{gbc}:dev:";
 
+fn node_key(kind: &str, id: &str) -> String {
+    format!("{{gbc}}:node:{kind}:{id}")
+}
+
+/// Index of a kind's nodes, scored by expiry (ms); the per-node key's TTL is what counts.
+fn nodes_key(kind: &str) -> String {
+    format!("{{gbc}}:nodes:{kind}")
+}
+
 fn dev_key(id: &DeviceId) -> String {
     format!("{DEV_PREFIX}{id}")
 }
@@ -502,6 +511,50 @@ impl Store for RedisStore {
         let _: Option<String> = redis::cmd("SET").arg(&k).arg(hex::encode(&fresh)).arg("NX").query_async(&mut c).await?;
         let v: String = c.get(&k).await?;
         hex::decode(v).map_err(|e| StoreError::Corrupt(e.to_string()))
+    }
+
+    async fn put_node(&self, kind: &str, id: &str, record: &str, ttl_ms: u64) -> StoreResult<()> {
+        let expiry = crate::sip::now_ms() + ttl_ms;
+        let _: () = redis::pipe()
+            .atomic()
+            .cmd("SET")
+            .arg(node_key(kind, id))
+            .arg(record)
+            .arg("PX")
+            .arg(ttl_ms)
+            .ignore()
+            .zadd(nodes_key(kind), id, expiry)
+            .ignore()
+            .query_async(&mut self.conn().await)
+            .await?;
+        Ok(())
+    }
+
+    async fn list_nodes(&self, kind: &str) -> StoreResult<Vec<(String, String)>> {
+        let mut c = self.conn().await;
+        let index = nodes_key(kind);
+        // Prune entries long dead (a minute of slack for clock skew between nodes).
+        let _: i64 = c.zrembyscore(&index, "-inf", crate::sip::now_ms().saturating_sub(60_000)).await?;
+        let mut ids: Vec<String> = c.zrange(&index, 0, -1).await?;
+        ids.sort();
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys: Vec<String> = ids.iter().map(|id| node_key(kind, id)).collect();
+        let recs: Vec<Option<String>> = redis::cmd("MGET").arg(&keys).query_async(&mut c).await?;
+        Ok(ids.into_iter().zip(recs).filter_map(|(id, r)| r.map(|r| (id, r))).collect())
+    }
+
+    async fn remove_node(&self, kind: &str, id: &str) -> StoreResult<()> {
+        let _: () = redis::pipe()
+            .atomic()
+            .del(node_key(kind, id))
+            .ignore()
+            .zrem(nodes_key(kind), id)
+            .ignore()
+            .query_async(&mut self.conn().await)
+            .await?;
+        Ok(())
     }
 
     async fn publish(&self, channel: &str, payload: &str) -> StoreResult<()> {

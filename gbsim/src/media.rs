@@ -1,0 +1,329 @@
+//! The camera's media half: a real H.264/H.265 (+ AAC or G.711) file muxed as GB PS (our
+//! muxer: ffmpeg writes no PSM) and sent as RTP — PT 96, 90 kHz, marker on a frame's last
+//! packet — over UDP, TCP active (we connect) or TCP passive (we listen), in a loop at real time.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use common::media::{aac, AccessUnitBuilder, MediaEvent};
+use common::ps::{Codec, PsFrame};
+use common::ps_mux::PsMuxer;
+use common::rtp::RtpPacket;
+use serde::{Deserialize, Serialize};
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio_util::sync::CancellationToken;
+
+/// RTP payload size per packet (fits a 1500-byte MTU with headers).
+const MAX_PAYLOAD: usize = 1400;
+const PT_PS: u8 = 96;
+
+#[derive(Debug, Clone)]
+pub struct SourceFrame {
+    pub video: bool,
+    pub key: bool,
+    /// 90 kHz from the start of the file.
+    pub pts: u64,
+    pub data: Bytes,
+}
+
+/// A media file loaded into memory as frames in sending order.
+#[derive(Debug, Clone)]
+pub struct MediaSource {
+    pub video_codec: Codec,
+    pub audio_codec: Option<Codec>,
+    pub frames: Vec<SourceFrame>,
+    /// Length of one loop, 90 kHz.
+    pub duration: u64,
+    pub video_frames: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MediaError {
+    #[error("reading {0}: {1}")]
+    Read(String, std::io::Error),
+    #[error("{0}: no decodable video (needs parameter sets and a key frame)")]
+    NoVideo(String),
+}
+
+impl MediaSource {
+    /// Loads an Annex B file (codec from the extension: .h265/.hevc or H.264) at `fps`, and
+    /// optionally an ADTS `.aac` or raw `.alaw`/`.ulaw` (8 kHz mono) file beside it.
+    pub fn load(video: &Path, fps: f64, audio: Option<&Path>) -> Result<Self, MediaError> {
+        let name = video.display().to_string();
+        let bytes = std::fs::read(video).map_err(|e| MediaError::Read(name.clone(), e))?;
+        let ext = video.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+        let video_codec = if matches!(ext.as_str(), "h265" | "hevc" | "265") { Codec::H265 } else { Codec::H264 };
+        let ticks = (90_000.0 / fps).round() as u64;
+        let mut b = AccessUnitBuilder::with_frame_ticks(ticks);
+        let mut events = Vec::new();
+        b.push(PsFrame { stream_id: 0xE0, codec: video_codec, pts: Some(0), dts: None, data: bytes }, &mut events);
+        let mut frames: Vec<SourceFrame> = events
+            .into_iter()
+            .filter_map(|e| match e {
+                MediaEvent::Frame(f) => Some(SourceFrame { video: true, key: f.key, pts: f.pts, data: f.data }),
+                _ => None,
+            })
+            .collect();
+        let video_frames = frames.len();
+        if video_frames == 0 {
+            return Err(MediaError::NoVideo(name));
+        }
+        let duration = video_frames as u64 * ticks;
+        let mut audio_codec = None;
+        if let Some(path) = audio {
+            let aname = path.display().to_string();
+            let data = Bytes::from(std::fs::read(path).map_err(|e| MediaError::Read(aname, e))?);
+            let aext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+            let mut pts = 0u64;
+            match aext.as_str() {
+                "alaw" | "ulaw" | "pcma" | "pcmu" => {
+                    audio_codec = Some(if matches!(aext.as_str(), "alaw" | "pcma") { Codec::G711A } else { Codec::G711U });
+                    // 20 ms packets.
+                    for chunk in (0..data.len()).step_by(160) {
+                        if pts >= duration {
+                            break;
+                        }
+                        frames.push(SourceFrame { video: false, key: true, pts, data: data.slice(chunk..(chunk + 160).min(data.len())) });
+                        pts += 160 * 90_000 / 8000;
+                    }
+                }
+                _ => {
+                    audio_codec = Some(Codec::Aac);
+                    let mut pos = 0;
+                    for (h, raw) in aac::frames(&data) {
+                        if pts >= duration {
+                            break;
+                        }
+                        // Keep the ADTS header: PS carries AAC as ADTS.
+                        let whole = pos..raw.end;
+                        pos = raw.end;
+                        frames.push(SourceFrame { video: false, key: true, pts, data: data.slice(whole) });
+                        pts += 1024 * 90_000 / u64::from(h.sample_rate());
+                    }
+                }
+            }
+            frames.sort_by_key(|f| (f.pts, !f.video));
+        }
+        Ok(Self { video_codec, audio_codec, frames, duration, video_frames })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SendTransport {
+    Udp,
+    /// We connect to the receiver (the receiver is "tcp-passive").
+    TcpActive,
+    /// We listen; the receiver connects (the receiver is "tcp-active").
+    TcpPassive,
+}
+
+/// RTP packetiser: one PS-muxed frame in, RTP packets out (marker on the last).
+pub struct PsRtpPacketizer {
+    mux: PsMuxer,
+    ps: Vec<u8>,
+    seq: u16,
+    ssrc: u32,
+    tcp: bool,
+}
+
+impl PsRtpPacketizer {
+    pub fn new(video: Codec, audio: Option<Codec>, ssrc: u32, tcp: bool) -> Self {
+        Self { mux: PsMuxer::new(video, audio), ps: Vec::new(), seq: rand::random(), ssrc, tcp }
+    }
+
+    /// Appends the frame's packets to `out` (each prefixed with its RFC 4571 length over TCP)
+    /// and returns how many packets.
+    pub fn packetize(&mut self, f: &SourceFrame, pts: u64, out: &mut Vec<u8>) -> usize {
+        self.ps.clear();
+        if f.video {
+            self.mux.video(&f.data, pts, None, f.key, &mut self.ps);
+        } else {
+            self.mux.audio(&f.data, pts, &mut self.ps);
+        }
+        let n = self.ps.len().div_ceil(MAX_PAYLOAD);
+        for (i, chunk) in self.ps.chunks(MAX_PAYLOAD).enumerate() {
+            if self.tcp {
+                out.extend_from_slice(&((12 + chunk.len()) as u16).to_be_bytes());
+            }
+            RtpPacket::write_header(out, PT_PS, i + 1 == n, self.seq, pts as u32, self.ssrc);
+            out.extend_from_slice(chunk);
+            self.seq = self.seq.wrapping_add(1);
+        }
+        n
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct SendStats {
+    pub frames: u64,
+    pub video_frames: u64,
+    pub packets: u64,
+    pub bytes: u64,
+    pub loops: u64,
+}
+
+/// Test knobs: drop or swap packets to exercise the receiver's loss and reorder handling.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Impairment {
+    /// Probability a packet is dropped.
+    pub loss: f64,
+    /// Probability a packet is held back and sent after the next one.
+    pub reorder: f64,
+}
+
+pub struct SendOptions {
+    pub transport: SendTransport,
+    /// UDP / TCP active: the receiver. TCP passive: where we listen.
+    pub target: SocketAddr,
+    pub ssrc: u32,
+    /// Stop after this many loops of the file (0: until cancelled).
+    pub loops: u64,
+    pub impairment: Impairment,
+}
+
+/// Streams `src` until the loops are done or `cancel` fires.
+pub async fn send(src: &MediaSource, opts: SendOptions, cancel: CancellationToken) -> std::io::Result<SendStats> {
+    let tcp = opts.transport != SendTransport::Udp;
+    let mut pk = PsRtpPacketizer::new(src.video_codec, src.audio_codec, opts.ssrc, tcp);
+    enum Out {
+        Udp(UdpSocket),
+        Tcp(TcpStream),
+    }
+    let mut out = match opts.transport {
+        SendTransport::Udp => {
+            let bind: SocketAddr = if opts.target.is_ipv4() {
+                "0.0.0.0:0".parse().unwrap_or_else(|_| unreachable!())
+            } else {
+                "[::]:0".parse().unwrap_or_else(|_| unreachable!())
+            };
+            let s = UdpSocket::bind(bind).await?;
+            s.connect(opts.target).await?;
+            Out::Udp(s)
+        }
+        SendTransport::TcpActive => Out::Tcp(TcpStream::connect(opts.target).await?),
+        SendTransport::TcpPassive => {
+            let l = TcpListener::bind(opts.target).await?;
+            let (s, _) = tokio::select! {
+                _ = cancel.cancelled() => return Ok(SendStats::default()),
+                r = l.accept() => r?,
+            };
+            Out::Tcp(s)
+        }
+    };
+    if let Out::Tcp(s) = &out {
+        s.set_nodelay(true)?;
+    }
+    let mut stats = SendStats::default();
+    let mut buf = Vec::with_capacity(256 * 1024);
+    let mut held: Option<Vec<u8>> = None;
+    let start = Instant::now();
+    let mut loop_no = 0u64;
+    'outer: loop {
+        let base = loop_no * src.duration;
+        for f in &src.frames {
+            let pts = base + f.pts;
+            let due = start + Duration::from_micros(pts * 1000 / 90);
+            tokio::select! {
+                _ = cancel.cancelled() => break 'outer,
+                _ = tokio::time::sleep_until(due.into()) => {}
+            }
+            buf.clear();
+            stats.packets += pk.packetize(f, pts, &mut buf) as u64;
+            stats.bytes += buf.len() as u64;
+            stats.frames += 1;
+            stats.video_frames += u64::from(f.video);
+            match &mut out {
+                Out::Tcp(s) => s.write_all(&buf).await?,
+                Out::Udp(s) => {
+                    // Walk the packets back out of the buffer (UDP keeps datagram boundaries).
+                    let mut pos = 0;
+                    for chunk_len in packet_lengths(&buf) {
+                        let pkt = &buf[pos..pos + chunk_len];
+                        pos += chunk_len;
+                        let imp = opts.impairment;
+                        if imp.loss > 0.0 && rand::random::<f64>() < imp.loss {
+                            continue;
+                        }
+                        if imp.reorder > 0.0 && held.is_none() && rand::random::<f64>() < imp.reorder {
+                            held = Some(pkt.to_vec());
+                            continue;
+                        }
+                        let _ = s.send(pkt).await;
+                        if let Some(h) = held.take() {
+                            let _ = s.send(&h).await;
+                        }
+                    }
+                }
+            }
+        }
+        loop_no += 1;
+        stats.loops = loop_no;
+        if opts.loops > 0 && loop_no >= opts.loops {
+            break;
+        }
+    }
+    if let (Out::Udp(s), Some(h)) = (&out, held) {
+        let _ = s.send(&h).await;
+    }
+    Ok(stats)
+}
+
+/// Lengths of the RTP packets laid end to end by `packetize` (UDP form): every packet but the
+/// last is 12 + MAX_PAYLOAD bytes.
+fn packet_lengths(buf: &[u8]) -> impl Iterator<Item = usize> {
+    let full = 12 + MAX_PAYLOAD;
+    let n = buf.len().div_ceil(full);
+    let last = buf.len() - (n.saturating_sub(1)) * full;
+    (0..n).map(move |i| if i + 1 == n { last } else { full })
+}
+
+/// Opens a receiver on a stream-server through its API (plain HTTP/1.1; the simulator needs no
+/// HTTP client library for one call) and returns where to send. For a tcp-passive sender the
+/// receiver is tcp-active and is told our listening address.
+pub async fn open_receiver(api: &str, stream_id: &str, ssrc: u32, transport: SendTransport) -> std::io::Result<SocketAddr> {
+    use tokio::io::AsyncReadExt;
+    let bad = |m: String| std::io::Error::new(std::io::ErrorKind::InvalidData, m);
+    let hostport = api.trim_start_matches("http://").trim_end_matches('/');
+    let (recv_transport, peer) = match transport {
+        SendTransport::Udp => ("udp", None),
+        SendTransport::TcpActive => ("tcp-passive", None),
+        SendTransport::TcpPassive => {
+            // Reserve a local port to listen on.
+            let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+            let a = l.local_addr()?;
+            drop(l);
+            ("tcp-active", Some(a))
+        }
+    };
+    let mut body = serde_json::json!({"stream_id": stream_id, "ssrc": ssrc, "transport": recv_transport});
+    if let Some(p) = peer {
+        body["peer"] = serde_json::Value::String(p.to_string());
+    }
+    let body = body.to_string();
+    let req = format!(
+        "POST /api/v1/receivers HTTP/1.1\r\nHost: {hostport}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let mut s = TcpStream::connect(hostport).await?;
+    s.write_all(req.as_bytes()).await?;
+    let mut resp = Vec::new();
+    s.read_to_end(&mut resp).await?;
+    let text = String::from_utf8_lossy(&resp);
+    let (head, json) = text.split_once("\r\n\r\n").ok_or_else(|| bad("bad HTTP response".into()))?;
+    if !head.starts_with("HTTP/1.1 200") {
+        return Err(bad(format!("open {stream_id}: {head} {json}")));
+    }
+    let v: serde_json::Value = serde_json::from_str(json).map_err(|e| bad(e.to_string()))?;
+    match peer {
+        Some(p) => Ok(p),
+        None => {
+            let ip = v["ip"].as_str().ok_or_else(|| bad("no ip in answer".into()))?;
+            let port = v["port"].as_u64().ok_or_else(|| bad("no port in answer".into()))?;
+            format!("{ip}:{port}").parse().map_err(|_| bad("bad ip/port in answer".into()))
+        }
+    }
+}

@@ -1,0 +1,233 @@
+//! Control API (ZLMediaKit-like, REST) and HTTP-FLV playback. `docs/openapi.yaml` documents it.
+//! Errors are `{"code":…, "message":…}`.
+
+use std::convert::Infallible;
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Path, Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use bytes::Bytes;
+use serde::Deserialize;
+use serde_json::json;
+use tokio::sync::broadcast::error::RecvError;
+
+use crate::hub::ViewerGate;
+use crate::node::{Node, OpenError};
+use crate::stream::Transport;
+
+pub struct ApiError {
+    status: StatusCode,
+    message: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self { status, message: message.into() }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, Json(json!({"code": self.status.as_u16(), "message": self.message}))).into_response()
+    }
+}
+
+impl From<OpenError> for ApiError {
+    fn from(e: OpenError) -> Self {
+        let status = match e {
+            OpenError::BadStreamId => StatusCode::BAD_REQUEST,
+            OpenError::Exists(_) => StatusCode::CONFLICT,
+            OpenError::Full(_) | OpenError::NoPort => StatusCode::SERVICE_UNAVAILABLE,
+            OpenError::Io(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        ApiError::new(status, e.to_string())
+    }
+}
+
+type ApiResult<T> = Result<T, ApiError>;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OpenBody {
+    stream_id: String,
+    /// Decimal SSRC (GB's 10 digits), or absent to accept the first one seen.
+    ssrc: Option<u32>,
+    transport: Option<Transport>,
+    /// TCP active: the camera's address from its SDP answer (may also come later via connect).
+    peer: Option<String>,
+}
+
+fn parse_peer(p: Option<&str>) -> ApiResult<Option<SocketAddr>> {
+    p.map(|p| p.parse::<SocketAddr>().map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, format!("peer must be ip:port, not {p:?}"))))
+        .transpose()
+}
+
+fn json_body<T>(b: Result<Json<T>, axum::extract::rejection::JsonRejection>) -> ApiResult<T> {
+    b.map(|Json(v)| v).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.body_text()))
+}
+
+async fn open(
+    State(node): State<Arc<Node>>,
+    body: Result<Json<OpenBody>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult<impl IntoResponse> {
+    let b = json_body(body)?;
+    let peer = parse_peer(b.peer.as_deref())?;
+    let opened = node.open(&b.stream_id, b.ssrc, b.transport.unwrap_or(Transport::Udp), peer)?;
+    Ok(Json(opened))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConnectBody {
+    peer: String,
+}
+
+async fn connect(
+    State(node): State<Arc<Node>>,
+    Path(id): Path<String>,
+    body: Result<Json<ConnectBody>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult<impl IntoResponse> {
+    let b = json_body(body)?;
+    let peer = parse_peer(Some(&b.peer))?.unwrap_or_else(|| unreachable!());
+    if node.connect(&id, peer) {
+        Ok(Json(json!({"stream_id": id, "peer": peer.to_string()})))
+    } else {
+        Err(ApiError::new(StatusCode::NOT_FOUND, format!("no tcp-active receiver {id}")))
+    }
+}
+
+async fn close(State(node): State<Arc<Node>>, Path(id): Path<String>) -> ApiResult<impl IntoResponse> {
+    if node.close(&id) {
+        Ok(Json(json!({"stream_id": id, "closed": true})))
+    } else {
+        Err(ApiError::new(StatusCode::NOT_FOUND, format!("no stream {id}")))
+    }
+}
+
+async fn list(State(node): State<Arc<Node>>) -> impl IntoResponse {
+    let items = node.list();
+    Json(json!({"node": node.id, "total": items.len(), "items": items}))
+}
+
+async fn get_stream(State(node): State<Arc<Node>>, Path(id): Path<String>) -> ApiResult<impl IntoResponse> {
+    node.get(&id).map(|e| Json(Node::view(&e))).ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no stream {id}")))
+}
+
+async fn node_info(State(node): State<Arc<Node>>) -> impl IntoResponse {
+    Json(node.record(0.0))
+}
+
+/// `GET /live/{stream_id}.flv`: the GOP cache, then live tags, until the viewer or stream goes.
+async fn http_flv(State(node): State<Arc<Node>>, Path(file): Path<String>) -> ApiResult<Response> {
+    let id = file.strip_suffix(".flv").ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "expected /live/{stream_id}.flv"))?;
+    let entry = node.get(id).ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no stream {id}")))?;
+    let mut sub = entry.hub.subscribe();
+    let mut gate = ViewerGate::new(&sub);
+    let header = Bytes::copy_from_slice(&common::flv::file_header(sub.has_audio, sub.has_video || !sub.has_audio));
+    let start: Vec<Bytes> = std::mem::take(&mut sub.start).into_iter().map(|t| t.wire).collect();
+    let cancel = entry.cancel.clone();
+    let stream_id = entry.id.clone();
+    let body = async_stream(move |tx| async move {
+        if tx.send(header).await.is_err() {
+            return;
+        }
+        for b in start {
+            if tx.send(b).await.is_err() {
+                return;
+            }
+        }
+        loop {
+            let tag = tokio::select! {
+                _ = cancel.cancelled() => return,
+                r = sub.rx.recv() => r,
+            };
+            match tag {
+                Ok(tag) => {
+                    if gate.pass(&tag) && tx.send(tag.wire).await.is_err() {
+                        return;
+                    }
+                }
+                Err(RecvError::Lagged(n)) => {
+                    tracing::info!(stream = %stream_id, "HTTP-FLV viewer {n} tags behind: dropped");
+                    return;
+                }
+                Err(RecvError::Closed) => return,
+            }
+        }
+    });
+    Ok(Response::builder()
+        .header(header::CONTENT_TYPE, "video/x-flv")
+        .header(header::CACHE_CONTROL, "no-cache")
+        .header(header::ACCESS_CONTROL_ALLOW_ORIGIN, "*")
+        .body(body)
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response()))
+}
+
+/// A response body fed by a task through a small channel: a viewer whose socket is slow blocks
+/// only its own task, which then lags on the hub queue and is dropped.
+fn async_stream<F, Fut>(f: F) -> Body
+where
+    F: FnOnce(tokio::sync::mpsc::Sender<Bytes>) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(8);
+    tokio::spawn(f(tx));
+    let stream = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|b| (Ok::<_, Infallible>(b), rx)) });
+    Body::from_stream(stream)
+}
+
+async fn metrics(State(node): State<Arc<Node>>) -> impl IntoResponse {
+    let streams = node.list();
+    let mut out = String::new();
+    let mut gauge = |name: &str, help: &str, v: f64| {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
+    };
+    gauge("gbc_media_streams", "Streams open on this node.", streams.len() as f64);
+    gauge("gbc_media_viewers", "Players attached (HTTP-FLV and RTMP).", streams.iter().map(|s| s.viewers as f64).sum());
+    gauge("gbc_media_ingest_kbps", "Ingest bitrate over the last second.", streams.iter().map(|s| s.stats.bitrate_kbps as f64).sum());
+    gauge("gbc_media_packets_lost", "RTP packets lost, streams currently open.", streams.iter().map(|s| s.stats.lost as f64).sum());
+    gauge("gbc_media_packets", "RTP packets received, streams currently open.", streams.iter().map(|s| s.stats.packets as f64).sum());
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
+}
+
+async fn require_token(State(token): State<Arc<String>>, req: Request, next: Next) -> Response {
+    let ok = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .is_some_and(|t| t.trim() == token.as_str());
+    if ok {
+        next.run(req).await
+    } else {
+        ApiError::new(StatusCode::UNAUTHORIZED, "missing or wrong bearer token").into_response()
+    }
+}
+
+pub fn router(node: Arc<Node>) -> Router {
+    let mut api = Router::new()
+        .route("/api/v1/receivers", post(open))
+        .route("/api/v1/receivers/{id}", axum::routing::delete(close))
+        .route("/api/v1/receivers/{id}/connect", post(connect))
+        .route("/api/v1/streams", get(list))
+        .route("/api/v1/streams/{id}", get(get_stream).delete(close))
+        .route("/api/v1/node", get(node_info))
+        .with_state(node.clone());
+    if !node.cfg.api_token.is_empty() {
+        api = api.layer(middleware::from_fn_with_state(Arc::new(node.cfg.api_token.clone()), require_token));
+    }
+    Router::new()
+        .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
+        .route("/metrics", get(metrics))
+        .route("/live/{file}", get(http_flv))
+        .with_state(node)
+        .merge(api)
+        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such endpoint") })
+}

@@ -1,0 +1,166 @@
+//! Fan-out of one stream's FLV tags to every output: one encoded copy, shared by reference.
+//! A GOP cache (headers, metadata, tags since the last key frame) lets a new viewer start at
+//! once on a key frame. Each viewer reads a bounded broadcast queue; one that falls behind is
+//! told so and dropped, and never slows the others or the ingest.
+
+use std::sync::Mutex;
+
+use common::flv::{FlvTag, TagKind};
+use tokio::sync::broadcast;
+
+#[derive(Default)]
+struct Cache {
+    metadata: Option<FlvTag>,
+    video_header: Option<FlvTag>,
+    audio_header: Option<FlvTag>,
+    gop: Vec<FlvTag>,
+    gop_bytes: usize,
+    /// The GOP overflowed the bound: stop caching until the next key frame.
+    gop_overflow: bool,
+    /// Audio seen (G.711 has no sequence header, so this is not `audio_header.is_some()`).
+    audio_seen: bool,
+}
+
+pub struct Hub {
+    cache: Mutex<Cache>,
+    tx: broadcast::Sender<FlvTag>,
+    max_gop_bytes: usize,
+}
+
+/// What a new viewer gets: the tags to send first, then the live queue.
+pub struct Subscription {
+    pub start: Vec<FlvTag>,
+    pub has_audio: bool,
+    pub has_video: bool,
+    /// The start includes a key frame; otherwise wait for one on the queue.
+    pub keyed: bool,
+    pub rx: broadcast::Receiver<FlvTag>,
+}
+
+impl Hub {
+    pub fn new(queue: usize, max_gop_bytes: usize) -> Self {
+        Self { cache: Mutex::new(Cache::default()), tx: broadcast::channel(queue.max(16)).0, max_gop_bytes }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Cache> {
+        self.cache.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn publish(&self, tag: FlvTag) {
+        let mut c = self.lock();
+        c.audio_seen |= tag.kind == TagKind::Audio;
+        if tag.header {
+            match tag.kind {
+                TagKind::Script => c.metadata = Some(tag.clone()),
+                TagKind::Video => {
+                    // New parameters: what is cached belongs to the old ones.
+                    c.video_header = Some(tag.clone());
+                    c.gop.clear();
+                    c.gop_bytes = 0;
+                }
+                TagKind::Audio => c.audio_header = Some(tag.clone()),
+            }
+        } else if tag.kind == TagKind::Video && tag.key {
+            c.gop.clear();
+            c.gop_bytes = 0;
+            c.gop_overflow = false;
+            c.gop_bytes += tag.wire.len();
+            c.gop.push(tag.clone());
+        } else if !c.gop.is_empty() && !c.gop_overflow {
+            c.gop_bytes += tag.wire.len();
+            if c.gop_bytes > self.max_gop_bytes {
+                c.gop.clear();
+                c.gop_bytes = 0;
+                c.gop_overflow = true;
+            } else {
+                c.gop.push(tag.clone());
+            }
+        }
+        // Sent under the lock so a subscriber sees each tag exactly once: in its start or its queue.
+        let _ = self.tx.send(tag);
+    }
+
+    pub fn subscribe(&self) -> Subscription {
+        let c = self.lock();
+        let mut start = Vec::with_capacity(c.gop.len() + 3);
+        start.extend(c.metadata.iter().cloned());
+        start.extend(c.video_header.iter().cloned());
+        start.extend(c.audio_header.iter().cloned());
+        let keyed = !c.gop.is_empty();
+        start.extend(c.gop.iter().cloned());
+        Subscription { start, has_audio: c.audio_seen, has_video: c.video_header.is_some(), keyed, rx: self.tx.subscribe() }
+    }
+
+    pub fn viewers(&self) -> usize {
+        self.tx.receiver_count()
+    }
+}
+
+/// Per-viewer gate: skip until the first key frame when the start had none.
+pub struct ViewerGate {
+    started: bool,
+}
+
+impl ViewerGate {
+    pub fn new(sub: &Subscription) -> Self {
+        Self { started: sub.keyed || !sub.has_video }
+    }
+
+    pub fn pass(&mut self, tag: &FlvTag) -> bool {
+        if tag.header {
+            return true;
+        }
+        self.started |= tag.kind == TagKind::Video && tag.key;
+        self.started
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tag(kind: TagKind, ts: u32, key: bool, header: bool) -> FlvTag {
+        FlvTag::new(kind, ts, key, header, &[1, 2, 3])
+    }
+
+    #[test]
+    fn new_viewer_starts_at_the_last_key_frame() {
+        let hub = Hub::new(64, 1 << 20);
+        hub.publish(tag(TagKind::Video, 0, false, true));
+        hub.publish(tag(TagKind::Video, 0, true, false));
+        hub.publish(tag(TagKind::Video, 40, false, false));
+        hub.publish(tag(TagKind::Video, 80, true, false));
+        hub.publish(tag(TagKind::Audio, 90, false, false));
+        let mut sub = hub.subscribe();
+        let ts: Vec<(u32, bool)> = sub.start.iter().map(|t| (t.timestamp, t.header)).collect();
+        assert_eq!(ts, vec![(0, true), (80, false), (90, false)]);
+        assert!(sub.keyed);
+        hub.publish(tag(TagKind::Video, 120, false, false));
+        assert_eq!(sub.rx.try_recv().unwrap().timestamp, 120);
+    }
+
+    #[test]
+    fn slow_viewer_lags_without_blocking() {
+        let hub = Hub::new(16, 1 << 20);
+        let mut sub = hub.subscribe();
+        for i in 0..100 {
+            hub.publish(tag(TagKind::Video, i, i % 25 == 0, false));
+        }
+        assert!(matches!(sub.rx.try_recv(), Err(broadcast::error::TryRecvError::Lagged(_))));
+    }
+
+    #[test]
+    fn gop_cache_is_bounded() {
+        let hub = Hub::new(16, 100);
+        hub.publish(tag(TagKind::Video, 0, true, false));
+        for i in 1..20 {
+            hub.publish(tag(TagKind::Video, i, false, false));
+        }
+        let sub = hub.subscribe();
+        assert!(!sub.keyed && sub.start.is_empty());
+        let mut gate = ViewerGate::new(&sub);
+        assert!(!gate.pass(&tag(TagKind::Video, 30, false, false)));
+        assert!(gate.pass(&tag(TagKind::Video, 40, true, false)));
+        assert!(gate.pass(&tag(TagKind::Video, 41, false, false)));
+    }
+}

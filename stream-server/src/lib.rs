@@ -1,0 +1,59 @@
+//! gbcluster's media node: PS (or TS) over RTP in — UDP, TCP passive, TCP active — demuxed to
+//! H.264/H.265/AAC/G.711, republished as RTMP and served as HTTP-FLV.
+//!
+//! Layers, each testable with bytes alone: socket (`receiver`) → RTP sequence (`reorder`) →
+//! demux (`common::ps`, `common::ts`) → access units (`common::media`) → FLV (`common::flv`)
+//! → fan-out (`hub`) → outputs (`api` HTTP-FLV, `push` RTMP). `node` ties a stream's parts
+//! together and keeps the node's record in the cluster.
+
+pub mod api;
+pub mod config;
+pub mod hub;
+pub mod node;
+pub mod pipeline;
+pub mod ports;
+pub mod push;
+pub mod receiver;
+pub mod reorder;
+pub mod stream;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use common::store::Store;
+use tokio_util::sync::CancellationToken;
+
+pub use config::StreamConfig;
+pub use node::Node;
+
+pub struct Running {
+    pub node: Arc<Node>,
+    pub http: SocketAddr,
+}
+
+/// Starts the node: HTTP (control + HTTP-FLV), heartbeat.
+pub async fn start(cfg: StreamConfig, store: Arc<dyn Store>, shutdown: CancellationToken) -> anyhow::Result<Running> {
+    let id = cfg.node_id.clone().unwrap_or_else(|| format!("media-{:08x}", rand_u32()));
+    let listener =
+        tokio::net::TcpListener::bind(&cfg.http_listen).await.map_err(|e| anyhow::anyhow!("binding {}: {e}", cfg.http_listen))?;
+    let http = listener.local_addr()?;
+    let node = Node::new(cfg, id, store, shutdown.clone());
+    *node.http_addr.lock().unwrap_or_else(|e| e.into_inner()) = Some(http);
+    let app = api::router(node.clone());
+    let s = shutdown.clone();
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(async move { s.cancelled().await }).await {
+            tracing::error!("stream-server http stopped: {e}");
+        }
+    });
+    tokio::spawn(node.clone().heartbeat());
+    tracing::info!(node = %node.id, %http, "stream-server up");
+    Ok(Running { node, http })
+}
+
+fn rand_u32() -> u32 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0));
+    h.finish() as u32
+}

@@ -1,0 +1,404 @@
+//! The media node: its streams, opening and closing receivers, events, and its record in the
+//! cluster (heartbeat with a TTL in the Store).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::flv::FlvOptions;
+use common::store::{Store, STREAM_EVENTS};
+use serde::Serialize;
+use tokio::net::{TcpListener, UdpSocket};
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::StreamConfig;
+use crate::hub::Hub;
+use crate::pipeline::{Pipeline, PipelineConfig};
+use crate::ports::{PortLease, PortPool};
+use crate::receiver;
+use crate::stream::{valid_stream_id, CloseReason, StreamEntry, StreamStats, Transport, Worker};
+
+/// Store node kind for media nodes.
+pub const NODE_KIND: &str = "media";
+
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("stream id must be 1–128 characters of [A-Za-z0-9_.-]")]
+    BadStreamId,
+    #[error("stream {0} is already open with other parameters")]
+    Exists(String),
+    #[error("this node is at its capacity of {0} streams")]
+    Full(usize),
+    #[error("no free RTP port in the configured range")]
+    NoPort,
+    #[error("io: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Opened {
+    pub stream_id: String,
+    pub ip: String,
+    pub port: u16,
+    pub transport: Transport,
+    pub ssrc: Option<u32>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StreamEvent {
+    pub event: &'static str,
+    pub stream_id: String,
+    pub node: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<&'static str>,
+    pub at_ms: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StreamView {
+    pub stream_id: String,
+    pub transport: Transport,
+    pub port: u16,
+    pub viewers: usize,
+    pub uptime_secs: u64,
+    #[serde(flatten)]
+    pub stats: StreamStats,
+}
+
+/// The node's record in the Store, read by sip-servers to pick where a stream goes.
+#[derive(Debug, Clone, Serialize)]
+pub struct NodeRecord {
+    pub id: String,
+    pub public_ip: String,
+    pub api_url: String,
+    pub rtmp_port: Option<u16>,
+    pub rtp_ports: [u16; 2],
+    pub max_streams: usize,
+    pub capacity_mbps: u32,
+    pub streams: usize,
+    pub mbps: f64,
+    pub cpu: f64,
+    pub updated_ms: u64,
+}
+
+pub struct Node {
+    pub cfg: StreamConfig,
+    pub id: String,
+    pub store: Arc<dyn Store>,
+    pub streams: Mutex<HashMap<String, Arc<StreamEntry>>>,
+    ports: Arc<PortPool>,
+    events: mpsc::Sender<StreamEvent>,
+    pub shutdown: CancellationToken,
+    /// Actual bound addresses (config may say port 0).
+    pub http_addr: Mutex<Option<SocketAddr>>,
+    pub rtmp_addr: Mutex<Option<SocketAddr>>,
+}
+
+impl Node {
+    pub fn new(cfg: StreamConfig, id: String, store: Arc<dyn Store>, shutdown: CancellationToken) -> Arc<Self> {
+        let (tx, mut rx) = mpsc::channel::<StreamEvent>(4096);
+        let ports = PortPool::new(cfg.rtp_ports[0], cfg.rtp_ports[1]);
+        let node = Arc::new(Self {
+            cfg,
+            id,
+            store: store.clone(),
+            streams: Mutex::new(HashMap::new()),
+            ports,
+            events: tx,
+            shutdown,
+            http_addr: Mutex::new(None),
+            rtmp_addr: Mutex::new(None),
+        });
+        tokio::spawn(async move {
+            while let Some(ev) = rx.recv().await {
+                let Ok(json) = serde_json::to_string(&ev) else { continue };
+                if let Err(e) = store.publish(STREAM_EVENTS, &json).await {
+                    tracing::warn!("publishing stream event: {e}");
+                }
+            }
+        });
+        node
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<StreamEntry>>> {
+        self.streams.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn event(&self, event: &'static str, stream_id: &str, reason: Option<&'static str>) {
+        tracing::info!(stream = stream_id, reason = reason.unwrap_or(""), "stream {event}");
+        let _ = self.events.try_send(StreamEvent {
+            event,
+            stream_id: stream_id.to_owned(),
+            node: self.id.clone(),
+            reason,
+            at_ms: common::sip::now_ms(),
+        });
+    }
+
+    pub fn get(&self, id: &str) -> Option<Arc<StreamEntry>> {
+        self.lock().get(id).cloned()
+    }
+
+    pub fn pipeline_config(&self, ssrc: Option<u32>) -> PipelineConfig {
+        PipelineConfig {
+            ssrc,
+            reorder_window: self.cfg.reorder_window,
+            max_frame: self.cfg.max_frame_bytes,
+            flv: FlvOptions { hevc: self.cfg.hevc_flv, g711: self.cfg.g711 },
+        }
+    }
+
+    fn bind_udp(&self, port: u16) -> Option<UdpSocket> {
+        use socket2::{Domain, Protocol, Socket, Type};
+        let addr: SocketAddr = format!("{}:{port}", self.cfg.rtp_bind_ip).parse().ok()?;
+        let s = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP)).ok()?;
+        let _ = s.set_recv_buffer_size(self.cfg.udp_recv_buffer_bytes);
+        s.set_nonblocking(true).ok()?;
+        s.bind(&addr.into()).ok()?;
+        UdpSocket::from_std(s.into()).ok()
+    }
+
+    fn bind_tcp(&self, port: u16) -> Option<TcpListener> {
+        let addr: SocketAddr = format!("{}:{port}", self.cfg.rtp_bind_ip).parse().ok()?;
+        let s = socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::STREAM, None).ok()?;
+        s.set_reuse_address(true).ok()?;
+        s.set_nonblocking(true).ok()?;
+        s.bind(&addr.into()).ok()?;
+        s.listen(16).ok()?;
+        TcpListener::from_std(s.into()).ok()
+    }
+
+    /// Opens a receiver. Opening the same stream again with the same parameters returns the
+    /// existing one (the caller may retry after a timeout).
+    pub fn open(
+        self: &Arc<Self>,
+        stream_id: &str,
+        ssrc: Option<u32>,
+        transport: Transport,
+        peer: Option<SocketAddr>,
+    ) -> Result<Opened, OpenError> {
+        if !valid_stream_id(stream_id) {
+            return Err(OpenError::BadStreamId);
+        }
+        if let Some(e) = self.get(stream_id) {
+            if e.transport == transport && e.ssrc == ssrc {
+                if peer.is_some() {
+                    e.peer.send_replace(peer);
+                }
+                return Ok(self.opened(&e));
+            }
+            return Err(OpenError::Exists(stream_id.to_owned()));
+        }
+        if self.lock().len() >= self.cfg.max_streams {
+            return Err(OpenError::Full(self.cfg.max_streams));
+        }
+        enum Sock {
+            Udp(UdpSocket),
+            Tcp(TcpListener),
+            None,
+        }
+        let (lease, sock): (PortLease, Sock) = match transport {
+            Transport::Udp => self.ports.take(|p| self.bind_udp(p).map(Sock::Udp)),
+            Transport::TcpPassive => self.ports.take(|p| self.bind_tcp(p).map(Sock::Tcp)),
+            // We connect out; the port is still reserved so the answer names one.
+            Transport::TcpActive => self.ports.take(|_| Some(Sock::None)),
+        }
+        .ok_or(OpenError::NoPort)?;
+        let entry = Arc::new(StreamEntry {
+            id: stream_id.to_owned(),
+            transport,
+            port: lease.port,
+            ssrc,
+            hub: Hub::new(self.cfg.viewer_queue_tags, self.cfg.gop_cache_bytes),
+            created: Instant::now(),
+            created_ms: common::sip::now_ms(),
+            cancel: self.shutdown.child_token(),
+            peer: watch::channel(peer).0,
+            stats: Mutex::new(StreamStats::default()),
+            started: AtomicBool::new(false),
+            last_viewer: Mutex::new(Instant::now()),
+            pushers: std::sync::atomic::AtomicUsize::new(0),
+        });
+        {
+            let mut g = self.lock();
+            if g.contains_key(stream_id) {
+                return Err(OpenError::Exists(stream_id.to_owned()));
+            }
+            g.insert(stream_id.to_owned(), entry.clone());
+        }
+        let worker = Worker::new(
+            entry.clone(),
+            Pipeline::new(self.pipeline_config(ssrc)),
+            Duration::from_secs(self.cfg.no_data_timeout_secs.max(1)),
+            Duration::from_millis(self.cfg.reorder_max_delay_ms),
+        );
+        let node = self.clone();
+        let e2 = entry.clone();
+        let on_started = move || node.event("started", &e2.id, None);
+        let node = self.clone();
+        let e2 = entry.clone();
+        tokio::spawn(async move {
+            let reason = match sock {
+                Sock::Udp(s) => receiver::run_udp(worker, s, on_started).await,
+                Sock::Tcp(l) => receiver::run_tcp_passive(worker, l, on_started).await,
+                Sock::None => receiver::run_tcp_active(worker, on_started).await,
+            };
+            drop(lease);
+            node.finish(&e2, reason);
+        });
+        crate::push::spawn(self, &entry);
+        self.event("opened", stream_id, None);
+        Ok(self.opened(&entry))
+    }
+
+    fn opened(&self, e: &StreamEntry) -> Opened {
+        Opened { stream_id: e.id.clone(), ip: self.cfg.public_ip.clone(), port: e.port, transport: e.transport, ssrc: e.ssrc }
+    }
+
+    fn finish(&self, entry: &Arc<StreamEntry>, reason: CloseReason) {
+        entry.cancel.cancel();
+        let removed = {
+            let mut g = self.lock();
+            match g.get(&entry.id) {
+                Some(cur) if Arc::ptr_eq(cur, entry) => g.remove(&entry.id).is_some(),
+                _ => false,
+            }
+        };
+        if removed {
+            if reason == CloseReason::NoData {
+                self.event("no_data", &entry.id, Some(reason.as_str()));
+            }
+            self.event("closed", &entry.id, Some(reason.as_str()));
+        }
+    }
+
+    /// Closes a stream through the API. False if unknown.
+    pub fn close(&self, id: &str) -> bool {
+        match self.get(id) {
+            Some(e) => {
+                e.cancel.cancel();
+                true
+            }
+            None => false,
+        }
+    }
+
+    pub fn connect(&self, id: &str, peer: SocketAddr) -> bool {
+        match self.get(id) {
+            Some(e) if e.transport == Transport::TcpActive => {
+                e.peer.send_replace(Some(peer));
+                true
+            }
+            _ => false,
+        }
+    }
+
+    pub fn view(e: &StreamEntry) -> StreamView {
+        StreamView {
+            stream_id: e.id.clone(),
+            transport: e.transport,
+            port: e.port,
+            viewers: e.viewers(),
+            uptime_secs: e.created.elapsed().as_secs(),
+            stats: e.snapshot(),
+        }
+    }
+
+    pub fn list(&self) -> Vec<StreamView> {
+        let mut v: Vec<StreamView> = self.lock().values().map(|e| Self::view(e)).collect();
+        v.sort_by(|a, b| a.stream_id.cmp(&b.stream_id));
+        v
+    }
+
+    pub fn record(&self, cpu: f64) -> NodeRecord {
+        let streams = self.list();
+        let mbps = streams.iter().map(|s| s.stats.bitrate_kbps as f64 / 1000.0).sum();
+        let http = self.http_addr.lock().unwrap_or_else(|e| e.into_inner()).map(|a| a.port()).unwrap_or(0);
+        NodeRecord {
+            id: self.id.clone(),
+            public_ip: self.cfg.public_ip.clone(),
+            api_url: format!("http://{}:{http}", self.cfg.public_ip),
+            rtmp_port: self.rtmp_addr.lock().unwrap_or_else(|e| e.into_inner()).map(|a| a.port()),
+            rtp_ports: self.cfg.rtp_ports,
+            max_streams: self.cfg.max_streams,
+            capacity_mbps: self.cfg.capacity_mbps,
+            streams: streams.len(),
+            mbps,
+            cpu,
+            updated_ms: common::sip::now_ms(),
+        }
+    }
+
+    /// Keeps this node's record in the Store fresh and raises "no viewers" events.
+    pub async fn heartbeat(self: Arc<Self>) {
+        let mut cpu = CpuMeter::new();
+        let period = Duration::from_secs(self.cfg.heartbeat_secs.max(1));
+        let ttl = self.cfg.heartbeat_ttl_secs.max(self.cfg.heartbeat_secs * 2).max(2) * 1000;
+        loop {
+            let rec = self.record(cpu.sample());
+            if let Ok(json) = serde_json::to_string(&rec) {
+                if let Err(e) = self.store.put_node(NODE_KIND, &self.id, &json, ttl).await {
+                    tracing::warn!("node heartbeat: {e}");
+                }
+            }
+            self.check_viewers();
+            tokio::select! {
+                _ = self.shutdown.cancelled() => {
+                    let _ = self.store.remove_node(NODE_KIND, &self.id).await;
+                    return;
+                }
+                _ = tokio::time::sleep(period) => {}
+            }
+        }
+    }
+
+    fn check_viewers(&self) {
+        if self.cfg.no_viewer_event_secs == 0 {
+            return;
+        }
+        let limit = Duration::from_secs(self.cfg.no_viewer_event_secs);
+        let entries: Vec<Arc<StreamEntry>> = self.lock().values().cloned().collect();
+        for e in entries {
+            let mut last = e.last_viewer.lock().unwrap_or_else(|p| p.into_inner());
+            if e.viewers() > 0 {
+                *last = Instant::now();
+            } else if last.elapsed() >= limit {
+                *last = Instant::now();
+                drop(last);
+                self.event("no_viewers", &e.id, None);
+            }
+        }
+    }
+}
+
+/// Process CPU use as a fraction of one core, from /proc/self/stat.
+struct CpuMeter {
+    last: Option<(Instant, u64)>,
+}
+
+impl CpuMeter {
+    fn new() -> Self {
+        Self { last: None }
+    }
+
+    fn ticks() -> Option<u64> {
+        let s = std::fs::read_to_string("/proc/self/stat").ok()?;
+        let rest = &s[s.rfind(')')? + 2..];
+        let f: Vec<&str> = rest.split(' ').collect();
+        Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+    }
+
+    fn sample(&mut self) -> f64 {
+        let Some(t) = Self::ticks() else { return 0.0 };
+        let now = Instant::now();
+        let v = match self.last {
+            Some((at, t0)) => (t - t0) as f64 / 100.0 / now.duration_since(at).as_secs_f64().max(0.001),
+            None => 0.0,
+        };
+        self.last = Some((now, t));
+        (v * 1000.0).round() / 1000.0
+    }
+}

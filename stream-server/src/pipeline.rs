@@ -1,0 +1,253 @@
+//! One stream's media path, sans-I/O: RTP packets in, FLV tags out.
+//! RTP (SSRC gate, reorder) → PS or TS demux → access units → FLV.
+//!
+//! The steady path allocates nothing per packet: an in-order payload is borrowed from the
+//! socket buffer into the demuxer's assembly buffer, and the only other copy is the one that
+//! builds each FLV tag.
+
+use bytes::Bytes;
+use common::flv::{FlvMuxer, FlvOptions, FlvTag};
+use common::media::{AccessUnitBuilder, AudioConfig, MediaEvent, VideoConfig};
+use common::ps::{Codec, PsDemuxer};
+use common::rtp::RtpPacket;
+use common::ts::TsDemuxer;
+
+use crate::reorder::{Delivery, Reorder};
+
+/// RTP payload types a camera may use for G.711 sent beside the PS stream.
+const PT_PCMU: u8 = 0;
+const PT_PCMA: u8 = 8;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Container {
+    /// Not seen a payload yet.
+    Unknown,
+    Ps,
+    Ts,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct PipelineConfig {
+    /// Packets with another SSRC are refused. `None`: adopt the first one seen.
+    pub ssrc: Option<u32>,
+    pub reorder_window: usize,
+    pub max_frame: usize,
+    pub flv: FlvOptions,
+}
+
+/// Why a packet did not enter the stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    Malformed,
+    WrongSsrc(u32),
+}
+
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+pub struct PipelineStats {
+    pub packets: u64,
+    pub bytes: u64,
+    pub malformed: u64,
+    pub wrong_ssrc: u64,
+    pub video_frames: u64,
+    pub audio_frames: u64,
+    /// Demuxer resynchronisations (after loss or damage).
+    pub recoveries: u64,
+}
+
+enum Demux {
+    Ps(PsDemuxer),
+    Ts(Box<TsDemuxer>),
+}
+
+pub struct Pipeline {
+    cfg: PipelineConfig,
+    ssrc: Option<u32>,
+    reorder: Reorder,
+    demux: Option<Demux>,
+    au: AccessUnitBuilder,
+    flv: FlvMuxer,
+    events: Vec<MediaEvent>,
+    video: Option<VideoConfig>,
+    audio: Option<AudioConfig>,
+    /// Maps a raw G.711 RTP clock (8 kHz) onto the PS clock: (rtp ts, 90 kHz pts) at first sight.
+    raw_audio_anchor: Option<(u32, u64)>,
+    last_video_pts: u64,
+    pub stats: PipelineStats,
+}
+
+fn looks_like_ts(p: &[u8]) -> bool {
+    p.len() >= 188 && p.len() % 188 == 0 && p[0] == 0x47 && p.get(188).is_none_or(|b| *b == 0x47)
+}
+
+impl Pipeline {
+    pub fn new(cfg: PipelineConfig) -> Self {
+        Self {
+            cfg,
+            ssrc: cfg.ssrc,
+            reorder: Reorder::new(cfg.reorder_window),
+            demux: None,
+            au: AccessUnitBuilder::new(),
+            flv: FlvMuxer::new(cfg.flv),
+            events: Vec::new(),
+            video: None,
+            audio: None,
+            raw_audio_anchor: None,
+            last_video_pts: 0,
+            stats: PipelineStats::default(),
+        }
+    }
+
+    pub fn container(&self) -> Container {
+        match self.demux {
+            None => Container::Unknown,
+            Some(Demux::Ps(_)) => Container::Ps,
+            Some(Demux::Ts(_)) => Container::Ts,
+        }
+    }
+
+    pub fn ssrc(&self) -> Option<u32> {
+        self.ssrc
+    }
+
+    pub fn video(&self) -> Option<&VideoConfig> {
+        self.video.as_ref()
+    }
+
+    pub fn audio(&self) -> Option<&AudioConfig> {
+        self.audio.as_ref()
+    }
+
+    pub fn seq_stats(&self) -> crate::reorder::SeqStats {
+        self.reorder.stats
+    }
+
+    /// Checks a datagram's RTP header against the stream (SSRC gate) without processing it.
+    pub fn admit(&mut self, datagram: &[u8]) -> Result<u32, Refused> {
+        let pkt = RtpPacket::parse(datagram).map_err(|_| Refused::Malformed)?;
+        match self.ssrc {
+            Some(s) if s != pkt.ssrc => Err(Refused::WrongSsrc(pkt.ssrc)),
+            _ => Ok(pkt.ssrc),
+        }
+    }
+
+    /// Processes one RTP packet; FLV tags produced go to `sink`.
+    pub fn on_rtp(&mut self, datagram: &[u8], sink: &mut impl FnMut(FlvTag)) -> Result<(), Refused> {
+        let pkt = match RtpPacket::parse(datagram) {
+            Ok(p) => p,
+            Err(_) => {
+                self.stats.malformed += 1;
+                return Err(Refused::Malformed);
+            }
+        };
+        match self.ssrc {
+            Some(s) if s != pkt.ssrc => {
+                self.stats.wrong_ssrc += 1;
+                return Err(Refused::WrongSsrc(pkt.ssrc));
+            }
+            None => self.ssrc = Some(pkt.ssrc),
+            _ => {}
+        }
+        self.stats.packets += 1;
+        self.stats.bytes += datagram.len() as u64;
+        if matches!(pkt.payload_type, PT_PCMA | PT_PCMU) {
+            // G.711 beside PS: its own clock, outside the reorder buffer (audio tolerates loss).
+            self.raw_audio(pkt.payload_type, pkt.timestamp, pkt.payload, sink);
+            return Ok(());
+        }
+        match self.reorder.push(pkt.seq, pkt.marker, pkt.payload) {
+            Delivery::Now => self.demux_payload(pkt.payload, pkt.marker, false, sink),
+            Delivery::AfterLoss => self.demux_payload(pkt.payload, pkt.marker, true, sink),
+            Delivery::Held => {}
+        }
+        self.drain_reorder(false, sink);
+        Ok(())
+    }
+
+    /// Gives up on a gap the reorder buffer is waiting on (call when no packet came for a while).
+    pub fn flush(&mut self, sink: &mut impl FnMut(FlvTag)) {
+        self.drain_reorder(true, sink);
+    }
+
+    fn drain_reorder(&mut self, force: bool, sink: &mut impl FnMut(FlvTag)) {
+        // Held packets are rare; taking the payload out of the slot costs one copy only for them.
+        let mut scratch = Vec::new();
+        loop {
+            let Some((marker, payload, lost)) = self.reorder.pop_ready(force) else { break };
+            scratch.clear();
+            scratch.extend_from_slice(payload);
+            self.demux_payload(&scratch, marker, lost, sink);
+        }
+    }
+
+    fn demux_payload(&mut self, payload: &[u8], marker: bool, after_loss: bool, sink: &mut impl FnMut(FlvTag)) {
+        let demux = self.demux.get_or_insert_with(|| {
+            if looks_like_ts(payload) {
+                Demux::Ts(Box::new(TsDemuxer::new(self.cfg.max_frame)))
+            } else {
+                Demux::Ps(PsDemuxer::new(self.cfg.max_frame))
+            }
+        });
+        match demux {
+            Demux::Ps(ps) => {
+                if after_loss {
+                    ps.discontinuity();
+                }
+                ps.push(payload);
+                if marker {
+                    ps.end_of_frame();
+                }
+                self.stats.recoveries = ps.stats.recoveries;
+                while let Some(f) = ps.poll() {
+                    self.au.push(f, &mut self.events);
+                }
+            }
+            Demux::Ts(ts) => {
+                if after_loss {
+                    ts.discontinuity();
+                }
+                ts.push(payload);
+                while let Some(f) = ts.poll() {
+                    self.au.push(f, &mut self.events);
+                }
+            }
+        }
+        self.emit(sink);
+    }
+
+    fn raw_audio(&mut self, pt: u8, rtp_ts: u32, payload: &[u8], sink: &mut impl FnMut(FlvTag)) {
+        let (ts0, pts0) = *self.raw_audio_anchor.get_or_insert((rtp_ts, self.last_video_pts));
+        let pts = pts0 + u64::from(rtp_ts.wrapping_sub(ts0)) * 90 / 8;
+        let codec = if pt == PT_PCMA { Codec::G711A } else { Codec::G711U };
+        self.au.push_raw_audio(codec, pts, Bytes::copy_from_slice(payload), &mut self.events);
+        self.emit(sink);
+    }
+
+    fn emit(&mut self, sink: &mut impl FnMut(FlvTag)) {
+        let mut meta_changed = false;
+        for ev in self.events.drain(..) {
+            match &ev {
+                MediaEvent::VideoConfig(v) => {
+                    meta_changed |= self.video.as_ref() != Some(v);
+                    self.video = Some(v.clone());
+                }
+                MediaEvent::AudioConfig(a) => {
+                    meta_changed |= self.audio.as_ref() != Some(a);
+                    self.audio = Some(a.clone());
+                }
+                MediaEvent::Frame(f) if f.is_video() => {
+                    self.stats.video_frames += 1;
+                    self.last_video_pts = f.pts;
+                }
+                MediaEvent::Frame(_) => self.stats.audio_frames += 1,
+            }
+            if meta_changed {
+                meta_changed = false;
+                sink(common::flv::metadata(self.video.as_ref(), self.audio.as_ref(), self.cfg.flv.hevc));
+            }
+            if let Some(tag) = self.flv.push(&ev) {
+                sink(tag);
+            }
+        }
+    }
+}

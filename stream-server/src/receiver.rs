@@ -1,0 +1,149 @@
+//! Socket tasks: each reads one stream's transport and drives its `Worker`. UDP reads into one
+//! reused buffer; TCP goes through the RFC 4571 framer (which also takes `$` interleaving).
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use common::rtp::TcpFramer;
+use tokio::io::AsyncReadExt;
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+
+use crate::stream::{CloseReason, TickOutcome, Worker};
+
+const TICK: Duration = Duration::from_millis(100);
+/// Largest RTP packet over TCP (2-byte length).
+const MAX_TCP_PACKET: usize = 65_535;
+
+/// What a task reports when its stream ends.
+pub type Ended = CloseReason;
+
+pub async fn run_udp(mut w: Worker, sock: UdpSocket, on_started: impl Fn()) -> Ended {
+    let mut buf = vec![0u8; 65_536];
+    let mut tick = tokio::time::interval(TICK);
+    let cancel = w.entry.cancel.clone();
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return CloseReason::Api,
+            r = sock.recv_from(&mut buf) => match r {
+                Ok((n, from)) => w.on_packet(&buf[..n], from, Instant::now()),
+                // ICMP port unreachable and the like surface here on some systems: keep reading.
+                Err(e) => tracing::debug!(stream = %w.entry.id, "udp recv: {e}"),
+            },
+            _ = tick.tick() => match w.on_tick(Instant::now()) {
+                TickOutcome::Continue => {}
+                TickOutcome::Started => on_started(),
+                TickOutcome::Close(r) => return r,
+            },
+        }
+    }
+}
+
+/// Reads one TCP connection until it closes, the stream is cancelled or goes quiet.
+async fn read_tcp(w: &mut Worker, mut conn: TcpStream, peer: SocketAddr, on_started: &impl Fn(), listener: Option<&TcpListener>) -> Ended {
+    let _ = conn.set_nodelay(true);
+    let mut framer = TcpFramer::new(w.entry.ssrc, MAX_TCP_PACKET);
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut tick = tokio::time::interval(TICK);
+    let cancel = w.entry.cancel.clone();
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return CloseReason::Api,
+            r = conn.read(&mut buf) => match r {
+                Ok(0) | Err(_) => return CloseReason::PeerClosed,
+                Ok(n) => {
+                    framer.push(&buf[..n]);
+                    let now = Instant::now();
+                    while let Some(pkt) = framer.next_packet() {
+                        w.on_packet(pkt, peer, now);
+                    }
+                }
+            },
+            // A camera that reconnects replaces its old connection.
+            Some(Ok((c, p))) = async { match listener { Some(l) => Some(l.accept().await), None => None } } => {
+                tracing::info!(stream = %w.entry.id, peer = %p, "camera reconnected; replacing the old connection");
+                conn = c;
+                let _ = conn.set_nodelay(true);
+                framer = TcpFramer::new(w.entry.ssrc, MAX_TCP_PACKET);
+            },
+            _ = tick.tick() => match w.on_tick(Instant::now()) {
+                TickOutcome::Continue => {}
+                TickOutcome::Started => on_started(),
+                TickOutcome::Close(r) => return r,
+            },
+        }
+    }
+}
+
+/// Quiet-time ticks while no connection exists yet.
+async fn wait_tick(w: &mut Worker, on_started: &impl Fn()) -> Option<Ended> {
+    tokio::time::sleep(TICK).await;
+    match w.on_tick(Instant::now()) {
+        TickOutcome::Close(r) => Some(r),
+        TickOutcome::Started => {
+            on_started();
+            None
+        }
+        TickOutcome::Continue => None,
+    }
+}
+
+pub async fn run_tcp_passive(mut w: Worker, listener: TcpListener, on_started: impl Fn()) -> Ended {
+    let cancel = w.entry.cancel.clone();
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return CloseReason::Api,
+            r = listener.accept() => {
+                let Ok((conn, peer)) = r else { continue };
+                tracing::info!(stream = %w.entry.id, %peer, "camera connected (tcp passive)");
+                match read_tcp(&mut w, conn, peer, &on_started, Some(&listener)).await {
+                    // The camera may reconnect within the no-data time.
+                    CloseReason::PeerClosed => continue,
+                    other => return other,
+                }
+            }
+            r = wait_tick(&mut w, &on_started) => if let Some(r) = r { return r },
+        }
+    }
+}
+
+pub async fn run_tcp_active(mut w: Worker, on_started: impl Fn()) -> Ended {
+    let cancel = w.entry.cancel.clone();
+    let mut peer_rx = w.entry.peer.subscribe();
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        let peer = *peer_rx.borrow_and_update();
+        let Some(peer) = peer else {
+            tokio::select! {
+                _ = cancel.cancelled() => return CloseReason::Api,
+                _ = peer_rx.changed() => continue,
+                r = wait_tick(&mut w, &on_started) => if let Some(r) = r { return r } else { continue },
+            }
+        };
+        let attempt = tokio::time::timeout(Duration::from_secs(3), TcpStream::connect(peer));
+        tokio::select! {
+            _ = cancel.cancelled() => return CloseReason::Api,
+            r = attempt => match r {
+                Ok(Ok(conn)) => {
+                    tracing::info!(stream = %w.entry.id, %peer, "connected to camera (tcp active)");
+                    backoff = Duration::from_millis(200);
+                    match read_tcp(&mut w, conn, peer, &on_started, None).await {
+                        CloseReason::PeerClosed => continue,
+                        other => return other,
+                    }
+                }
+                _ => {
+                    tracing::debug!(stream = %w.entry.id, %peer, "connect failed; retrying in {backoff:?}");
+                    let sleep = tokio::time::sleep(backoff);
+                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                    tokio::select! {
+                        _ = cancel.cancelled() => return CloseReason::Api,
+                        _ = sleep => {}
+                    }
+                    if let TickOutcome::Close(_) = w.on_tick(Instant::now()) {
+                        return CloseReason::ConnectFailed;
+                    }
+                }
+            }
+        }
+    }
+}

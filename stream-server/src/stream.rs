@@ -1,0 +1,238 @@
+//! A stream on this node: its shared entry (what the API and viewers see) and the worker that
+//! owns its pipeline (what the receiver task drives).
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::hub::Hub;
+use crate::pipeline::{Pipeline, Refused};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Transport {
+    Udp,
+    /// We listen, the camera connects.
+    TcpPassive,
+    /// We connect to the camera.
+    TcpActive,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CloseReason {
+    /// Closed through the API.
+    Api,
+    NoData,
+    /// The camera closed its TCP connection.
+    PeerClosed,
+    /// TCP active: could not connect to the camera.
+    ConnectFailed,
+    Shutdown,
+}
+
+impl CloseReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CloseReason::Api => "api",
+            CloseReason::NoData => "no_data",
+            CloseReason::PeerClosed => "peer_closed",
+            CloseReason::ConnectFailed => "connect_failed",
+            CloseReason::Shutdown => "shutdown",
+        }
+    }
+}
+
+/// Ids travel in URLs and RTMP paths: keep them to a safe alphabet.
+pub fn valid_stream_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct StreamStats {
+    pub container: Option<crate::pipeline::Container>,
+    pub ssrc: Option<u32>,
+    pub peer: Option<String>,
+    pub video_codec: Option<String>,
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    pub fps: Option<f64>,
+    pub audio_codec: Option<String>,
+    pub bitrate_kbps: u64,
+    pub packets: u64,
+    pub bytes: u64,
+    pub lost: u64,
+    pub reordered: u64,
+    pub duplicates: u64,
+    pub late: u64,
+    pub wrong_ssrc: u64,
+    pub wrong_source: u64,
+    pub malformed: u64,
+    pub video_frames: u64,
+    pub audio_frames: u64,
+    pub recoveries: u64,
+}
+
+pub struct StreamEntry {
+    pub id: String,
+    pub transport: Transport,
+    pub port: u16,
+    pub ssrc: Option<u32>,
+    pub hub: Hub,
+    pub created: Instant,
+    pub created_ms: u64,
+    pub cancel: CancellationToken,
+    /// TCP active: where to connect (from the open request or a later `connect`).
+    pub peer: watch::Sender<Option<SocketAddr>>,
+    pub stats: Mutex<StreamStats>,
+    /// Media seen: the "started" event was sent.
+    pub started: AtomicBool,
+    /// Last time a viewer was attached, for the no-viewer event.
+    pub last_viewer: Mutex<Instant>,
+    /// RTMP push tasks subscribed to the hub (not viewers).
+    pub pushers: AtomicUsize,
+}
+
+impl StreamEntry {
+    pub fn snapshot(&self) -> StreamStats {
+        self.stats.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Players attached (HTTP-FLV, RTMP play), not counting RTMP push.
+    pub fn viewers(&self) -> usize {
+        self.hub.viewers().saturating_sub(self.pushers.load(Ordering::Relaxed))
+    }
+}
+
+/// Owns one stream's pipeline; fed by whichever task reads its socket.
+pub struct Worker {
+    pub entry: Arc<StreamEntry>,
+    pipeline: Pipeline,
+    source: Option<SocketAddr>,
+    last_data: Instant,
+    last_snapshot: Instant,
+    bytes_at_snapshot: u64,
+    frames_at_snapshot: u64,
+    warned_ssrc: bool,
+    warned_source: bool,
+    wrong_source: u64,
+    no_data: Duration,
+    reorder_delay: Duration,
+}
+
+/// What the worker tells its task after a tick.
+pub enum TickOutcome {
+    Continue,
+    /// First media: publish the "started" event.
+    Started,
+    Close(CloseReason),
+}
+
+impl Worker {
+    pub fn new(entry: Arc<StreamEntry>, pipeline: Pipeline, no_data: Duration, reorder_delay: Duration) -> Self {
+        let now = Instant::now();
+        Self {
+            entry,
+            pipeline,
+            source: None,
+            last_data: now,
+            last_snapshot: now,
+            bytes_at_snapshot: 0,
+            frames_at_snapshot: 0,
+            warned_ssrc: false,
+            warned_source: false,
+            wrong_source: 0,
+            no_data,
+            reorder_delay,
+        }
+    }
+
+    /// One RTP packet from `from` (UDP source, or the TCP peer).
+    pub fn on_packet(&mut self, data: &[u8], from: SocketAddr, now: Instant) {
+        // A UDP stream latches onto the first source whose packets pass the SSRC gate; anything
+        // from elsewhere never enters it.
+        if let Some(src) = self.source {
+            if src != from {
+                self.wrong_source += 1;
+                if !self.warned_source {
+                    self.warned_source = true;
+                    tracing::warn!(stream = %self.entry.id, %from, expected = %src, "RTP from an unexpected source refused (logged once per stream)");
+                }
+                return;
+            }
+        }
+        let hub = &self.entry.hub;
+        match self.pipeline.on_rtp(data, &mut |tag| hub.publish(tag)) {
+            Ok(()) => {
+                self.source.get_or_insert(from);
+                self.last_data = now;
+            }
+            Err(Refused::WrongSsrc(ssrc)) => {
+                if !self.warned_ssrc {
+                    self.warned_ssrc = true;
+                    tracing::warn!(stream = %self.entry.id, %from, got = ssrc, expected = ?self.pipeline.ssrc(), "RTP with a wrong SSRC refused (logged once per stream)");
+                }
+            }
+            Err(Refused::Malformed) => {}
+        }
+    }
+
+    /// Called about every 100 ms.
+    pub fn on_tick(&mut self, now: Instant) -> TickOutcome {
+        if now.duration_since(self.last_data) >= self.reorder_delay {
+            let hub = &self.entry.hub;
+            self.pipeline.flush(&mut |tag| hub.publish(tag));
+        }
+        if now.duration_since(self.last_snapshot) >= Duration::from_secs(1) {
+            self.snapshot(now);
+        }
+        if now.duration_since(self.last_data) >= self.no_data {
+            self.snapshot(now);
+            return TickOutcome::Close(CloseReason::NoData);
+        }
+        if self.pipeline.stats.video_frames + self.pipeline.stats.audio_frames > 0 && !self.entry.started.swap(true, Ordering::Relaxed) {
+            self.snapshot(now);
+            return TickOutcome::Started;
+        }
+        TickOutcome::Continue
+    }
+
+    pub fn snapshot(&mut self, now: Instant) {
+        let p = &self.pipeline;
+        let secs = now.duration_since(self.last_snapshot).as_secs_f64().max(0.001);
+        let seq = p.seq_stats();
+        let mut s = self.entry.stats.lock().unwrap_or_else(|e| e.into_inner());
+        s.container = Some(p.container());
+        s.ssrc = p.ssrc();
+        s.peer = self.source.map(|a| a.to_string());
+        if let Some(v) = p.video() {
+            s.video_codec = Some(format!("{:?}", v.codec));
+            s.width = Some(v.width);
+            s.height = Some(v.height);
+        }
+        s.audio_codec = p.audio().map(|a| format!("{:?}", a.codec));
+        let frames = p.stats.video_frames - self.frames_at_snapshot;
+        s.fps = p.video().and_then(|v| v.fps).or(if frames > 0 { Some((frames as f64 / secs * 10.0).round() / 10.0) } else { s.fps });
+        s.bitrate_kbps = ((p.stats.bytes - self.bytes_at_snapshot) as f64 * 8.0 / 1000.0 / secs) as u64;
+        s.packets = p.stats.packets;
+        s.bytes = p.stats.bytes;
+        s.lost = seq.lost;
+        s.reordered = seq.reordered;
+        s.duplicates = seq.duplicates;
+        s.late = seq.late;
+        s.wrong_ssrc = p.stats.wrong_ssrc;
+        s.wrong_source = self.wrong_source;
+        s.malformed = p.stats.malformed;
+        s.video_frames = p.stats.video_frames;
+        s.audio_frames = p.stats.audio_frames;
+        s.recoveries = p.stats.recoveries;
+        self.bytes_at_snapshot = p.stats.bytes;
+        self.frames_at_snapshot = p.stats.video_frames;
+        self.last_snapshot = now;
+    }
+}
