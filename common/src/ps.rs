@@ -135,6 +135,12 @@ fn sniff_video(data: &[u8]) -> Option<Codec> {
     None
 }
 
+/// Offset of the first `00 00 01` (or of the zero before it in `00 00 00 01`).
+fn find_start_code(data: &[u8]) -> Option<usize> {
+    let i = data.windows(3).position(|w| w == [0, 0, 1])?;
+    Some(if i > 0 && data[i - 1] == 0 { i - 1 } else { i })
+}
+
 fn sniff_audio(data: &[u8]) -> Codec {
     if data.len() >= 2 && data[0] == 0xFF && data[1] & 0xF6 == 0xF0 {
         Codec::Aac
@@ -389,15 +395,34 @@ impl PsDemuxer {
             let a = if is_video { &self.video } else { &self.audio };
             pts.is_some() && (a.pts != pts || !is_video)
         };
+        let (start, end) = (self.pos + payload_start, self.pos + total);
+        let mut rest = start;
         if starts_new {
+            if is_video {
+                // A PTS belongs to the first frame that *starts* in this PES; bytes before its
+                // start code finish the previous frame (ffmpeg's PS muxer packs frames this way;
+                // GB devices start every PES on a frame).
+                let payload = &self.buf[start..end];
+                let head = find_start_code(payload).unwrap_or(payload.len());
+                if head > 0 && !self.video.data.is_empty() {
+                    self.append(true, start, start + head);
+                    rest = start + head;
+                }
+            }
             self.finish(is_video);
             let a = if is_video { &mut self.video } else { &mut self.audio };
             a.pts = pts;
             a.dts = dts;
         }
+        self.append(is_video, rest, end);
+        Step::Advance(total)
+    }
+
+    /// Adds `buf[from..to]` to the frame being assembled, within `max_frame`.
+    fn append(&mut self, video: bool, from: usize, to: usize) {
         let max = self.max_frame;
-        let payload = &self.buf[self.pos + payload_start..self.pos + total];
-        let a = if is_video { &mut self.video } else { &mut self.audio };
+        let payload = &self.buf[from..to];
+        let a = if video { &mut self.video } else { &mut self.audio };
         if !a.poisoned {
             if a.data.len() + payload.len() > max {
                 a.poisoned = true;
@@ -407,7 +432,6 @@ impl PsDemuxer {
                 a.data.extend_from_slice(payload);
             }
         }
-        Step::Advance(total)
     }
 
     fn finish(&mut self, video: bool) {
@@ -493,6 +517,21 @@ mod tests {
     fn drain(d: &mut PsDemuxer) -> Vec<PsFrame> {
         d.end_of_frame();
         std::iter::from_fn(|| d.poll()).collect()
+    }
+
+    #[test]
+    fn frame_tail_before_the_next_start_code_stays_with_its_frame() {
+        // ffmpeg's muxer: the PES carrying the next PTS begins with the previous frame's tail.
+        let mut s = Vec::new();
+        pack_header(&mut s, 0);
+        pes(&mut s, 0xE0, Some(3600), &[0, 0, 0, 1, 0x65, 1, 2]);
+        pes(&mut s, 0xE0, Some(7200), &[3, 4, 0, 0, 0, 1, 0x41, 5]);
+        let mut d = PsDemuxer::new(1 << 16);
+        d.push(&s);
+        let f = drain(&mut d);
+        assert_eq!(f.len(), 2);
+        assert_eq!((f[0].pts, &f[0].data[..]), (Some(3600), &[0, 0, 0, 1, 0x65, 1, 2, 3, 4][..]));
+        assert_eq!((f[1].pts, &f[1].data[..]), (Some(7200), &[0, 0, 0, 1, 0x41, 5][..]));
     }
 
     #[test]

@@ -30,6 +30,10 @@ pub struct TsStats {
 pub struct TsContext {
     changeset: FilterChangeset<TsFilter>,
     out: VecDeque<PsFrame>,
+    /// PES in progress per collector (0 video, 1 audio). Kept here, not in the collector, so an
+    /// idle stream can be flushed: a video PES of unbounded length ends only when the next
+    /// begins, and the last frame before a pause would otherwise wait.
+    partial: [Option<PsFrame>; 2],
     have_video: bool,
     have_audio: bool,
     max_frame: usize,
@@ -58,8 +62,8 @@ impl DemuxContext for TsContext {
                     false
                 };
                 if wanted {
-                    let stream_id = if codec.is_video() { 0xE0 } else { 0xC0 };
-                    TsFilter::Pes(pes::PesPacketFilter::new(EsCollector { codec, stream_id, cur: None }))
+                    let (stream_id, slot) = if codec.is_video() { (0xE0, 0) } else { (0xC0, 1) };
+                    TsFilter::Pes(pes::PesPacketFilter::new(EsCollector { codec, stream_id, slot }))
                 } else {
                     TsFilter::Null(NullPacketFilter::default())
                 }
@@ -71,17 +75,29 @@ impl DemuxContext for TsContext {
 pub struct EsCollector {
     codec: Codec,
     stream_id: u8,
-    cur: Option<PsFrame>,
+    slot: usize,
 }
 
 impl EsCollector {
     fn append(&mut self, ctx: &mut TsContext, data: &[u8]) {
-        if let Some(f) = &mut self.cur {
-            if f.data.len() + data.len() > ctx.max_frame {
+        let max = ctx.max_frame;
+        if let Some(f) = &mut ctx.partial[self.slot] {
+            if f.data.len() + data.len() > max {
                 ctx.stats.oversize_frames += 1;
-                self.cur = None;
+                ctx.partial[self.slot] = None;
             } else {
                 f.data.extend_from_slice(data);
+            }
+        }
+    }
+}
+
+impl TsContext {
+    fn finish(&mut self, slot: usize) {
+        if let Some(f) = self.partial[slot].take() {
+            if !f.data.is_empty() {
+                self.stats.frames += 1;
+                self.out.push_back(f);
             }
         }
     }
@@ -103,7 +119,8 @@ impl ElementaryStreamConsumer<TsContext> for EsCollector {
             PesContents::Parsed(None) => return,
             PesContents::Payload(p) => (None, None, p),
         };
-        self.cur = Some(PsFrame { stream_id: self.stream_id, codec: self.codec, pts, dts, data: Vec::new() });
+        ctx.finish(self.slot);
+        ctx.partial[self.slot] = Some(PsFrame { stream_id: self.stream_id, codec: self.codec, pts, dts, data: Vec::new() });
         self.append(ctx, payload);
     }
 
@@ -112,18 +129,13 @@ impl ElementaryStreamConsumer<TsContext> for EsCollector {
     }
 
     fn end_packet(&mut self, ctx: &mut TsContext) {
-        if let Some(f) = self.cur.take() {
-            if !f.data.is_empty() {
-                ctx.stats.frames += 1;
-                ctx.out.push_back(f);
-            }
-        }
+        ctx.finish(self.slot);
     }
 
     fn continuity_error(&mut self, ctx: &mut TsContext) {
         ctx.stats.continuity_errors += 1;
         // The PES in progress is missing bytes: drop it.
-        self.cur = None;
+        ctx.partial[self.slot] = None;
     }
 }
 
@@ -137,6 +149,7 @@ impl TsDemuxer {
         let mut ctx = TsContext {
             changeset: FilterChangeset::default(),
             out: VecDeque::new(),
+            partial: [None, None],
             have_video: false,
             have_audio: false,
             max_frame,
@@ -154,6 +167,12 @@ impl TsDemuxer {
     /// Loss before the next input: continuity counters will tell each stream, which drops its
     /// partial PES; nothing else to do.
     pub fn discontinuity(&mut self) {}
+
+    /// Ends the PES packets in progress (the RTP marker, or the stream went idle).
+    pub fn end_of_frame(&mut self) {
+        self.ctx.finish(0);
+        self.ctx.finish(1);
+    }
 
     pub fn poll(&mut self) -> Option<PsFrame> {
         self.ctx.out.pop_front()

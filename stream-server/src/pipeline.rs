@@ -164,9 +164,27 @@ impl Pipeline {
         Ok(())
     }
 
-    /// Gives up on a gap the reorder buffer is waiting on (call when no packet came for a while).
+    /// The stream went quiet: give up on a gap the reorder buffer waits on, and end the frames
+    /// in progress. GB devices end each frame with the RTP marker; a sender that does not (or
+    /// a TS PES of unbounded length) would otherwise hold its last frame until the next begins.
     pub fn flush(&mut self, sink: &mut impl FnMut(FlvTag)) {
         self.drain_reorder(true, sink);
+        match &mut self.demux {
+            Some(Demux::Ts(ts)) => {
+                ts.end_of_frame();
+                while let Some(f) = ts.poll() {
+                    self.au.push(f, &mut self.events);
+                }
+            }
+            Some(Demux::Ps(ps)) => {
+                ps.end_of_frame();
+                while let Some(f) = ps.poll() {
+                    self.au.push(f, &mut self.events);
+                }
+            }
+            None => {}
+        }
+        self.emit(sink);
     }
 
     fn drain_reorder(&mut self, force: bool, sink: &mut impl FnMut(FlvTag)) {
@@ -207,6 +225,9 @@ impl Pipeline {
                     ts.discontinuity();
                 }
                 ts.push(payload);
+                if marker {
+                    ts.end_of_frame();
+                }
                 while let Some(f) = ts.poll() {
                     self.au.push(f, &mut self.events);
                 }

@@ -211,3 +211,218 @@ impl RawDevice {
         self.exchange("MESSAGE", &[], &body).await
     }
 }
+
+/// A `gbcluster stream` child process (media node), killed on drop.
+pub struct MediaProc {
+    child: Child,
+    pub http_port: u16,
+    pub log: std::path::PathBuf,
+}
+
+impl MediaProc {
+    pub fn start(redis_url: Option<&str>, env: &[(&str, &str)]) -> Self {
+        let http_port = free_port();
+        // A port range of its own per process so parallel tests never collide.
+        let first = 20_000 + (http_port % 200) * 100;
+        let log = std::env::temp_dir().join(format!("gbc-media-{http_port}-{}.log", std::process::id()));
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_gbcluster"));
+        cmd.arg("stream")
+            .env("GBC_STREAM__HTTP_LISTEN", format!("127.0.0.1:{http_port}"))
+            .env("GBC_STREAM__RTP_BIND_IP", "127.0.0.1")
+            .env("GBC_STREAM__RTP_PORTS", format!("[{first}, {}]", first + 98))
+            .env("GBC_STREAM__NODE_ID", format!("media-{http_port}"))
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log file"));
+        if let Some(u) = redis_url {
+            cmd.env("GBC_STORE__URL", u);
+        }
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().expect("spawn gbcluster stream");
+        let p = Self { child, http_port, log };
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline {
+            if std::net::TcpStream::connect(("127.0.0.1", http_port)).is_ok() {
+                return p;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("stream-server did not start; log:\n{}", std::fs::read_to_string(&p.log).unwrap_or_default());
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.http_port)
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Opens a receiver; returns the answer (`ip`, `port`, …).
+    pub async fn open(&self, stream_id: &str, ssrc: Option<u32>, transport: &str, peer: Option<&str>) -> serde_json::Value {
+        let mut body = serde_json::json!({"stream_id": stream_id, "transport": transport});
+        if let Some(s) = ssrc {
+            body["ssrc"] = s.into();
+        }
+        if let Some(p) = peer {
+            body["peer"] = p.into();
+        }
+        let r = reqwest::Client::new().post(self.url("/api/v1/receivers")).json(&body).send().await.expect("open");
+        assert_eq!(r.status().as_u16(), 200, "open {stream_id}");
+        r.json().await.expect("json")
+    }
+
+    pub async fn close(&self, stream_id: &str) -> u16 {
+        reqwest::Client::new().delete(self.url(&format!("/api/v1/receivers/{stream_id}"))).send().await.expect("close").status().as_u16()
+    }
+
+    pub async fn stream(&self, stream_id: &str) -> serde_json::Value {
+        get_json(&self.url(&format!("/api/v1/streams/{stream_id}"))).await.1
+    }
+
+    pub async fn wait_viewers(&self, stream_id: &str, n: u64) {
+        let ok = eventually(Duration::from_secs(10), || async { self.stream(stream_id).await["viewers"].as_u64() == Some(n) }).await;
+        assert!(ok, "{stream_id}: {n} viewer(s) never attached");
+    }
+}
+
+impl Drop for MediaProc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Test media made with ffmpeg on first use (testsrc, 25 fps, GOP 1 s, no B-frames, the way
+/// cameras encode), cached for the test process.
+pub fn fixture(name: &str) -> std::path::PathBuf {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _g = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = std::env::temp_dir().join(format!("gbc-fixtures-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("fixture dir");
+    let path = dir.join(name);
+    if path.exists() {
+        return path;
+    }
+    let args: Vec<&str> = match name {
+        "h264_640x360_4s.h264" => vec![
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=size=640x360:rate=25",
+            "-t",
+            "4",
+            "-c:v",
+            "libx264",
+            "-g",
+            "25",
+            "-bf",
+            "0",
+            "-pix_fmt",
+            "yuv420p",
+            "-f",
+            "h264",
+        ],
+        "h265_320x240_2s.h265" => vec![
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=size=320x240:rate=25",
+            "-t",
+            "2",
+            "-c:v",
+            "libx265",
+            "-x265-params",
+            "log-level=error:keyint=25:bframes=0",
+            "-pix_fmt",
+            "yuv420p",
+            "-f",
+            "hevc",
+        ],
+        "aac_4s.aac" => vec!["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100", "-t", "4", "-c:a", "aac", "-f", "adts"],
+        "alaw_2s.alaw" => {
+            vec!["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=8000", "-t", "2", "-ac", "1", "-c:a", "pcm_alaw", "-f", "alaw"]
+        }
+        "h264_aac_4s.ts" => vec![
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=size=640x360:rate=25",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:sample_rate=44100",
+            "-t",
+            "4",
+            "-c:v",
+            "libx264",
+            "-g",
+            "25",
+            "-bf",
+            "0",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:a",
+            "aac",
+            "-f",
+            "mpegts",
+        ],
+        "h264_4s.vob" => vec![
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=size=640x360:rate=25",
+            "-t",
+            "4",
+            "-c:v",
+            "libx264",
+            "-g",
+            "25",
+            "-bf",
+            "0",
+            "-pix_fmt",
+            "yuv420p",
+            "-f",
+            "vob",
+        ],
+        other => panic!("unknown fixture {other}"),
+    };
+    let tmp = dir.join(format!("{name}.part"));
+    let st = Command::new("ffmpeg").args(["-v", "error", "-y"]).args(&args).arg(&tmp).status().expect("ffmpeg must be installed");
+    assert!(st.success(), "ffmpeg failed making {name}");
+    std::fs::rename(&tmp, &path).expect("rename fixture");
+    path
+}
+
+/// `ffprobe -count_frames` on a URL or file: (codec, width, height, frames) per stream.
+pub fn ffprobe_frames(input: &str, extra: &[&str]) -> Vec<(String, u64, u64, u64)> {
+    let out = Command::new("ffprobe")
+        .args(["-v", "error"])
+        .args(extra)
+        .args(["-count_frames", "-show_entries", "stream=codec_name,width,height,nb_read_frames", "-of", "json", input])
+        .output()
+        .expect("ffprobe must be installed");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    v["streams"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|s| {
+                    (
+                        s["codec_name"].as_str().unwrap_or("").to_owned(),
+                        s["width"].as_u64().unwrap_or(0),
+                        s["height"].as_u64().unwrap_or(0),
+                        s["nb_read_frames"].as_str().and_then(|n| n.parse().ok()).unwrap_or(0),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
