@@ -278,3 +278,138 @@ async fn loss_and_reordering_are_counted_and_video_recovers() {
     assert!(st.success());
     assert!(s["recoveries"].as_u64().unwrap() > 0, "{s}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn rtmp_push_to_nginx_carries_every_frame_and_reconnects() {
+    let mut nginx = support::NginxRtmp::start();
+    let push = format!("rtmp://127.0.0.1:{}/live/{{stream_id}}", nginx.port);
+    let node = MediaProc::start(None, &[("GBC_STREAM__RTMP_PUSH_URL", push.as_str())]);
+    let src = source("h264_640x360_4s.h264", Some("aac_4s.aac"));
+    let opened = node.open("push1", Some(5), "udp", None).await;
+    let target: std::net::SocketAddr = format!("127.0.0.1:{}", opened["port"]).parse().unwrap();
+    media::send(
+        &src,
+        SendOptions { transport: SendTransport::Udp, target, ssrc: 5, loops: 1, impairment: Impairment::default() },
+        CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    node.close("push1").await;
+    // nginx finishes the recording when the publisher goes.
+    let rec = nginx.recording("push1");
+    let mut probe = Vec::new();
+    for _ in 0..50 {
+        probe = ffprobe_frames(rec.to_str().unwrap(), &[]);
+        if probe.iter().any(|p| p.0 == "h264" && p.3 == 100) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(probe.contains(&("h264".into(), 640, 360, 100)), "recorded by nginx: {probe:?}\n{}", node.log_text());
+    let aac = probe.iter().find(|p| p.0 == "aac").map(|p| p.3);
+    assert_eq!(aac, Some(audio_frames(&src)), "{probe:?}");
+
+    // The target drops mid-stream and comes back: the pusher reconnects by itself and starts
+    // again on a key frame.
+    let opened = node.open("push2", Some(6), "udp", None).await;
+    let target: std::net::SocketAddr = format!("127.0.0.1:{}", opened["port"]).parse().unwrap();
+    let src2 = src.clone();
+    let sending = tokio::spawn(async move {
+        media::send(
+            &src2,
+            SendOptions { transport: SendTransport::Udp, target, ssrc: 6, loops: 3, impairment: Impairment::default() },
+            CancellationToken::new(),
+        )
+        .await
+    });
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let port = nginx.port;
+    nginx.stop();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let nginx = support::NginxRtmp::start_on(port);
+    sending.await.unwrap().unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    node.close("push2").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let probe = ffprobe_frames(nginx.recording("push2").to_str().unwrap(), &[]);
+    let frames = probe.iter().find(|p| p.0 == "h264").map(|p| p.3).unwrap_or(0);
+    // 12 s sent, 3 s before the restart and ≤ 2 s of backoff after it.
+    assert!(frames >= 150, "pushed after the target came back: {probe:?}\n{}", node.log_text());
+}
+
+async fn next_event(sub: &mut common::store::Subscription, stream: &str, event: &str, within: Duration) -> serde_json::Value {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let msg = tokio::time::timeout_at(deadline, sub.recv())
+            .await
+            .unwrap_or_else(|_| panic!("no {event} event for {stream}"))
+            .expect("subscription");
+        let v: serde_json::Value = serde_json::from_str(&msg).unwrap();
+        if v["stream_id"] == stream && v["event"] == event {
+            return v;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn node_record_heartbeat_and_stream_events_in_redis() {
+    use common::store::{Store, STREAM_EVENTS};
+    let redis = common::testutil::RedisServer::start().expect("redis-server");
+    let store = common::store::RedisStore::connect(&redis.url()).await.unwrap();
+    let mut events = store.subscribe(STREAM_EVENTS).await.unwrap();
+    let mut node = MediaProc::start(
+        Some(&redis.url()),
+        &[
+            ("GBC_STREAM__NO_DATA_TIMEOUT_SECS", "2"),
+            ("GBC_STREAM__HEARTBEAT_SECS", "1"),
+            ("GBC_STREAM__HEARTBEAT_TTL_SECS", "3"),
+            ("GBC_STREAM__NO_VIEWER_EVENT_SECS", "1"),
+            ("GBC_STREAM__MAX_STREAMS", "7"),
+        ],
+    );
+    let node_id = format!("media-{}", node.http_port);
+    let record = || async {
+        let nodes = store.list_nodes("media").await.unwrap();
+        nodes.into_iter().find(|(id, _)| *id == node_id).map(|(_, r)| serde_json::from_str::<serde_json::Value>(&r).unwrap())
+    };
+    let ok = support::eventually(Duration::from_secs(5), || async { record().await.is_some() }).await;
+    assert!(ok, "node never registered");
+    let r = record().await.unwrap();
+    assert_eq!((r["max_streams"].as_u64(), r["public_ip"].as_str()), (Some(7), Some("127.0.0.1")));
+    assert_eq!(r["api_url"].as_str(), Some(node.url("").as_str()));
+
+    // A receiver that never gets data closes by itself and says why.
+    node.open("quiet1", Some(1), "udp", None).await;
+    next_event(&mut events, "quiet1", "opened", Duration::from_secs(2)).await;
+    next_event(&mut events, "quiet1", "no_data", Duration::from_secs(5)).await;
+    let closed = next_event(&mut events, "quiet1", "closed", Duration::from_secs(1)).await;
+    assert_eq!(closed["reason"], "no_data");
+    assert_eq!(closed["node"], node_id.as_str());
+    assert_eq!(support::get_json(&node.url("/api/v1/streams/quiet1")).await.0, 404);
+
+    // A live stream: started, counted in the node's load, no viewers reported.
+    let src = source("h264_640x360_4s.h264", None);
+    let opened = node.open("busy1", Some(2), "udp", None).await;
+    let target: std::net::SocketAddr = format!("127.0.0.1:{}", opened["port"]).parse().unwrap();
+    let stop = CancellationToken::new();
+    let s2 = stop.clone();
+    let sending = tokio::spawn(async move {
+        media::send(&src, SendOptions { transport: SendTransport::Udp, target, ssrc: 2, loops: 0, impairment: Impairment::default() }, s2)
+            .await
+    });
+    next_event(&mut events, "busy1", "started", Duration::from_secs(3)).await;
+    next_event(&mut events, "busy1", "no_viewers", Duration::from_secs(5)).await;
+    let ok = support::eventually(Duration::from_secs(5), || async {
+        record().await.is_some_and(|r| r["streams"] == 1 && r["mbps"].as_f64() > Some(0.0))
+    })
+    .await;
+    assert!(ok, "load not reported: {:?}", record().await);
+    stop.cancel();
+    sending.await.unwrap().unwrap();
+
+    // A dead node drops out of selection by itself (TTL), without saying goodbye.
+    node.kill();
+    let gone = support::eventually(Duration::from_secs(6), || async { record().await.is_none() }).await;
+    assert!(gone, "dead node still listed");
+}

@@ -426,3 +426,63 @@ pub fn ffprobe_frames(input: &str, extra: &[&str]) -> Vec<(String, u64, u64, u64
         })
         .unwrap_or_default()
 }
+
+/// A real nginx with libnginx-mod-rtmp: an RTMP target that records every published stream to
+/// `<dir>/<name>.flv`, so the test can ffprobe exactly what was pushed. Killed on drop.
+pub struct NginxRtmp {
+    child: Child,
+    pub port: u16,
+    pub dir: std::path::PathBuf,
+}
+
+impl NginxRtmp {
+    pub fn start() -> Self {
+        Self::start_on(free_port())
+    }
+
+    pub fn start_on(port: u16) -> Self {
+        let dir = std::env::temp_dir().join(format!("gbc-nginx-{port}-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("rec")).expect("nginx dir");
+        let conf = format!(
+            "load_module /usr/lib/nginx/modules/ngx_rtmp_module.so;\n\
+             daemon off;\nmaster_process off;\nerror_log {d}/error.log info;\npid {d}/nginx.pid;\n\
+             events {{ worker_connections 256; }}\n\
+             rtmp {{ server {{ listen 127.0.0.1:{port}; chunk_size 4096;\n\
+               application live {{ live on; record all; record_path {d}/rec; record_unique off; }} }} }}\n",
+            d = dir.display()
+        );
+        std::fs::write(dir.join("nginx.conf"), conf).expect("nginx conf");
+        let child = Command::new("nginx")
+            .args(["-p", dir.to_str().unwrap_or("."), "-c"])
+            .arg(dir.join("nginx.conf"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("nginx must be installed (nginx + libnginx-mod-rtmp)");
+        let n = Self { child, port, dir };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return n;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("nginx did not start: {}", std::fs::read_to_string(n.dir.join("error.log")).unwrap_or_default());
+    }
+
+    pub fn recording(&self, name: &str) -> std::path::PathBuf {
+        self.dir.join("rec").join(format!("{name}.flv"))
+    }
+
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for NginxRtmp {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
