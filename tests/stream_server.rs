@@ -19,11 +19,13 @@ fn audio_frames(src: &MediaSource) -> u64 {
     src.frames.iter().filter(|f| !f.video).count() as u64
 }
 
-/// Starts ffprobe on the stream's HTTP-FLV and waits until it is attached.
+/// Starts ffprobe on the stream (HTTP-FLV, or RTMP when `id` says so) and waits until it is
+/// attached.
 async fn attach_ffprobe(node: &MediaProc, id: &str) -> std::process::Child {
+    let url = if id.starts_with("rtmp") { format!("rtmp://127.0.0.1:{}/live/{id}", node.rtmp_port) } else { node.url(&format!("/live/{id}.flv")) };
     let child = Command::new("ffprobe")
         .args(["-v", "error", "-count_frames", "-show_entries", "stream=codec_name,width,height,nb_read_frames", "-of", "json"])
-        .arg(node.url(&format!("/live/{id}.flv")))
+        .arg(url)
         .stdout(Stdio::piped())
         .spawn()
         .expect("ffprobe");
@@ -77,11 +79,12 @@ async fn play_once(node: &MediaProc, id: &str, ssrc: u32, transport: SendTranspo
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn h264_aac_over_udp_tcp_passive_and_tcp_active_decode_every_frame() {
+async fn h264_aac_over_udp_tcp_passive_and_tcp_active_decode_every_frame_over_http_flv_and_rtmp() {
     let node = MediaProc::start(None, &[]);
     let src = source("h264_640x360_4s.h264", Some("aac_4s.aac"));
     assert_eq!(src.video_frames, 100);
-    let cases = [("udp1", SendTransport::Udp), ("tcpp1", SendTransport::TcpActive), ("tcpa1", SendTransport::TcpPassive)];
+    // Each transport; the last is watched over the built-in RTMP server instead of HTTP-FLV.
+    let cases = [("udp1", SendTransport::Udp), ("tcpp1", SendTransport::TcpActive), ("tcpa1", SendTransport::TcpPassive), ("rtmp1", SendTransport::Udp)];
     let runs = cases.iter().enumerate().map(|(i, (id, t))| play_once(&node, id, 200_000_001 + i as u32, *t, &src));
     let results = futures::future::join_all(runs).await;
     for ((id, _), r) in cases.iter().zip(results) {

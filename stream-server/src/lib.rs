@@ -15,6 +15,7 @@ pub mod ports;
 pub mod push;
 pub mod receiver;
 pub mod reorder;
+pub mod rtmp_serve;
 pub mod stream;
 
 use std::net::SocketAddr;
@@ -46,6 +47,11 @@ pub async fn start(cfg: StreamConfig, store: Arc<dyn Store>, shutdown: Cancellat
             tracing::error!("stream-server http stopped: {e}");
         }
     });
+    if !node.cfg.rtmp_listen.trim().is_empty() {
+        let l = tokio::net::TcpListener::bind(node.cfg.rtmp_listen.trim()).await.map_err(|e| anyhow::anyhow!("binding RTMP {}: {e}", node.cfg.rtmp_listen))?;
+        *node.rtmp_addr.lock().unwrap_or_else(|e| e.into_inner()) = Some(l.local_addr()?);
+        tokio::spawn(rtmp_serve::serve(node.clone(), l));
+    }
     tokio::spawn(node.clone().heartbeat());
     tracing::info!(node = %node.id, %http, "stream-server up");
     Ok(Running { node, http })

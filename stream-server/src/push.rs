@@ -101,8 +101,8 @@ impl Conn {
     }
 }
 
-async fn handshake(tcp: &mut TcpStream) -> anyhow::Result<Vec<u8>> {
-    let mut hs = Handshake::new(PeerType::Client);
+pub(crate) async fn handshake(tcp: &mut TcpStream, peer: PeerType) -> anyhow::Result<Vec<u8>> {
+    let mut hs = Handshake::new(peer);
     tcp.write_all(&hs.generate_outbound_p0_and_p1().map_err(|e| anyhow!("{e:?}"))?).await?;
     let mut buf = vec![0u8; 8192];
     loop {
@@ -120,7 +120,7 @@ async fn handshake(tcp: &mut TcpStream) -> anyhow::Result<Vec<u8>> {
     }
 }
 
-fn metadata_of(entry: &StreamEntry) -> StreamMetadata {
+pub(crate) fn metadata_of(entry: &StreamEntry) -> StreamMetadata {
     let s = entry.snapshot();
     let mut m = StreamMetadata::new();
     m.video_width = s.width;
@@ -140,7 +140,7 @@ async fn publish(url: &str, entry: &StreamEntry) -> anyhow::Result<()> {
     let (host, app, key) = parse_rtmp_url(url)?;
     let mut tcp = tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(&host)).await.context("connect timeout")??;
     tcp.set_nodelay(true)?;
-    let remaining = tokio::time::timeout(Duration::from_secs(5), handshake(&mut tcp)).await.context("handshake timeout")??;
+    let remaining = tokio::time::timeout(Duration::from_secs(5), handshake(&mut tcp, PeerType::Client)).await.context("handshake timeout")??;
     let mut cfg = ClientSessionConfig::new();
     cfg.tc_url = Some(format!("rtmp://{host}/{app}"));
     let (session, initial) = ClientSession::new(cfg).map_err(|e| anyhow!("{e:?}"))?;

@@ -216,18 +216,21 @@ impl RawDevice {
 pub struct MediaProc {
     child: Child,
     pub http_port: u16,
+    pub rtmp_port: u16,
     pub log: std::path::PathBuf,
 }
 
 impl MediaProc {
     pub fn start(redis_url: Option<&str>, env: &[(&str, &str)]) -> Self {
         let http_port = free_port();
+        let rtmp_port = free_port();
         // A port range of its own per process so parallel tests never collide.
         let first = 20_000 + (http_port % 200) * 100;
         let log = std::env::temp_dir().join(format!("gbc-media-{http_port}-{}.log", std::process::id()));
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_gbcluster"));
         cmd.arg("stream")
             .env("GBC_STREAM__HTTP_LISTEN", format!("127.0.0.1:{http_port}"))
+            .env("GBC_STREAM__RTMP_LISTEN", format!("127.0.0.1:{rtmp_port}"))
             .env("GBC_STREAM__RTP_BIND_IP", "127.0.0.1")
             .env("GBC_STREAM__RTP_PORTS", format!("[{first}, {}]", first + 98))
             .env("GBC_STREAM__NODE_ID", format!("media-{http_port}"))
@@ -242,7 +245,7 @@ impl MediaProc {
             cmd.env(k, v);
         }
         let child = cmd.spawn().expect("spawn gbcluster stream");
-        let p = Self { child, http_port, log };
+        let p = Self { child, http_port, rtmp_port, log };
         let deadline = Instant::now() + Duration::from_secs(15);
         while Instant::now() < deadline {
             if std::net::TcpStream::connect(("127.0.0.1", http_port)).is_ok() {
