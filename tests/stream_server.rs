@@ -22,7 +22,11 @@ fn audio_frames(src: &MediaSource) -> u64 {
 /// Starts ffprobe on the stream (HTTP-FLV, or RTMP when `id` says so) and waits until it is
 /// attached.
 async fn attach_ffprobe(node: &MediaProc, id: &str) -> std::process::Child {
-    let url = if id.starts_with("rtmp") { format!("rtmp://127.0.0.1:{}/live/{id}", node.rtmp_port) } else { node.url(&format!("/live/{id}.flv")) };
+    let url = if id.starts_with("rtmp") {
+        format!("rtmp://127.0.0.1:{}/live/{id}", node.rtmp_port)
+    } else {
+        node.url(&format!("/live/{id}.flv"))
+    };
     let child = Command::new("ffprobe")
         .args(["-v", "error", "-count_frames", "-show_entries", "stream=codec_name,width,height,nb_read_frames", "-of", "json"])
         .arg(url)
@@ -84,7 +88,12 @@ async fn h264_aac_over_udp_tcp_passive_and_tcp_active_decode_every_frame_over_ht
     let src = source("h264_640x360_4s.h264", Some("aac_4s.aac"));
     assert_eq!(src.video_frames, 100);
     // Each transport; the last is watched over the built-in RTMP server instead of HTTP-FLV.
-    let cases = [("udp1", SendTransport::Udp), ("tcpp1", SendTransport::TcpActive), ("tcpa1", SendTransport::TcpPassive), ("rtmp1", SendTransport::Udp)];
+    let cases = [
+        ("udp1", SendTransport::Udp),
+        ("tcpp1", SendTransport::TcpActive),
+        ("tcpa1", SendTransport::TcpPassive),
+        ("rtmp1", SendTransport::Udp),
+    ];
     let runs = cases.iter().enumerate().map(|(i, (id, t))| play_once(&node, id, 200_000_001 + i as u32, *t, &src));
     let results = futures::future::join_all(runs).await;
     for ((id, _), r) in cases.iter().zip(results) {
@@ -415,4 +424,42 @@ async fn node_record_heartbeat_and_stream_events_in_redis() {
     node.kill();
     let gone = support::eventually(Duration::from_secs(6), || async { record().await.is_none() }).await;
     assert!(gone, "dead node still listed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn single_port_mode_demultiplexes_cameras_by_ssrc() {
+    let port = common::testutil::free_port();
+    let node = MediaProc::start(None, &[("GBC_STREAM__SINGLE_PORT", port.to_string().as_str())]);
+    let src = source("h264_640x360_4s.h264", None);
+    // A stray camera whose SSRC no stream expects sends to the same port the whole time.
+    let stop = CancellationToken::new();
+    let (s2, src2) = (stop.clone(), src.clone());
+    let target = format!("127.0.0.1:{port}").parse().unwrap();
+    let stray = tokio::spawn(async move {
+        media::send(
+            &src2,
+            SendOptions { transport: SendTransport::Udp, target, ssrc: 424242, loops: 0, impairment: Impairment::default() },
+            s2,
+        )
+        .await
+    });
+    let (a, b) =
+        tokio::join!(play_once(&node, "sp1", 301, SendTransport::Udp, &src), play_once(&node, "sp2", 302, SendTransport::Udp, &src));
+    stop.cancel();
+    stray.await.unwrap().unwrap();
+    assert_eq!(a, vec![("h264".to_owned(), 640, 360, 100)]);
+    assert_eq!(b, vec![("h264".to_owned(), 640, 360, 100)]);
+    let c = reqwest::Client::new();
+    let r =
+        c.post(node.url("/api/v1/receivers")).json(&serde_json::json!({"stream_id": "nossrc", "transport": "udp"})).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    let opened = node.open("sp3", Some(303), "udp", None).await;
+    assert_eq!(opened["port"].as_u64(), Some(u64::from(port)));
+    let r = c
+        .post(node.url("/api/v1/receivers"))
+        .json(&serde_json::json!({"stream_id": "sp4", "ssrc": 303, "transport": "udp"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 409);
 }

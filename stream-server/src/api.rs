@@ -42,8 +42,8 @@ impl IntoResponse for ApiError {
 impl From<OpenError> for ApiError {
     fn from(e: OpenError) -> Self {
         let status = match e {
-            OpenError::BadStreamId => StatusCode::BAD_REQUEST,
-            OpenError::Exists(_) => StatusCode::CONFLICT,
+            OpenError::BadStreamId | OpenError::SsrcRequired => StatusCode::BAD_REQUEST,
+            OpenError::Exists(_) | OpenError::SsrcInUse(_) => StatusCode::CONFLICT,
             OpenError::Full(_) | OpenError::NoPort => StatusCode::SERVICE_UNAVAILABLE,
             OpenError::Io(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };

@@ -47,8 +47,17 @@ pub async fn start(cfg: StreamConfig, store: Arc<dyn Store>, shutdown: Cancellat
             tracing::error!("stream-server http stopped: {e}");
         }
     });
+    if node.cfg.single_port != 0 {
+        let sock =
+            node.bind_udp(node.cfg.single_port).ok_or_else(|| anyhow::anyhow!("binding single RTP port {}", node.cfg.single_port))?;
+        let (tx, rx) = tokio::sync::mpsc::channel(1024);
+        let _ = node.single_port.set(tx);
+        tokio::spawn(receiver::run_single_port(node.clone(), sock, rx));
+    }
     if !node.cfg.rtmp_listen.trim().is_empty() {
-        let l = tokio::net::TcpListener::bind(node.cfg.rtmp_listen.trim()).await.map_err(|e| anyhow::anyhow!("binding RTMP {}: {e}", node.cfg.rtmp_listen))?;
+        let l = tokio::net::TcpListener::bind(node.cfg.rtmp_listen.trim())
+            .await
+            .map_err(|e| anyhow::anyhow!("binding RTMP {}: {e}", node.cfg.rtmp_listen))?;
         *node.rtmp_addr.lock().unwrap_or_else(|e| e.into_inner()) = Some(l.local_addr()?);
         tokio::spawn(rtmp_serve::serve(node.clone(), l));
     }

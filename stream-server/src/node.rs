@@ -34,6 +34,10 @@ pub enum OpenError {
     Full(usize),
     #[error("no free RTP port in the configured range")]
     NoPort,
+    #[error("single-port mode demultiplexes by SSRC: an ssrc is required")]
+    SsrcRequired,
+    #[error("ssrc {0} is already in use on the single port")]
+    SsrcInUse(u32),
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -95,6 +99,8 @@ pub struct Node {
     /// Actual bound addresses (config may say port 0).
     pub http_addr: Mutex<Option<SocketAddr>>,
     pub rtmp_addr: Mutex<Option<SocketAddr>>,
+    /// Single-port mode: UDP streams are handed to the one task that reads that port.
+    pub single_port: std::sync::OnceLock<mpsc::Sender<Worker>>,
 }
 
 impl Node {
@@ -111,6 +117,7 @@ impl Node {
             shutdown,
             http_addr: Mutex::new(None),
             rtmp_addr: Mutex::new(None),
+            single_port: std::sync::OnceLock::new(),
         });
         tokio::spawn(async move {
             while let Some(ev) = rx.recv().await {
@@ -151,7 +158,7 @@ impl Node {
         }
     }
 
-    fn bind_udp(&self, port: u16) -> Option<UdpSocket> {
+    pub(crate) fn bind_udp(&self, port: u16) -> Option<UdpSocket> {
         use socket2::{Domain, Protocol, Socket, Type};
         let addr: SocketAddr = format!("{}:{port}", self.cfg.rtp_bind_ip).parse().ok()?;
         let s = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP)).ok()?;
@@ -198,19 +205,31 @@ impl Node {
         enum Sock {
             Udp(UdpSocket),
             Tcp(TcpListener),
+            Shared(mpsc::Sender<Worker>),
             None,
         }
-        let (lease, sock): (PortLease, Sock) = match transport {
-            Transport::Udp => self.ports.take(|p| self.bind_udp(p).map(Sock::Udp)),
-            Transport::TcpPassive => self.ports.take(|p| self.bind_tcp(p).map(Sock::Tcp)),
-            // We connect out; the port is still reserved so the answer names one.
-            Transport::TcpActive => self.ports.take(|_| Some(Sock::None)),
-        }
-        .ok_or(OpenError::NoPort)?;
+        let single = self.single_port.get().filter(|_| transport == Transport::Udp);
+        let (lease, sock): (Option<PortLease>, Sock) = if let Some(tx) = single {
+            let ssrc = ssrc.ok_or(OpenError::SsrcRequired)?;
+            if self.lock().values().any(|e| e.transport == Transport::Udp && e.ssrc == Some(ssrc)) {
+                return Err(OpenError::SsrcInUse(ssrc));
+            }
+            (None, Sock::Shared(tx.clone()))
+        } else {
+            let (l, s) = match transport {
+                Transport::Udp => self.ports.take(|p| self.bind_udp(p).map(Sock::Udp)),
+                Transport::TcpPassive => self.ports.take(|p| self.bind_tcp(p).map(Sock::Tcp)),
+                // We connect out; the port is still reserved so the answer names one.
+                Transport::TcpActive => self.ports.take(|_| Some(Sock::None)),
+            }
+            .ok_or(OpenError::NoPort)?;
+            (Some(l), s)
+        };
+        let port = lease.as_ref().map_or(self.cfg.single_port, |l| l.port);
         let entry = Arc::new(StreamEntry {
             id: stream_id.to_owned(),
             transport,
-            port: lease.port,
+            port,
             ssrc,
             hub: Hub::new(self.cfg.viewer_queue_tags, self.cfg.gop_cache_bytes),
             created: Instant::now(),
@@ -240,15 +259,25 @@ impl Node {
         let on_started = move || node.event("started", &e2.id, None);
         let node = self.clone();
         let e2 = entry.clone();
-        tokio::spawn(async move {
-            let reason = match sock {
-                Sock::Udp(s) => receiver::run_udp(worker, s, on_started).await,
-                Sock::Tcp(l) => receiver::run_tcp_passive(worker, l, on_started).await,
-                Sock::None => receiver::run_tcp_active(worker, on_started).await,
-            };
-            drop(lease);
-            node.finish(&e2, reason);
-        });
+        match sock {
+            Sock::Shared(tx) => {
+                if tx.try_send(worker).is_err() {
+                    self.lock().remove(stream_id);
+                    return Err(OpenError::Io(std::io::Error::other("single-port task is gone")));
+                }
+            }
+            sock => {
+                tokio::spawn(async move {
+                    let reason = match sock {
+                        Sock::Udp(s) => receiver::run_udp(worker, s, on_started).await,
+                        Sock::Tcp(l) => receiver::run_tcp_passive(worker, l, on_started).await,
+                        _ => receiver::run_tcp_active(worker, on_started).await,
+                    };
+                    drop(lease);
+                    node.finish(&e2, reason);
+                });
+            }
+        }
         crate::push::spawn(self, &entry);
         self.event("opened", stream_id, None);
         Ok(self.opened(&entry))
@@ -258,7 +287,7 @@ impl Node {
         Opened { stream_id: e.id.clone(), ip: self.cfg.public_ip.clone(), port: e.port, transport: e.transport, ssrc: e.ssrc }
     }
 
-    fn finish(&self, entry: &Arc<StreamEntry>, reason: CloseReason) {
+    pub(crate) fn finish(&self, entry: &Arc<StreamEntry>, reason: CloseReason) {
         entry.cancel.cancel();
         let removed = {
             let mut g = self.lock();

@@ -140,7 +140,8 @@ async fn publish(url: &str, entry: &StreamEntry) -> anyhow::Result<()> {
     let (host, app, key) = parse_rtmp_url(url)?;
     let mut tcp = tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(&host)).await.context("connect timeout")??;
     tcp.set_nodelay(true)?;
-    let remaining = tokio::time::timeout(Duration::from_secs(5), handshake(&mut tcp, PeerType::Client)).await.context("handshake timeout")??;
+    let remaining =
+        tokio::time::timeout(Duration::from_secs(5), handshake(&mut tcp, PeerType::Client)).await.context("handshake timeout")??;
     let mut cfg = ClientSessionConfig::new();
     cfg.tc_url = Some(format!("rtmp://{host}/{app}"));
     let (session, initial) = ClientSession::new(cfg).map_err(|e| anyhow!("{e:?}"))?;

@@ -147,3 +147,60 @@ pub async fn run_tcp_active(mut w: Worker, on_started: impl Fn()) -> Ended {
         }
     }
 }
+
+/// Single-port mode: one UDP socket for many cameras, each packet routed by its SSRC to the
+/// stream's worker (all owned by this task, so routing costs a hash lookup and no copy).
+pub async fn run_single_port(node: std::sync::Arc<crate::node::Node>, sock: UdpSocket, mut add: tokio::sync::mpsc::Receiver<Worker>) {
+    let mut workers: std::collections::HashMap<u32, Worker> = std::collections::HashMap::new();
+    let mut buf = vec![0u8; 65_536];
+    let mut tick = tokio::time::interval(TICK);
+    let mut unknown: u64 = 0;
+    loop {
+        tokio::select! {
+            _ = node.shutdown.cancelled() => return,
+            w = add.recv() => match w {
+                Some(w) => {
+                    if let Some(ssrc) = w.entry.ssrc {
+                        workers.insert(ssrc, w);
+                    }
+                }
+                None => return,
+            },
+            r = sock.recv_from(&mut buf) => {
+                let Ok((n, from)) = r else { continue };
+                let pkt = &buf[..n];
+                let ssrc = (n >= 12 && pkt[0] >> 6 == 2).then(|| u32::from_be_bytes([pkt[8], pkt[9], pkt[10], pkt[11]]));
+                match ssrc.and_then(|s| workers.get_mut(&s)) {
+                    Some(w) => w.on_packet(pkt, from, Instant::now()),
+                    None => {
+                        unknown += 1;
+                        // Powers of two: visible without flooding the log.
+                        if unknown.is_power_of_two() {
+                            tracing::warn!(%from, ?ssrc, count = unknown, "single port: packet for no open stream");
+                        }
+                    }
+                }
+            },
+            _ = tick.tick() => {
+                let now = Instant::now();
+                let mut done = Vec::new();
+                for (ssrc, w) in workers.iter_mut() {
+                    if w.entry.cancel.is_cancelled() {
+                        done.push((*ssrc, CloseReason::Api));
+                        continue;
+                    }
+                    match w.on_tick(now) {
+                        TickOutcome::Continue => {}
+                        TickOutcome::Started => node.event("started", &w.entry.id, None),
+                        TickOutcome::Close(r) => done.push((*ssrc, r)),
+                    }
+                }
+                for (ssrc, reason) in done {
+                    if let Some(w) = workers.remove(&ssrc) {
+                        node.finish(&w.entry, reason);
+                    }
+                }
+            }
+        }
+    }
+}

@@ -91,7 +91,10 @@ async fn session(node: Arc<Node>, mut tcp: TcpStream) -> anyhow::Result<()> {
                     }
                 }
                 ServerSessionEvent::PublishStreamRequested { request_id, .. } => {
-                    let r = c.session.reject_request(request_id, "NetStream.Publish.Denied", "this node does not accept publishing").map_err(err)?;
+                    let r = c
+                        .session
+                        .reject_request(request_id, "NetStream.Publish.Denied", "this node does not accept publishing")
+                        .map_err(err)?;
                     c.write(r).await?;
                     bail!("publish refused");
                 }
