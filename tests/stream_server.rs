@@ -251,7 +251,7 @@ async fn capture_raw(node: &MediaProc, id: &str, ssrc: u32, pt: u8, file: &str, 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn ts_over_rtp_and_ffmpeg_ps_without_psm() {
+async fn ts_over_rtp_ffmpeg_ps_without_psm_and_gstreamer_ps() {
     let node = MediaProc::start(None, &[]);
     // MPEG-TS (PT 33, seven TS packets per RTP packet), demuxed by mpeg2ts-reader.
     let ts = capture_raw(&node, "ts1", 33, 33, "h264_aac_4s.ts", 7 * 188).await;
@@ -261,6 +261,9 @@ async fn ts_over_rtp_and_ffmpeg_ps_without_psm() {
     // ffmpeg's own PS (vob): no PSM, video on stream id 0xE2, several frames per PTS.
     let ps = capture_raw(&node, "vob1", 34, 96, "h264_4s.vob", 1400).await;
     assert_eq!(ps, vec![("h264".into(), 640, 360, 100)], "PS without PSM");
+    // GStreamer's mpegpsmux, an independent muxer.
+    let gst = capture_raw(&node, "gst1", 35, 96, "gst_h264_4s.ps", 1400).await;
+    assert_eq!(gst, vec![("h264".into(), 640, 360, 100)], "mpegpsmux PS");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

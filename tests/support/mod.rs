@@ -314,6 +314,19 @@ pub fn fixture(name: &str) -> std::path::PathBuf {
     if path.exists() {
         return path;
     }
+    if name == "gst_h264_4s.ps" {
+        // GStreamer's mpegpsmux: an independent PS muxer (one PSM, few pack headers).
+        let tmp = dir.join(format!("{name}.part"));
+        let st = Command::new("gst-launch-1.0")
+            .args(["-q", "videotestsrc", "num-buffers=100", "!", "video/x-raw,width=640,height=360,framerate=25/1", "!", "x264enc", "key-int-max=25"])
+            .args(["bframes=0", "!", "h264parse", "!", "mpegpsmux", "!", "filesink"])
+            .arg(format!("location={}", tmp.display()))
+            .status()
+            .expect("gst-launch-1.0 must be installed (gstreamer1.0-tools, -plugins-bad, -plugins-ugly)");
+        assert!(st.success(), "gst-launch failed making {name}");
+        std::fs::rename(&tmp, &path).expect("rename fixture");
+        return path;
+    }
     let args: Vec<&str> = match name {
         "h264_640x360_4s.h264" => vec![
             "-f",
