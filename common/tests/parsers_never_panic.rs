@@ -108,3 +108,79 @@ fn ps_demuxer_never_panics_and_stays_bounded() {
         while d.poll().is_some() {}
     }
 }
+
+/// A PS stream from our muxer: real SPS/PPS, ADTS audio.
+fn muxed_seed() -> Vec<u8> {
+    use common::ps::Codec;
+    let sps = [
+        0x67, 0x64, 0x00, 0x0d, 0xac, 0xd9, 0x41, 0x41, 0xfb, 0x01, 0x10, 0x00, 0x00, 0x03, 0x00, 0x10, 0x00, 0x00, 0x03, 0x03, 0x20, 0xf1,
+        0x42, 0x99, 0x60,
+    ];
+    let mut frame = vec![0, 0, 0, 1];
+    frame.extend_from_slice(&sps);
+    frame.extend_from_slice(&[0, 0, 0, 1, 0x68, 0xeb, 0xe3, 0xcb, 0, 0, 0, 1, 0x65, 0x88, 0x84, 0x21]);
+    let m = common::ps_mux::PsMuxer::new(Codec::H264, Some(Codec::Aac));
+    let mut out = Vec::new();
+    m.video(&frame, 3600, None, true, &mut out);
+    m.audio(&[0xFF, 0xF1, 0x50, 0x80, 0x01, 0xBF, 0xFC, 1, 2, 3, 4, 5, 6], 3600, &mut out);
+    m.video(&[0, 0, 0, 1, 0x41, 0x9a, 0x02], 7200, None, false, &mut out);
+    out
+}
+
+#[test]
+fn access_units_and_flv_never_panic() {
+    use common::flv::{FlvMuxer, FlvOptions};
+    use common::media::AccessUnitBuilder;
+    let seed = muxed_seed();
+    let mut m = Mutator::new(6);
+    for _ in 0..ROUNDS {
+        let input = m.mutate(&[&seed]);
+        let mut d = common::ps::PsDemuxer::new(8192);
+        let mut b = AccessUnitBuilder::new();
+        let mut flv = FlvMuxer::new(FlvOptions::default());
+        let mut events = Vec::new();
+        for chunk in input.chunks(23) {
+            d.push(chunk);
+            d.end_of_frame();
+            while let Some(f) = d.poll() {
+                b.push(f, &mut events);
+            }
+            for ev in events.drain(..) {
+                if let Some(t) = flv.push(&ev) {
+                    assert_eq!(common::flv::read_tags(&[&common::flv::file_header(true, true)[..], &t.wire].concat()).len(), 1);
+                }
+            }
+        }
+        let _ = common::media::h264::parse_sps(&input);
+        let _ = common::media::h265::parse_sps(&input);
+        let _ = common::media::aac::frames(&input).count();
+        let _ = common::flv::read_tags(&input);
+    }
+}
+
+#[test]
+fn ts_demuxer_never_panics_and_stays_bounded() {
+    // PAT, PMT (H.264 on 0x100), and a video PES start.
+    let mut seed = Vec::new();
+    let mut pkt = |pid: u16, pusi: bool, payload: &[u8]| {
+        let mut p = vec![0x47, (u8::from(pusi) << 6) | (pid >> 8) as u8, pid as u8, 0x10];
+        p.extend_from_slice(payload);
+        p.resize(188, 0xFF);
+        seed.extend_from_slice(&p);
+    };
+    pkt(0, true, &[0, 0x00, 0xB0, 0x0D, 0, 1, 0xC1, 0, 0, 0, 1, 0xF0, 0x00, 0x2A, 0xB1, 0x04, 0xB2]);
+    pkt(0x1000, true, &[0, 0x02, 0xB0, 0x12, 0, 1, 0xC1, 0, 0, 0xE1, 0x00, 0xF0, 0, 0x1B, 0xE1, 0x00, 0xF0, 0, 0x15, 0xBD, 0x4D, 0x56]);
+    pkt(0x100, true, &[0, 0, 1, 0xE0, 0, 0, 0x80, 0x80, 5, 0x21, 0, 1, 0, 1, 0, 0, 0, 1, 0x65, 0x88]);
+    let mut m = Mutator::new(7);
+    for _ in 0..ROUNDS {
+        let input = m.mutate(&[&seed]);
+        let mut d = common::ts::TsDemuxer::new(4096);
+        for chunk in input.chunks(188 * 2 + 5) {
+            d.push(chunk);
+            d.end_of_frame();
+            while let Some(f) = d.poll() {
+                assert!(f.data.len() <= 4096);
+            }
+        }
+    }
+}

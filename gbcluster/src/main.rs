@@ -66,7 +66,7 @@ enum Cmd {
     /// The media node (stream-server): RTP in, RTMP push, RTMP play and HTTP-FLV out.
     Stream,
     /// The camera simulator / load generator (`sim media …` streams video).
-    Sim(SimArgs),
+    Sim(Box<SimArgs>),
 }
 
 #[derive(Subcommand)]
@@ -280,12 +280,13 @@ async fn main() -> anyhow::Result<()> {
             stream_server::start(cfg.stream, store, shutdown.clone()).await?;
             shutdown.cancelled().await;
         }
-        Cmd::Sim(SimArgs { what: Some(SimCmd::Media(m)), .. }) => {
-            let report = sim_media(m, shutdown).await?;
-            println!("{report}");
-        }
-        Cmd::Sim(args) => {
-            apply_sim_args(&mut cfg.sim, args)?;
+        Cmd::Sim(mut args) => {
+            if let Some(SimCmd::Media(m)) = args.what.take() {
+                let report = sim_media(m, shutdown).await?;
+                println!("{report}");
+                return Ok(());
+            }
+            apply_sim_args(&mut cfg.sim, *args)?;
             let report = gbsim::run(cfg.sim, shutdown).await?;
             println!("{}", serde_json::to_string(&report)?);
         }

@@ -56,7 +56,7 @@ pub struct PipelineStats {
 }
 
 enum Demux {
-    Ps(PsDemuxer),
+    Ps(Box<PsDemuxer>),
     Ts(Box<TsDemuxer>),
 }
 
@@ -77,7 +77,7 @@ pub struct Pipeline {
 }
 
 fn looks_like_ts(p: &[u8]) -> bool {
-    p.len() >= 188 && p.len() % 188 == 0 && p[0] == 0x47 && p.get(188).is_none_or(|b| *b == 0x47)
+    p.len() >= 188 && p.len().is_multiple_of(188) && p[0] == 0x47 && p.get(188).is_none_or(|b| *b == 0x47)
 }
 
 impl Pipeline {
@@ -190,8 +190,7 @@ impl Pipeline {
     fn drain_reorder(&mut self, force: bool, sink: &mut impl FnMut(FlvTag)) {
         // Held packets are rare; taking the payload out of the slot costs one copy only for them.
         let mut scratch = Vec::new();
-        loop {
-            let Some((marker, payload, lost)) = self.reorder.pop_ready(force) else { break };
+        while let Some((marker, payload, lost)) = self.reorder.pop_ready(force) {
             scratch.clear();
             scratch.extend_from_slice(payload);
             self.demux_payload(&scratch, marker, lost, sink);
@@ -203,7 +202,7 @@ impl Pipeline {
             if looks_like_ts(payload) {
                 Demux::Ts(Box::new(TsDemuxer::new(self.cfg.max_frame)))
             } else {
-                Demux::Ps(PsDemuxer::new(self.cfg.max_frame))
+                Demux::Ps(Box::new(PsDemuxer::new(self.cfg.max_frame)))
             }
         });
         match demux {

@@ -75,12 +75,12 @@ mod tests {
     fn leases_are_returned() {
         let pool = PortPool::new(30001, 30006);
         assert_eq!(pool.size(), 3);
-        let a = pool.take(|p| Some(p)).unwrap();
+        let a = pool.take(Some).unwrap();
         let b = pool.take(|p| if p == 30004 { None } else { Some(p) }).unwrap();
         assert_eq!((a.0.port, b.1), (30002, 30006));
-        let c = pool.take(|p| Some(p)).unwrap();
+        let c = pool.take(Some).unwrap();
         assert_eq!(c.1, 30004);
-        assert!(pool.take(|p| Some(p)).is_none(), "all three taken");
+        assert!(pool.take(Some).is_none(), "all three taken");
         drop((a, b, c));
         assert_eq!(pool.in_use(), 0);
     }

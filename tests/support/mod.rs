@@ -318,7 +318,16 @@ pub fn fixture(name: &str) -> std::path::PathBuf {
         // GStreamer's mpegpsmux: an independent PS muxer (one PSM, few pack headers).
         let tmp = dir.join(format!("{name}.part"));
         let st = Command::new("gst-launch-1.0")
-            .args(["-q", "videotestsrc", "num-buffers=100", "!", "video/x-raw,width=640,height=360,framerate=25/1", "!", "x264enc", "key-int-max=25"])
+            .args([
+                "-q",
+                "videotestsrc",
+                "num-buffers=100",
+                "!",
+                "video/x-raw,width=640,height=360,framerate=25/1",
+                "!",
+                "x264enc",
+                "key-int-max=25",
+            ])
             .args(["bframes=0", "!", "h264parse", "!", "mpegpsmux", "!", "filesink"])
             .arg(format!("location={}", tmp.display()))
             .status()

@@ -17,7 +17,7 @@ pub fn rbsp(nal: &[u8], max: usize) -> Vec<u8> {
     out
 }
 
-/// Ran past the end of the data.
+/// Ran past the end of the data, or a value no real stream carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Truncated;
 

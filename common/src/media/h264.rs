@@ -45,10 +45,10 @@ pub struct Sps {
 }
 
 fn skip_scaling_list(r: &mut BitReader, size: u32) -> Result<(), Truncated> {
-    let (mut last, mut next) = (8i32, 8i32);
+    let (mut last, mut next) = (8i64, 8i64);
     for _ in 0..size {
         if next != 0 {
-            next = (last + r.se()? + 256) % 256;
+            next = (last + i64::from(r.se()?)).rem_euclid(256);
         }
         if next != 0 {
             last = next;
@@ -72,8 +72,8 @@ pub fn parse_sps(nal: &[u8]) -> Result<Sps, Truncated> {
         if chroma_format_idc == 3 {
             separate_colour_plane = r.flag()?;
         }
-        bit_depth_luma = r.ue()? + 8;
-        bit_depth_chroma = r.ue()? + 8;
+        bit_depth_luma = r.ue()?.saturating_add(8);
+        bit_depth_chroma = r.ue()?.saturating_add(8);
         r.skip(1)?; // qpprime_y_zero_transform_bypass_flag
         if r.flag()? {
             let lists = if chroma_format_idc == 3 { 12 } else { 8 };
@@ -105,8 +105,8 @@ pub fn parse_sps(nal: &[u8]) -> Result<Sps, Truncated> {
     }
     r.ue()?; // max_num_ref_frames
     r.skip(1)?; // gaps_in_frame_num_value_allowed_flag
-    let width_mbs = r.ue()? + 1;
-    let height_map_units = r.ue()? + 1;
+    let width_mbs = r.ue()?.saturating_add(1);
+    let height_map_units = r.ue()?.saturating_add(1);
     let frame_mbs_only = r.flag()?;
     if !frame_mbs_only {
         r.skip(1)?;
@@ -125,10 +125,16 @@ pub fn parse_sps(nal: &[u8]) -> Result<Sps, Truncated> {
         2 => (2, 1),
         _ => (1, 1),
     };
-    let (crop_unit_x, crop_unit_y) =
+    let (crop_unit_x, crop_unit_y): (u32, u32) =
         if chroma_array_type == 0 { (1, 2 - u32::from(frame_mbs_only)) } else { (sub_w, sub_h * (2 - u32::from(frame_mbs_only))) };
-    let width = (width_mbs * 16).saturating_sub(crop_unit_x * (crop_l + crop_r));
-    let height = ((2 - u32::from(frame_mbs_only)) * height_map_units * 16).saturating_sub(crop_unit_y * (crop_t + crop_b));
+    // Beyond 16384 pixels it is not a picture any camera sends: treat as garbage.
+    if width_mbs > 1024 || height_map_units > 1024 {
+        return Err(Truncated);
+    }
+    let crop_x = crop_unit_x.saturating_mul(crop_l.saturating_add(crop_r));
+    let crop_y = crop_unit_y.saturating_mul(crop_t.saturating_add(crop_b));
+    let width = (width_mbs * 16).saturating_sub(crop_x);
+    let height = ((2 - u32::from(frame_mbs_only)) * height_map_units * 16).saturating_sub(crop_y);
     let fps = if r.flag().unwrap_or(false) { vui_fps(&mut r).ok().flatten() } else { None };
     Ok(Sps { profile_idc, constraint_flags, level_idc, chroma_format_idc, bit_depth_luma, bit_depth_chroma, width, height, fps })
 }

@@ -80,6 +80,9 @@ pub fn parse_sps(nal: &[u8]) -> Result<Sps, Truncated> {
     }
     let mut width = r.ue()?;
     let mut height = r.ue()?;
+    if width > 16384 || height > 16384 {
+        return Err(Truncated);
+    }
     if r.flag()? {
         let (sub_w, sub_h) = match chroma_format_idc {
             1 => (2, 2),
@@ -87,11 +90,11 @@ pub fn parse_sps(nal: &[u8]) -> Result<Sps, Truncated> {
             _ => (1, 1),
         };
         let (l, rt, t, b) = (r.ue()?, r.ue()?, r.ue()?, r.ue()?);
-        width = width.saturating_sub(sub_w * (l.saturating_add(rt)));
-        height = height.saturating_sub(sub_h * (t.saturating_add(b)));
+        width = width.saturating_sub(l.saturating_add(rt).saturating_mul(sub_w));
+        height = height.saturating_sub(t.saturating_add(b).saturating_mul(sub_h));
     }
-    let bit_depth_luma = r.ue()? + 8;
-    let bit_depth_chroma = r.ue()? + 8;
+    let bit_depth_luma = r.ue()?.saturating_add(8);
+    let bit_depth_chroma = r.ue()?.saturating_add(8);
     Ok(Sps {
         profile_tier_level,
         max_sub_layers: (max_sub_layers_minus1 + 1) as u8,

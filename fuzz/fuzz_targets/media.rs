@@ -1,0 +1,34 @@
+//! The FLV muxer's inputs: elementary-stream payloads of any codec with arbitrary bytes (NAL
+//! splitting, SPS/VPS parsing, ADTS, decoder configuration records, timestamps) through the
+//! access-unit builder and the FLV muxer. Must never panic; tags must frame their bodies.
+#![no_main]
+use common::flv::{FlvMuxer, FlvOptions, HevcMode};
+use common::media::AccessUnitBuilder;
+use common::ps::{Codec, PsFrame};
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&sel, rest)) = data.split_first() else { return };
+    let hevc = if sel & 0x80 != 0 { HevcMode::Codec12 } else { HevcMode::Enhanced };
+    let mut b = AccessUnitBuilder::new();
+    let mut m = FlvMuxer::new(FlvOptions { hevc, ..Default::default() });
+    let mut events = Vec::new();
+    // Pieces separated by 0xFE 0xFE; each picks its codec and timestamp from its first bytes.
+    for (i, piece) in rest.split(|&x| x == 0xFE).enumerate() {
+        let codec = match piece.first().copied().unwrap_or(sel) % 5 {
+            0 => Codec::H264,
+            1 => Codec::H265,
+            2 => Codec::Aac,
+            3 => Codec::G711A,
+            _ => Codec::G711U,
+        };
+        let pts = piece.get(1).map(|p| u64::from(*p) * 3600 + (i as u64) * (1 << 30));
+        let frame = PsFrame { stream_id: 0xE0, codec, pts, dts: None, data: piece.to_vec() };
+        b.push(frame, &mut events);
+        for ev in events.drain(..) {
+            if let Some(tag) = m.push(&ev) {
+                assert_eq!(tag.wire.len(), tag.body().len() + 15);
+            }
+        }
+    }
+});
