@@ -437,6 +437,10 @@ impl PsDemuxer {
     fn finish(&mut self, video: bool) {
         let (a, id) =
             if video { (std::mem::take(&mut self.video), self.video_id) } else { (std::mem::take(&mut self.audio), self.audio_id) };
+        // The frame's buffer is handed out; the next one starts at the size of this one so it
+        // does not regrow (and recopy) packet by packet.
+        let next = if video { &mut self.video } else { &mut self.audio };
+        next.data.reserve(a.data.len().min(self.max_frame));
         let Some(id) = id else { return };
         if a.poisoned || a.data.is_empty() {
             return;

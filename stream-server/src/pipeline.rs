@@ -271,3 +271,105 @@ impl Pipeline {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use common::flv::TagKind;
+    use common::ps_mux::PsMuxer;
+
+    const SPS264: [u8; 25] = [
+        0x67, 0x64, 0x00, 0x0d, 0xac, 0xd9, 0x41, 0x41, 0xfb, 0x01, 0x10, 0x00, 0x00, 0x03, 0x00, 0x10, 0x00, 0x00, 0x03, 0x03, 0x20, 0xf1,
+        0x42, 0x99, 0x60,
+    ];
+    const VPS265: [u8; 23] = [
+        0x40, 0x01, 0x0c, 0x01, 0xff, 0xff, 0x04, 0x08, 0x00, 0x00, 0x03, 0x00, 0x9e, 0x08, 0x00, 0x00, 0x03, 0x00, 0x00, 0x3c, 0x95, 0x98,
+        0x09,
+    ];
+    const SPS265: [u8; 45] = [
+        0x42, 0x01, 0x01, 0x04, 0x08, 0x00, 0x00, 0x03, 0x00, 0x9e, 0x08, 0x00, 0x00, 0x03, 0x00, 0x00, 0x3c, 0x90, 0x01, 0x61, 0x00, 0x90,
+        0xb2, 0xca, 0xcd, 0x24, 0x99, 0x5e, 0x02, 0xdc, 0x08, 0x08, 0x00, 0x10, 0x00, 0x00, 0x03, 0x00, 0x10, 0x00, 0x00, 0x03, 0x01, 0x90,
+        0x80,
+    ];
+    const PPS265: [u8; 8] = [0x44, 0x01, 0xc1, 0x72, 0x86, 0x0c, 0x46, 0x24];
+
+    fn annexb(nals: &[&[u8]]) -> Vec<u8> {
+        nals.iter().flat_map(|n| [&[0, 0, 0, 1][..], n].concat()).collect()
+    }
+
+    /// RTP packets (PT 96) carrying one PS-muxed frame, marker on the last.
+    fn rtp(ps: &[u8], seq: &mut u16, ts: u32, out: &mut Vec<Vec<u8>>) {
+        let n = ps.len().div_ceil(1400);
+        for (i, c) in ps.chunks(1400).enumerate() {
+            let mut p = Vec::new();
+            RtpPacket::write_header(&mut p, 96, i + 1 == n, *seq, ts, 42);
+            p.extend_from_slice(c);
+            out.push(p);
+            *seq = seq.wrapping_add(1);
+        }
+    }
+
+    fn run(packets: &[Vec<u8>]) -> (Pipeline, Vec<FlvTag>) {
+        let mut p = Pipeline::new(PipelineConfig { ssrc: Some(42), reorder_window: 16, max_frame: 1 << 20, flv: FlvOptions::default() });
+        let mut tags = Vec::new();
+        for pkt in packets {
+            p.on_rtp(pkt, &mut |t| tags.push(t)).unwrap();
+        }
+        (p, tags)
+    }
+
+    #[test]
+    fn codec_change_mid_stream_gets_a_new_sequence_header() {
+        let mut packets = Vec::new();
+        let mut seq = 0;
+        let avc = PsMuxer::new(Codec::H264, None);
+        for i in 0..3u64 {
+            let mut ps = Vec::new();
+            let frame =
+                if i == 0 { annexb(&[&SPS264, &[0x68, 0xeb, 0xe3, 0xcb], &[0x65, 0x88, 0x80]]) } else { annexb(&[&[0x41, 0x9a, 0x80]]) };
+            avc.video(&frame, 3600 * (i + 1), None, i == 0, &mut ps);
+            rtp(&ps, &mut seq, (3600 * (i + 1)) as u32, &mut packets);
+        }
+        // The camera switches to H.265: a new PSM says so before the key frame.
+        let hevc = PsMuxer::new(Codec::H265, None);
+        for i in 3..6u64 {
+            let mut ps = Vec::new();
+            let frame =
+                if i == 3 { annexb(&[&VPS265, &SPS265, &PPS265, &[0x26, 0x01, 0x80, 0x11]]) } else { annexb(&[&[0x02, 0x01, 0x80, 0x22]]) };
+            hevc.video(&frame, 3600 * (i + 1), None, i == 3, &mut ps);
+            rtp(&ps, &mut seq, (3600 * (i + 1)) as u32, &mut packets);
+        }
+        let (p, tags) = run(&packets);
+        let headers: Vec<u8> = tags.iter().filter(|t| t.header && t.kind == TagKind::Video).map(|t| t.body()[0]).collect();
+        assert_eq!(headers, vec![0x17, 0x90], "AVC header, then an Enhanced HEVC header");
+        let frames = tags.iter().filter(|t| !t.header && t.kind == TagKind::Video).count();
+        assert_eq!(frames, 6);
+        assert_eq!(p.video().map(|v| (v.codec, v.width, v.height)), Some((Codec::H265, 352, 288)));
+        // Metadata follows each change.
+        assert_eq!(tags.iter().filter(|t| t.kind == TagKind::Script).count(), 2);
+    }
+
+    #[test]
+    fn g711_sent_beside_ps_becomes_audio() {
+        let mut packets = Vec::new();
+        let mut seq = 0;
+        let avc = PsMuxer::new(Codec::H264, None);
+        let mut ps = Vec::new();
+        avc.video(&annexb(&[&SPS264, &[0x68, 0xeb, 0xe3, 0xcb], &[0x65, 0x88, 0x80]]), 3600, None, true, &mut ps);
+        rtp(&ps, &mut seq, 3600, &mut packets);
+        // PT 8 (PCMA) on the same port, its own sequence and 8 kHz clock.
+        for i in 0..5u16 {
+            let mut p = Vec::new();
+            RtpPacket::write_header(&mut p, 8, false, 1000 + i, u32::from(i) * 160, 42);
+            p.extend_from_slice(&[0xD5; 160]);
+            packets.push(p);
+        }
+        let (p, tags) = run(&packets);
+        let audio: Vec<&FlvTag> = tags.iter().filter(|t| t.kind == TagKind::Audio).collect();
+        assert_eq!(audio.len(), 5);
+        assert!(audio.iter().all(|t| t.body()[0] == 0x72 && t.body().len() == 161));
+        // 20 ms apart on the output clock.
+        assert_eq!(audio[4].timestamp - audio[0].timestamp, 80);
+        assert_eq!(p.seq_stats().lost, 0, "raw audio does not disturb the PS sequence");
+    }
+}

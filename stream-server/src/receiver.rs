@@ -11,6 +11,8 @@ use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use crate::stream::{CloseReason, TickOutcome, Worker};
 
 const TICK: Duration = Duration::from_millis(100);
+/// Datagrams read per wake-up before yielding to other streams.
+const UDP_BATCH: usize = 64;
 /// Largest RTP packet over TCP (2-byte length).
 const MAX_TCP_PACKET: usize = 65_535;
 
@@ -24,10 +26,23 @@ pub async fn run_udp(mut w: Worker, sock: UdpSocket, on_started: impl Fn()) -> E
     loop {
         tokio::select! {
             _ = cancel.cancelled() => return CloseReason::Api,
-            r = sock.recv_from(&mut buf) => match r {
-                Ok((n, from)) => w.on_packet(&buf[..n], from, Instant::now()),
-                // ICMP port unreachable and the like surface here on some systems: keep reading.
-                Err(e) => tracing::debug!(stream = %w.entry.id, "udp recv: {e}"),
+            r = sock.readable() => {
+                if r.is_err() {
+                    continue;
+                }
+                // Drain what is queued (a frame arrives as a burst) with one wake-up and one clock read.
+                let now = Instant::now();
+                for _ in 0..UDP_BATCH {
+                    match sock.try_recv_from(&mut buf) {
+                        Ok((n, from)) => w.on_packet(&buf[..n], from, now),
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                        // ICMP port unreachable and the like surface here on some systems: keep reading.
+                        Err(e) => {
+                            tracing::debug!(stream = %w.entry.id, "udp recv: {e}");
+                            break;
+                        }
+                    }
+                }
             },
             _ = tick.tick() => match w.on_tick(Instant::now()) {
                 TickOutcome::Continue => {}
@@ -166,17 +181,26 @@ pub async fn run_single_port(node: std::sync::Arc<crate::node::Node>, sock: UdpS
                 }
                 None => return,
             },
-            r = sock.recv_from(&mut buf) => {
-                let Ok((n, from)) = r else { continue };
-                let pkt = &buf[..n];
-                let ssrc = (n >= 12 && pkt[0] >> 6 == 2).then(|| u32::from_be_bytes([pkt[8], pkt[9], pkt[10], pkt[11]]));
-                match ssrc.and_then(|s| workers.get_mut(&s)) {
-                    Some(w) => w.on_packet(pkt, from, Instant::now()),
-                    None => {
-                        unknown += 1;
-                        // Powers of two: visible without flooding the log.
-                        if unknown.is_power_of_two() {
-                            tracing::warn!(%from, ?ssrc, count = unknown, "single port: packet for no open stream");
+            r = sock.readable() => {
+                if r.is_err() {
+                    continue;
+                }
+                let now = Instant::now();
+                for _ in 0..UDP_BATCH * 4 {
+                    let (n, from) = match sock.try_recv_from(&mut buf) {
+                        Ok(v) => v,
+                        Err(_) => break,
+                    };
+                    let pkt = &buf[..n];
+                    let ssrc = (n >= 12 && pkt[0] >> 6 == 2).then(|| u32::from_be_bytes([pkt[8], pkt[9], pkt[10], pkt[11]]));
+                    match ssrc.and_then(|s| workers.get_mut(&s)) {
+                        Some(w) => w.on_packet(pkt, from, now),
+                        None => {
+                            unknown += 1;
+                            // Powers of two: visible without flooding the log.
+                            if unknown.is_power_of_two() {
+                                tracing::warn!(%from, ?ssrc, count = unknown, "single port: packet for no open stream");
+                            }
                         }
                     }
                 }

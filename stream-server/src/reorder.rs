@@ -38,6 +38,9 @@ pub struct Reorder {
     expected: Option<u16>,
     slots: Vec<Slot>,
     held: usize,
+    /// Packets that may wait for a missing one. The slot ring is twice this, so every packet
+    /// less than two windows ahead has a slot of its own.
+    window: usize,
     /// Bit i set: `expected - 1 - i` was delivered (duplicate detection).
     history: u64,
     pub stats: SeqStats,
@@ -53,8 +56,9 @@ impl Reorder {
         let window = window.clamp(1, 1024);
         Self {
             expected: None,
-            slots: (0..window).map(|_| Slot { seq: 0, used: false, marker: false, data: Vec::new() }).collect(),
+            slots: (0..2 * window).map(|_| Slot { seq: 0, used: false, marker: false, data: Vec::new() }).collect(),
             held: 0,
+            window,
             history: 0,
             stats: SeqStats::default(),
         }
@@ -94,10 +98,11 @@ impl Reorder {
         let n = self.slots.len();
         if d as usize >= n {
             // A gap wider than the window: what is held cannot be completed in order either.
-            self.stats.lost += d as u64;
             if d >= 1024 {
+                // Not loss: the sender restarted its sequence.
                 self.reset(seq);
             } else {
+                self.stats.lost += d as u64;
                 for s in &mut self.slots {
                     s.used = false;
                 }
@@ -139,7 +144,7 @@ impl Reorder {
     /// Whether the oldest gap should be given up: the buffer holds `window` packets, or the
     /// caller says time is up (`force`).
     fn give_up(&mut self, force: bool) -> bool {
-        if self.held == 0 || !(force || self.held + 1 >= self.slots.len()) {
+        if self.held == 0 || !(force || self.held + 1 >= self.window) {
             return false;
         }
         let Some(expected) = self.expected else { return false };
