@@ -64,7 +64,17 @@ async fn play_once(node: &MediaProc, id: &str, ssrc: u32, transport: SendTranspo
         SendTransport::TcpActive => ("tcp-passive", None),
         SendTransport::TcpPassive => ("tcp-active", Some(format!("127.0.0.1:{}", common::testutil::free_port()))),
     };
-    let opened = node.open(id, Some(ssrc), recv_transport, peer.as_deref()).await;
+    // TCP active: open without the camera's address, then give it as the SDP answer would.
+    let opened = node.open(id, Some(ssrc), recv_transport, None).await;
+    if let Some(p) = &peer {
+        let r = reqwest::Client::new()
+            .post(node.url(&format!("/api/v1/receivers/{id}/connect")))
+            .json(&serde_json::json!({ "peer": p }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200);
+    }
     let probe = attach_ffprobe(node, id).await;
     let target = match &peer {
         Some(p) => p.parse().unwrap(),
@@ -465,4 +475,40 @@ async fn single_port_mode_demultiplexes_cameras_by_ssrc() {
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 409);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_slow_viewer_is_dropped_and_never_slows_the_others() {
+    let node = MediaProc::start(None, &[("GBC_STREAM__VIEWER_QUEUE_TAGS", "16")]);
+    // 4 Mbit/s: more than the socket and HTTP write buffers of the stalled player can absorb.
+    let src = source("h264_1280x720_4mbps_4s.h264", Some("aac_4s.aac"));
+    let opened = node.open("slow1", Some(8), "udp", None).await;
+    // A player that stops reading: tiny receive window, never reads after the request.
+    let slow = {
+        let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        s.set_recv_buffer_size(2048).unwrap();
+        s.connect(&std::net::SocketAddr::from(([127, 0, 0, 1], node.http_port)).into()).unwrap();
+        let mut t: std::net::TcpStream = s.into();
+        use std::io::Write;
+        t.write_all(b"GET /live/slow1.flv HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        t
+    };
+    node.wait_viewers("slow1", 1).await;
+    let fast = attach_ffprobe(&node, "slow1").await;
+    let target = format!("127.0.0.1:{}", opened["port"]).parse().unwrap();
+    media::send(
+        &src,
+        SendOptions { transport: SendTransport::Udp, target, ssrc: 8, loops: 1, impairment: Impairment::default() },
+        CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The stalled player was dropped; the other one got everything.
+    assert_eq!(node.stream("slow1").await["viewers"].as_u64(), Some(1));
+    assert!(node.log_text().contains("HTTP-FLV viewer stalled a whole queue behind: dropped"));
+    node.close("slow1").await;
+    let r = tokio::task::spawn_blocking(move || probe_result(fast)).await.unwrap();
+    assert!(r.contains(&("h264".into(), 1280, 720, 100)), "{r:?}");
+    drop(slow);
 }

@@ -134,6 +134,7 @@ async fn http_flv(State(node): State<Arc<Node>>, Path(file): Path<String>) -> Ap
     let start: Vec<Bytes> = std::mem::take(&mut sub.start).into_iter().map(|t| t.wire).collect();
     let cancel = entry.cancel.clone();
     let stream_id = entry.id.clone();
+    let entry = entry.clone();
     let body = async_stream(move |tx| async move {
         if tx.send(header).await.is_err() {
             return;
@@ -150,8 +151,14 @@ async fn http_flv(State(node): State<Arc<Node>>, Path(file): Path<String>) -> Ap
             };
             match tag {
                 Ok(tag) => {
-                    if gate.pass(&tag) && tx.send(tag.wire).await.is_err() {
-                        return;
+                    if gate.pass(&tag) {
+                        tokio::select! {
+                            r = tx.send(tag.wire) => if r.is_err() { return },
+                            _ = entry.hub.lagging(&sub.rx) => {
+                                tracing::info!(stream = %stream_id, "HTTP-FLV viewer stalled a whole queue behind: dropped");
+                                return;
+                            }
+                        }
                     }
                 }
                 Err(RecvError::Lagged(n)) => {

@@ -49,6 +49,9 @@ pub struct StreamConfig {
     pub api_token: String,
     /// UDP socket receive buffer per RTP port.
     pub udp_recv_buffer_bytes: usize,
+    /// Kernel send buffer per HTTP connection (players): bounds what a stalled player holds,
+    /// so it falls behind and is dropped instead of parking megabytes in the kernel.
+    pub http_send_buffer_bytes: usize,
 }
 
 impl Default for StreamConfig {
@@ -77,6 +80,7 @@ impl Default for StreamConfig {
             heartbeat_ttl_secs: 6,
             api_token: String::new(),
             udp_recv_buffer_bytes: 2 << 20,
+            http_send_buffer_bytes: 256 << 10,
         }
     }
 }

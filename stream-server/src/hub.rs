@@ -24,6 +24,7 @@ struct Cache {
 pub struct Hub {
     cache: Mutex<Cache>,
     tx: broadcast::Sender<FlvTag>,
+    queue: usize,
     max_gop_bytes: usize,
 }
 
@@ -39,7 +40,8 @@ pub struct Subscription {
 
 impl Hub {
     pub fn new(queue: usize, max_gop_bytes: usize) -> Self {
-        Self { cache: Mutex::new(Cache::default()), tx: broadcast::channel(queue.max(16)).0, max_gop_bytes }
+        let queue = queue.max(16);
+        Self { cache: Mutex::new(Cache::default()), tx: broadcast::channel(queue).0, queue, max_gop_bytes }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Cache> {
@@ -93,6 +95,18 @@ impl Hub {
 
     pub fn viewers(&self) -> usize {
         self.tx.receiver_count()
+    }
+
+    /// Resolves once `rx` has fallen a whole queue behind. A viewer whose socket has stopped
+    /// draining sits in a write and never reads its queue, so it cannot see the lag itself:
+    /// race each write against this and drop the viewer when it wins.
+    pub async fn lagging(&self, rx: &broadcast::Receiver<FlvTag>) {
+        loop {
+            if rx.len() >= self.queue {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
     }
 }
 

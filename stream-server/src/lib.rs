@@ -42,6 +42,13 @@ pub async fn start(cfg: StreamConfig, store: Arc<dyn Store>, shutdown: Cancellat
     *node.http_addr.lock().unwrap_or_else(|e| e.into_inner()) = Some(http);
     let app = api::router(node.clone());
     let s = shutdown.clone();
+    let sndbuf = node.cfg.http_send_buffer_bytes;
+    let listener = axum::serve::ListenerExt::tap_io(listener, move |tcp: &mut tokio::net::TcpStream| {
+        let _ = tcp.set_nodelay(true);
+        if sndbuf > 0 {
+            let _ = socket2::SockRef::from(&*tcp).set_send_buffer_size(sndbuf);
+        }
+    });
     tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(async move { s.cancelled().await }).await {
             tracing::error!("stream-server http stopped: {e}");

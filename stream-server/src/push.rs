@@ -169,7 +169,12 @@ async fn publish(url: &str, entry: &StreamEntry) -> anyhow::Result<()> {
     loop {
         tokio::select! {
             r = sub.rx.recv() => match r {
-                Ok(tag) => if gate.pass(&tag) { send_tag(&mut c, entry, &tag).await? },
+                Ok(tag) => if gate.pass(&tag) {
+                    tokio::select! {
+                        r = send_tag(&mut c, entry, &tag) => r?,
+                        _ = entry.hub.lagging(&sub.rx) => bail!("target stalled a whole queue behind"),
+                    }
+                },
                 Err(RecvError::Lagged(n)) => bail!("target too slow: {n} tags behind"),
                 Err(RecvError::Closed) => return Ok(()),
             },

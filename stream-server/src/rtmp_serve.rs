@@ -128,7 +128,12 @@ async fn play(c: &mut Conn, entry: &StreamEntry, stream_id: u32, buf: &mut [u8])
                 return Ok(());
             }
             r = sub.rx.recv() => match r {
-                Ok(tag) => if gate.pass(&tag) { send(c, entry, stream_id, &tag).await? },
+                Ok(tag) => if gate.pass(&tag) {
+                    tokio::select! {
+                        r = send(c, entry, stream_id, &tag) => r?,
+                        _ = entry.hub.lagging(&sub.rx) => bail!("player stalled a whole queue behind: dropped"),
+                    }
+                },
                 Err(RecvError::Lagged(n)) => bail!("player {n} tags behind: dropped"),
                 Err(RecvError::Closed) => return Ok(()),
             },
