@@ -128,10 +128,19 @@ fn hevc_annexb(flv: &[u8]) -> (Vec<u8>, usize) {
     let mut out = Vec::new();
     let mut frames = 0;
     for (kind, _, body) in read_tags(flv) {
-        if kind != 9 || body.len() < 5 || body[0] & 0x80 == 0 || &body[1..5] != b"hvc1" {
+        if kind != 9 || body.len() < 5 {
             continue;
         }
-        match body[0] & 0x0f {
+        // Codec id 12 (the older extension): AVC-style layout with an HEVC record.
+        let packet_type = if body[0] & 0x80 == 0 && body[0] & 0x0f == 12 {
+            // Frames have their NALs at offset 5, like CodedFramesX.
+            if body[1] == 0 { 0 } else { 3 }
+        } else if body[0] & 0x80 != 0 && &body[1..5] == b"hvc1" {
+            body[0] & 0x0f
+        } else {
+            continue;
+        };
+        match packet_type {
             0 => {
                 let rec = &body[5..];
                 let mut pos = 23;
@@ -511,4 +520,38 @@ async fn a_slow_viewer_is_dropped_and_never_slows_the_others() {
     let r = tokio::task::spawn_blocking(move || probe_result(fast)).await.unwrap();
     assert!(r.contains(&("h264".into(), 1280, 720, 100)), "{r:?}");
     drop(slow);
+}
+
+/// nginx-rtmp predates Enhanced RTMP (it reads the frame type from four bits, so `0x90` is no
+/// key frame and its recorder waits forever); `hevc_flv = "codec12"` is for such targets.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn h265_push_to_nginx_as_codec_12() {
+    let nginx = support::NginxRtmp::start();
+    let push = format!("rtmp://127.0.0.1:{}/live/{{stream_id}}", nginx.port);
+    let node = MediaProc::start(None, &[("GBC_STREAM__RTMP_PUSH_URL", push.as_str()), ("GBC_STREAM__HEVC_FLV", "codec12")]);
+    let src = source("h265_320x240_2s.h265", None);
+    let opened = node.open("hevcpush", Some(9), "udp", None).await;
+    let target = format!("127.0.0.1:{}", opened["port"]).parse().unwrap();
+    // Give the pusher time to connect before the first (key) frame.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    media::send(&src, SendOptions { transport: SendTransport::Udp, target, ssrc: 9, loops: 1, impairment: Impairment::default() }, CancellationToken::new())
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    node.close("hevcpush").await;
+    let rec = nginx.recording("hevcpush");
+    let mut frames = 0;
+    for _ in 0..30 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let flv = std::fs::read(&rec).unwrap_or_default();
+        let (annexb, n) = hevc_annexb(&flv);
+        frames = n;
+        if n == 50 {
+            let path = std::env::temp_dir().join(format!("gbc-hevcpush-{}.h265", std::process::id()));
+            std::fs::write(&path, annexb).unwrap();
+            assert_eq!(ffprobe_frames(path.to_str().unwrap(), &[]), vec![("hevc".to_owned(), 320, 240, 50)]);
+            return;
+        }
+    }
+    panic!("nginx recorded {frames} HEVC frames of 50");
 }
