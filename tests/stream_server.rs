@@ -134,7 +134,11 @@ fn hevc_annexb(flv: &[u8]) -> (Vec<u8>, usize) {
         // Codec id 12 (the older extension): AVC-style layout with an HEVC record.
         let packet_type = if body[0] & 0x80 == 0 && body[0] & 0x0f == 12 {
             // Frames have their NALs at offset 5, like CodedFramesX.
-            if body[1] == 0 { 0 } else { 3 }
+            if body[1] == 0 {
+                0
+            } else {
+                3
+            }
         } else if body[0] & 0x80 != 0 && &body[1..5] == b"hvc1" {
             body[0] & 0x0f
         } else {
@@ -534,9 +538,13 @@ async fn h265_push_to_nginx_as_codec_12() {
     let target = format!("127.0.0.1:{}", opened["port"]).parse().unwrap();
     // Give the pusher time to connect before the first (key) frame.
     tokio::time::sleep(Duration::from_millis(300)).await;
-    media::send(&src, SendOptions { transport: SendTransport::Udp, target, ssrc: 9, loops: 1, impairment: Impairment::default() }, CancellationToken::new())
-        .await
-        .unwrap();
+    media::send(
+        &src,
+        SendOptions { transport: SendTransport::Udp, target, ssrc: 9, loops: 1, impairment: Impairment::default() },
+        CancellationToken::new(),
+    )
+    .await
+    .unwrap();
     tokio::time::sleep(Duration::from_millis(500)).await;
     node.close("hevcpush").await;
     let rec = nginx.recording("hevcpush");
