@@ -28,7 +28,8 @@ async fn attach_ffprobe(node: &MediaProc, id: &str) -> std::process::Child {
         node.url(&format!("/live/{id}.flv"))
     };
     let child = Command::new("ffprobe")
-        .args(["-v", "error", "-count_frames", "-show_entries", "stream=codec_name,width,height,nb_read_frames", "-of", "json"])
+        .args(["-v", "error"])
+        .args(support::FFPROBE_COUNT)
         .arg(url)
         .stdout(Stdio::piped())
         .spawn()
@@ -38,23 +39,7 @@ async fn attach_ffprobe(node: &MediaProc, id: &str) -> std::process::Child {
 }
 
 fn probe_result(child: std::process::Child) -> Vec<(String, u64, u64, u64)> {
-    let out = child.wait_with_output().expect("ffprobe output");
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
-    v["streams"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .map(|s| {
-                    (
-                        s["codec_name"].as_str().unwrap_or("").to_owned(),
-                        s["width"].as_u64().unwrap_or(0),
-                        s["height"].as_u64().unwrap_or(0),
-                        s["nb_read_frames"].as_str().and_then(|n| n.parse().ok()).unwrap_or(0),
-                    )
-                })
-                .collect()
-        })
-        .unwrap_or_default()
+    support::parse_ffprobe(&child.wait_with_output().expect("ffprobe output").stdout)
 }
 
 /// One play: open a receiver, attach ffprobe to HTTP-FLV, send one loop of the file, close.
@@ -299,8 +284,14 @@ async fn loss_and_reordering_are_counted_and_video_recovers() {
     let opts =
         SendOptions { transport: SendTransport::Udp, target, ssrc: 99, loops: 2, impairment: Impairment { loss: 0.02, reorder: 0.05 } };
     media::send(&src, opts, CancellationToken::new()).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Statistics are snapshotted once a second: wait for the last one.
+    let counted = support::eventually(Duration::from_secs(5), || async {
+        let s = node.stream("lossy").await;
+        s["lost"].as_u64() > Some(0) && s["reordered"].as_u64() > Some(0)
+    })
+    .await;
     let s = node.stream("lossy").await;
+    assert!(counted, "{s}");
     node.close("lossy").await;
     let (lost, reordered) = (s["lost"].as_u64().unwrap(), s["reordered"].as_u64().unwrap());
     assert!(lost > 0 && reordered > 0, "{s}");

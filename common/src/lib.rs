@@ -4,6 +4,7 @@
 pub mod catalog;
 pub mod config;
 pub mod flv;
+pub mod http;
 pub mod ids;
 pub mod manscdp;
 pub mod media;

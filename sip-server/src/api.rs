@@ -3,10 +3,10 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
-use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
+use axum::middleware;
+use axum::response::IntoResponse;
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use common::ids::DeviceId;
@@ -20,22 +20,7 @@ use crate::error::SipError;
 use crate::metrics;
 use crate::server::{node_channel, NodeCommand, Shared};
 
-pub struct ApiError {
-    status: StatusCode,
-    message: String,
-}
-
-impl ApiError {
-    fn new(status: StatusCode, message: impl Into<String>) -> Self {
-        Self { status, message: message.into() }
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        (self.status, Json(json!({"code": self.status.as_u16(), "message": self.message}))).into_response()
-    }
-}
+pub use common::http::ApiError;
 
 impl From<SipError> for ApiError {
     fn from(e: SipError) -> Self {
@@ -47,12 +32,6 @@ impl From<SipError> for ApiError {
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         ApiError::new(status, e.to_string())
-    }
-}
-
-impl From<common::store::StoreError> for ApiError {
-    fn from(e: common::store::StoreError) -> Self {
-        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
     }
 }
 
@@ -155,20 +134,6 @@ async fn metrics_text(State(s): State<Arc<Shared>>) -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], metrics::render())
 }
 
-async fn require_token(State(token): State<Arc<String>>, req: Request, next: Next) -> Response {
-    let ok = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .is_some_and(|t| t.trim() == token.as_str());
-    if ok {
-        next.run(req).await
-    } else {
-        ApiError::new(StatusCode::UNAUTHORIZED, "missing or wrong bearer token").into_response()
-    }
-}
-
 pub fn router(shared: Arc<Shared>, token: &str) -> Router {
     let mut api = Router::new()
         .route("/api/v1/devices", get(list_devices))
@@ -178,7 +143,7 @@ pub fn router(shared: Arc<Shared>, token: &str) -> Router {
         .route("/api/v1/devices/{id}/password", put(set_password))
         .with_state(shared.clone());
     if !token.is_empty() {
-        api = api.layer(middleware::from_fn_with_state(Arc::new(token.to_owned()), require_token));
+        api = api.layer(middleware::from_fn_with_state(Arc::new(token.to_owned()), common::http::require_token));
     }
     Router::new()
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))

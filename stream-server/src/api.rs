@@ -7,9 +7,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::{Path, Request, State};
+use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
-use axum::middleware::{self, Next};
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -22,22 +22,7 @@ use crate::hub::ViewerGate;
 use crate::node::{Node, OpenError};
 use crate::stream::Transport;
 
-pub struct ApiError {
-    status: StatusCode,
-    message: String,
-}
-
-impl ApiError {
-    fn new(status: StatusCode, message: impl Into<String>) -> Self {
-        Self { status, message: message.into() }
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        (self.status, Json(json!({"code": self.status.as_u16(), "message": self.message}))).into_response()
-    }
-}
+pub use common::http::ApiError;
 
 impl From<OpenError> for ApiError {
     fn from(e: OpenError) -> Self {
@@ -204,20 +189,6 @@ async fn metrics(State(node): State<Arc<Node>>) -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
 }
 
-async fn require_token(State(token): State<Arc<String>>, req: Request, next: Next) -> Response {
-    let ok = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .is_some_and(|t| t.trim() == token.as_str());
-    if ok {
-        next.run(req).await
-    } else {
-        ApiError::new(StatusCode::UNAUTHORIZED, "missing or wrong bearer token").into_response()
-    }
-}
-
 pub fn router(node: Arc<Node>) -> Router {
     let mut api = Router::new()
         .route("/api/v1/receivers", post(open))
@@ -228,7 +199,7 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/api/v1/node", get(node_info))
         .with_state(node.clone());
     if !node.cfg.api_token.is_empty() {
-        api = api.layer(middleware::from_fn_with_state(Arc::new(node.cfg.api_token.clone()), require_token));
+        api = api.layer(middleware::from_fn_with_state(Arc::new(node.cfg.api_token.clone()), common::http::require_token));
     }
     Router::new()
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))

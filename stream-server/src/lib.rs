@@ -14,6 +14,7 @@ pub mod pipeline;
 pub mod ports;
 pub mod push;
 pub mod receiver;
+pub mod recv_batch;
 pub mod reorder;
 pub mod rtmp_serve;
 pub mod stream;

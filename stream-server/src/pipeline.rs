@@ -60,6 +60,36 @@ enum Demux {
     Ts(Box<TsDemuxer>),
 }
 
+impl Demux {
+    fn push(&mut self, payload: &[u8]) {
+        match self {
+            Demux::Ps(d) => d.push(payload),
+            Demux::Ts(d) => d.push(payload),
+        }
+    }
+
+    fn end_of_frame(&mut self) {
+        match self {
+            Demux::Ps(d) => d.end_of_frame(),
+            Demux::Ts(d) => d.end_of_frame(),
+        }
+    }
+
+    fn discontinuity(&mut self) {
+        match self {
+            Demux::Ps(d) => d.discontinuity(),
+            Demux::Ts(d) => d.discontinuity(),
+        }
+    }
+
+    fn poll(&mut self) -> Option<common::ps::PsFrame> {
+        match self {
+            Demux::Ps(d) => d.poll(),
+            Demux::Ts(d) => d.poll(),
+        }
+    }
+}
+
 pub struct Pipeline {
     cfg: PipelineConfig,
     ssrc: Option<u32>,
@@ -169,22 +199,10 @@ impl Pipeline {
     /// a TS PES of unbounded length) would otherwise hold its last frame until the next begins.
     pub fn flush(&mut self, sink: &mut impl FnMut(FlvTag)) {
         self.drain_reorder(true, sink);
-        match &mut self.demux {
-            Some(Demux::Ts(ts)) => {
-                ts.end_of_frame();
-                while let Some(f) = ts.poll() {
-                    self.au.push(f, &mut self.events);
-                }
-            }
-            Some(Demux::Ps(ps)) => {
-                ps.end_of_frame();
-                while let Some(f) = ps.poll() {
-                    self.au.push(f, &mut self.events);
-                }
-            }
-            None => {}
+        if let Some(d) = &mut self.demux {
+            d.end_of_frame();
+            self.take_frames(sink);
         }
-        self.emit(sink);
     }
 
     fn drain_reorder(&mut self, force: bool, sink: &mut impl FnMut(FlvTag)) {
@@ -205,31 +223,24 @@ impl Pipeline {
                 Demux::Ps(Box::new(PsDemuxer::new(self.cfg.max_frame)))
             }
         });
-        match demux {
-            Demux::Ps(ps) => {
-                if after_loss {
-                    ps.discontinuity();
-                }
-                ps.push(payload);
-                if marker {
-                    ps.end_of_frame();
-                }
-                self.stats.recoveries = ps.stats.recoveries;
-                while let Some(f) = ps.poll() {
-                    self.au.push(f, &mut self.events);
-                }
-            }
-            Demux::Ts(ts) => {
-                if after_loss {
-                    ts.discontinuity();
-                }
-                ts.push(payload);
-                if marker {
-                    ts.end_of_frame();
-                }
-                while let Some(f) = ts.poll() {
-                    self.au.push(f, &mut self.events);
-                }
+        if after_loss {
+            demux.discontinuity();
+        }
+        demux.push(payload);
+        if marker {
+            demux.end_of_frame();
+        }
+        if let Demux::Ps(ps) = demux {
+            self.stats.recoveries = ps.stats.recoveries;
+        }
+        self.take_frames(sink);
+    }
+
+    /// Demuxed payloads → access units → FLV tags.
+    fn take_frames(&mut self, sink: &mut impl FnMut(FlvTag)) {
+        if let Some(d) = &mut self.demux {
+            while let Some(f) = d.poll() {
+                self.au.push(f, &mut self.events);
             }
         }
         self.emit(sink);
@@ -277,21 +288,7 @@ mod tests {
     use super::*;
     use common::flv::TagKind;
     use common::ps_mux::PsMuxer;
-
-    const SPS264: [u8; 25] = [
-        0x67, 0x64, 0x00, 0x0d, 0xac, 0xd9, 0x41, 0x41, 0xfb, 0x01, 0x10, 0x00, 0x00, 0x03, 0x00, 0x10, 0x00, 0x00, 0x03, 0x03, 0x20, 0xf1,
-        0x42, 0x99, 0x60,
-    ];
-    const VPS265: [u8; 23] = [
-        0x40, 0x01, 0x0c, 0x01, 0xff, 0xff, 0x04, 0x08, 0x00, 0x00, 0x03, 0x00, 0x9e, 0x08, 0x00, 0x00, 0x03, 0x00, 0x00, 0x3c, 0x95, 0x98,
-        0x09,
-    ];
-    const SPS265: [u8; 45] = [
-        0x42, 0x01, 0x01, 0x04, 0x08, 0x00, 0x00, 0x03, 0x00, 0x9e, 0x08, 0x00, 0x00, 0x03, 0x00, 0x00, 0x3c, 0x90, 0x01, 0x61, 0x00, 0x90,
-        0xb2, 0xca, 0xcd, 0x24, 0x99, 0x5e, 0x02, 0xdc, 0x08, 0x08, 0x00, 0x10, 0x00, 0x00, 0x03, 0x00, 0x10, 0x00, 0x00, 0x03, 0x01, 0x90,
-        0x80,
-    ];
-    const PPS265: [u8; 8] = [0x44, 0x01, 0xc1, 0x72, 0x86, 0x0c, 0x46, 0x24];
+    use common::testutil::vectors::{H264_SPS_320X240 as SPS264, H265_PPS as PPS265, H265_SPS_352X288 as SPS265, H265_VPS as VPS265};
 
     fn annexb(nals: &[&[u8]]) -> Vec<u8> {
         nals.iter().flat_map(|n| [&[0, 0, 0, 1][..], n].concat()).collect()

@@ -8,11 +8,12 @@ use common::rtp::TcpFramer;
 use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 
+use crate::recv_batch;
 use crate::stream::{CloseReason, TickOutcome, Worker};
 
 const TICK: Duration = Duration::from_millis(100);
-/// Datagrams read per wake-up before yielding to other streams.
-const UDP_BATCH: usize = 64;
+/// recvmmsg calls per wake-up before yielding to other streams.
+const UDP_ROUNDS: usize = 2;
 /// Largest RTP packet over TCP (2-byte length).
 const MAX_TCP_PACKET: usize = 65_535;
 
@@ -20,7 +21,6 @@ const MAX_TCP_PACKET: usize = 65_535;
 pub type Ended = CloseReason;
 
 pub async fn run_udp(mut w: Worker, sock: UdpSocket, on_started: impl Fn()) -> Ended {
-    let mut buf = vec![0u8; 65_536];
     let mut tick = tokio::time::interval(TICK);
     let cancel = w.entry.cancel.clone();
     loop {
@@ -30,11 +30,13 @@ pub async fn run_udp(mut w: Worker, sock: UdpSocket, on_started: impl Fn()) -> E
                 if r.is_err() {
                     continue;
                 }
-                // Drain what is queued (a frame arrives as a burst) with one wake-up and one clock read.
+                // Drain what is queued (a frame arrives as a burst): one wake-up, one clock read,
+                // one system call per BATCH datagrams.
                 let now = Instant::now();
-                for _ in 0..UDP_BATCH {
-                    match sock.try_recv_from(&mut buf) {
-                        Ok((n, from)) => w.on_packet(&buf[..n], from, now),
+                for _ in 0..UDP_ROUNDS {
+                    match recv_batch::recv(&sock, &mut |pkt, from| w.on_packet(pkt, from, now)) {
+                        Ok(n) if n == recv_batch::BATCH => continue,
+                        Ok(_) => break,
                         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
                         // ICMP port unreachable and the like surface here on some systems: keep reading.
                         Err(e) => {
@@ -167,7 +169,6 @@ pub async fn run_tcp_active(mut w: Worker, on_started: impl Fn()) -> Ended {
 /// stream's worker (all owned by this task, so routing costs a hash lookup and no copy).
 pub async fn run_single_port(node: std::sync::Arc<crate::node::Node>, sock: UdpSocket, mut add: tokio::sync::mpsc::Receiver<Worker>) {
     let mut workers: std::collections::HashMap<u32, Worker> = std::collections::HashMap::new();
-    let mut buf = vec![0u8; 65_536];
     let mut tick = tokio::time::interval(TICK);
     let mut unknown: u64 = 0;
     loop {
@@ -186,13 +187,8 @@ pub async fn run_single_port(node: std::sync::Arc<crate::node::Node>, sock: UdpS
                     continue;
                 }
                 let now = Instant::now();
-                for _ in 0..UDP_BATCH * 4 {
-                    let (n, from) = match sock.try_recv_from(&mut buf) {
-                        Ok(v) => v,
-                        Err(_) => break,
-                    };
-                    let pkt = &buf[..n];
-                    let ssrc = (n >= 12 && pkt[0] >> 6 == 2).then(|| u32::from_be_bytes([pkt[8], pkt[9], pkt[10], pkt[11]]));
+                let mut route = |pkt: &[u8], from: SocketAddr| {
+                    let ssrc = (pkt.len() >= 12 && pkt[0] >> 6 == 2).then(|| u32::from_be_bytes([pkt[8], pkt[9], pkt[10], pkt[11]]));
                     match ssrc.and_then(|s| workers.get_mut(&s)) {
                         Some(w) => w.on_packet(pkt, from, now),
                         None => {
@@ -202,6 +198,12 @@ pub async fn run_single_port(node: std::sync::Arc<crate::node::Node>, sock: UdpS
                                 tracing::warn!(%from, ?ssrc, count = unknown, "single port: packet for no open stream");
                             }
                         }
+                    }
+                };
+                for _ in 0..UDP_ROUNDS * 4 {
+                    match recv_batch::recv(&sock, &mut route) {
+                        Ok(n) if n == recv_batch::BATCH => continue,
+                        _ => break,
                     }
                 }
             },

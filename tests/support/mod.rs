@@ -14,6 +14,22 @@ use tokio::net::UdpSocket;
 pub const SERVER_ID: &str = "34020000002000000001";
 pub const DOMAIN: &str = "3402000000";
 
+/// Spawns `cmd` (stderr to `log`) and waits until `port` accepts connections.
+fn spawn_and_wait(mut cmd: Command, port: u16, log: &std::path::Path, what: &str) -> Child {
+    cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(std::fs::File::create(log).expect("log file"));
+    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {what}: {e}"));
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while Instant::now() < deadline {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return child;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("{what} did not start; log:\n{}", std::fs::read_to_string(log).unwrap_or_default());
+}
+
 /// A `gbcluster sip` child process, killed on drop.
 pub struct SipProc {
     child: Child,
@@ -34,26 +50,15 @@ impl SipProc {
         cmd.arg("sip")
             .env("GBC_SIP__LISTEN", format!("127.0.0.1:{sip_port}"))
             .env("GBC_API__LISTEN", format!("127.0.0.1:{api_port}"))
-            .env("RUST_LOG", "info,rsipstack=warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).expect("log file"));
+            .env("RUST_LOG", "info,rsipstack=warn");
         if let Some(u) = redis_url {
             cmd.env("GBC_STORE__URL", u);
         }
         for (k, v) in env {
             cmd.env(k, v);
         }
-        let child = cmd.spawn().expect("spawn gbcluster");
-        let p = Self { child, sip_port, api_port, log };
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while Instant::now() < deadline {
-            if std::net::TcpStream::connect(("127.0.0.1", api_port)).is_ok() {
-                return p;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("sip-server did not start; log:\n{}", std::fs::read_to_string(&p.log).unwrap_or_default());
+        let child = spawn_and_wait(cmd, api_port, &log, "sip-server");
+        Self { child, sip_port, api_port, log }
     }
 
     pub fn sip_addr(&self) -> SocketAddr {
@@ -234,26 +239,15 @@ impl MediaProc {
             .env("GBC_STREAM__RTP_BIND_IP", "127.0.0.1")
             .env("GBC_STREAM__RTP_PORTS", format!("[{first}, {}]", first + 98))
             .env("GBC_STREAM__NODE_ID", format!("media-{http_port}"))
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).expect("log file"));
+            .env("RUST_LOG", "info");
         if let Some(u) = redis_url {
             cmd.env("GBC_STORE__URL", u);
         }
         for (k, v) in env {
             cmd.env(k, v);
         }
-        let child = cmd.spawn().expect("spawn gbcluster stream");
-        let p = Self { child, http_port, rtmp_port, log };
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while Instant::now() < deadline {
-            if std::net::TcpStream::connect(("127.0.0.1", http_port)).is_ok() {
-                return p;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("stream-server did not start; log:\n{}", std::fs::read_to_string(&p.log).unwrap_or_default());
+        let child = spawn_and_wait(cmd, http_port, &log, "stream-server");
+        Self { child, http_port, rtmp_port, log }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -336,121 +330,30 @@ pub fn fixture(name: &str) -> std::path::PathBuf {
         std::fs::rename(&tmp, &path).expect("rename fixture");
         return path;
     }
-    let args: Vec<&str> = match name {
-        "h264_640x360_4s.h264" => vec![
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc=size=640x360:rate=25",
-            "-t",
-            "4",
-            "-c:v",
-            "libx264",
-            "-g",
-            "25",
-            "-bf",
-            "0",
-            "-pix_fmt",
-            "yuv420p",
-            "-f",
-            "h264",
-        ],
-        "h264_1280x720_4mbps_4s.h264" => vec![
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc2=size=1280x720:rate=25",
-            "-t",
-            "4",
-            "-c:v",
-            "libx264",
-            "-preset",
-            "veryfast",
-            "-b:v",
-            "4M",
-            "-minrate",
-            "4M",
-            "-maxrate",
-            "4M",
-            "-bufsize",
-            "2M",
-            "-x264-params",
-            "nal-hrd=cbr",
-            "-g",
-            "25",
-            "-bf",
-            "0",
-            "-pix_fmt",
-            "yuv420p",
-            "-f",
-            "h264",
-        ],
-        "h265_320x240_2s.h265" => vec![
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc=size=320x240:rate=25",
-            "-t",
-            "2",
-            "-c:v",
-            "libx265",
-            "-x265-params",
-            "log-level=error:keyint=25:bframes=0",
-            "-pix_fmt",
-            "yuv420p",
-            "-f",
-            "hevc",
-        ],
-        "aac_4s.aac" => vec!["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100", "-t", "4", "-c:a", "aac", "-f", "adts"],
-        "alaw_2s.alaw" => {
-            vec!["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=8000", "-t", "2", "-ac", "1", "-c:a", "pcm_alaw", "-f", "alaw"]
+    // Cameras' way of encoding: GOP 1 s, no B-frames, 4:2:0.
+    const X264: &str = "-c:v libx264 -g 25 -bf 0 -pix_fmt yuv420p";
+    const TESTSRC: &str = "-f lavfi -i testsrc=size=640x360:rate=25";
+    let args = match name {
+        "h264_640x360_4s.h264" => format!("{TESTSRC} -t 4 {X264} -f h264"),
+        "h264_1280x720_4mbps_4s.h264" => format!(
+            "-f lavfi -i testsrc2=size=1280x720:rate=25 -t 4 {X264} -preset veryfast -b:v 4M -minrate 4M -maxrate 4M -bufsize 2M -x264-params nal-hrd=cbr -f h264"
+        ),
+        "h265_320x240_2s.h265" => {
+            "-f lavfi -i testsrc=size=320x240:rate=25 -t 2 -c:v libx265 -x265-params log-level=error:keyint=25:bframes=0 -pix_fmt yuv420p -f hevc".to_owned()
         }
-        "h264_aac_4s.ts" => vec![
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc=size=640x360:rate=25",
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=frequency=440:sample_rate=44100",
-            "-t",
-            "4",
-            "-c:v",
-            "libx264",
-            "-g",
-            "25",
-            "-bf",
-            "0",
-            "-pix_fmt",
-            "yuv420p",
-            "-c:a",
-            "aac",
-            "-f",
-            "mpegts",
-        ],
-        "h264_4s.vob" => vec![
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc=size=640x360:rate=25",
-            "-t",
-            "4",
-            "-c:v",
-            "libx264",
-            "-g",
-            "25",
-            "-bf",
-            "0",
-            "-pix_fmt",
-            "yuv420p",
-            "-f",
-            "vob",
-        ],
+        "aac_4s.aac" => "-f lavfi -i sine=frequency=440:sample_rate=44100 -t 4 -c:a aac -f adts".to_owned(),
+        "alaw_2s.alaw" => "-f lavfi -i sine=frequency=440:sample_rate=8000 -t 2 -ac 1 -c:a pcm_alaw -f alaw".to_owned(),
+        "h264_aac_4s.ts" => format!("{TESTSRC} -f lavfi -i sine=frequency=440:sample_rate=44100 -t 4 {X264} -c:a aac -f mpegts"),
+        "h264_4s.vob" => format!("{TESTSRC} -t 4 {X264} -f vob"),
         other => panic!("unknown fixture {other}"),
     };
     let tmp = dir.join(format!("{name}.part"));
-    let st = Command::new("ffmpeg").args(["-v", "error", "-y"]).args(&args).arg(&tmp).status().expect("ffmpeg must be installed");
+    let st = Command::new("ffmpeg")
+        .args(["-v", "error", "-y"])
+        .args(args.split_whitespace())
+        .arg(&tmp)
+        .status()
+        .expect("ffmpeg must be installed");
     assert!(st.success(), "ffmpeg failed making {name}");
     std::fs::rename(&tmp, &path).expect("rename fixture");
     path
@@ -461,10 +364,19 @@ pub fn ffprobe_frames(input: &str, extra: &[&str]) -> Vec<(String, u64, u64, u64
     let out = Command::new("ffprobe")
         .args(["-v", "error"])
         .args(extra)
-        .args(["-count_frames", "-show_entries", "stream=codec_name,width,height,nb_read_frames", "-of", "json", input])
+        .args(FFPROBE_COUNT)
+        .arg(input)
         .output()
         .expect("ffprobe must be installed");
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    parse_ffprobe(&out.stdout)
+}
+
+/// The arguments that make ffprobe count frames per stream as JSON.
+pub const FFPROBE_COUNT: [&str; 5] = ["-count_frames", "-show_entries", "stream=codec_name,width,height,nb_read_frames", "-of", "json"];
+
+/// (codec, width, height, frames) per stream from ffprobe's JSON.
+pub fn parse_ffprobe(stdout: &[u8]) -> Vec<(String, u64, u64, u64)> {
+    let v: serde_json::Value = serde_json::from_slice(stdout).unwrap_or_default();
     v["streams"]
         .as_array()
         .map(|a| {

@@ -369,15 +369,11 @@ impl AccessUnitBuilder {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testutil::vectors::H264_SPS_320X240 as SPS;
 
     fn frame(codec: Codec, pts: u64, data: &[u8]) -> PsFrame {
         PsFrame { stream_id: 0xE0, codec, pts: Some(pts), dts: None, data: data.to_vec() }
     }
-
-    const SPS: [u8; 25] = [
-        0x67, 0x64, 0x00, 0x0d, 0xac, 0xd9, 0x41, 0x41, 0xfb, 0x01, 0x10, 0x00, 0x00, 0x03, 0x00, 0x10, 0x00, 0x00, 0x03, 0x03, 0x20, 0xf1,
-        0x42, 0x99, 0x60,
-    ];
 
     fn annexb(nals: &[&[u8]]) -> Vec<u8> {
         nals.iter().flat_map(|n| [&[0, 0, 0, 1][..], n].concat()).collect()

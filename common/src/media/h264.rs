@@ -190,12 +190,7 @@ pub fn avc_config(sps: &[u8], pps: &[u8]) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    // x264 baseline 320x240, 25 fps (from `ffmpeg -f lavfi -i testsrc=size=320x240:rate=25 -c:v libx264`).
-    const SPS_320X240: [u8; 25] = [
-        0x67, 0x64, 0x00, 0x0d, 0xac, 0xd9, 0x41, 0x41, 0xfb, 0x01, 0x10, 0x00, 0x00, 0x03, 0x00, 0x10, 0x00, 0x00, 0x03, 0x03, 0x20, 0xf1,
-        0x42, 0x99, 0x60,
-    ];
+    use crate::testutil::vectors::H264_SPS_320X240 as SPS_320X240;
 
     #[test]
     fn sps_size_and_rate() {
