@@ -98,7 +98,32 @@ pub struct PsDemuxer {
     audio_id: Option<u8>,
     out: VecDeque<PsFrame>,
     max_frame: usize,
+    /// Bytes of the current PES payload still to come, and where they go. A PES payload is
+    /// streamed into its frame as packets arrive instead of being buffered whole first.
+    payload_left: usize,
+    payload_to: Target,
     pub stats: PsStats,
+}
+
+/// Where streamed PES payload bytes go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Target {
+    Video,
+    Audio,
+    Skip,
+}
+
+/// Adds bytes to a frame being assembled, within `max`.
+fn append_to(a: &mut Assembly, bytes: &[u8], max: usize, stats: &mut PsStats) {
+    if !a.poisoned {
+        if a.data.len() + bytes.len() > max {
+            a.poisoned = true;
+            a.data.clear();
+            stats.oversize_frames += 1;
+        } else {
+            a.data.extend_from_slice(bytes);
+        }
+    }
 }
 
 fn pts_at(b: &[u8]) -> Option<u64> {
@@ -170,6 +195,8 @@ impl PsDemuxer {
             audio_id: None,
             out: VecDeque::new(),
             max_frame,
+            payload_left: 0,
+            payload_to: Target::Skip,
             stats: PsStats::default(),
         }
     }
@@ -184,10 +211,19 @@ impl PsDemuxer {
     }
 
     /// Feeds bytes (typically one RTP payload).
-    pub fn push(&mut self, data: &[u8]) {
+    pub fn push(&mut self, mut data: &[u8]) {
         if self.pos > 0 {
             self.buf.drain(..self.pos);
             self.pos = 0;
+        }
+        if self.payload_left > 0 {
+            // Inside a PES payload (nothing else is pending then): straight into the frame.
+            let n = self.payload_left.min(data.len());
+            self.stream_payload(&data[..n]);
+            data = &data[n..];
+            if data.is_empty() {
+                return;
+            }
         }
         self.buf.extend_from_slice(data);
         loop {
@@ -226,10 +262,21 @@ impl PsDemuxer {
         self.buf.clear();
         self.pos = 0;
         self.lose_sync();
+        // Even when already searching: the rest of a PES payload is not coming.
+        self.payload_left = 0;
     }
 
     pub fn poll(&mut self) -> Option<PsFrame> {
         self.out.pop_front()
+    }
+
+    fn stream_payload(&mut self, bytes: &[u8]) {
+        self.payload_left -= bytes.len();
+        match self.payload_to {
+            Target::Video => append_to(&mut self.video, bytes, self.max_frame, &mut self.stats),
+            Target::Audio => append_to(&mut self.audio, bytes, self.max_frame, &mut self.stats),
+            Target::Skip => {}
+        }
     }
 
     fn lose_sync(&mut self) {
@@ -237,6 +284,7 @@ impl PsDemuxer {
             self.stats.recoveries += 1;
         }
         self.state = PsState::Recovering;
+        self.payload_left = 0;
         // A partial frame after loss would decode as garbage: drop it.
         self.video = Assembly::default();
         self.audio = Assembly::default();
@@ -313,7 +361,10 @@ impl PsDemuxer {
         let d = &self.buf[self.pos..];
         let Some(len) = d.get(4..6).map(|b| usize::from(u16::from_be_bytes([b[0], b[1]]))) else { return Step::NeedMore };
         if d.len() < 6 + len {
-            return Step::NeedMore;
+            // Skip the rest as it arrives rather than buffer it.
+            self.payload_left = 6 + len - d.len();
+            self.payload_to = Target::Skip;
+            return Step::Advance(d.len());
         }
         Step::Advance(6 + len)
     }
@@ -369,33 +420,48 @@ impl PsDemuxer {
             return Step::Lost;
         }
         let total = 6 + len;
-        if d.len() < total {
-            return Step::NeedMore;
-        }
-        let Some(&flags) = d.get(7) else { return Step::Lost };
-        let Some(&hdr_len) = d.get(8) else { return Step::Lost };
+        let (Some(&marker), Some(&flags), Some(&hdr_len)) = (d.get(6), d.get(7), d.get(8)) else { return Step::NeedMore };
         let payload_start = 9 + usize::from(hdr_len);
-        if payload_start > total || d[6] & 0xC0 != 0x80 {
+        if payload_start > total || marker & 0xC0 != 0x80 {
             return Step::Lost;
         }
+        if d.len() < payload_start {
+            return Step::NeedMore;
+        }
+        // The payload may not all be here yet: take what is, stream the rest (`push`).
+        let here = total.min(d.len());
         // PTS/DTS only where the header really holds them (found by fuzzing: a 3-byte PES
         // claiming a DTS used to index past its end).
         let header = &d[9..payload_start];
         let pts = if flags & 0x80 != 0 { header.get(..5).and_then(pts_at) } else { None };
         let dts = if flags & 0xC0 == 0xC0 { header.get(5..10).and_then(pts_at) } else { pts };
-        self.stats.pes += 1;
         let is_video = (0xE0..=0xEF).contains(&id);
         let ours = if is_video { *self.video_id.get_or_insert(id) } else { *self.audio_id.get_or_insert(id) };
         if id != ours {
             // A second video or audio stream: not ours to mux; skip it.
-            return Step::Advance(total);
+            self.stats.pes += 1;
+            self.payload_left = total - here;
+            self.payload_to = Target::Skip;
+            return Step::Advance(here);
         }
         // A new PTS starts a new frame.
         let starts_new = {
             let a = if is_video { &self.video } else { &self.audio };
             pts.is_some() && (a.pts != pts || !is_video)
         };
-        let (start, end) = (self.pos + payload_start, self.pos + total);
+        if starts_new && is_video {
+            // GB devices begin each such PES with the frame's start code: stream it. A muxer that
+            // begins it with the previous frame's tail (ffmpeg) needs the whole PES to cut it.
+            let p = &d[payload_start..here];
+            if p.len() < (total - payload_start).min(4) {
+                return Step::NeedMore;
+            }
+            if here < total && !(p.starts_with(&[0, 0, 1]) || p.starts_with(&[0, 0, 0, 1])) {
+                return Step::NeedMore;
+            }
+        }
+        self.stats.pes += 1;
+        let (start, end) = (self.pos + payload_start, self.pos + here);
         let mut rest = start;
         if starts_new {
             if is_video {
@@ -415,23 +481,15 @@ impl PsDemuxer {
             a.dts = dts;
         }
         self.append(is_video, rest, end);
-        Step::Advance(total)
+        self.payload_left = total - here;
+        self.payload_to = if is_video { Target::Video } else { Target::Audio };
+        Step::Advance(here)
     }
 
-    /// Adds `buf[from..to]` to the frame being assembled, within `max_frame`.
+    /// Adds `buf[from..to]` to the frame being assembled.
     fn append(&mut self, video: bool, from: usize, to: usize) {
-        let max = self.max_frame;
-        let payload = &self.buf[from..to];
         let a = if video { &mut self.video } else { &mut self.audio };
-        if !a.poisoned {
-            if a.data.len() + payload.len() > max {
-                a.poisoned = true;
-                a.data.clear();
-                self.stats.oversize_frames += 1;
-            } else {
-                a.data.extend_from_slice(payload);
-            }
-        }
+        append_to(a, &self.buf[from..to], self.max_frame, &mut self.stats);
     }
 
     fn finish(&mut self, video: bool) {
