@@ -51,6 +51,10 @@ async fn play_once(node: &MediaProc, id: &str, ssrc: u32, transport: SendTranspo
     };
     // TCP active: open without the camera's address, then give it as the SDP answer would.
     let opened = node.open(id, Some(ssrc), recv_transport, None).await;
+    if node.pushes {
+        let ok = support::eventually(Duration::from_secs(5), || async { node.stream(id).await["pushing"] == true }).await;
+        assert!(ok, "{id}: RTMP push never connected");
+    }
     if let Some(p) = &peer {
         let r = reqwest::Client::new()
             .post(node.url(&format!("/api/v1/receivers/{id}/connect")))
@@ -79,7 +83,10 @@ async fn play_once(node: &MediaProc, id: &str, ssrc: u32, transport: SendTranspo
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn h264_aac_over_udp_tcp_passive_and_tcp_active_decode_every_frame_over_http_flv_and_rtmp() {
-    let node = MediaProc::start(None, &[]);
+    // Every stream is also pushed to a real nginx-rtmp, which records what it receives.
+    let nginx = support::NginxRtmp::start();
+    let push = format!("rtmp://127.0.0.1:{}/live/{{stream_id}}", nginx.port);
+    let node = MediaProc::start(None, &[("GBC_STREAM__RTMP_PUSH_URL", push.as_str())]);
     let src = source("h264_640x360_4s.h264", Some("aac_4s.aac"));
     assert_eq!(src.video_frames, 100);
     // Each transport; the last is watched over the built-in RTMP server instead of HTTP-FLV.
@@ -96,6 +103,18 @@ async fn h264_aac_over_udp_tcp_passive_and_tcp_active_decode_every_frame_over_ht
         assert_eq!((video.1, video.2, video.3), (640, 360, 100), "{id}: video {r:?}");
         let audio = r.iter().find(|s| s.0 == "aac").unwrap_or_else(|| panic!("{id}: no aac in {r:?}"));
         assert_eq!(audio.3, audio_frames(&src), "{id}: audio {r:?}");
+        // The same stream as nginx recorded it from our push.
+        let rec = nginx.recording(id);
+        let mut probe = Vec::new();
+        for _ in 0..30 {
+            probe = ffprobe_frames(rec.to_str().unwrap(), &[]);
+            if probe.iter().any(|p| p.0 == "h264" && p.3 == 100) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(probe.contains(&("h264".into(), 640, 360, 100)), "{id}: nginx recorded {probe:?}");
+        assert!(probe.contains(&("aac".into(), 0, 0, audio_frames(&src))), "{id}: nginx recorded {probe:?}");
     }
 }
 

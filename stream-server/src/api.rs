@@ -80,7 +80,8 @@ async fn connect(
     body: Result<Json<ConnectBody>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult<impl IntoResponse> {
     let b = json_body(body)?;
-    let peer = parse_peer(Some(&b.peer))?.unwrap_or_else(|| unreachable!());
+    let peer: SocketAddr =
+        b.peer.parse().map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, format!("peer must be ip:port, not {:?}", b.peer)))?;
     if node.connect(&id, peer) {
         Ok(Json(json!({"stream_id": id, "peer": peer.to_string()})))
     } else {

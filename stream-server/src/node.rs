@@ -67,6 +67,8 @@ pub struct StreamView {
     pub transport: Transport,
     pub port: u16,
     pub viewers: usize,
+    /// The RTMP push (if configured) is connected and publishing.
+    pub pushing: bool,
     pub uptime_secs: u64,
     #[serde(flatten)]
     pub stats: StreamStats,
@@ -240,6 +242,7 @@ impl Node {
             started: AtomicBool::new(false),
             last_viewer: Mutex::new(Instant::now()),
             pushers: std::sync::atomic::AtomicUsize::new(0),
+            pushing: AtomicBool::new(false),
         });
         {
             let mut g = self.lock();
@@ -288,6 +291,8 @@ impl Node {
     }
 
     pub(crate) fn finish(&self, entry: &Arc<StreamEntry>, reason: CloseReason) {
+        // A stream cancelled because the node stops was not closed by the API.
+        let reason = if reason == CloseReason::Api && self.shutdown.is_cancelled() { CloseReason::Shutdown } else { reason };
         entry.cancel.cancel();
         let removed = {
             let mut g = self.lock();
@@ -331,6 +336,7 @@ impl Node {
             transport: e.transport,
             port: e.port,
             viewers: e.viewers(),
+            pushing: e.pushing.load(std::sync::atomic::Ordering::Relaxed),
             uptime_secs: e.created.elapsed().as_secs(),
             stats: e.snapshot(),
         }

@@ -47,6 +47,7 @@ pub fn spawn(node: &Arc<Node>, entry: &Arc<StreamEntry>) {
                 _ = entry.cancel.cancelled() => break,
                 r = publish(&url, &entry) => r,
             };
+            entry.pushing.store(false, Ordering::Relaxed);
             if let Err(e) = r {
                 tracing::warn!(stream = %entry.id, %url, "RTMP push: {e:#}; retrying in {backoff:?}");
             }
@@ -159,6 +160,7 @@ async fn publish(url: &str, entry: &StreamEntry) -> anyhow::Result<()> {
     };
     tokio::time::timeout(Duration::from_secs(10), setup).await.context("publish setup timeout")??;
     tracing::info!(stream = %entry.id, %url, "RTMP push publishing");
+    entry.pushing.store(true, Ordering::Relaxed);
 
     let mut sub = entry.hub.subscribe();
     let mut gate = ViewerGate::new(&sub);

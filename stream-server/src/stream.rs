@@ -96,6 +96,8 @@ pub struct StreamEntry {
     pub last_viewer: Mutex<Instant>,
     /// RTMP push tasks subscribed to the hub (not viewers).
     pub pushers: AtomicUsize,
+    /// The RTMP push is connected and publishing.
+    pub pushing: AtomicBool,
 }
 
 impl StreamEntry {

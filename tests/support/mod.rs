@@ -222,6 +222,8 @@ pub struct MediaProc {
     child: Child,
     pub http_port: u16,
     pub rtmp_port: u16,
+    /// Started with an RTMP push target.
+    pub pushes: bool,
     pub log: std::path::PathBuf,
 }
 
@@ -246,8 +248,9 @@ impl MediaProc {
         for (k, v) in env {
             cmd.env(k, v);
         }
+        let pushes = env.iter().any(|(k, v)| *k == "GBC_STREAM__RTMP_PUSH_URL" && !v.is_empty());
         let child = spawn_and_wait(cmd, http_port, &log, "stream-server");
-        Self { child, http_port, rtmp_port, log }
+        Self { child, http_port, rtmp_port, pushes, log }
     }
 
     pub fn url(&self, path: &str) -> String {
