@@ -295,7 +295,8 @@ async fn ts_over_rtp_ffmpeg_ps_without_psm_and_gstreamer_ps() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn loss_and_reordering_are_counted_and_video_recovers() {
-    let node = MediaProc::start(None, &[]);
+    // Also exercises polled UDP reading (a shared 10 ms tick instead of readiness).
+    let node = MediaProc::start(None, &[("GBC_STREAM__UDP_POLL_MS", "10")]);
     let src = source("h264_640x360_4s.h264", None);
     let opened = node.open("lossy", Some(99), "udp", None).await;
     let flv = capture_flv(&node, "lossy").await;

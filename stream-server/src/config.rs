@@ -49,6 +49,9 @@ pub struct StreamConfig {
     pub api_token: String,
     /// UDP socket receive buffer per RTP port.
     pub udp_recv_buffer_bytes: usize,
+    /// 0: read each RTP socket as soon as it is readable. N: read every N ms on a tick shared
+    /// by all streams (fewer wake-ups per stream, up to N ms more latency).
+    pub udp_poll_ms: u64,
     /// Kernel send buffer per HTTP connection (players): bounds what a stalled player holds,
     /// so it falls behind and is dropped instead of parking megabytes in the kernel.
     pub http_send_buffer_bytes: usize,
@@ -80,6 +83,7 @@ impl Default for StreamConfig {
             heartbeat_ttl_secs: 6,
             api_token: String::new(),
             udp_recv_buffer_bytes: 2 << 20,
+            udp_poll_ms: 0,
             http_send_buffer_bytes: 256 << 10,
         }
     }

@@ -262,6 +262,7 @@ impl Node {
         let on_started = move || node.event("started", &e2.id, None);
         let node = self.clone();
         let e2 = entry.clone();
+        let poll = (self.cfg.udp_poll_ms > 0).then(|| Duration::from_millis(self.cfg.udp_poll_ms));
         match sock {
             Sock::Shared(tx) => {
                 if tx.try_send(worker).is_err() {
@@ -272,7 +273,7 @@ impl Node {
             sock => {
                 tokio::spawn(async move {
                     let reason = match sock {
-                        Sock::Udp(s) => receiver::run_udp(worker, s, on_started).await,
+                        Sock::Udp(s) => receiver::run_udp(worker, s, poll, on_started).await,
                         Sock::Tcp(l) => receiver::run_tcp_passive(worker, l, on_started).await,
                         _ => receiver::run_tcp_active(worker, on_started).await,
                     };

@@ -20,32 +20,68 @@ const MAX_TCP_PACKET: usize = 65_535;
 /// What a task reports when its stream ends.
 pub type Ended = CloseReason;
 
-pub async fn run_udp(mut w: Worker, sock: UdpSocket, on_started: impl Fn()) -> Ended {
-    let mut tick = tokio::time::interval(TICK);
+/// Reads what is queued on a UDP socket (a frame arrives as a burst): one clock read, one
+/// system call per `BATCH` datagrams, at most `rounds` calls.
+fn drain_udp(w: &mut Worker, sock: &UdpSocket, rounds: usize) {
+    let now = Instant::now();
+    for _ in 0..rounds {
+        match recv_batch::recv(sock, &mut |pkt, from| w.on_packet(pkt, from, now)) {
+            Ok(n) if n == recv_batch::BATCH => continue,
+            Ok(_) => break,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+            // ICMP port unreachable and the like surface here on some systems: keep reading.
+            Err(e) => {
+                tracing::debug!(stream = %w.entry.id, "udp recv: {e}");
+                break;
+            }
+        }
+    }
+}
+
+/// The first deadline of a polling interval, aligned to a multiple of `period` on a clock
+/// shared by the process, so every stream's poll falls due in the same timer turn and one
+/// worker wake-up serves them all.
+pub fn aligned_start(period: Duration) -> tokio::time::Instant {
+    static EPOCH: std::sync::OnceLock<tokio::time::Instant> = std::sync::OnceLock::new();
+    let epoch = *EPOCH.get_or_init(tokio::time::Instant::now);
+    let now = tokio::time::Instant::now();
+    let p = period.as_nanos().max(1);
+    let elapsed = now.duration_since(epoch).as_nanos();
+    epoch + Duration::from_nanos(((elapsed / p + 1) * p) as u64)
+}
+
+/// `poll`: `None` reads as soon as the socket is readable (lowest latency, one wake-up per
+/// burst); `Some(period)` reads every `period` on a process-wide aligned tick (adds up to one
+/// period of latency, but wake-ups no longer grow with the number of streams).
+pub async fn run_udp(mut w: Worker, sock: UdpSocket, poll: Option<Duration>, on_started: impl Fn()) -> Ended {
     let cancel = w.entry.cancel.clone();
-    loop {
-        tokio::select! {
-            _ = cancel.cancelled() => return CloseReason::Api,
-            r = sock.readable() => {
-                if r.is_err() {
-                    continue;
-                }
-                // Drain what is queued (a frame arrives as a burst): one wake-up, one clock read,
-                // one system call per BATCH datagrams.
-                let now = Instant::now();
-                for _ in 0..UDP_ROUNDS {
-                    match recv_batch::recv(&sock, &mut |pkt, from| w.on_packet(pkt, from, now)) {
-                        Ok(n) if n == recv_batch::BATCH => continue,
-                        Ok(_) => break,
-                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-                        // ICMP port unreachable and the like surface here on some systems: keep reading.
-                        Err(e) => {
-                            tracing::debug!(stream = %w.entry.id, "udp recv: {e}");
-                            break;
+    if let Some(period) = poll {
+        let mut iv = tokio::time::interval_at(aligned_start(period), period);
+        iv.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let ticks_per_housekeeping = (TICK.as_millis() / period.as_millis().max(1)).max(1) as u32;
+        let mut n = 0u32;
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => return CloseReason::Api,
+                _ = iv.tick() => {
+                    drain_udp(&mut w, &sock, UDP_ROUNDS * 4);
+                    n += 1;
+                    if n % ticks_per_housekeeping == 0 {
+                        match w.on_tick(Instant::now()) {
+                            TickOutcome::Continue => {}
+                            TickOutcome::Started => on_started(),
+                            TickOutcome::Close(r) => return r,
                         }
                     }
                 }
-            },
+            }
+        }
+    }
+    let mut tick = tokio::time::interval(TICK);
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return CloseReason::Api,
+            r = sock.readable() => if r.is_ok() { drain_udp(&mut w, &sock, UDP_ROUNDS) },
             _ = tick.tick() => match w.on_tick(Instant::now()) {
                 TickOutcome::Continue => {}
                 TickOutcome::Started => on_started(),
