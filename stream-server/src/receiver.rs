@@ -66,7 +66,7 @@ pub async fn run_udp(mut w: Worker, sock: UdpSocket, poll: Option<Duration>, on_
                 _ = iv.tick() => {
                     drain_udp(&mut w, &sock, UDP_ROUNDS * 4);
                     n += 1;
-                    if n % ticks_per_housekeeping == 0 {
+                    if n.is_multiple_of(ticks_per_housekeeping) {
                         match w.on_tick(Instant::now()) {
                             TickOutcome::Continue => {}
                             TickOutcome::Started => on_started(),
