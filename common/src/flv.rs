@@ -254,6 +254,50 @@ pub mod amf0 {
         b.put_slice(s.as_bytes());
     }
 
+    /// The numeric fields of an `onMetaData` body as `metadata` writes it (string name, then an
+    /// ECMA array or object of numbers and strings). Anything else ends the read; never panics.
+    pub fn read_numbers(body: &[u8]) -> Vec<(String, f64)> {
+        let mut out = Vec::new();
+        let take = |p: &mut usize, n: usize| -> Option<&[u8]> {
+            let s = body.get(*p..*p + n)?;
+            *p += n;
+            Some(s)
+        };
+        let mut p = 0;
+        let mut parse = || -> Option<()> {
+            if take(&mut p, 1)? != [2] {
+                return None;
+            }
+            let n = usize::from(u16::from_be_bytes(take(&mut p, 2)?.try_into().ok()?));
+            take(&mut p, n)?;
+            match take(&mut p, 1)?[0] {
+                8 => {
+                    take(&mut p, 4)?;
+                }
+                3 => {}
+                _ => return None,
+            }
+            loop {
+                let klen = usize::from(u16::from_be_bytes(take(&mut p, 2)?.try_into().ok()?));
+                let key = String::from_utf8_lossy(take(&mut p, klen)?).into_owned();
+                match take(&mut p, 1)?[0] {
+                    0 => out.push((key, f64::from_be_bytes(take(&mut p, 8)?.try_into().ok()?))),
+                    1 => {
+                        take(&mut p, 1)?;
+                    }
+                    2 => {
+                        let n = usize::from(u16::from_be_bytes(take(&mut p, 2)?.try_into().ok()?));
+                        take(&mut p, n)?;
+                    }
+                    9 if klen == 0 => return Some(()),
+                    _ => return None,
+                }
+            }
+        };
+        let _ = parse();
+        out
+    }
+
     pub fn ecma_array(b: &mut BytesMut, fields: &[(&str, Value)]) {
         b.put_u8(8);
         b.put_u32(fields.len() as u32);
@@ -309,6 +353,17 @@ mod tests {
         let file: Vec<u8> = [&file_header(false, true)[..], &t.wire].concat();
         assert_eq!(read_tags(&file), vec![(9, 40, &t.body()[..])]);
         assert_eq!(&t.wire[t.wire.len() - 4..], &(t.wire.len() as u32 - 4).to_be_bytes());
+    }
+
+    #[test]
+    fn metadata_reads_back() {
+        let v = VideoConfig { codec: Codec::H264, width: 640, height: 360, fps: Some(25.0), record: Bytes::new() };
+        let tag = metadata(Some(&v), None, HevcMode::Enhanced);
+        let fields = amf0::read_numbers(&tag.body());
+        assert!(fields.contains(&("width".into(), 640.0)) && fields.contains(&("framerate".into(), 25.0)), "{fields:?}");
+        for n in 0..tag.body().len() {
+            let _ = amf0::read_numbers(&tag.body()[..n]);
+        }
     }
 
     #[test]

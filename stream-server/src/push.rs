@@ -121,18 +121,21 @@ pub(crate) async fn handshake(tcp: &mut TcpStream, peer: PeerType) -> anyhow::Re
     }
 }
 
-pub(crate) fn metadata_of(entry: &StreamEntry) -> StreamMetadata {
-    let s = entry.snapshot();
+/// rml_rtmp sends metadata from its own struct: fill it from the stream's `onMetaData` tag.
+pub(crate) fn metadata_of(tag: &FlvTag) -> StreamMetadata {
     let mut m = StreamMetadata::new();
-    m.video_width = s.width;
-    m.video_height = s.height;
-    m.video_frame_rate = s.fps.map(|f| f as f32);
-    m.video_codec_id = s.video_codec.as_deref().map(|c| if c == "H265" { u32::from_be_bytes(*b"hvc1") } else { 7 });
-    m.audio_codec_id = s.audio_codec.as_deref().map(|c| match c {
-        "Aac" => 10,
-        "G711A" => 7,
-        _ => 8,
-    });
+    for (k, v) in common::flv::amf0::read_numbers(&tag.body()) {
+        match k.as_str() {
+            "width" => m.video_width = Some(v as u32),
+            "height" => m.video_height = Some(v as u32),
+            "framerate" => m.video_frame_rate = Some(v as f32),
+            "videocodecid" => m.video_codec_id = Some(v as u32),
+            "audiocodecid" => m.audio_codec_id = Some(v as u32),
+            "audiosamplerate" => m.audio_sample_rate = Some(v as u32),
+            "audiochannels" => m.audio_channels = Some(v as u32),
+            _ => {}
+        }
+    }
     m.encoder = Some("gbcluster".into());
     m
 }
@@ -166,14 +169,14 @@ async fn publish(url: &str, entry: &StreamEntry) -> anyhow::Result<()> {
     let mut gate = ViewerGate::new(&sub);
     let start = std::mem::take(&mut sub.start);
     for tag in start {
-        send_tag(&mut c, entry, &tag).await?;
+        send_tag(&mut c, &tag).await?;
     }
     loop {
         tokio::select! {
             r = sub.rx.recv() => match r {
                 Ok(tag) => if gate.pass(&tag) {
                     tokio::select! {
-                        r = send_tag(&mut c, entry, &tag) => r?,
+                        r = send_tag(&mut c, &tag) => r?,
                         _ = entry.hub.lagging(&sub.rx) => bail!("target stalled a whole queue behind"),
                     }
                 },
@@ -192,10 +195,10 @@ async fn publish(url: &str, entry: &StreamEntry) -> anyhow::Result<()> {
     }
 }
 
-async fn send_tag(c: &mut Conn, entry: &StreamEntry, tag: &FlvTag) -> anyhow::Result<()> {
+async fn send_tag(c: &mut Conn, tag: &FlvTag) -> anyhow::Result<()> {
     let ts = RtmpTimestamp::new(tag.timestamp);
     let r = match tag.kind {
-        TagKind::Script => c.session.publish_metadata(&metadata_of(entry)),
+        TagKind::Script => c.session.publish_metadata(&metadata_of(tag)),
         TagKind::Video => c.session.publish_video_data(tag.body(), ts, false),
         TagKind::Audio => c.session.publish_audio_data(tag.body(), ts, false),
     }

@@ -117,7 +117,7 @@ async fn play(c: &mut Conn, entry: &StreamEntry, stream_id: u32, buf: &mut [u8])
     let mut sub = entry.hub.subscribe();
     let mut gate = ViewerGate::new(&sub);
     for tag in std::mem::take(&mut sub.start) {
-        send(c, entry, stream_id, &tag).await?;
+        send(c, stream_id, &tag).await?;
     }
     loop {
         tokio::select! {
@@ -130,7 +130,7 @@ async fn play(c: &mut Conn, entry: &StreamEntry, stream_id: u32, buf: &mut [u8])
             r = sub.rx.recv() => match r {
                 Ok(tag) => if gate.pass(&tag) {
                     tokio::select! {
-                        r = send(c, entry, stream_id, &tag) => r?,
+                        r = send(c, stream_id, &tag) => r?,
                         _ = entry.hub.lagging(&sub.rx) => bail!("player stalled a whole queue behind: dropped"),
                     }
                 },
@@ -149,10 +149,10 @@ async fn play(c: &mut Conn, entry: &StreamEntry, stream_id: u32, buf: &mut [u8])
     }
 }
 
-async fn send(c: &mut Conn, entry: &StreamEntry, stream_id: u32, tag: &common::flv::FlvTag) -> anyhow::Result<()> {
+async fn send(c: &mut Conn, stream_id: u32, tag: &common::flv::FlvTag) -> anyhow::Result<()> {
     let ts = RtmpTimestamp::new(tag.timestamp);
     let packet = match tag.kind {
-        TagKind::Script => c.session.send_metadata(stream_id, &metadata_of(entry)).map_err(err)?,
+        TagKind::Script => c.session.send_metadata(stream_id, &metadata_of(tag)).map_err(err)?,
         TagKind::Video => c.session.send_video_data(stream_id, tag.body(), ts, false).map_err(err)?,
         TagKind::Audio => c.session.send_audio_data(stream_id, tag.body(), ts, false).map_err(err)?,
     };
