@@ -198,3 +198,21 @@ mod tests {
         assert_eq!(serde_json::to_string(&id).unwrap(), "\"34020000001320000001\"");
     }
 }
+
+/// The first six digits of a GB28181 SSRC (GB/T 28181 appendix: 10 decimal digits; the first is
+/// 0 for live, 1 for playback; the 2nd–6th are the 4th–8th digits of the domain id; the last
+/// four are a sequence). `None` if the domain has fewer than 8 digits.
+pub fn gb_ssrc_prefix(domain: &str, history: bool) -> Option<String> {
+    let d = domain.get(3..8).filter(|d| d.bytes().all(|b| b.is_ascii_digit()))?;
+    Some(format!("{}{d}", u8::from(history)))
+}
+
+#[cfg(test)]
+mod ssrc_tests {
+    #[test]
+    fn gb_ssrc_prefix() {
+        assert_eq!(super::gb_ssrc_prefix("3402000000", false).as_deref(), Some("020000"));
+        assert_eq!(super::gb_ssrc_prefix("4401020049", true).as_deref(), Some("110200"));
+        assert_eq!(super::gb_ssrc_prefix("3402", false), None);
+    }
+}

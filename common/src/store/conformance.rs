@@ -47,11 +47,34 @@ async fn nodes(store: &Arc<dyn Store>, base: u64) {
     assert!(store.list_nodes(&kind).await.unwrap().is_empty());
 }
 
+async fn ssrcs(store: &Arc<dyn Store>, base: u64) {
+    let prefix = format!("0{:05}", base % 100_000);
+    let a = store.allocate_ssrc(&prefix, "sess-a").await.unwrap().expect("free ssrc");
+    let b = store.allocate_ssrc(&prefix, "sess-b").await.unwrap().expect("free ssrc");
+    assert_eq!((a.len(), &a[..6]), (10, prefix.as_str()));
+    assert_ne!(a, b);
+    assert!(!store.release_ssrc(&a, "sess-b").await.unwrap(), "only the holder releases");
+    assert!(store.release_ssrc(&a, "sess-a").await.unwrap());
+    assert!(!store.release_ssrc(&a, "sess-a").await.unwrap());
+    // Many concurrent allocations never hand one SSRC out twice.
+    let mut tasks = Vec::new();
+    for i in 0..200 {
+        let (s, p) = (store.clone(), prefix.clone());
+        tasks.push(tokio::spawn(async move { s.allocate_ssrc(&p, &format!("s{i}")).await.unwrap().unwrap() }));
+    }
+    let mut got = std::collections::HashSet::new();
+    for t in tasks {
+        let ssrc = t.await.unwrap();
+        assert!(got.insert(ssrc.clone()) && ssrc != b, "duplicate {ssrc}");
+    }
+}
+
 pub async fn run_all(store: Arc<dyn Store>) {
     // Ids unique to this run so a shared Redis can host several runs.
     let base = u64::from(rand::random::<u16>() % 900) * 1000;
     let now = 1_700_000_000_000u64;
     nodes(&store, base).await;
+    ssrcs(&store, base).await;
     let d = ids(base, 5);
 
     // Registration, read-back, listing with paging and the online filter.

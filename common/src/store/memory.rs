@@ -25,6 +25,8 @@ struct Inner {
     failures: HashMap<String, (u32, Instant)>,
     secrets: HashMap<String, Vec<u8>>,
     nodes: BTreeMap<(String, String), (String, Instant)>,
+    ssrcs: HashMap<String, String>,
+    ssrc_next: u64,
 }
 
 pub struct MemoryStore {
@@ -222,6 +224,28 @@ impl Store for MemoryStore {
     async fn remove_node(&self, kind: &str, id: &str) -> StoreResult<()> {
         self.lock().nodes.remove(&(kind.to_owned(), id.to_owned()));
         Ok(())
+    }
+
+    async fn allocate_ssrc(&self, prefix: &str, owner: &str) -> StoreResult<Option<String>> {
+        let mut g = self.lock();
+        for _ in 0..10_000 {
+            g.ssrc_next += 1;
+            let ssrc = format!("{prefix}{:04}", g.ssrc_next % 10_000);
+            if !g.ssrcs.contains_key(&ssrc) {
+                g.ssrcs.insert(ssrc.clone(), owner.to_owned());
+                return Ok(Some(ssrc));
+            }
+        }
+        Ok(None)
+    }
+
+    async fn release_ssrc(&self, ssrc: &str, owner: &str) -> StoreResult<bool> {
+        let mut g = self.lock();
+        if g.ssrcs.get(ssrc).map(String::as_str) == Some(owner) {
+            g.ssrcs.remove(ssrc);
+            return Ok(true);
+        }
+        Ok(false)
     }
 
     async fn publish(&self, channel: &str, payload: &str) -> StoreResult<()> {

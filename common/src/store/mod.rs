@@ -113,6 +113,13 @@ pub trait Store: Send + Sync + 'static {
     async fn list_nodes(&self, kind: &str) -> StoreResult<Vec<(String, String)>>;
     async fn remove_node(&self, kind: &str, id: &str) -> StoreResult<()>;
 
+    /// Takes an SSRC unique cluster-wide among those held: `prefix` (6 digits, see
+    /// `ids::gb_ssrc_prefix`) plus a 4-digit sequence, recorded as held by `owner`. `None` when
+    /// all 10,000 under the prefix are held.
+    async fn allocate_ssrc(&self, prefix: &str, owner: &str) -> StoreResult<Option<String>>;
+    /// Gives an SSRC back, only if `owner` holds it. True if released.
+    async fn release_ssrc(&self, ssrc: &str, owner: &str) -> StoreResult<bool>;
+
     async fn publish(&self, channel: &str, payload: &str) -> StoreResult<()>;
     async fn subscribe(&self, channel: &str) -> StoreResult<Subscription>;
 }

@@ -78,6 +78,25 @@ if redis.call('EXISTS', KEYS[1]) == 1 then return redis.call('HSET', KEYS[1], AR
 return -1
 "#;
 
+/// SSRC allocation: the next free 4-digit sequence under a prefix, held in one hash.
+const ALLOC_SSRC_LUA: &str = r#"
+for i = 1, 10000 do
+  local seq = redis.call('INCR', KEYS[2]) % 10000
+  local ssrc = ARGV[1] .. string.format('%04d', seq)
+  if redis.call('HSETNX', KEYS[1], ssrc, ARGV[2]) == 1 then return ssrc end
+end
+return false
+"#;
+
+/// Compare-and-delete: only the holder releases an SSRC.
+const RELEASE_SSRC_LUA: &str = r#"
+if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then return redis.call('HDEL', KEYS[1], ARGV[1]) end
+return 0
+"#;
+
+const SSRCS: &str = "{gbc}:ssrcs";
+const SSRC_NEXT: &str = "{gbc}:ssrc:next";
+
 /// How long one command may wait for its answer. redis-rs defaults to 500 ms, which a
 /// registration storm of tens of thousands of multiplexed commands exceeds while Redis itself
 /// is fine; a dead Redis is still noticed within seconds.
@@ -555,6 +574,15 @@ impl Store for RedisStore {
             .query_async(&mut self.conn().await)
             .await?;
         Ok(())
+    }
+
+    async fn allocate_ssrc(&self, prefix: &str, owner: &str) -> StoreResult<Option<String>> {
+        Ok(Script::new(ALLOC_SSRC_LUA).key(SSRCS).key(SSRC_NEXT).arg(prefix).arg(owner).invoke_async(&mut self.conn().await).await?)
+    }
+
+    async fn release_ssrc(&self, ssrc: &str, owner: &str) -> StoreResult<bool> {
+        let n: i64 = Script::new(RELEASE_SSRC_LUA).key(SSRCS).arg(ssrc).arg(owner).invoke_async(&mut self.conn().await).await?;
+        Ok(n == 1)
     }
 
     async fn publish(&self, channel: &str, payload: &str) -> StoreResult<()> {
