@@ -98,6 +98,21 @@ async fn h264_aac_over_udp_tcp_passive_and_tcp_active_decode_every_frame_over_ht
     ];
     let runs = cases.iter().enumerate().map(|(i, (id, t))| play_once(&node, id, 200_000_001 + i as u32, *t, &src));
     let results = futures::future::join_all(runs).await;
+    // An RTMP player joining a live stream gets its onMetaData (size and rate from the SPS).
+    let opened = node.open("rtmpmeta", Some(77), "udp", None).await;
+    let target = format!("127.0.0.1:{}", opened["port"]).parse().unwrap();
+    let stop = CancellationToken::new();
+    let (s2, src2) = (stop.clone(), src.clone());
+    let sending = tokio::spawn(async move {
+        media::send(&src2, SendOptions { transport: SendTransport::Udp, target, ssrc: 77, loops: 0, impairment: Impairment::default() }, s2)
+            .await
+    });
+    support::eventually(Duration::from_secs(5), || async { node.stream("rtmpmeta").await["video_frames"].as_u64() > Some(0) }).await;
+    let meta = support::rtmp_play_metadata(node.rtmp_port, "rtmpmeta", Duration::from_secs(5)).await.expect("onMetaData over RTMP");
+    assert_eq!((meta.video_width, meta.video_height, meta.video_frame_rate), (Some(640), Some(360), Some(25.0)));
+    assert_eq!(meta.audio_codec_id, Some(10));
+    stop.cancel();
+    sending.await.unwrap().unwrap();
     for ((id, _), r) in cases.iter().zip(results) {
         let video = r.iter().find(|s| s.0 == "h264").unwrap_or_else(|| panic!("{id}: no h264 in {r:?}\n{}", node.log_text()));
         assert_eq!((video.1, video.2, video.3), (640, 360, 100), "{id}: video {r:?}");
@@ -200,6 +215,11 @@ async fn h265_as_enhanced_rtmp_and_g711a_as_sound_format_7() {
     node.close("hevc1").await;
     let flv = flv.await.unwrap();
     assert_eq!(&flv[..3], b"FLV");
+    // onMetaData first, with the size from the SPS.
+    let tags = read_tags(&flv);
+    assert_eq!(tags[0].0, 18, "metadata tag first");
+    let meta = common::flv::amf0::read_numbers(tags[0].2);
+    assert!(meta.contains(&("width".into(), 320.0)) && meta.contains(&("height".into(), 240.0)), "{meta:?}");
     let (annexb, frames) = hevc_annexb(&flv);
     assert_eq!(frames, 50);
     let path = std::env::temp_dir().join(format!("gbc-hevc-{}.h265", std::process::id()));
@@ -461,6 +481,22 @@ async fn node_record_heartbeat_and_stream_events_in_redis() {
     node.kill();
     let gone = support::eventually(Duration::from_secs(6), || async { record().await.is_none() }).await;
     assert!(gone, "dead node still listed");
+
+    // A node stopped cleanly closes its streams with reason `shutdown` and leaves at once.
+    let mut node = MediaProc::start(Some(&redis.url()), &[("GBC_STREAM__HEARTBEAT_SECS", "1"), ("GBC_STREAM__HEARTBEAT_TTL_SECS", "60")]);
+    let node_id = format!("media-{}", node.http_port);
+    let listed = support::eventually(Duration::from_secs(5), || async {
+        store.list_nodes("media").await.unwrap().iter().any(|(id, _)| *id == node_id)
+    })
+    .await;
+    assert!(listed);
+    node.open("stopping1", Some(3), "udp", None).await;
+    next_event(&mut events, "stopping1", "opened", Duration::from_secs(2)).await;
+    assert!(node.terminate().success());
+    let closed = next_event(&mut events, "stopping1", "closed", Duration::from_secs(2)).await;
+    assert_eq!(closed["reason"], "shutdown");
+    // Gone without waiting for its 60 s TTL.
+    assert!(!store.list_nodes("media").await.unwrap().iter().any(|(id, _)| *id == node_id));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -256,7 +256,7 @@ async fn main() -> anyhow::Result<()> {
         Cmd::All { demo } => {
             let store = common::store::open(cfg.store.url.as_deref()).await.context("opening store")?;
             let handle = sip_server::start(cfg.sip.clone(), cfg.api.clone(), store.clone(), shutdown.clone()).await?;
-            stream_server::start(cfg.stream.clone(), store, shutdown.clone()).await?;
+            let media = stream_server::start(cfg.stream.clone(), store, shutdown.clone()).await?;
             if demo {
                 let mut sim = cfg.sim.clone();
                 sim.server = format!("127.0.0.1:{}", handle.sip_addr.port());
@@ -270,6 +270,7 @@ async fn main() -> anyhow::Result<()> {
                 tracing::info!(devices = ?h.device_ids, api = %handle.api_addr, "demo cameras started");
             }
             shutdown.cancelled().await;
+            media.node.stopped(std::time::Duration::from_secs(3)).await;
         }
         Cmd::Sip => {
             let store = common::store::open(cfg.store.url.as_deref()).await.context("opening store")?;
@@ -277,8 +278,9 @@ async fn main() -> anyhow::Result<()> {
         }
         Cmd::Stream => {
             let store = common::store::open(cfg.store.url.as_deref()).await.context("opening store")?;
-            stream_server::start(cfg.stream, store, shutdown.clone()).await?;
+            let media = stream_server::start(cfg.stream, store, shutdown.clone()).await?;
             shutdown.cancelled().await;
+            media.node.stopped(std::time::Duration::from_secs(3)).await;
         }
         Cmd::Sim(mut args) => {
             if let Some(SimCmd::Media(m)) = args.what.take() {

@@ -103,12 +103,15 @@ pub struct Node {
     pub rtmp_addr: Mutex<Option<SocketAddr>>,
     /// Single-port mode: UDP streams are handed to the one task that reads that port.
     pub single_port: std::sync::OnceLock<mpsc::Sender<Worker>>,
+    /// Events queued but not yet published (a clean stop waits for them).
+    events_pending: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Node {
     pub fn new(cfg: StreamConfig, id: String, store: Arc<dyn Store>, shutdown: CancellationToken) -> Arc<Self> {
         let (tx, mut rx) = mpsc::channel::<StreamEvent>(4096);
         let ports = PortPool::new(cfg.rtp_ports[0], cfg.rtp_ports[1]);
+        let pending = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let node = Arc::new(Self {
             cfg,
             id,
@@ -120,6 +123,7 @@ impl Node {
             http_addr: Mutex::new(None),
             rtmp_addr: Mutex::new(None),
             single_port: std::sync::OnceLock::new(),
+            events_pending: pending.clone(),
         });
         tokio::spawn(async move {
             while let Some(ev) = rx.recv().await {
@@ -127,6 +131,7 @@ impl Node {
                 if let Err(e) = store.publish(STREAM_EVENTS, &json).await {
                     tracing::warn!("publishing stream event: {e}");
                 }
+                pending.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
             }
         });
         node
@@ -382,12 +387,25 @@ impl Node {
             }
             self.check_viewers();
             tokio::select! {
-                _ = self.shutdown.cancelled() => {
-                    let _ = self.store.remove_node(NODE_KIND, &self.id).await;
-                    return;
-                }
+                // `stopped` takes the record out.
+                _ = self.shutdown.cancelled() => return,
                 _ = tokio::time::sleep(period) => {}
             }
+        }
+    }
+
+    /// After the shutdown token fired: let the streams close (each says `closed`, reason
+    /// `shutdown`), publish what is queued, and take the node out of selection at once rather
+    /// than after its TTL. Bounded by `within`.
+    pub async fn stopped(&self, within: Duration) {
+        let deadline = tokio::time::Instant::now() + within;
+        while (!self.lock().is_empty() || self.events_pending.load(std::sync::atomic::Ordering::Relaxed) > 0)
+            && tokio::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        if let Err(e) = self.store.remove_node(NODE_KIND, &self.id).await {
+            tracing::warn!("removing the node record: {e}");
         }
     }
 

@@ -102,7 +102,7 @@ impl Conn {
     }
 }
 
-pub(crate) async fn handshake(tcp: &mut TcpStream, peer: PeerType) -> anyhow::Result<Vec<u8>> {
+pub async fn handshake(tcp: &mut TcpStream, peer: PeerType) -> anyhow::Result<Vec<u8>> {
     let mut hs = Handshake::new(peer);
     tcp.write_all(&hs.generate_outbound_p0_and_p1().map_err(|e| anyhow!("{e:?}"))?).await?;
     let mut buf = vec![0u8; 8192];

@@ -266,6 +266,12 @@ impl MediaProc {
         let _ = self.child.wait();
     }
 
+    /// SIGTERM, as a service manager stops it; waits for the process to exit.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        self.child.wait().expect("wait")
+    }
+
     /// Opens a receiver; returns the answer (`ip`, `port`, …).
     pub async fn open(&self, stream_id: &str, ssrc: Option<u32>, transport: &str, peer: Option<&str>) -> serde_json::Value {
         let mut body = serde_json::json!({"stream_id": stream_id, "transport": transport});
@@ -455,4 +461,45 @@ impl Drop for NginxRtmp {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// A minimal RTMP player (rml_rtmp's client session on a real socket): plays
+/// `rtmp://127.0.0.1:<port>/live/<key>` and returns the first `onMetaData` it receives.
+pub async fn rtmp_play_metadata(port: u16, key: &str, within: Duration) -> Option<rml_rtmp::sessions::StreamMetadata> {
+    use rml_rtmp::handshake::PeerType;
+    use rml_rtmp::sessions::{ClientSession, ClientSessionConfig, ClientSessionEvent, ClientSessionResult};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let run = async {
+        let mut tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.ok()?;
+        let remaining = stream_server::push::handshake(&mut tcp, PeerType::Client).await.ok()?;
+        let (mut session, initial) = ClientSession::new(ClientSessionConfig::new()).ok()?;
+        let mut results = initial;
+        results.extend(session.handle_input(&remaining).ok()?);
+        results.push(session.request_connection("live".into()).ok()?);
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut asked = false;
+        loop {
+            for r in std::mem::take(&mut results) {
+                match r {
+                    ClientSessionResult::OutboundResponse(p) => tcp.write_all(&p.bytes).await.ok()?,
+                    ClientSessionResult::RaisedEvent(ClientSessionEvent::ConnectionRequestAccepted) if !asked => {
+                        asked = true;
+                        results.push(session.request_playback(key.into()).ok()?);
+                    }
+                    ClientSessionResult::RaisedEvent(ClientSessionEvent::StreamMetadataReceived { metadata }) => return Some(metadata),
+                    _ => {}
+                }
+            }
+            if !results.is_empty() {
+                // The play request was just queued: send it before reading again.
+                continue;
+            }
+            let n = tcp.read(&mut buf).await.ok()?;
+            if n == 0 {
+                return None;
+            }
+            results = session.handle_input(&buf[..n]).ok()?;
+        }
+    };
+    tokio::time::timeout(within, run).await.ok().flatten()
 }
