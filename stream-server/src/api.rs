@@ -139,6 +139,8 @@ async fn http_flv(State(node): State<Arc<Node>>, Path(file): Path<String>) -> Ap
                 Ok(tag) => {
                     if gate.pass(&tag) {
                         tokio::select! {
+                            // The write first: the lag watch (a timer) is armed only if it blocks.
+                            biased;
                             r = tx.send(tag.wire) => if r.is_err() { return },
                             _ = entry.hub.lagging(&sub.rx) => {
                                 tracing::info!(stream = %stream_id, "HTTP-FLV viewer stalled a whole queue behind: dropped");

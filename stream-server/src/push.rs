@@ -176,6 +176,8 @@ async fn publish(url: &str, entry: &StreamEntry) -> anyhow::Result<()> {
             r = sub.rx.recv() => match r {
                 Ok(tag) => if gate.pass(&tag) {
                     tokio::select! {
+                        // The write first: the lag watch (a timer) is armed only if it blocks.
+                        biased;
                         r = send_tag(&mut c, &tag) => r?,
                         _ = entry.hub.lagging(&sub.rx) => bail!("target stalled a whole queue behind"),
                     }

@@ -53,41 +53,62 @@ mod imp {
         }
     }
 
-    thread_local! {
-        static SLOTS: RefCell<Vec<u8>> = RefCell::new(vec![0u8; BATCH * SLOT]);
+    /// The slots and the kernel's message headers, set up once per thread. Everything lives on
+    /// the heap, so the pointers between them stay valid however the owner moves.
+    struct Slots {
+        buf: Box<[u8]>,
+        _iovs: Box<[libc::iovec; BATCH]>,
+        addrs: Box<[libc::sockaddr_storage; BATCH]>,
+        msgs: Box<[libc::mmsghdr; BATCH]>,
     }
 
-    pub fn recv(sock: &tokio::net::UdpSocket, f: &mut dyn FnMut(&[u8], SocketAddr)) -> io::Result<usize> {
-        SLOTS.with(|slots| {
-            let mut slots = slots.borrow_mut();
+    impl Slots {
+        fn new() -> Self {
+            let mut buf = vec![0u8; BATCH * SLOT].into_boxed_slice();
             // SAFETY: all-zero is a valid value for these plain C structs (null pointers, zero
-            // lengths); every pointer set below points into `slots`, `iovs` or `addrs`, which
-            // outlive the call, and each iovec covers exactly its own SLOT bytes.
-            let mut iovs: [libc::iovec; BATCH] = unsafe { std::mem::zeroed() };
-            let mut addrs: [libc::sockaddr_storage; BATCH] = unsafe { std::mem::zeroed() };
-            let mut msgs: [libc::mmsghdr; BATCH] = unsafe { std::mem::zeroed() };
-            let base = slots.as_mut_ptr();
+            // lengths); every pointer set below points into `buf`, `iovs` or `addrs`, heap
+            // allocations owned by the same `Slots`, and each iovec covers its own SLOT bytes.
+            let mut iovs: Box<[libc::iovec; BATCH]> = Box::new(unsafe { std::mem::zeroed() });
+            let mut addrs: Box<[libc::sockaddr_storage; BATCH]> = Box::new(unsafe { std::mem::zeroed() });
+            let mut msgs: Box<[libc::mmsghdr; BATCH]> = Box::new(unsafe { std::mem::zeroed() });
+            let base = buf.as_mut_ptr();
             for i in 0..BATCH {
-                // SAFETY: i * SLOT + SLOT <= slots.len().
+                // SAFETY: i * SLOT + SLOT <= buf.len().
                 iovs[i].iov_base = unsafe { base.add(i * SLOT) }.cast();
                 iovs[i].iov_len = SLOT;
                 msgs[i].msg_hdr.msg_iov = &mut iovs[i];
                 msgs[i].msg_hdr.msg_iovlen = 1;
                 msgs[i].msg_hdr.msg_name = (&mut addrs[i] as *mut libc::sockaddr_storage).cast();
-                msgs[i].msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
             }
-            // SAFETY: msgs holds BATCH initialised headers as set up above.
+            Self { buf, _iovs: iovs, addrs, msgs }
+        }
+    }
+
+    thread_local! {
+        static SLOTS: RefCell<Slots> = RefCell::new(Slots::new());
+    }
+
+    pub fn recv(sock: &tokio::net::UdpSocket, f: &mut dyn FnMut(&[u8], SocketAddr)) -> io::Result<usize> {
+        SLOTS.with(|slots| {
+            let slots = &mut *slots.borrow_mut();
+            for m in slots.msgs.iter_mut() {
+                // The kernel writes back the address length and flags: reset them.
+                m.msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+                m.msg_hdr.msg_flags = 0;
+                m.msg_len = 0;
+            }
+            // SAFETY: msgs holds BATCH headers set up by `Slots::new`, pointing into live buffers.
             let n = unsafe {
-                libc::recvmmsg(sock.as_raw_fd(), msgs.as_mut_ptr(), BATCH as libc::c_uint, libc::MSG_DONTWAIT, std::ptr::null_mut())
+                libc::recvmmsg(sock.as_raw_fd(), slots.msgs.as_mut_ptr(), BATCH as libc::c_uint, libc::MSG_DONTWAIT, std::ptr::null_mut())
             };
             if n < 0 {
                 return Err(io::Error::last_os_error());
             }
             let n = n as usize;
             for i in 0..n {
-                let len = (msgs[i].msg_len as usize).min(SLOT);
-                let Some(from) = to_socket_addr(&addrs[i]) else { continue };
-                f(&slots[i * SLOT..i * SLOT + len], from);
+                let len = (slots.msgs[i].msg_len as usize).min(SLOT);
+                let Some(from) = to_socket_addr(&slots.addrs[i]) else { continue };
+                f(&slots.buf[i * SLOT..i * SLOT + len], from);
             }
             Ok(n)
         })

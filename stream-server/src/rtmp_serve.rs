@@ -130,6 +130,8 @@ async fn play(c: &mut Conn, entry: &StreamEntry, stream_id: u32, buf: &mut [u8])
             r = sub.rx.recv() => match r {
                 Ok(tag) => if gate.pass(&tag) {
                     tokio::select! {
+                        // The write first: the lag watch (a timer) is armed only if it blocks.
+                        biased;
                         r = send(c, stream_id, &tag) => r?,
                         _ = entry.hub.lagging(&sub.rx) => bail!("player stalled a whole queue behind: dropped"),
                     }
