@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{DeviceFilter, OfflineReason, Store, Touch};
+use super::{DeviceFilter, LoadCandidate, OfflineReason, Store, Touch};
 use crate::ids::{ChannelId, DeviceId, NodeId};
 use crate::model::{Channel, Device, DeviceInfo, DeviceStatus, SipTransport, StoredChannel};
 
@@ -69,12 +69,74 @@ async fn ssrcs(store: &Arc<dyn Store>, base: u64) {
     }
 }
 
+async fn tables(store: &Arc<dyn Store>, base: u64) {
+    let t = format!("test{base}");
+    assert!(store.table_insert(&t, "b", "1").await.unwrap());
+    assert!(!store.table_insert(&t, "b", "2").await.unwrap(), "insert never overwrites");
+    store.table_put(&t, "a", "x").await.unwrap();
+    assert_eq!(store.table_get(&t, "b").await.unwrap().as_deref(), Some("1"));
+    assert_eq!(store.table_list(&t).await.unwrap(), vec![("a".into(), "x".into()), ("b".into(), "1".into())]);
+    assert!(!store.table_swap(&t, "a", "stale", "y").await.unwrap(), "swap needs the current value");
+    assert!(store.table_swap(&t, "a", "x", "y").await.unwrap());
+    assert!(!store.table_swap(&t, "missing", "", "z").await.unwrap());
+    assert_eq!(store.table_get(&t, "a").await.unwrap().as_deref(), Some("y"));
+    // Racing takers: exactly one gets the record.
+    let mut tasks = Vec::new();
+    for _ in 0..20 {
+        let (s, t) = (store.clone(), t.clone());
+        tasks.push(tokio::spawn(async move { s.table_take(&t, "b").await.unwrap() }));
+    }
+    let mut got = Vec::new();
+    for task in tasks {
+        got.extend(task.await.unwrap());
+    }
+    assert_eq!(got, vec!["1".to_string()]);
+    assert_eq!(store.table_take(&t, "a").await.unwrap().as_deref(), Some("y"));
+    assert!(store.table_list(&t).await.unwrap().is_empty());
+    assert!(store.table_list("no-such-table").await.unwrap().is_empty());
+}
+
+async fn loads(store: &Arc<dyn Store>, base: u64) {
+    let pool = format!("test{base}");
+    let cand = |id: &str, capacity: u64, reported: u64| LoadCandidate { id: id.into(), capacity, reported, busy: 0.0 };
+    // A burst of 30 concurrent reservations over two nodes, one twice the other's capacity,
+    // both reporting no load yet: spread 20/10, not piled on one.
+    let both = vec![cand("big", 100, 0), cand("small", 50, 0)];
+    let mut tasks = Vec::new();
+    for _ in 0..30 {
+        let (s, p, c) = (store.clone(), pool.clone(), both.clone());
+        tasks.push(tokio::spawn(async move { s.reserve_least_loaded(&p, &c).await.unwrap().unwrap() }));
+    }
+    let mut big = 0;
+    for task in tasks {
+        big += usize::from(task.await.unwrap() == "big");
+    }
+    assert_eq!(big, 20, "weighted by capacity");
+    assert_eq!(store.load_counts(&pool).await.unwrap(), vec![("big".into(), 20), ("small".into(), 10)]);
+    // A node's own report counts when it is higher (work that came another way).
+    let got = store.reserve_least_loaded(&pool, &[cand("big", 100, 90), cand("small", 50, 0)]).await.unwrap();
+    assert_eq!(got.as_deref(), Some("small"));
+    // Full nodes are skipped; none with room → None.
+    assert_eq!(store.reserve_least_loaded(&pool, &[cand("big", 20, 0)]).await.unwrap(), None);
+    assert_eq!(store.reserve_least_loaded(&pool, &[]).await.unwrap(), None);
+    for _ in 0..12 {
+        store.release_load(&pool, "small").await.unwrap();
+    }
+    store.clear_load(&pool, "big").await.unwrap();
+    assert_eq!(store.load_counts(&pool).await.unwrap(), vec![("small".into(), 0)], "release stops at zero");
+    // Busy breaks ties.
+    let busy = vec![LoadCandidate { busy: 0.9, ..cand("x", 10, 0) }, LoadCandidate { busy: 0.1, ..cand("y", 10, 0) }];
+    assert_eq!(store.reserve_least_loaded(&pool, &busy).await.unwrap().as_deref(), Some("y"));
+}
+
 pub async fn run_all(store: Arc<dyn Store>) {
     // Ids unique to this run so a shared Redis can host several runs.
     let base = u64::from(rand::random::<u16>() % 900) * 1000;
     let now = 1_700_000_000_000u64;
     nodes(&store, base).await;
     ssrcs(&store, base).await;
+    tables(&store, base).await;
+    loads(&store, base).await;
     let d = ids(base, 5);
 
     // Registration, read-back, listing with paging and the online filter.

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use tokio::sync::{broadcast, mpsc};
 
-use super::{DeviceFilter, OfflineReason, Store, StoreResult, Subscription, Touch};
+use super::{DeviceFilter, LoadCandidate, OfflineReason, Store, StoreResult, Subscription, Touch};
 use crate::ids::DeviceId;
 use crate::model::{Device, DeviceInfo, DeviceStatus, StoredChannel};
 
@@ -27,6 +27,8 @@ struct Inner {
     nodes: BTreeMap<(String, String), (String, Instant)>,
     ssrcs: HashMap<String, String>,
     ssrc_next: u64,
+    tables: HashMap<String, BTreeMap<String, String>>,
+    loads: HashMap<String, HashMap<String, u64>>,
 }
 
 pub struct MemoryStore {
@@ -246,6 +248,84 @@ impl Store for MemoryStore {
             return Ok(true);
         }
         Ok(false)
+    }
+
+    async fn table_insert(&self, table: &str, id: &str, record: &str) -> StoreResult<bool> {
+        let mut g = self.lock();
+        let t = g.tables.entry(table.to_owned()).or_default();
+        if t.contains_key(id) {
+            return Ok(false);
+        }
+        t.insert(id.to_owned(), record.to_owned());
+        Ok(true)
+    }
+
+    async fn table_put(&self, table: &str, id: &str, record: &str) -> StoreResult<()> {
+        self.lock().tables.entry(table.to_owned()).or_default().insert(id.to_owned(), record.to_owned());
+        Ok(())
+    }
+
+    async fn table_get(&self, table: &str, id: &str) -> StoreResult<Option<String>> {
+        Ok(self.lock().tables.get(table).and_then(|t| t.get(id)).cloned())
+    }
+
+    async fn table_list(&self, table: &str) -> StoreResult<Vec<(String, String)>> {
+        Ok(self.lock().tables.get(table).map(|t| t.iter().map(|(k, v)| (k.clone(), v.clone())).collect()).unwrap_or_default())
+    }
+
+    async fn table_swap(&self, table: &str, id: &str, expected: &str, record: &str) -> StoreResult<bool> {
+        let mut g = self.lock();
+        match g.tables.get_mut(table).and_then(|t| t.get_mut(id)) {
+            Some(cur) if cur == expected => {
+                *cur = record.to_owned();
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn table_take(&self, table: &str, id: &str) -> StoreResult<Option<String>> {
+        Ok(self.lock().tables.get_mut(table).and_then(|t| t.remove(id)))
+    }
+
+    async fn reserve_least_loaded(&self, pool: &str, candidates: &[LoadCandidate]) -> StoreResult<Option<String>> {
+        let mut g = self.lock();
+        let counts = g.loads.entry(pool.to_owned()).or_default();
+        let mut best: Option<(f64, &LoadCandidate)> = None;
+        for c in candidates {
+            let load = counts.get(&c.id).copied().unwrap_or(0).max(c.reported);
+            if load >= c.capacity {
+                continue;
+            }
+            let score = super::load_score(load, c);
+            if best.is_none_or(|(b, _)| score < b) {
+                best = Some((score, c));
+            }
+        }
+        let Some((_, c)) = best else { return Ok(None) };
+        *counts.entry(c.id.clone()).or_insert(0) += 1;
+        Ok(Some(c.id.clone()))
+    }
+
+    async fn release_load(&self, pool: &str, id: &str) -> StoreResult<()> {
+        if let Some(n) = self.lock().loads.get_mut(pool).and_then(|p| p.get_mut(id)) {
+            *n = n.saturating_sub(1);
+        }
+        Ok(())
+    }
+
+    async fn clear_load(&self, pool: &str, id: &str) -> StoreResult<()> {
+        if let Some(p) = self.lock().loads.get_mut(pool) {
+            p.remove(id);
+        }
+        Ok(())
+    }
+
+    async fn load_counts(&self, pool: &str) -> StoreResult<Vec<(String, u64)>> {
+        let g = self.lock();
+        let mut v: Vec<(String, u64)> = g.loads.get(pool).map(|p| p.iter().map(|(k, n)| (k.clone(), *n)).collect()).unwrap_or_default();
+        v.sort();
+        Ok(v)
     }
 
     async fn publish(&self, channel: &str, payload: &str) -> StoreResult<()> {

@@ -65,6 +65,23 @@ impl OfflineReason {
     }
 }
 
+/// One member of a pool `reserve_least_loaded` chooses from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoadCandidate {
+    pub id: String,
+    /// Units it can carry (e.g. `max_streams`); a candidate at capacity is skipped.
+    pub capacity: u64,
+    /// Units it reports carrying itself (may include work not counted in this pool).
+    pub reported: u64,
+    /// 0.0–1.0: another measure of how busy it is (bandwidth, CPU); ties are broken by it.
+    pub busy: f64,
+}
+
+/// The score `reserve_least_loaded` minimises (shared by both stores so they agree).
+pub fn load_score(load: u64, c: &LoadCandidate) -> f64 {
+    (load as f64 + 1.0) / c.capacity.max(1) as f64 + c.busy.clamp(0.0, 1.0) * 0.001
+}
+
 /// Messages of a subscription; ends when the store shuts down.
 pub type Subscription = mpsc::Receiver<String>;
 
@@ -119,6 +136,31 @@ pub trait Store: Send + Sync + 'static {
     async fn allocate_ssrc(&self, prefix: &str, owner: &str) -> StoreResult<Option<String>>;
     /// Gives an SSRC back, only if `owner` holds it. True if released.
     async fn release_ssrc(&self, ssrc: &str, owner: &str) -> StoreResult<bool>;
+
+    /// Named tables of records (JSON, opaque here), e.g. the play sessions. `table_insert`
+    /// writes only when `id` is absent and says whether it did.
+    async fn table_insert(&self, table: &str, id: &str, record: &str) -> StoreResult<bool>;
+    async fn table_put(&self, table: &str, id: &str, record: &str) -> StoreResult<()>;
+    async fn table_get(&self, table: &str, id: &str) -> StoreResult<Option<String>>;
+    /// Every record of the table as (id, record), sorted by id.
+    async fn table_list(&self, table: &str) -> StoreResult<Vec<(String, String)>>;
+    /// Compare-and-set: replaces the record only if it is still exactly `expected`.
+    async fn table_swap(&self, table: &str, id: &str, expected: &str, record: &str) -> StoreResult<bool>;
+    /// Removes and returns the record: of several callers racing, exactly one gets it.
+    async fn table_take(&self, table: &str, id: &str) -> StoreResult<Option<String>>;
+
+    /// Picks the least-loaded of `candidates` and counts one more unit of load on it, in one
+    /// atomic step, so a burst of callers spreads instead of piling on the node whose reported
+    /// load is oldest. Load of a candidate = max(units counted here, its own `reported`);
+    /// score = load / `capacity` (capacity weights bigger nodes), then `busy` (a fraction the
+    /// caller measured, e.g. bandwidth) breaks near-ties. `None` when none has room.
+    async fn reserve_least_loaded(&self, pool: &str, candidates: &[LoadCandidate]) -> StoreResult<Option<String>>;
+    /// Gives one unit back (never below zero).
+    async fn release_load(&self, pool: &str, id: &str) -> StoreResult<()>;
+    /// Forgets a member's count (it died; what it carried is moving elsewhere).
+    async fn clear_load(&self, pool: &str, id: &str) -> StoreResult<()>;
+    /// Units counted per member.
+    async fn load_counts(&self, pool: &str) -> StoreResult<Vec<(String, u64)>>;
 
     async fn publish(&self, channel: &str, payload: &str) -> StoreResult<()>;
     async fn subscribe(&self, channel: &str) -> StoreResult<Subscription>;

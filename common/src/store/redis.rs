@@ -9,7 +9,7 @@ use redis::aio::{ConnectionLike, ConnectionManager};
 use redis::{AsyncCommands, RedisFuture, Script, Value};
 use tokio::sync::{mpsc, RwLock};
 
-use super::{DeviceFilter, OfflineReason, Store, StoreError, StoreResult, Subscription, Touch};
+use super::{DeviceFilter, LoadCandidate, OfflineReason, Store, StoreError, StoreResult, Subscription, Touch};
 use crate::ids::DeviceId;
 use crate::model::{Device, DeviceInfo, DeviceStatus, StoredChannel};
 
@@ -93,6 +93,57 @@ const RELEASE_SSRC_LUA: &str = r#"
 if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then return redis.call('HDEL', KEYS[1], ARGV[1]) end
 return 0
 "#;
+
+/// Compare-and-set of one table record.
+const TABLE_SWAP_LUA: &str = r#"
+if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then redis.call('HSET', KEYS[1], ARGV[1], ARGV[3]) return 1 end
+return 0
+"#;
+
+/// Get-and-delete of one table record.
+const TABLE_TAKE_LUA: &str = r#"
+local v = redis.call('HGET', KEYS[1], ARGV[1])
+if v then redis.call('HDEL', KEYS[1], ARGV[1]) end
+return v
+"#;
+
+/// Least-loaded choice plus reservation in one step. ARGV: n, then per candidate id, capacity,
+/// reported, busy. Same score as `store::load_score`.
+const RESERVE_LUA: &str = r#"
+local n = tonumber(ARGV[1])
+local best, best_score = false, nil
+for i = 0, n - 1 do
+  local id = ARGV[2 + i * 4]
+  local cap = tonumber(ARGV[3 + i * 4])
+  local reported = tonumber(ARGV[4 + i * 4])
+  local busy = tonumber(ARGV[5 + i * 4])
+  local load = tonumber(redis.call('HGET', KEYS[1], id) or '0')
+  if reported > load then load = reported end
+  if load < cap then
+    if busy < 0 then busy = 0 elseif busy > 1 then busy = 1 end
+    local c = cap
+    if c < 1 then c = 1 end
+    local score = (load + 1) / c + busy * 0.001
+    if best_score == nil or score < best_score then best, best_score = id, score end
+  end
+end
+if best then redis.call('HINCRBY', KEYS[1], best, 1) end
+return best
+"#;
+
+const RELEASE_LOAD_LUA: &str = r#"
+local v = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0')
+if v > 0 then return redis.call('HINCRBY', KEYS[1], ARGV[1], -1) end
+return 0
+"#;
+
+fn table_key(table: &str) -> String {
+    format!("{{gbc}}:t:{table}")
+}
+
+fn load_key(pool: &str) -> String {
+    format!("{{gbc}}:load:{pool}")
+}
 
 const SSRCS: &str = "{gbc}:ssrcs";
 const SSRC_NEXT: &str = "{gbc}:ssrc:next";
@@ -583,6 +634,64 @@ impl Store for RedisStore {
     async fn release_ssrc(&self, ssrc: &str, owner: &str) -> StoreResult<bool> {
         let n: i64 = Script::new(RELEASE_SSRC_LUA).key(SSRCS).arg(ssrc).arg(owner).invoke_async(&mut self.conn().await).await?;
         Ok(n == 1)
+    }
+
+    async fn table_insert(&self, table: &str, id: &str, record: &str) -> StoreResult<bool> {
+        Ok(self.conn().await.hset_nx(table_key(table), id, record).await?)
+    }
+
+    async fn table_put(&self, table: &str, id: &str, record: &str) -> StoreResult<()> {
+        let _: i64 = self.conn().await.hset(table_key(table), id, record).await?;
+        Ok(())
+    }
+
+    async fn table_get(&self, table: &str, id: &str) -> StoreResult<Option<String>> {
+        Ok(self.conn().await.hget(table_key(table), id).await?)
+    }
+
+    async fn table_list(&self, table: &str) -> StoreResult<Vec<(String, String)>> {
+        let mut v: Vec<(String, String)> = self.conn().await.hgetall(table_key(table)).await?;
+        v.sort();
+        Ok(v)
+    }
+
+    async fn table_swap(&self, table: &str, id: &str, expected: &str, record: &str) -> StoreResult<bool> {
+        let n: i64 =
+            Script::new(TABLE_SWAP_LUA).key(table_key(table)).arg(id).arg(expected).arg(record).invoke_async(&mut self.conn().await).await?;
+        Ok(n == 1)
+    }
+
+    async fn table_take(&self, table: &str, id: &str) -> StoreResult<Option<String>> {
+        Ok(Script::new(TABLE_TAKE_LUA).key(table_key(table)).arg(id).invoke_async(&mut self.conn().await).await?)
+    }
+
+    async fn reserve_least_loaded(&self, pool: &str, candidates: &[LoadCandidate]) -> StoreResult<Option<String>> {
+        if candidates.is_empty() {
+            return Ok(None);
+        }
+        let script = Script::new(RESERVE_LUA);
+        let mut inv = script.key(load_key(pool));
+        inv.arg(candidates.len());
+        for c in candidates {
+            inv.arg(&c.id).arg(c.capacity).arg(c.reported).arg(c.busy);
+        }
+        Ok(inv.invoke_async(&mut self.conn().await).await?)
+    }
+
+    async fn release_load(&self, pool: &str, id: &str) -> StoreResult<()> {
+        let _: i64 = Script::new(RELEASE_LOAD_LUA).key(load_key(pool)).arg(id).invoke_async(&mut self.conn().await).await?;
+        Ok(())
+    }
+
+    async fn clear_load(&self, pool: &str, id: &str) -> StoreResult<()> {
+        let _: i64 = self.conn().await.hdel(load_key(pool), id).await?;
+        Ok(())
+    }
+
+    async fn load_counts(&self, pool: &str) -> StoreResult<Vec<(String, u64)>> {
+        let mut v: Vec<(String, u64)> = self.conn().await.hgetall(load_key(pool)).await?;
+        v.sort();
+        Ok(v)
     }
 
     async fn publish(&self, channel: &str, payload: &str) -> StoreResult<()> {
