@@ -5,6 +5,7 @@ pub mod catalog;
 pub mod config;
 pub mod flv;
 pub mod http;
+pub mod http_client;
 pub mod ids;
 pub mod manscdp;
 pub mod media;

@@ -1,0 +1,213 @@
+//! A small HTTP/1.1 client for the cluster's own JSON calls (sip-server → stream-server, the
+//! simulator → a node): one request per connection, bounded in time and size. The response
+//! parser is sans-I/O and fuzzed (`fuzz_targets/http_response.rs`).
+
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Largest response body read.
+pub const MAX_RESPONSE: usize = 4 << 20;
+
+#[derive(Debug, thiserror::Error)]
+pub enum HttpClientError {
+    #[error("bad url {0:?} (want http://host:port/path)")]
+    BadUrl(String),
+    #[error("{0}: {1}")]
+    Io(String, std::io::Error),
+    #[error("{0}: no answer within {1:?}")]
+    Timeout(String, Duration),
+    #[error("malformed response: {0}")]
+    Malformed(&'static str),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpResponse {
+    pub status: u16,
+    pub body: Vec<u8>,
+}
+
+impl HttpResponse {
+    pub fn ok(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+
+    pub fn json(&self) -> Option<serde_json::Value> {
+        serde_json::from_slice(&self.body).ok()
+    }
+
+    /// The `message` of one of our JSON errors, else the body as text (shortened).
+    pub fn error_message(&self) -> String {
+        self.json()
+            .and_then(|v| v.get("message").and_then(|m| m.as_str()).map(str::to_owned))
+            .unwrap_or_else(|| String::from_utf8_lossy(&self.body).chars().take(200).collect())
+    }
+}
+
+/// Splits `http://host:port/path` into (host:port, /path).
+pub fn split_url(url: &str) -> Result<(&str, &str), HttpClientError> {
+    let rest = url.strip_prefix("http://").ok_or_else(|| HttpClientError::BadUrl(url.to_owned()))?;
+    let (host, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    if host.is_empty() || host.contains(char::is_whitespace) {
+        return Err(HttpClientError::BadUrl(url.to_owned()));
+    }
+    Ok((host, path))
+}
+
+/// Sends one request (`body` is JSON) and reads the whole answer.
+pub async fn request(
+    method: &str,
+    url: &str,
+    bearer: Option<&str>,
+    body: Option<&str>,
+    timeout: Duration,
+) -> Result<HttpResponse, HttpClientError> {
+    let (host, path) = split_url(url)?;
+    let what = format!("{method} {url}");
+    let work = async {
+        let mut s = TcpStream::connect(host).await.map_err(|e| HttpClientError::Io(what.clone(), e))?;
+        let _ = s.set_nodelay(true);
+        let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nAccept: application/json\r\n");
+        if let Some(t) = bearer.filter(|t| !t.is_empty()) {
+            req.push_str(&format!("Authorization: Bearer {t}\r\n"));
+        }
+        let body = body.unwrap_or("");
+        if !body.is_empty() || matches!(method, "POST" | "PUT" | "PATCH") {
+            req.push_str(&format!("Content-Type: application/json\r\nContent-Length: {}\r\n", body.len()));
+        }
+        req.push_str("\r\n");
+        req.push_str(body);
+        s.write_all(req.as_bytes()).await.map_err(|e| HttpClientError::Io(what.clone(), e))?;
+        let mut buf = Vec::with_capacity(4096);
+        let mut chunk = [0u8; 8192];
+        loop {
+            let n = s.read(&mut chunk).await.map_err(|e| HttpClientError::Io(what.clone(), e))?;
+            if n == 0 {
+                break;
+            }
+            buf.extend_from_slice(&chunk[..n]);
+            if buf.len() > MAX_RESPONSE + 64 * 1024 {
+                return Err(HttpClientError::Malformed("response too large"));
+            }
+            // A complete Content-Length answer ends here even if the peer keeps the socket open.
+            if let Ok(Some(r)) = parse_response(&buf, false) {
+                return Ok(r);
+            }
+        }
+        parse_response(&buf, true)?.ok_or(HttpClientError::Malformed("truncated response"))
+    };
+    tokio::time::timeout(timeout, work).await.map_err(|_| HttpClientError::Timeout(what.clone(), timeout))?
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Parses a response read so far: `Ok(None)` when more bytes are needed for a declared length
+/// (or a chunked body); a body with neither runs to the close (`eof`).
+pub fn parse_response(data: &[u8], eof: bool) -> Result<Option<HttpResponse>, HttpClientError> {
+    let Some(end) = find(data, b"\r\n\r\n") else {
+        return if data.len() > 64 * 1024 { Err(HttpClientError::Malformed("header too large")) } else { Ok(None) };
+    };
+    let head = std::str::from_utf8(&data[..end]).map_err(|_| HttpClientError::Malformed("header is not UTF-8"))?;
+    let mut lines = head.split("\r\n");
+    let status_line = lines.next().unwrap_or("");
+    let mut parts = status_line.splitn(3, ' ');
+    let (Some(version), Some(code)) = (parts.next(), parts.next()) else {
+        return Err(HttpClientError::Malformed("status line"));
+    };
+    if !version.starts_with("HTTP/1.") {
+        return Err(HttpClientError::Malformed("status line"));
+    }
+    let status: u16 = code.parse().map_err(|_| HttpClientError::Malformed("status code"))?;
+    if !(100..600).contains(&status) {
+        return Err(HttpClientError::Malformed("status code"));
+    }
+    let mut length = None;
+    let mut chunked = false;
+    for line in lines {
+        let Some((n, v)) = line.split_once(':') else { continue };
+        let (n, v) = (n.trim(), v.trim());
+        if n.eq_ignore_ascii_case("content-length") {
+            let l: usize = v.parse().map_err(|_| HttpClientError::Malformed("Content-Length"))?;
+            if l > MAX_RESPONSE {
+                return Err(HttpClientError::Malformed("response too large"));
+            }
+            length = Some(l);
+        } else if n.eq_ignore_ascii_case("transfer-encoding") && v.to_ascii_lowercase().contains("chunked") {
+            chunked = true;
+        }
+    }
+    let rest = &data[end + 4..];
+    if chunked {
+        return Ok(dechunk(rest)?.map(|body| HttpResponse { status, body }));
+    }
+    match length {
+        Some(l) if rest.len() < l => Ok(None),
+        Some(l) => Ok(Some(HttpResponse { status, body: rest[..l].to_vec() })),
+        None if status == 204 || status == 304 => Ok(Some(HttpResponse { status, body: Vec::new() })),
+        // Without a length the body runs to the close: only the caller knows when that is.
+        None if eof => Ok(Some(HttpResponse { status, body: rest.to_vec() })),
+        None => Ok(None),
+    }
+}
+
+/// A chunked body: `Ok(None)` until the last chunk has arrived.
+fn dechunk(mut data: &[u8]) -> Result<Option<Vec<u8>>, HttpClientError> {
+    let mut body = Vec::new();
+    loop {
+        let Some(eol) = find(data, b"\r\n") else { return Ok(None) };
+        let size_text = std::str::from_utf8(&data[..eol]).map_err(|_| HttpClientError::Malformed("chunk size"))?;
+        let size_text = size_text.split(';').next().unwrap_or("").trim();
+        let size = usize::from_str_radix(size_text, 16).map_err(|_| HttpClientError::Malformed("chunk size"))?;
+        if size > MAX_RESPONSE || body.len() + size > MAX_RESPONSE {
+            return Err(HttpClientError::Malformed("response too large"));
+        }
+        data = &data[eol + 2..];
+        if size == 0 {
+            return Ok(Some(body));
+        }
+        if data.len() < size + 2 {
+            return Ok(None);
+        }
+        body.extend_from_slice(&data[..size]);
+        data = &data[size + 2..];
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_lengths_chunks_and_partials() {
+        let r = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 7\r\n\r\n{\"a\":1}";
+        for cut in 0..r.len() {
+            assert_eq!(parse_response(&r[..cut], false).unwrap(), None, "cut {cut}");
+        }
+        let got = parse_response(r, false).unwrap().unwrap();
+        assert_eq!((got.status, got.json().unwrap()["a"].as_i64()), (200, Some(1)));
+        let c = b"HTTP/1.1 404 Not Found\r\nTransfer-Encoding: chunked\r\n\r\n4\r\n{\"me\r\n10\r\nssage\":\"gone\"}  \r\n0\r\n\r\n";
+        for cut in 0..c.len() - 2 {
+            assert_eq!(parse_response(&c[..cut], false).unwrap(), None, "cut {cut}");
+        }
+        let got = parse_response(c, false).unwrap().unwrap();
+        assert_eq!((got.status, got.error_message()), (404, "gone".to_string()));
+        assert_eq!(parse_response(b"HTTP/1.1 204 No Content\r\n\r\n", false).unwrap().unwrap().body, b"");
+    }
+
+    #[test]
+    fn refuses_garbage() {
+        assert!(parse_response(b"SIP/2.0 200 OK\r\n\r\n", false).is_err());
+        assert!(parse_response(b"HTTP/1.1 abc OK\r\n\r\n", false).is_err());
+        assert!(parse_response(b"HTTP/1.1 200 OK\r\nContent-Length: 99999999999\r\n\r\n", false).is_err());
+        assert!(parse_response(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", false).is_err());
+        assert!(parse_response(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffff\r\n", false).is_err());
+        assert!(split_url("ftp://x").is_err());
+        assert_eq!(split_url("http://127.0.0.1:80").unwrap(), ("127.0.0.1:80", "/"));
+    }
+}
