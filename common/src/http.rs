@@ -12,17 +12,28 @@ use axum::Json;
 pub struct ApiError {
     pub status: StatusCode,
     pub message: String,
+    /// More fields of the error object (e.g. `sip_status`).
+    pub fields: Vec<(&'static str, serde_json::Value)>,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
-        Self { status, message: message.into() }
+        Self { status, message: message.into(), fields: Vec::new() }
+    }
+
+    pub fn with(mut self, name: &'static str, value: serde_json::Value) -> Self {
+        self.fields.push((name, value));
+        self
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, Json(serde_json::json!({"code": self.status.as_u16(), "message": self.message}))).into_response()
+        let mut body = serde_json::json!({"code": self.status.as_u16(), "message": self.message});
+        for (k, v) in self.fields {
+            body[k] = v;
+        }
+        (self.status, Json(body)).into_response()
     }
 }
 

@@ -128,3 +128,28 @@ pub struct PresenceEvent {
     pub at_ms: u64,
     pub node: NodeId,
 }
+
+/// A media node's record in the Store (kind `media`), refreshed by its heartbeat and read by
+/// sip-servers to choose where a stream goes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MediaNodeRecord {
+    pub id: String,
+    /// The address cameras send RTP to and players connect to.
+    pub public_ip: String,
+    /// Its control API and HTTP-FLV, `http://ip:port`.
+    pub api_url: String,
+    #[serde(default)]
+    pub rtmp_port: Option<u16>,
+    #[serde(default)]
+    pub rtp_ports: [u16; 2],
+    pub max_streams: usize,
+    #[serde(default)]
+    pub capacity_mbps: u32,
+    pub streams: usize,
+    #[serde(default)]
+    pub mbps: f64,
+    #[serde(default)]
+    pub cpu: f64,
+    #[serde(default)]
+    pub updated_ms: u64,
+}

@@ -40,6 +40,19 @@ pub struct SimConfig {
     pub register_rate: u32,
     /// Sent as `X-GB-Ver` (3.0 = GB28181-2022: SHA-256 preferred); empty: not sent.
     pub gb_version: String,
+    /// What a played camera streams: an Annex B .h264/.h265 file; empty: the built-in clip.
+    pub media_video: Option<String>,
+    /// Audio beside it (.aac ADTS, .alaw, .ulaw).
+    pub media_audio: Option<String>,
+    pub media_fps: f64,
+    /// Answer every INVITE with this status instead of 200 (0: answer normally).
+    pub invite_refuse: u16,
+    /// Never answer an INVITE (only 100 Trying): the server's timeout and CANCEL are tested.
+    pub invite_silent: bool,
+    /// Send media once ACKed (false: the dialog is up but nothing flows).
+    pub stream_media: bool,
+    /// Hang up (BYE) this long after each call starts; 0: never.
+    pub bye_after_secs: u64,
 }
 
 impl Default for SimConfig {
@@ -62,6 +75,13 @@ impl Default for SimConfig {
             duration_secs: 0,
             register_rate: 0,
             gb_version: "2.0".into(),
+            media_video: None,
+            media_audio: None,
+            media_fps: 25.0,
+            invite_refuse: 0,
+            invite_silent: false,
+            stream_media: true,
+            bye_after_secs: 0,
         }
     }
 }

@@ -43,6 +43,15 @@ pub struct SimDevice {
     /// MANSCDP answers waiting to be sent (one MESSAGE each).
     outbox: VecDeque<Vec<u8>>,
     registered_once: bool,
+    calls: crate::call::Calls,
+    shutdown: CancellationToken,
+}
+
+/// The channel ids of device `index` (what its catalog lists and INVITEs are addressed to):
+/// the device's first 10 digits, type 131, and a serial unique across the simulated devices.
+pub fn channel_ids(device_id: &str, index: usize, channels: usize) -> Vec<String> {
+    let ch_prefix = &device_id[..10.min(device_id.len())];
+    (0..channels).map(|j| format!("{ch_prefix}131{:07}", (index * channels + j + 1) % 10_000_000)).collect()
 }
 
 /// What identifies one request's transaction on the wire.
@@ -68,8 +77,16 @@ impl SimDevice {
         local: SocketAddr,
         inbox: mpsc::Receiver<LiteMessage>,
         stats: Arc<SimStats>,
+        media: Arc<crate::media::MediaSource>,
     ) -> Self {
+        let advertised = match &cfg.nat_ip {
+            Some(ip) => format!("{ip}:{}", local.port()),
+            None => local.to_string(),
+        };
+        let proto = if link.reliable() { "TCP" } else { "UDP" };
         Self {
+            calls: crate::call::Calls::new(cfg.clone(), media, stats.clone(), id.clone(), advertised, proto),
+            shutdown: CancellationToken::new(),
             call_id: format!("{}@{}", token(), local.ip()),
             from_tag: token(),
             id,
@@ -228,28 +245,27 @@ impl SimDevice {
 
     fn channels(&self) -> Vec<Channel> {
         let ch_prefix = &self.id[..10];
-        (0..self.cfg.channels)
-            .map(|j| {
-                let serial = (self.index * self.cfg.channels + j + 1) % 10_000_000;
-                Channel {
-                    id: format!("{ch_prefix}131{serial:07}").parse().ok(),
-                    name: Some(format!("大门口{}", j + 1)),
-                    manufacturer: Some("gbsim".into()),
-                    model: Some("IPC".into()),
-                    owner: Some("Owner".into()),
-                    civil_code: Some(ch_prefix[..6].to_owned()),
-                    address: Some("gbsim".into()),
-                    parental: Some(0),
-                    parent_id: Some(self.id.clone()),
-                    safety_way: Some(0),
-                    register_way: Some(1),
-                    secrecy: Some(0),
-                    status: Some("ON".into()),
-                    longitude: Some(116.39 + j as f64 * 0.001),
-                    latitude: Some(39.9),
-                    ptz_type: Some(1),
-                    ..Default::default()
-                }
+        channel_ids(&self.id, self.index, self.cfg.channels)
+            .into_iter()
+            .enumerate()
+            .map(|(j, id)| Channel {
+                id: id.parse().ok(),
+                name: Some(format!("大门口{}", j + 1)),
+                manufacturer: Some("gbsim".into()),
+                model: Some("IPC".into()),
+                owner: Some("Owner".into()),
+                civil_code: Some(ch_prefix[..6].to_owned()),
+                address: Some("gbsim".into()),
+                parental: Some(0),
+                parent_id: Some(self.id.clone()),
+                safety_way: Some(0),
+                register_way: Some(1),
+                secrecy: Some(0),
+                status: Some("ON".into()),
+                longitude: Some(116.39 + j as f64 * 0.001),
+                latitude: Some(39.9),
+                ptz_type: Some(1),
+                ..Default::default()
             })
             .collect()
     }
@@ -257,6 +273,9 @@ impl SimDevice {
     /// Answers a request from the server at once; queued MANSCDP answers go out after.
     async fn on_request(&mut self, m: LiteMessage) {
         let method = m.method().unwrap_or_default().to_owned();
+        if self.calls.on_request(&m, &self.link, &self.shutdown).await {
+            return;
+        }
         if method != "MESSAGE" {
             let _ = self.link.send(m.response(501, "Not Implemented", &token(), &[], None)).await;
             return;
@@ -309,6 +328,7 @@ impl SimDevice {
     }
 
     pub async fn run(mut self, start_at: Instant, shutdown: CancellationToken) {
+        self.shutdown = shutdown.clone();
         let mut state = RegState::Unregistered { retry_at: start_at, failures: 0 };
         let keepalive_every = Duration::from_secs(self.cfg.keepalive_secs.max(1));
         // Spread keepalives of many devices over the interval.

@@ -2,6 +2,7 @@
 //! each) over UDP or TCP with digest auth, keeps them alive, answers the server's queries, and
 //! reports what it achieved.
 
+pub mod call;
 pub mod config;
 pub mod device;
 pub mod media;
@@ -70,6 +71,13 @@ pub async fn start(cfg: SimConfig, shutdown: CancellationToken) -> Result<SimHan
         .ok_or_else(|| SimError::Config(format!("sim.server {:?} does not resolve", cfg.server)))?;
     let server_id: common::ids::ServerId = cfg.server_id.parse().map_err(|e| SimError::Config(format!("sim.server_id: {e}")))?;
     let domain = cfg.domain.clone().unwrap_or_else(|| server_id.domain().to_owned());
+    let media = Arc::new(match &cfg.media_video {
+        Some(v) if !v.is_empty() => {
+            media::MediaSource::load(v.as_ref(), cfg.media_fps, cfg.media_audio.as_deref().map(std::path::Path::new))
+                .map_err(|e| SimError::Config(format!("sim.media_video: {e}")))?
+        }
+        _ => media::MediaSource::demo(),
+    });
     let cfg = Arc::new(cfg);
     let stats = Arc::new(SimStats::default());
     let started = Instant::now();
@@ -97,6 +105,10 @@ pub async fn start(cfg: SimConfig, shutdown: CancellationToken) -> Result<SimHan
                     udp = Some((sock, local, routes, 0));
                 }
                 let Some((sock, local, routes, n)) = udp.as_mut() else { unreachable!("set above") };
+                // Requests reach a device by its id or one of its channels' (INVITE).
+                for ch in device::channel_ids(&id, i, cfg.channels) {
+                    routes.add(&ch, tx.clone());
+                }
                 routes.add(&id, tx);
                 *n += 1;
                 (transport::Link::Udp { sock: sock.clone(), server }, *local)
@@ -107,7 +119,7 @@ pub async fn start(cfg: SimConfig, shutdown: CancellationToken) -> Result<SimHan
             0 => started,
             r => started + Duration::from_secs_f64(i as f64 / f64::from(r)),
         };
-        let dev = device::SimDevice::new(id.clone(), i, cfg.clone(), domain.clone(), link, local, rx, stats.clone());
+        let dev = device::SimDevice::new(id.clone(), i, cfg.clone(), domain.clone(), link, local, rx, stats.clone(), media.clone());
         ids.push(id);
         tokio::spawn(dev.run(start_at, shutdown.clone()));
     }

@@ -56,6 +56,34 @@ impl MediaSource {
         let bytes = std::fs::read(video).map_err(|e| MediaError::Read(name.clone(), e))?;
         let ext = video.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
         let video_codec = if matches!(ext.as_str(), "h265" | "hevc" | "265") { Codec::H265 } else { Codec::H264 };
+        let audio = match audio {
+            Some(path) => {
+                let data = std::fs::read(path).map_err(|e| MediaError::Read(path.display().to_string(), e))?;
+                let aext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+                let codec = match aext.as_str() {
+                    "alaw" | "pcma" => Codec::G711A,
+                    "ulaw" | "pcmu" => Codec::G711U,
+                    _ => Codec::Aac,
+                };
+                Some((Bytes::from(data), codec))
+            }
+            None => None,
+        };
+        Self::from_bytes(&name, bytes, video_codec, fps, audio)
+    }
+
+    /// The clip built into the simulator: 4 s of 640x360 H.264 at 25 fps (a key frame every
+    /// second) with AAC, so `gbcluster all --demo` needs no files.
+    pub fn demo() -> Self {
+        static VIDEO: &[u8] = include_bytes!("../assets/demo.h264");
+        static AUDIO: &[u8] = include_bytes!("../assets/demo.aac");
+        Self::from_bytes("demo.h264", VIDEO.to_vec(), Codec::H264, 25.0, Some((Bytes::from_static(AUDIO), Codec::Aac)))
+            .unwrap_or_else(|e| unreachable!("the built-in clip is valid: {e}"))
+    }
+
+    /// Frames from an Annex B elementary stream and optional audio: ADTS AAC, or raw G.711.
+    pub fn from_bytes(name: &str, bytes: Vec<u8>, video_codec: Codec, fps: f64, audio: Option<(Bytes, Codec)>) -> Result<Self, MediaError> {
+        let name = name.to_owned();
         let ticks = (90_000.0 / fps).round() as u64;
         let mut b = AccessUnitBuilder::with_frame_ticks(ticks);
         let mut events = Vec::new();
@@ -73,14 +101,11 @@ impl MediaSource {
         }
         let duration = video_frames as u64 * ticks;
         let mut audio_codec = None;
-        if let Some(path) = audio {
-            let aname = path.display().to_string();
-            let data = Bytes::from(std::fs::read(path).map_err(|e| MediaError::Read(aname, e))?);
-            let aext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+        if let Some((data, codec)) = audio {
             let mut pts = 0u64;
-            match aext.as_str() {
-                "alaw" | "ulaw" | "pcma" | "pcmu" => {
-                    audio_codec = Some(if matches!(aext.as_str(), "alaw" | "pcma") { Codec::G711A } else { Codec::G711U });
+            audio_codec = Some(codec);
+            match codec {
+                Codec::G711A | Codec::G711U => {
                     // 20 ms packets.
                     for chunk in (0..data.len()).step_by(160) {
                         if pts >= duration {
@@ -91,7 +116,6 @@ impl MediaSource {
                     }
                 }
                 _ => {
-                    audio_codec = Some(Codec::Aac);
                     let mut pos = 0;
                     for (h, raw) in aac::frames(&data) {
                         if pts >= duration {
@@ -187,6 +211,17 @@ pub struct SendOptions {
 
 /// Streams `src` until the loops are done or `cancel` fires.
 pub async fn send(src: &MediaSource, opts: SendOptions, cancel: CancellationToken) -> std::io::Result<SendStats> {
+    send_with(src, opts, None, cancel).await
+}
+
+/// `send`, TCP passive listening on `listener` when given (bound earlier, so its port could go
+/// into an SDP answer) instead of binding `opts.target`.
+pub async fn send_with(
+    src: &MediaSource,
+    opts: SendOptions,
+    listener: Option<TcpListener>,
+    cancel: CancellationToken,
+) -> std::io::Result<SendStats> {
     let tcp = opts.transport != SendTransport::Udp;
     let mut pk = PsRtpPacketizer::new(src.video_codec, src.audio_codec, opts.ssrc, tcp);
     enum Out {
@@ -206,7 +241,10 @@ pub async fn send(src: &MediaSource, opts: SendOptions, cancel: CancellationToke
         }
         SendTransport::TcpActive => Out::Tcp(TcpStream::connect(opts.target).await?),
         SendTransport::TcpPassive => {
-            let l = TcpListener::bind(opts.target).await?;
+            let l = match listener {
+                Some(l) => l,
+                None => TcpListener::bind(opts.target).await?,
+            };
             let (s, _) = tokio::select! {
                 _ = cancel.cancelled() => return Ok(SendStats::default()),
                 r = l.accept() => r?,

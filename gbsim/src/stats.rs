@@ -13,6 +13,12 @@ pub struct SimStats {
     pub keepalive_failures: AtomicU64,
     pub queries_answered: AtomicU64,
     pub devices_registered_once: AtomicU64,
+    pub invites: AtomicU64,
+    pub invites_cancelled: AtomicU64,
+    pub media_streams: AtomicU64,
+    pub media_errors: AtomicU64,
+    pub byes_received: AtomicU64,
+    pub byes_sent: AtomicU64,
 }
 
 #[derive(Debug, Serialize, Clone, PartialEq)]
@@ -25,6 +31,12 @@ pub struct SimReport {
     pub keepalive_failures: u64,
     pub queries_answered: u64,
     pub devices_registered_once: u64,
+    pub invites: u64,
+    pub invites_cancelled: u64,
+    pub media_streams: u64,
+    pub media_errors: u64,
+    pub byes_received: u64,
+    pub byes_sent: u64,
     /// Seconds from start until every device had registered once (None if not all did).
     pub all_registered_secs: Option<f64>,
     pub registrations_per_sec: Option<f64>,
@@ -42,6 +54,12 @@ impl SimStats {
             keepalive_failures: g(&self.keepalive_failures),
             queries_answered: g(&self.queries_answered),
             devices_registered_once: g(&self.devices_registered_once),
+            invites: g(&self.invites),
+            invites_cancelled: g(&self.invites_cancelled),
+            media_streams: g(&self.media_streams),
+            media_errors: g(&self.media_errors),
+            byes_received: g(&self.byes_received),
+            byes_sent: g(&self.byes_sent),
             all_registered_secs,
             registrations_per_sec: all_registered_secs.filter(|s| *s > 0.0).map(|s| devices as f64 / s),
         }

@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::ApiConfig;
 use crate::error::SipError;
 use crate::metrics;
+use crate::play::{PlayError, PlayTransport};
 use crate::server::{node_channel, NodeCommand, Shared};
 
 pub use common::http::ApiError;
@@ -124,6 +125,87 @@ async fn set_password(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct PlayBody {
+    transport: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+struct PlayQuery {
+    transport: Option<String>,
+}
+
+/// `POST /devices/{dev}/channels/{ch}/play`: the body (or `?transport=`) may name the transport.
+async fn play(
+    State(s): State<Arc<Shared>>,
+    Path((dev, ch)): Path<(String, String)>,
+    q: Result<Query<PlayQuery>, axum::extract::rejection::QueryRejection>,
+    body: axum::body::Bytes,
+) -> ApiResult<impl IntoResponse> {
+    let id = device_id(&dev)?;
+    let Query(q) = q.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.body_text()))?;
+    let body: PlayBody = if body.iter().all(u8::is_ascii_whitespace) {
+        PlayBody::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("body: {e}")))?
+    };
+    let transport = match body.transport.or(q.transport) {
+        None => None,
+        Some(t) => Some(PlayTransport::parse(&t).ok_or_else(|| {
+            ApiError::new(StatusCode::BAD_REQUEST, format!("transport must be udp, tcp-passive or tcp-active, not {t:?}"))
+        })?),
+    };
+    let target = crate::play::manager::check_target(&s, &id, &ch).await?;
+    let call = crate::rpc::Call::Play { device_id: id, channel_id: ch, transport };
+    let answer = crate::rpc::call(&s, &target.node, call).await?;
+    Ok(Json(answer))
+}
+
+#[derive(Deserialize, Default)]
+struct StopQuery {
+    /// Stop outright instead of releasing one holder.
+    all: Option<bool>,
+}
+
+async fn stop_stream(s: &Arc<Shared>, stream_id: &str, all: bool) -> ApiResult<Json<serde_json::Value>> {
+    let (sess, _) = crate::play::session::get(s.store.as_ref(), stream_id)
+        .await?
+        .ok_or_else(|| ApiError::from(PlayError::NoSession(stream_id.to_owned())))?;
+    let call = crate::rpc::Call::Stop { stream_id: stream_id.to_owned(), all };
+    Ok(Json(crate::rpc::call(s, &sess.sip_node, call).await?))
+}
+
+async fn stop_channel(
+    State(s): State<Arc<Shared>>,
+    Path((dev, ch)): Path<(String, String)>,
+    q: Result<Query<StopQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<impl IntoResponse> {
+    let id = device_id(&dev)?;
+    let Query(q) = q.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.body_text()))?;
+    stop_stream(&s, &crate::play::stream_id(id.as_str(), &ch), q.all.unwrap_or(false)).await
+}
+
+async fn delete_stream(
+    State(s): State<Arc<Shared>>,
+    Path(stream): Path<String>,
+    q: Result<Query<StopQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<impl IntoResponse> {
+    let Query(q) = q.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.body_text()))?;
+    stop_stream(&s, &stream, q.all.unwrap_or(false)).await
+}
+
+async fn list_streams(State(s): State<Arc<Shared>>) -> ApiResult<impl IntoResponse> {
+    let items = crate::play::session::list(s.store.as_ref()).await?;
+    Ok(Json(json!({"total": items.len(), "items": items})))
+}
+
+async fn get_stream(State(s): State<Arc<Shared>>, Path(stream): Path<String>) -> ApiResult<impl IntoResponse> {
+    let (sess, _) =
+        crate::play::session::get(s.store.as_ref(), &stream).await?.ok_or_else(|| ApiError::from(PlayError::NoSession(stream)))?;
+    Ok(Json(sess))
+}
+
 async fn metrics_text(State(s): State<Arc<Shared>>) -> impl IntoResponse {
     if let Ok((_, total)) = s.store.list_devices(DeviceFilter::default(), 0, 0).await {
         metrics::DEVICES.set(total as i64);
@@ -141,6 +223,9 @@ pub fn router(shared: Arc<Shared>, token: &str) -> Router {
         .route("/api/v1/devices/{id}/channels", get(list_channels))
         .route("/api/v1/devices/{id}/{query}", post(requery))
         .route("/api/v1/devices/{id}/password", put(set_password))
+        .route("/api/v1/devices/{id}/channels/{ch}/play", post(play).delete(stop_channel))
+        .route("/api/v1/streams", get(list_streams))
+        .route("/api/v1/streams/{id}", get(get_stream).delete(delete_stream))
         .with_state(shared.clone());
     if !token.is_empty() {
         api = api.layer(middleware::from_fn_with_state(Arc::new(token.to_owned()), common::http::require_token));

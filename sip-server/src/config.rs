@@ -71,6 +71,8 @@ pub struct SipConfig {
     pub admission_wait_ms: u64,
     /// SO_RCVBUF of the UDP socket: room for a burst of registrations while handlers catch up.
     pub udp_recv_buffer_bytes: usize,
+    /// `[sip.play]`: play on demand.
+    pub play: crate::play::PlayConfig,
 }
 
 impl Default for SipConfig {
@@ -102,6 +104,7 @@ impl Default for SipConfig {
             max_inflight: 4096,
             admission_wait_ms: 10_000,
             udp_recv_buffer_bytes: 8 << 20,
+            play: crate::play::PlayConfig::default(),
         }
     }
 }

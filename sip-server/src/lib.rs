@@ -6,12 +6,15 @@
 
 pub mod api;
 pub mod config;
+pub mod dialog;
 pub mod error;
 pub mod headers;
 pub mod inbound;
 pub mod metrics;
 pub mod outbound;
+pub mod play;
 pub mod registrar;
+pub mod rpc;
 pub mod server;
 pub mod stateless;
 

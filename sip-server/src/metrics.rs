@@ -21,6 +21,17 @@ pub static QUERY_FAILURES: Counter = Counter::new("gbc_sip_query_failures_total"
 pub static BAD_REQUESTS: Counter = Counter::new("gbc_sip_bad_requests_total", "Requests answered 4xx for malformed content");
 pub static OVERLOAD_REJECTED: Counter =
     Counter::new("gbc_sip_overload_rejected_total", "Requests answered 503 because sip.max_inflight were in progress");
+pub static INVITES: Counter = Counter::new("gbc_sip_invites_total", "INVITEs sent to cameras");
+pub static INVITE_REFUSED: Counter = Counter::new("gbc_sip_invite_refused_total", "INVITEs answered with a 4xx-6xx");
+pub static INVITE_TIMEOUTS: Counter = Counter::new("gbc_sip_invite_timeouts_total", "INVITEs cancelled for want of an answer");
+pub static BYES_SENT: Counter = Counter::new("gbc_sip_byes_sent_total", "BYEs sent to cameras");
+pub static BYES_RECEIVED: Counter = Counter::new("gbc_sip_byes_received_total", "BYEs received from cameras");
+pub static PLAYS: Counter = Counter::new("gbc_play_started_total", "Play sessions set up (camera streaming to a media node)");
+pub static PLAY_JOINS: Counter = Counter::new("gbc_play_joined_total", "Plays answered with a session already running");
+pub static PLAY_FAILURES: Counter = Counter::new("gbc_play_failures_total", "Plays that failed (camera, media node or routing)");
+pub static PLAY_RECOVERIES: Counter = Counter::new("gbc_play_recoveries_total", "Sessions moved to another media node after theirs died");
+pub static SESSIONS_CLOSED: Counter = Counter::new("gbc_play_closed_total", "Play sessions torn down");
+pub static SESSIONS: Gauge = Gauge::new("gbc_play_sessions", "Play sessions this node owns");
 pub static INFLIGHT: Gauge = Gauge::new("gbc_sip_inflight", "SIP requests being handled now");
 pub static DEVICES: Gauge = Gauge::new("gbc_sip_devices", "Devices in the Store");
 pub static DEVICES_ONLINE: Gauge = Gauge::new("gbc_sip_devices_online", "Online devices in the Store");
@@ -44,7 +55,17 @@ pub fn render() -> String {
             &QUERY_FAILURES,
             &BAD_REQUESTS,
             &OVERLOAD_REJECTED,
+            &INVITES,
+            &INVITE_REFUSED,
+            &INVITE_TIMEOUTS,
+            &BYES_SENT,
+            &BYES_RECEIVED,
+            &PLAYS,
+            &PLAY_JOINS,
+            &PLAY_FAILURES,
+            &PLAY_RECOVERIES,
+            &SESSIONS_CLOSED,
         ],
-        &[&INFLIGHT, &DEVICES, &DEVICES_ONLINE],
+        &[&INFLIGHT, &DEVICES, &DEVICES_ONLINE, &SESSIONS],
     )
 }

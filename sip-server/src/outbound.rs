@@ -20,23 +20,68 @@ use crate::server::{node_channel, NodeCommand, Shared};
 
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
-fn token() -> String {
+pub fn token() -> String {
     format!("{:016x}", rand::random::<u64>())
+}
+
+/// How a request reaches a device: the socket or TCP connection it registered on, to the
+/// address its packets came from.
+#[derive(Clone)]
+pub struct Route {
+    pub conn: SipConnection,
+    pub dest: SipAddr,
+    pub addr: SocketAddr,
+    /// `UDP` or `TCP`, for Via.
+    pub proto: &'static str,
+}
+
+impl Route {
+    pub fn to(shared: &Shared, dev: &Device) -> Result<Route, SipError> {
+        let addr: SocketAddr = dev
+            .source_addr
+            .parse()
+            .map_err(|_| SipError::Config(format!("device {} has a bad source address {:?}", dev.id, dev.source_addr)))?;
+        let (conn, proto, t): (SipConnection, &str, _) = match dev.transport {
+            SipTransport::Udp => (shared.udp.clone().into(), "UDP", rsipstack::sip::Transport::Udp),
+            SipTransport::Tcp => {
+                let c = shared.tcp_conns.lock().unwrap_or_else(|e| e.into_inner()).get(&dev.id).cloned();
+                (
+                    c.ok_or_else(|| SipError::NotRegistered(format!("{} (its TCP connection is gone)", dev.id)))?,
+                    "TCP",
+                    rsipstack::sip::Transport::Tcp,
+                )
+            }
+        };
+        Ok(Route { conn, dest: SipAddr { r#type: Some(t), addr: addr.into() }, addr, proto })
+    }
+
+    /// Sends a message outside any transaction (an ACK).
+    pub async fn send_raw(&self, msg: SipMessage) -> Result<(), SipError> {
+        self.conn.send(msg, Some(&self.dest)).await.map_err(SipError::from)
+    }
+}
+
+/// Parses a request we built as text.
+pub fn parse_request(bytes: &[u8]) -> Result<rsipstack::sip::Request, SipError> {
+    match SipMessage::try_from(bytes)? {
+        SipMessage::Request(req) => Ok(req),
+        SipMessage::Response(_) => Err(SipError::Config("built request did not parse as a request".into())),
+    }
+}
+
+/// Starts a client transaction for `req` over `route`.
+pub async fn start_transaction(shared: &Shared, route: &Route, req: rsipstack::sip::Request) -> Result<Transaction, SipError> {
+    let key = TransactionKey::from_request(&req, TransactionRole::Client)?;
+    let mut tx = Transaction::new_client(key, req, shared.endpoint.clone(), Some(route.conn.clone()));
+    tx.destination = Some(route.dest.clone());
+    tx.send().await?;
+    Ok(tx)
 }
 
 /// Sends `method` with `body` to the device and waits for the final response code.
 pub async fn send_request(shared: &Shared, dev: &Device, method: &str, content_type: &str, body: &[u8]) -> Result<u16, SipError> {
-    let addr: SocketAddr = dev
-        .source_addr
-        .parse()
-        .map_err(|_| SipError::Config(format!("device {} has a bad source address {:?}", dev.id, dev.source_addr)))?;
-    let (conn, proto): (SipConnection, &str) = match dev.transport {
-        SipTransport::Udp => (shared.udp.clone().into(), "UDP"),
-        SipTransport::Tcp => {
-            let c = shared.tcp_conns.lock().unwrap_or_else(|e| e.into_inner()).get(&dev.id).cloned();
-            (c.ok_or_else(|| SipError::NotRegistered(format!("{} (its TCP connection is gone)", dev.id)))?, "TCP")
-        }
-    };
+    let route = Route::to(shared, dev)?;
+    let addr = route.addr;
     let cseq: u32 = rand::random::<u32>() % 100_000 + 1;
     let text = format!(
         "{method} sip:{dev_id}@{addr} SIP/2.0\r\n\
@@ -50,6 +95,7 @@ pub async fn send_request(shared: &Shared, dev: &Device, method: &str, content_t
          Content-Type: {content_type}\r\n\
          Content-Length: {len}\r\n\r\n",
         dev_id = dev.id,
+        proto = route.proto,
         host = shared.contact_host,
         branch = token(),
         server = shared.server_id,
@@ -60,16 +106,8 @@ pub async fn send_request(shared: &Shared, dev: &Device, method: &str, content_t
     );
     let mut bytes = text.into_bytes();
     bytes.extend_from_slice(body);
-    let SipMessage::Request(req) = SipMessage::try_from(bytes.as_slice())? else {
-        return Err(SipError::Config("built request did not parse as a request".into()));
-    };
-    let key = TransactionKey::from_request(&req, TransactionRole::Client)?;
-    let mut tx = Transaction::new_client(key, req, shared.endpoint.clone(), Some(conn));
-    tx.destination = Some(SipAddr {
-        r#type: Some(if proto == "TCP" { rsipstack::sip::Transport::Tcp } else { rsipstack::sip::Transport::Udp }),
-        addr: addr.into(),
-    });
-    tx.send().await?;
+    let req = parse_request(&bytes)?;
+    let mut tx = start_transaction(shared, &route, req).await?;
     let wait = async {
         while let Some(msg) = tx.receive().await {
             if let SipMessage::Response(r) = msg {

@@ -54,6 +54,12 @@ pub struct Shared {
     inflight: Arc<tokio::sync::Semaphore>,
     /// (Call-ID, CSeq) of stateless REGISTERs in progress, to drop their retransmissions.
     registering: Mutex<std::collections::HashSet<String>>,
+    /// Play sessions this node drives (dialogs, per-stream locks).
+    pub plays: crate::play::Plays,
+    /// Calls routed to other nodes, waiting for replies.
+    pub rpc: crate::rpc::Pending,
+    /// UDP dialogs: Call-ID → (our ACK, where it went), to answer a retransmitted 200.
+    acks: Mutex<HashMap<String, (Vec<u8>, SocketAddr)>>,
 }
 
 impl Shared {
@@ -76,6 +82,33 @@ impl Shared {
     pub fn shed() -> rsipstack::sip::Header {
         metrics::OVERLOAD_REJECTED.inc();
         rsipstack::sip::Header::Other("Retry-After".into(), "5".into())
+    }
+
+    pub fn remember_ack(&self, call_id: &str, ack: Vec<u8>, to: SocketAddr) {
+        self.acks.lock().unwrap_or_else(|e| e.into_inner()).insert(call_id.to_owned(), (ack, to));
+    }
+
+    pub fn forget_ack(&self, call_id: &str) {
+        self.acks.lock().unwrap_or_else(|e| e.into_inner()).remove(call_id);
+    }
+
+    /// A 200 to an INVITE of ours arrived again (our ACK was lost): send the ACK again.
+    /// True if the response was such a retransmission.
+    async fn reack(&self, resp: &rsipstack::sip::Response) -> bool {
+        use rsipstack::sip::HeadersExt;
+        if resp.status_code.kind() != rsipstack::sip::StatusCodeKind::Successful {
+            return false;
+        }
+        let is_invite = resp.cseq_header().ok().and_then(|c| c.method().ok()) == Some(Method::Invite);
+        let Some(call_id) = resp.call_id_header().ok().map(|c| c.value().to_owned()).filter(|_| is_invite) else { return false };
+        let ack = self.acks.lock().unwrap_or_else(|e| e.into_inner()).get(&call_id).cloned();
+        match ack {
+            Some((bytes, to)) => {
+                let _ = self.udp_socket.send_to(&bytes, to).await;
+                true
+            }
+            None => false,
+        }
     }
 
     pub fn lock_registering(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<String>> {
@@ -137,8 +170,24 @@ impl Drop for Slot {
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum NodeCommand {
-    Query { device_id: DeviceId, cmd: String, sn: u32 },
-    Forget { device_id: DeviceId },
+    Query {
+        device_id: DeviceId,
+        cmd: String,
+        sn: u32,
+    },
+    Forget {
+        device_id: DeviceId,
+    },
+    /// A call routed to this node (`rpc`); the reply goes to `from`.
+    Call {
+        id: u64,
+        from: NodeId,
+        call: crate::rpc::Call,
+    },
+    Reply {
+        id: u64,
+        reply: crate::rpc::Reply,
+    },
 }
 
 pub fn node_channel(node: &NodeId) -> String {
@@ -201,7 +250,11 @@ pub async fn start(
     let transport_layer = TransportLayer::new(shutdown.child_token());
     let tcp_listener = TcpListenerConnection::new(tcp_addr, None).await?;
     transport_layer.add_transport(tcp_listener.into());
+    // The 2xx ACK is ours: rsipstack would send it to the Contact, which behind NAT is a
+    // private address (see `dialog`).
+    let option = rsipstack::transaction::endpoint::EndpointOption { auto_ack_2xx: false, ..Default::default() };
     let endpoint = EndpointBuilder::new()
+        .with_option(option)
         .with_user_agent("gbcluster")
         .with_transport_layer(transport_layer)
         .with_cancel_token(shutdown.child_token())
@@ -239,6 +292,9 @@ pub async fn start(
         sn: AtomicU32::new(rand::random::<u32>() % 100_000),
         inflight: Arc::new(tokio::sync::Semaphore::new(cfg_max_inflight)),
         registering: Mutex::new(std::collections::HashSet::new()),
+        plays: crate::play::Plays::default(),
+        rpc: crate::rpc::Pending::default(),
+        acks: Mutex::new(HashMap::new()),
     });
 
     tokio::spawn(udp_loop(shared.clone(), shutdown.clone()));
@@ -274,8 +330,10 @@ pub async fn start(
     tokio::spawn(presence_sweeper(shared.clone(), shutdown.clone()));
     tokio::spawn(catalog_timeouts(shared.clone(), shutdown.clone()));
     spawn_node_commands(shared.clone(), shutdown.clone()).await?;
+    crate::play::watch::spawn(shared.clone(), shutdown.clone()).await?;
 
     let api_addr = crate::api::serve(shared.clone(), &api, shutdown.clone()).await?;
+    tokio::spawn(announce(shared.clone(), api_addr, shutdown.clone()));
     tracing::info!(sip = %udp_addr, api = %api_addr, node = %shared.node, server_id = %shared.server_id, "sip-server listening (udp+tcp)");
     Ok(SipServerHandle { shared, sip_addr: udp_addr, api_addr })
 }
@@ -285,6 +343,22 @@ pub async fn run(cfg: SipConfig, api: ApiConfig, store: Arc<dyn Store>, shutdown
     let _handle = start(cfg, api, store, shutdown.clone()).await?;
     shutdown.cancelled().await;
     Ok(())
+}
+
+/// Keeps this node's record (kind `sip`) in the Store, so other nodes know it is alive before
+/// routing a call to it; removed on a clean stop.
+async fn announce(shared: Arc<Shared>, api_addr: SocketAddr, shutdown: CancellationToken) {
+    let rec = serde_json::json!({"id": shared.node, "sip": shared.contact_host, "api_port": api_addr.port()}).to_string();
+    loop {
+        if let Err(e) = shared.store.put_node(crate::rpc::SIP_KIND, shared.node.as_str(), &rec, 6000).await {
+            tracing::warn!(error = %e, "announcing this node failed");
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+        }
+    }
+    let _ = shared.store.remove_node(crate::rpc::SIP_KIND, shared.node.as_str()).await;
 }
 
 async fn udp_loop(shared: Arc<Shared>, shutdown: CancellationToken) {
@@ -348,6 +422,11 @@ async fn udp_loop(shared: Arc<Shared>, shutdown: CancellationToken) {
                 continue;
             }
         };
+        if let SipMessage::Response(resp) = &msg {
+            if shared.reack(resp).await {
+                continue;
+            }
+        }
         if let SipMessage::Request(req) = &msg {
             if let Some(kind) = crate::stateless::classify(req, &shared.cfg) {
                 let SipMessage::Request(req) = msg else { continue };
@@ -376,6 +455,16 @@ async fn dispatch(shared: Arc<Shared>, mut tx: Transaction) {
         },
         Method::Message => crate::inbound::on_message(&shared, &mut tx).await,
         Method::Options => tx.reply(StatusCode::OK).await.map_err(SipError::from),
+        Method::Bye => {
+            use rsipstack::sip::HeadersExt;
+            let call_id = tx.original.call_id_header().map(|c| c.value().to_owned()).unwrap_or_default();
+            let code = if crate::play::manager::on_camera_bye(&shared, &call_id).await {
+                StatusCode::OK
+            } else {
+                StatusCode::CallTransactionDoesNotExist
+            };
+            tx.reply(code).await.map_err(SipError::from)
+        }
         // NOTIFY (subscriptions, alarms), INVITE from devices (talk-back) and the rest are not ours yet.
         _ => {
             let allow = rsipstack::sip::Header::Other("Allow".into(), "REGISTER, MESSAGE, OPTIONS, ACK, BYE, CANCEL, INFO".into());
@@ -448,6 +537,8 @@ async fn spawn_node_commands(shared: Arc<Shared>, shutdown: CancellationToken) -
                     });
                 }
                 Ok(NodeCommand::Forget { device_id }) => shared.forget(&device_id),
+                Ok(NodeCommand::Call { id, from, call }) => crate::rpc::serve(shared.clone(), id, from, call),
+                Ok(NodeCommand::Reply { id, reply }) => shared.rpc.complete(id, reply),
                 Err(e) => tracing::warn!(error = %e, "bad node command"),
             }
         }

@@ -47,6 +47,10 @@ struct OpenBody {
     transport: Option<Transport>,
     /// TCP active: the camera's address from its SDP answer (may also come later via connect).
     peer: Option<String>,
+    /// Raise `no_viewers` after this long without a player (overrides `no_viewer_event_secs`).
+    no_viewer_secs: Option<u64>,
+    /// A connected RTMP push counts as a player for `no_viewers`.
+    push_holds_open: Option<bool>,
 }
 
 fn parse_peer(p: Option<&str>) -> ApiResult<Option<SocketAddr>> {
@@ -65,6 +69,14 @@ async fn open(
     let b = json_body(body)?;
     let peer = parse_peer(b.peer.as_deref())?;
     let opened = node.open(&b.stream_id, b.ssrc, b.transport.unwrap_or(Transport::Udp), peer)?;
+    if let Some(e) = node.get(&b.stream_id) {
+        if let Some(secs) = b.no_viewer_secs {
+            e.no_viewer_secs.store(secs, std::sync::atomic::Ordering::Relaxed);
+        }
+        if let Some(hold) = b.push_holds_open {
+            e.push_holds_open.store(hold, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
     Ok(Json(opened))
 }
 

@@ -75,20 +75,7 @@ pub struct StreamView {
 }
 
 /// The node's record in the Store, read by sip-servers to pick where a stream goes.
-#[derive(Debug, Clone, Serialize)]
-pub struct NodeRecord {
-    pub id: String,
-    pub public_ip: String,
-    pub api_url: String,
-    pub rtmp_port: Option<u16>,
-    pub rtp_ports: [u16; 2],
-    pub max_streams: usize,
-    pub capacity_mbps: u32,
-    pub streams: usize,
-    pub mbps: f64,
-    pub cpu: f64,
-    pub updated_ms: u64,
-}
+pub use common::model::MediaNodeRecord as NodeRecord;
 
 pub struct Node {
     pub cfg: StreamConfig,
@@ -248,6 +235,8 @@ impl Node {
             last_viewer: Mutex::new(Instant::now()),
             pushers: std::sync::atomic::AtomicUsize::new(0),
             pushing: AtomicBool::new(false),
+            no_viewer_secs: std::sync::atomic::AtomicU64::new(0),
+            push_holds_open: AtomicBool::new(false),
         });
         {
             let mut g = self.lock();
@@ -409,15 +398,21 @@ impl Node {
         }
     }
 
-    fn check_viewers(&self) {
-        if self.cfg.no_viewer_event_secs == 0 {
-            return;
-        }
-        let limit = Duration::from_secs(self.cfg.no_viewer_event_secs);
+    /// Raises `no_viewers` for each stream nobody has wanted for its limit (then again every
+    /// limit while that lasts). Runs every heartbeat, so fires within `heartbeat_secs` of due.
+    pub(crate) fn check_viewers(&self) {
         let entries: Vec<Arc<StreamEntry>> = self.lock().values().cloned().collect();
         for e in entries {
+            let secs = match e.no_viewer_secs.load(std::sync::atomic::Ordering::Relaxed) {
+                0 => self.cfg.no_viewer_event_secs,
+                s => s,
+            };
+            if secs == 0 {
+                continue;
+            }
+            let limit = Duration::from_secs(secs);
             let mut last = e.last_viewer.lock().unwrap_or_else(|p| p.into_inner());
-            if e.viewers() > 0 {
+            if e.wanted() {
                 *last = Instant::now();
             } else if last.elapsed() >= limit {
                 *last = Instant::now();

@@ -98,6 +98,11 @@ pub struct StreamEntry {
     pub pushers: AtomicUsize,
     /// The RTMP push is connected and publishing.
     pub pushing: AtomicBool,
+    /// Per-stream override of `no_viewer_event_secs` (0: the node's setting), set by whoever
+    /// opened it (the sip-server's on-demand timeout).
+    pub no_viewer_secs: std::sync::atomic::AtomicU64,
+    /// A connected RTMP push counts as a viewer (the stream is wanted by the push target).
+    pub push_holds_open: AtomicBool,
 }
 
 impl StreamEntry {
@@ -108,6 +113,11 @@ impl StreamEntry {
     /// Players attached (HTTP-FLV, RTMP play), not counting RTMP push.
     pub fn viewers(&self) -> usize {
         self.hub.viewers().saturating_sub(self.pushers.load(Ordering::Relaxed))
+    }
+
+    /// Someone wants this stream: a player, or a live push when the push holds it open.
+    pub fn wanted(&self) -> bool {
+        self.viewers() > 0 || (self.push_holds_open.load(Ordering::Relaxed) && self.pushing.load(Ordering::Relaxed))
     }
 }
 

@@ -656,8 +656,13 @@ impl Store for RedisStore {
     }
 
     async fn table_swap(&self, table: &str, id: &str, expected: &str, record: &str) -> StoreResult<bool> {
-        let n: i64 =
-            Script::new(TABLE_SWAP_LUA).key(table_key(table)).arg(id).arg(expected).arg(record).invoke_async(&mut self.conn().await).await?;
+        let n: i64 = Script::new(TABLE_SWAP_LUA)
+            .key(table_key(table))
+            .arg(id)
+            .arg(expected)
+            .arg(record)
+            .invoke_async(&mut self.conn().await)
+            .await?;
         Ok(n == 1)
     }
 

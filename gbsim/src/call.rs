@@ -1,0 +1,244 @@
+//! The camera's side of a media dialog: answer an INVITE (SDP answer, our SSRC echoed), stream
+//! the clip to the offer's address once ACKed (UDP, or TCP in the direction `a=setup` asks),
+//! stop on BYE or CANCEL, and optionally hang up by itself. Behaviour knobs (`SimConfig`)
+//! make a camera refuse, stay silent or send nothing, for the failure tests.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::sdp::{GbSdp, MediaTransport, Session};
+use common::sip::lite::LiteMessage;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::SimConfig;
+use crate::media::{self, Impairment, MediaSource, SendOptions, SendTransport};
+use crate::stats::{inc, SimStats};
+use crate::transport::Link;
+
+/// Where a call stands on the camera.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallState {
+    /// INVITE received, not answered (a silent camera, waiting to be cancelled).
+    Ringing,
+    /// 200 sent, waiting for the ACK.
+    Answered,
+    /// ACKed: media flowing (unless the camera is configured mute).
+    Streaming,
+}
+
+struct SimCall {
+    state: CallState,
+    invite: LiteMessage,
+    /// Our last final answer, sent again for a retransmitted INVITE.
+    last_response: Option<Vec<u8>>,
+    to_tag: String,
+    transport: SendTransport,
+    target: SocketAddr,
+    ssrc: u32,
+    listener: Option<TcpListener>,
+    stop: CancellationToken,
+}
+
+/// The calls of one simulated device.
+pub struct Calls {
+    calls: HashMap<String, SimCall>,
+    cfg: Arc<SimConfig>,
+    media: Arc<MediaSource>,
+    stats: Arc<SimStats>,
+    device_id: String,
+    /// Our address as written in Via/Contact.
+    advertised: String,
+    proto: &'static str,
+}
+
+fn token() -> String {
+    format!("{:012x}", rand::random::<u64>() & 0xffff_ffff_ffff)
+}
+
+impl Calls {
+    pub fn new(
+        cfg: Arc<SimConfig>,
+        media: Arc<MediaSource>,
+        stats: Arc<SimStats>,
+        device_id: String,
+        advertised: String,
+        proto: &'static str,
+    ) -> Self {
+        Self { calls: HashMap::new(), cfg, media, stats, device_id, advertised, proto }
+    }
+
+    pub fn active(&self) -> usize {
+        self.calls.len()
+    }
+
+    /// Handles INVITE, ACK, BYE or CANCEL; false for any other method.
+    pub async fn on_request(&mut self, m: &LiteMessage, link: &Link, shutdown: &CancellationToken) -> bool {
+        // Calls the camera itself hung up are done.
+        self.calls.retain(|_, c| !(c.state == CallState::Streaming && c.stop.is_cancelled()));
+        let call_id = m.header("Call-ID").unwrap_or_default().to_owned();
+        match m.method().unwrap_or_default() {
+            "INVITE" => self.on_invite(m, call_id, link).await,
+            "ACK" => self.on_ack(&call_id, link, shutdown),
+            "BYE" => {
+                let known = self.calls.remove(&call_id);
+                let code = if known.is_some() { (200, "OK") } else { (481, "Call/Transaction Does Not Exist") };
+                let _ = link.send(m.response(code.0, code.1, &token(), &[], None)).await;
+                if let Some(c) = known {
+                    inc(&self.stats.byes_received);
+                    c.stop.cancel();
+                }
+            }
+            "CANCEL" => {
+                let _ = link.send(m.response(200, "OK", &token(), &[], None)).await;
+                if let Some(c) = self.calls.get(&call_id).filter(|c| c.state == CallState::Ringing) {
+                    let _ = link.send(c.invite.response(487, "Request Terminated", &c.to_tag, &[], None)).await;
+                    self.calls.remove(&call_id);
+                    inc(&self.stats.invites_cancelled);
+                }
+            }
+            _ => return false,
+        }
+        true
+    }
+
+    async fn on_invite(&mut self, m: &LiteMessage, call_id: String, link: &Link) {
+        if let Some(c) = self.calls.get(&call_id) {
+            // A retransmission: answer as before.
+            if let Some(r) = &c.last_response {
+                let _ = link.send(r.clone()).await;
+            }
+            return;
+        }
+        inc(&self.stats.invites);
+        let to_tag = token();
+        let offer = match GbSdp::parse(&String::from_utf8_lossy(&m.body)) {
+            Ok(o) => o,
+            Err(_) => {
+                let _ = link.send(m.response(488, "Not Acceptable Here", &to_tag, &[], None)).await;
+                return;
+            }
+        };
+        if self.cfg.invite_refuse != 0 {
+            let _ = link.send(m.response(self.cfg.invite_refuse, "Refused By Simulator", &to_tag, &[], None)).await;
+            return;
+        }
+        let _ = link.send(m.response(100, "Trying", &to_tag, &[], None)).await;
+        let target: SocketAddr = match format!("{}:{}", offer.ip, offer.media_port).parse() {
+            Ok(t) => t,
+            Err(_) => {
+                let _ = link.send(m.response(488, "Not Acceptable Here", &to_tag, &[], None)).await;
+                return;
+            }
+        };
+        let ssrc = offer.ssrc.as_deref().and_then(|y| y.parse::<u32>().ok()).unwrap_or_else(rand::random);
+        // The offer says what the media node does; we do the other half.
+        let (transport, answer_transport, listener) = match offer.transport {
+            MediaTransport::Udp => (SendTransport::Udp, MediaTransport::Udp, None),
+            MediaTransport::TcpPassive => (SendTransport::TcpActive, MediaTransport::TcpActive, None),
+            MediaTransport::TcpActive => {
+                let bind = format!("{}:0", self.cfg.bind_ip);
+                match TcpListener::bind(&bind).await {
+                    Ok(l) => (SendTransport::TcpPassive, MediaTransport::TcpPassive, Some(l)),
+                    Err(_) => {
+                        let _ = link.send(m.response(500, "Server Internal Error", &to_tag, &[], None)).await;
+                        return;
+                    }
+                }
+            }
+        };
+        let port = listener.as_ref().and_then(|l| l.local_addr().ok()).map_or(0, |a| a.port());
+        let channel = m.method().and(match &m.start {
+            common::sip::lite::StartLine::Request { uri, .. } => common::sip::uri_user(uri).map(str::to_owned),
+            _ => None,
+        });
+        let answer = GbSdp {
+            origin: channel.unwrap_or_else(|| self.device_id.clone()),
+            session: Session::Play,
+            uri: None,
+            ip: self.cfg.nat_ip.clone().unwrap_or_else(|| self.cfg.bind_ip.clone()),
+            time: (0, 0),
+            media_port: port,
+            transport: answer_transport,
+            rtpmap: vec![(96, "PS".into())],
+            direction: Some("sendonly".into()),
+            ssrc: offer.ssrc.clone(),
+            f: None,
+            download_speed: None,
+        };
+        let mut call = SimCall {
+            state: CallState::Ringing,
+            invite: m.clone(),
+            last_response: None,
+            to_tag,
+            transport,
+            target,
+            ssrc,
+            listener,
+            stop: CancellationToken::new(),
+        };
+        if !self.cfg.invite_silent {
+            let contact = format!("<sip:{}@{}>", self.device_id, self.advertised);
+            let body = answer.to_text();
+            let ok = m.response(200, "OK", &call.to_tag, &[("Contact", contact)], Some(("APPLICATION/SDP", body.as_bytes())));
+            let _ = link.send(ok.clone()).await;
+            call.last_response = Some(ok);
+            call.state = CallState::Answered;
+        }
+        self.calls.insert(call_id, call);
+    }
+
+    fn on_ack(&mut self, call_id: &str, link: &Link, shutdown: &CancellationToken) {
+        let Some(c) = self.calls.get_mut(call_id).filter(|c| c.state == CallState::Answered) else { return };
+        c.state = CallState::Streaming;
+        let stop = shutdown.child_token();
+        c.stop = stop.clone();
+        if self.cfg.stream_media {
+            inc(&self.stats.media_streams);
+            let opts = SendOptions { transport: c.transport, target: c.target, ssrc: c.ssrc, loops: 0, impairment: Impairment::default() };
+            let (src, listener, stop, stats) = (self.media.clone(), c.listener.take(), stop.clone(), self.stats.clone());
+            tokio::spawn(async move {
+                if let Err(e) = media::send_with(&src, opts, listener, stop).await {
+                    tracing::debug!(error = %e, "simulated camera's stream ended");
+                    inc(&stats.media_errors);
+                }
+            });
+        }
+        if self.cfg.bye_after_secs > 0 {
+            let bye = bye_bytes(self.proto, &self.advertised, c);
+            let (link, after, stats) = (link.clone(), Duration::from_secs(self.cfg.bye_after_secs), self.stats.clone());
+            tokio::spawn(async move {
+                tokio::select! {
+                    _ = stop.cancelled() => {}
+                    _ = tokio::time::sleep(after) => {
+                        stop.cancel();
+                        inc(&stats.byes_sent);
+                        let _ = link.send(bye).await;
+                    }
+                }
+            });
+        }
+    }
+}
+
+/// Our BYE for a call: From/To swapped from the INVITE, to the server's Contact.
+fn bye_bytes(proto: &str, advertised: &str, c: &SimCall) -> Vec<u8> {
+    {
+        let inv = &c.invite;
+        let to = inv.header("From").unwrap_or_default();
+        let from = inv.header("To").unwrap_or_default();
+        let uri = inv.header("Contact").and_then(|v| v.split('<').nth(1)).and_then(|v| v.split('>').next()).unwrap_or("sip:server");
+        format!(
+            "BYE {uri} SIP/2.0\r\nVia: SIP/2.0/{} {};rport;branch=z9hG4bK{}\r\nFrom: {from};tag={}\r\nTo: {to}\r\nCall-ID: {}\r\n\
+             CSeq: 2 BYE\r\nMax-Forwards: 70\r\nUser-Agent: gbsim\r\nContent-Length: 0\r\n\r\n",
+            proto,
+            advertised,
+            token(),
+            c.to_tag,
+            inv.header("Call-ID").unwrap_or_default(),
+        )
+        .into_bytes()
+    }
+}

@@ -1,0 +1,128 @@
+//! Media nodes seen from a sip-server: which are alive (their Store records), which one takes
+//! the next stream (atomic reservation, so a burst spreads), and their control API.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use common::http_client;
+use common::model::MediaNodeRecord;
+use common::store::{LoadCandidate, Store};
+use serde_json::json;
+
+use super::{PlayConfig, PlayError, PlayTransport};
+
+/// Store node kind and load pool of media nodes.
+pub const KIND: &str = "media";
+
+pub async fn live_nodes(store: &dyn Store) -> Result<Vec<MediaNodeRecord>, PlayError> {
+    let rows = store.list_nodes(KIND).await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(id, raw)| match serde_json::from_str::<MediaNodeRecord>(&raw) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                tracing::warn!(node = %id, error = %e, "unreadable media node record ignored");
+                None
+            }
+        })
+        .collect())
+}
+
+/// Picks the least-loaded live node (streams against its capacity, then bandwidth) and counts
+/// the stream on it at once. `exclude`: nodes that just failed.
+pub async fn reserve(store: &dyn Store, exclude: &[String]) -> Result<MediaNodeRecord, PlayError> {
+    let nodes: Vec<MediaNodeRecord> = live_nodes(store).await?.into_iter().filter(|n| !exclude.contains(&n.id)).collect();
+    if nodes.is_empty() {
+        return Err(PlayError::NoMediaNode(if exclude.is_empty() {
+            "no stream-server is registered in the Store".into()
+        } else {
+            format!("no stream-server left besides {}", exclude.join(", "))
+        }));
+    }
+    let candidates: Vec<LoadCandidate> = nodes
+        .iter()
+        .map(|n| LoadCandidate {
+            id: n.id.clone(),
+            capacity: n.max_streams as u64,
+            reported: n.streams as u64,
+            busy: if n.capacity_mbps > 0 { n.mbps / f64::from(n.capacity_mbps) } else { n.cpu / 64.0 },
+        })
+        .collect();
+    let chosen = store
+        .reserve_least_loaded(KIND, &candidates)
+        .await?
+        .ok_or_else(|| PlayError::NoMediaNode(format!("all {} stream-servers are at capacity", nodes.len())))?;
+    nodes.into_iter().find(|n| n.id == chosen).ok_or_else(|| PlayError::Internal("reserved node vanished".into()))
+}
+
+/// A stream-server's control API.
+pub struct MediaApi<'a> {
+    pub cfg: &'a PlayConfig,
+    pub node: &'a str,
+    pub api_url: &'a str,
+}
+
+impl MediaApi<'_> {
+    fn timeout(&self) -> Duration {
+        Duration::from_millis(self.cfg.media_timeout_ms.max(100))
+    }
+
+    fn fail(&self, message: String) -> PlayError {
+        PlayError::MediaNode { node: self.node.to_owned(), message }
+    }
+
+    async fn call(&self, method: &str, path: &str, body: Option<&str>) -> Result<http_client::HttpResponse, PlayError> {
+        let url = format!("{}{path}", self.api_url.trim_end_matches('/'));
+        http_client::request(method, &url, Some(&self.cfg.media_token), body, self.timeout()).await.map_err(|e| self.fail(e.to_string()))
+    }
+
+    /// Opens a receiver; returns the address the camera is to send to (UDP, TCP passive) or the
+    /// media node's port (TCP active).
+    pub async fn open(&self, stream_id: &str, ssrc: u32, transport: PlayTransport) -> Result<(String, u16), PlayError> {
+        let body = json!({
+            "stream_id": stream_id,
+            "ssrc": ssrc,
+            "transport": transport.as_str(),
+            "no_viewer_secs": self.cfg.no_viewer_secs,
+            "push_holds_open": self.cfg.push_holds_open,
+        })
+        .to_string();
+        let r = self.call("POST", "/api/v1/receivers", Some(&body)).await?;
+        if !r.ok() {
+            return Err(self.fail(format!("open answered {}: {}", r.status, r.error_message())));
+        }
+        let v = r.json().ok_or_else(|| self.fail("open answered no JSON".into()))?;
+        let ip = v["ip"].as_str().ok_or_else(|| self.fail("open answer without ip".into()))?;
+        let port = v["port"].as_u64().and_then(|p| u16::try_from(p).ok()).ok_or_else(|| self.fail("open answer without port".into()))?;
+        Ok((ip.to_owned(), port))
+    }
+
+    /// TCP active: tells the receiver where the camera listens.
+    pub async fn connect(&self, stream_id: &str, peer: SocketAddr) -> Result<(), PlayError> {
+        let body = json!({ "peer": peer.to_string() }).to_string();
+        let r = self.call("POST", &format!("/api/v1/receivers/{stream_id}/connect"), Some(&body)).await?;
+        if r.ok() {
+            Ok(())
+        } else {
+            Err(self.fail(format!("connect answered {}: {}", r.status, r.error_message())))
+        }
+    }
+
+    /// Closes the receiver; `Ok(false)` when it was not there.
+    pub async fn close(&self, stream_id: &str) -> Result<bool, PlayError> {
+        let r = self.call("DELETE", &format!("/api/v1/receivers/{stream_id}"), None).await?;
+        match r.status {
+            200..=299 => Ok(true),
+            404 => Ok(false),
+            s => Err(self.fail(format!("close answered {s}: {}", r.error_message()))),
+        }
+    }
+}
+
+/// Where players find a stream on `node`.
+pub fn urls(node: &MediaNodeRecord, stream_id: &str) -> super::session::Urls {
+    super::session::Urls {
+        rtmp: node.rtmp_port.map(|p| format!("rtmp://{}:{p}/live/{stream_id}", node.public_ip)),
+        http_flv: format!("{}/live/{stream_id}.flv", node.api_url.trim_end_matches('/')),
+    }
+}

@@ -1,0 +1,200 @@
+//! Play on demand: the web tier asks for a channel, the least-loaded media node opens a
+//! receiver, the camera is INVITEd to stream there, and the session lives until it is stopped,
+//! unwatched, starved, hung up or its media node dies (then it moves, same stream id).
+//!
+//! - `session`: the session record kept in the Store (table `sessions`) and its states.
+//! - `media`: choosing a media node (atomic reservation) and its control API.
+//! - `manager`: play / stop / teardown / recover on the node that owns the device's dialog.
+//! - `watch`: what starts teardowns and recoveries (stream and device events, node liveness).
+//!
+//! Ownership: every session is driven by one sip-server node, the one holding the device's
+//! socket or connection when the play began (`Session::sip_node`); other nodes route requests
+//! for it there (`crate::rpc`). That node alone keeps the dialog, so it alone can BYE.
+
+pub mod manager;
+pub mod media;
+pub mod session;
+pub mod watch;
+
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+
+pub use manager::Plays;
+pub use session::{Session, SessionState};
+
+/// How the camera sends RTP, named from the media node's side as in the GB SDP offer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PlayTransport {
+    Udp,
+    /// The media node listens, the camera connects (`a=setup:passive` in our offer).
+    TcpPassive,
+    /// The media node connects to the camera (`a=setup:active`).
+    TcpActive,
+}
+
+impl PlayTransport {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PlayTransport::Udp => "udp",
+            PlayTransport::TcpPassive => "tcp-passive",
+            PlayTransport::TcpActive => "tcp-active",
+        }
+    }
+
+    pub fn sdp(self) -> common::sdp::MediaTransport {
+        match self {
+            PlayTransport::Udp => common::sdp::MediaTransport::Udp,
+            PlayTransport::TcpPassive => common::sdp::MediaTransport::TcpPassive,
+            PlayTransport::TcpActive => common::sdp::MediaTransport::TcpActive,
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "udp" => Some(PlayTransport::Udp),
+            "tcp-passive" | "tcp" => Some(PlayTransport::TcpPassive),
+            "tcp-active" => Some(PlayTransport::TcpActive),
+            _ => None,
+        }
+    }
+}
+
+/// `play.default_transport`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum TransportDefault {
+    /// UDP for devices registered over UDP, TCP passive for devices registered over TCP (a
+    /// device that chose TCP for signalling usually sits where UDP is lossy or blocked).
+    #[default]
+    Auto,
+    Udp,
+    TcpPassive,
+    TcpActive,
+}
+
+/// `[sip.play]`: every key has a default; `docs/config.md` lists them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PlayConfig {
+    pub default_transport: TransportDefault,
+    /// How long the camera has to answer the INVITE before we CANCEL.
+    pub invite_timeout_ms: u64,
+    /// How long a request routed to the device's owner node may take (more than the INVITE).
+    pub route_timeout_ms: u64,
+    /// On-demand: tear the session down after this long without a player (0: keep until
+    /// stopped).
+    pub no_viewer_secs: u64,
+    /// A stream-server pushing the stream to its RTMP target counts as watched.
+    pub push_holds_open: bool,
+    /// Bearer token of the stream-servers' API (their `stream.api_token`).
+    pub media_token: String,
+    /// Timeout of one call to a stream-server's API.
+    pub media_timeout_ms: u64,
+    /// How often the media nodes' liveness is checked for sessions to move.
+    pub media_check_ms: u64,
+    /// Attempts to bring a session back on another node before giving up on it.
+    pub recover_attempts: u32,
+}
+
+impl Default for PlayConfig {
+    fn default() -> Self {
+        Self {
+            default_transport: TransportDefault::Auto,
+            invite_timeout_ms: 8000,
+            route_timeout_ms: 15_000,
+            no_viewer_secs: 60,
+            push_holds_open: true,
+            media_token: String::new(),
+            media_timeout_ms: 3000,
+            media_check_ms: 1000,
+            recover_attempts: 5,
+        }
+    }
+}
+
+/// Why a play or stop failed, with the HTTP status the API answers.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum PlayError {
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    #[error("device {0} is not known")]
+    DeviceUnknown(String),
+    #[error("channel {channel} is not in the catalog of device {device}")]
+    ChannelUnknown { device: String, channel: String },
+    #[error("device {0} is offline")]
+    DeviceOffline(String),
+    #[error("no media node available: {0}")]
+    NoMediaNode(String),
+    #[error("media node {node}: {message}")]
+    MediaNode { node: String, message: String },
+    #[error("camera refused the INVITE: {code} {reason}")]
+    CameraRefused { code: u16, reason: String },
+    #[error("camera did not answer the INVITE within {0} ms")]
+    CameraTimeout(u64),
+    #[error("the camera's SDP answer is unusable: {0}")]
+    BadAnswer(String),
+    #[error("node {0}, which holds the device's connection, did not answer in time")]
+    OwnerUnreachable(String),
+    #[error("no play session {0}")]
+    NoSession(String),
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl PlayError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            PlayError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            PlayError::DeviceUnknown(_) | PlayError::ChannelUnknown { .. } | PlayError::NoSession(_) => StatusCode::NOT_FOUND,
+            PlayError::DeviceOffline(_) => StatusCode::CONFLICT,
+            PlayError::NoMediaNode(_) => StatusCode::SERVICE_UNAVAILABLE,
+            PlayError::MediaNode { .. } | PlayError::CameraRefused { .. } | PlayError::CameraTimeout(_) | PlayError::BadAnswer(_) => {
+                StatusCode::BAD_GATEWAY
+            }
+            PlayError::OwnerUnreachable(_) => StatusCode::GATEWAY_TIMEOUT,
+            PlayError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The SIP status behind a camera failure (408 for no answer).
+    pub fn sip_status(&self) -> Option<u16> {
+        match self {
+            PlayError::CameraRefused { code, .. } => Some(*code),
+            PlayError::CameraTimeout(_) => Some(408),
+            _ => None,
+        }
+    }
+}
+
+impl From<common::store::StoreError> for PlayError {
+    fn from(e: common::store::StoreError) -> Self {
+        PlayError::Internal(format!("store: {e}"))
+    }
+}
+
+impl From<crate::error::SipError> for PlayError {
+    fn from(e: crate::error::SipError) -> Self {
+        match e {
+            crate::error::SipError::NotRegistered(d) => PlayError::DeviceOffline(d),
+            e => PlayError::Internal(e.to_string()),
+        }
+    }
+}
+
+impl From<PlayError> for common::http::ApiError {
+    fn from(e: PlayError) -> Self {
+        let mut err = common::http::ApiError::new(e.status(), e.to_string());
+        if let Some(s) = e.sip_status() {
+            err = err.with("sip_status", serde_json::json!(s));
+        }
+        err
+    }
+}
+
+/// Stream ids are derived from the channel, so a second play of a channel finds the first
+/// and a recovered session keeps its id.
+pub fn stream_id(device: &str, channel: &str) -> String {
+    format!("{device}_{channel}")
+}

@@ -1,0 +1,108 @@
+//! The play session record (Store table `sessions`, JSON, keyed by stream id) and its states.
+
+use common::ids::{DeviceId, NodeId};
+use common::store::Store;
+use serde::{Deserialize, Serialize};
+
+use super::{PlayError, PlayTransport};
+
+pub const TABLE: &str = "sessions";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SessionState {
+    /// Reserved: a node is choosing a media node and INVITEing the camera.
+    Starting,
+    /// The camera answered; media flows to `media_node`.
+    Playing,
+    /// Its media node died; being set up again elsewhere under the same stream id.
+    Recovering,
+}
+
+/// Where players find the stream.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Urls {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rtmp: Option<String>,
+    pub http_flv: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Session {
+    pub stream_id: String,
+    pub device_id: DeviceId,
+    pub channel_id: String,
+    pub transport: PlayTransport,
+    /// GB SSRC (10 digits), held in the Store's SSRC table by this stream id.
+    pub ssrc: String,
+    pub state: SessionState,
+    /// The sip-server node that drives the session and holds its dialog.
+    pub sip_node: NodeId,
+    #[serde(default)]
+    pub media_node: String,
+    #[serde(default)]
+    pub media_api: String,
+    /// Where the camera sends RTP (or, TCP active, where the media node connects from).
+    #[serde(default)]
+    pub rtp_addr: String,
+    #[serde(default)]
+    pub call_id: Option<String>,
+    /// API plays holding it (each `DELETE` releases one).
+    pub holders: u32,
+    #[serde(default)]
+    pub urls: Urls,
+    pub created_ms: u64,
+    #[serde(default)]
+    pub started_ms: Option<u64>,
+    /// Times it was moved to another media node.
+    #[serde(default)]
+    pub recoveries: u32,
+    /// How long the last move took, from noticing the node gone to the camera's 200.
+    #[serde(default)]
+    pub last_recovery_ms: Option<u64>,
+}
+
+impl Session {
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+fn parse(stream_id: &str, raw: &str) -> Result<Session, PlayError> {
+    serde_json::from_str(raw).map_err(|e| PlayError::Internal(format!("session {stream_id} is corrupt: {e}")))
+}
+
+pub async fn get(store: &dyn Store, stream_id: &str) -> Result<Option<(Session, String)>, PlayError> {
+    match store.table_get(TABLE, stream_id).await? {
+        Some(raw) => Ok(Some((parse(stream_id, &raw)?, raw))),
+        None => Ok(None),
+    }
+}
+
+pub async fn list(store: &dyn Store) -> Result<Vec<Session>, PlayError> {
+    let rows = store.table_list(TABLE).await?;
+    Ok(rows.into_iter().filter_map(|(id, raw)| parse(&id, &raw).ok()).collect())
+}
+
+/// Read-modify-write with compare-and-set, retried on a concurrent change. `f` returns false
+/// to leave the record alone. Returns the record as written (or as found).
+pub async fn update(store: &dyn Store, stream_id: &str, mut f: impl FnMut(&mut Session) -> bool) -> Result<Option<Session>, PlayError> {
+    for _ in 0..32 {
+        let Some((mut s, raw)) = get(store, stream_id).await? else { return Ok(None) };
+        if !f(&mut s) {
+            return Ok(Some(s));
+        }
+        if store.table_swap(TABLE, stream_id, &raw, &s.to_json()).await? {
+            return Ok(Some(s));
+        }
+    }
+    Err(PlayError::Internal(format!("session {stream_id} changes too fast to update")))
+}
+
+/// Removes the record; of several racing callers exactly one gets it back (and cleans up).
+pub async fn take(store: &dyn Store, stream_id: &str) -> Result<Option<Session>, PlayError> {
+    match store.table_take(TABLE, stream_id).await? {
+        Some(raw) => Ok(Some(parse(stream_id, &raw)?)),
+        None => Ok(None),
+    }
+}

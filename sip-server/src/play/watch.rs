@@ -1,0 +1,177 @@
+//! What ends or moves the sessions this node drives: stream events from the media nodes
+//! (`no_viewers`, `closed` for no data or shutdown), device presence (offline), and media node
+//! liveness (a record that expired means the node died).
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::model::PresenceEvent;
+use common::store::{DEVICE_EVENTS, STREAM_EVENTS};
+use serde::Deserialize;
+use tokio_util::sync::CancellationToken;
+
+use super::manager::{self, EndReason};
+use super::{media, session};
+use crate::error::SipError;
+use crate::server::Shared;
+
+/// A stream-server event (`stream_server::node::StreamEvent`).
+#[derive(Debug, Deserialize)]
+struct StreamEvent {
+    event: String,
+    stream_id: String,
+    node: String,
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+/// What a stream event means for a session of ours on that node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    End(EndReason),
+    Move,
+    Ignore,
+}
+
+fn verdict(ev: &StreamEvent) -> Verdict {
+    match (ev.event.as_str(), ev.reason.as_deref()) {
+        ("no_viewers", _) => Verdict::End(EndReason::NoViewers),
+        ("closed", Some("no_data" | "peer_closed" | "connect_failed")) => Verdict::End(EndReason::NoData),
+        // A node stopping cleanly takes its streams down: move them as if it had died.
+        ("closed", Some("shutdown")) => Verdict::Move,
+        // `closed` by the API is our own teardown or move; the rest is informational.
+        _ => Verdict::Ignore,
+    }
+}
+
+/// Starts the watchers of this node.
+pub async fn spawn(shared: Arc<Shared>, shutdown: CancellationToken) -> Result<(), SipError> {
+    let mut streams = shared.store.subscribe(STREAM_EVENTS).await?;
+    let mut devices = shared.store.subscribe(DEVICE_EVENTS).await?;
+    {
+        let (shared, shutdown) = (shared.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            loop {
+                let msg = tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    m = streams.recv() => match m { Some(m) => m, None => break },
+                };
+                let Ok(ev) = serde_json::from_str::<StreamEvent>(&msg) else { continue };
+                // Only sessions this node drives, on the node that sent the event (a moved
+                // session's old node may still report on it).
+                if shared.plays.media_node_of(&ev.stream_id).as_deref() != Some(ev.node.as_str()) {
+                    continue;
+                }
+                let shared = shared.clone();
+                match verdict(&ev) {
+                    Verdict::End(reason) => {
+                        tokio::spawn(async move { manager::teardown(&shared, &ev.stream_id, reason).await });
+                    }
+                    Verdict::Move => {
+                        tokio::spawn(async move { manager::recover(&shared, &ev.stream_id, &ev.node).await });
+                    }
+                    Verdict::Ignore => {}
+                }
+            }
+        });
+    }
+    {
+        let (shared, shutdown) = (shared.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            loop {
+                let msg = tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    m = devices.recv() => match m { Some(m) => m, None => break },
+                };
+                let Ok(ev) = serde_json::from_str::<PresenceEvent>(&msg) else { continue };
+                if ev.online {
+                    continue;
+                }
+                let prefix = format!("{}_", ev.device_id);
+                for (id, _) in shared.plays.mine().into_iter().filter(|(id, _)| id.starts_with(&prefix)) {
+                    let shared = shared.clone();
+                    tokio::spawn(async move { manager::teardown(&shared, &id, EndReason::DeviceOffline).await });
+                }
+            }
+        });
+    }
+    tokio::spawn(liveness(shared.clone(), shutdown));
+    adopt_leftovers(&shared).await;
+    Ok(())
+}
+
+/// Every `play.media_check_ms`: sessions of ours whose media node's record expired move.
+async fn liveness(shared: Arc<Shared>, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(Duration::from_millis(shared.cfg.play.media_check_ms.max(100)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut moving: HashSet<String> = HashSet::new();
+    let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = tick.tick() => {}
+        }
+        while let Ok(id) = done_rx.try_recv() {
+            moving.remove(&id);
+        }
+        let mine = shared.plays.mine();
+        if mine.is_empty() {
+            continue;
+        }
+        let live: HashSet<String> = match media::live_nodes(shared.store.as_ref()).await {
+            Ok(n) => n.into_iter().map(|n| n.id).collect(),
+            Err(e) => {
+                tracing::warn!(error = %e, "media node liveness check failed");
+                continue;
+            }
+        };
+        let mut dead_nodes = HashSet::new();
+        for (id, node) in mine {
+            if live.contains(&node) || moving.contains(&id) {
+                continue;
+            }
+            dead_nodes.insert(node.clone());
+            moving.insert(id.clone());
+            let (shared, done) = (shared.clone(), done_tx.clone());
+            tokio::spawn(async move {
+                manager::recover(&shared, &id, &node).await;
+                let _ = done.send(id);
+            });
+        }
+        for node in dead_nodes {
+            tracing::warn!(node = %node, "media node gone (heartbeat expired): moving its sessions");
+            // Its count in the load pool no longer means anything.
+            let _ = shared.store.clear_load(media::KIND, &node).await;
+        }
+    }
+}
+
+/// Sessions recorded as driven by this node id from an earlier run: their dialogs died with
+/// that process, so they are closed (receiver, SSRC, load released).
+async fn adopt_leftovers(shared: &Arc<Shared>) {
+    let Ok(all) = session::list(shared.store.as_ref()).await else { return };
+    for s in all.into_iter().filter(|s| s.sip_node == shared.node) {
+        tracing::info!(stream = %s.stream_id, "session left over from an earlier run of this node: closing it");
+        manager::teardown(shared, &s.stream_id, EndReason::Restarted).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(event: &str, reason: Option<&str>) -> StreamEvent {
+        StreamEvent { event: event.into(), stream_id: "s".into(), node: "n".into(), reason: reason.map(str::to_owned) }
+    }
+
+    #[test]
+    fn stream_events_map_to_actions() {
+        assert_eq!(verdict(&ev("no_viewers", None)), Verdict::End(EndReason::NoViewers));
+        assert_eq!(verdict(&ev("closed", Some("no_data"))), Verdict::End(EndReason::NoData));
+        assert_eq!(verdict(&ev("closed", Some("peer_closed"))), Verdict::End(EndReason::NoData));
+        assert_eq!(verdict(&ev("closed", Some("shutdown"))), Verdict::Move);
+        assert_eq!(verdict(&ev("closed", Some("api"))), Verdict::Ignore);
+        assert_eq!(verdict(&ev("started", None)), Verdict::Ignore);
+    }
+}

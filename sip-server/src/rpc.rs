@@ -1,0 +1,108 @@
+//! Request/reply between sip-server nodes over the Store's pub/sub: a call is published on the
+//! target node's command channel, its reply on the caller's, matched by id, bounded by a
+//! timeout. Used where only one node can act — the one holding a device's connection (INVITE)
+//! or a session's dialog (BYE).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::ids::{DeviceId, NodeId};
+use serde::{Deserialize, Serialize};
+use tokio::sync::oneshot;
+
+use crate::play::{manager, PlayError, PlayTransport};
+use crate::server::{node_channel, NodeCommand, Shared};
+
+/// Store node kind under which sip-servers announce themselves.
+pub const SIP_KIND: &str = "sip";
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "call", rename_all = "snake_case")]
+pub enum Call {
+    Play { device_id: DeviceId, channel_id: String, transport: Option<PlayTransport> },
+    Stop { stream_id: String, all: bool },
+}
+
+pub type Reply = Result<serde_json::Value, PlayError>;
+
+/// Calls waiting for their reply.
+#[derive(Default)]
+pub struct Pending {
+    next: AtomicU64,
+    waiting: Mutex<HashMap<u64, oneshot::Sender<Reply>>>,
+}
+
+impl Pending {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, oneshot::Sender<Reply>>> {
+        self.waiting.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A reply arrived (unknown ids — late replies after a timeout — are dropped).
+    pub fn complete(&self, id: u64, reply: Reply) {
+        if let Some(tx) = self.lock().remove(&id) {
+            let _ = tx.send(reply);
+        }
+    }
+}
+
+/// Runs a call on this node.
+pub async fn handle(shared: &Arc<Shared>, call: Call) -> Reply {
+    match call {
+        Call::Play { device_id, channel_id, transport } => {
+            let answer = manager::play(shared, &device_id, &channel_id, transport).await?;
+            serde_json::to_value(answer).map_err(|e| PlayError::Internal(e.to_string()))
+        }
+        Call::Stop { stream_id, all } => {
+            let left = manager::stop(shared, &stream_id, all).await?;
+            Ok(
+                serde_json::json!({"stream_id": stream_id, "holders": left.as_ref().map_or(0, |s| s.holders), "ended": left.is_none_or(|s| s.holders == 0)}),
+            )
+        }
+    }
+}
+
+/// Runs `call` on `node`: here if it is this node, else through the Store.
+pub async fn call(shared: &Arc<Shared>, node: &NodeId, call: Call) -> Reply {
+    if *node == shared.node {
+        return handle(shared, call).await;
+    }
+    let live = shared.store.list_nodes(SIP_KIND).await.map_err(PlayError::from)?;
+    if !live.iter().any(|(id, _)| id == node.as_str()) {
+        return Err(PlayError::OwnerUnreachable(format!("{node} (not running; the device will register with another node)")));
+    }
+    let id = shared.rpc.next.fetch_add(1, Ordering::Relaxed) ^ (u64::from(rand::random::<u32>()) << 32);
+    let (tx, rx) = oneshot::channel();
+    shared.rpc.lock().insert(id, tx);
+    let cmd = NodeCommand::Call { id, from: shared.node.clone(), call };
+    let json = serde_json::to_string(&cmd).map_err(|e| PlayError::Internal(e.to_string()))?;
+    if let Err(e) = shared.store.publish(&node_channel(node), &json).await {
+        shared.rpc.lock().remove(&id);
+        return Err(e.into());
+    }
+    let wait = Duration::from_millis(shared.cfg.play.route_timeout_ms.max(1000));
+    match tokio::time::timeout(wait, rx).await {
+        Ok(Ok(reply)) => reply,
+        _ => {
+            shared.rpc.lock().remove(&id);
+            Err(PlayError::OwnerUnreachable(node.to_string()))
+        }
+    }
+}
+
+/// A call that arrived for this node: run it and publish the reply to the caller.
+pub fn serve(shared: Arc<Shared>, id: u64, from: NodeId, call: Call) {
+    tokio::spawn(async move {
+        let reply = handle(&shared, call).await;
+        let cmd = NodeCommand::Reply { id, reply };
+        match serde_json::to_string(&cmd) {
+            Ok(json) => {
+                if let Err(e) = shared.store.publish(&node_channel(&from), &json).await {
+                    tracing::warn!(to = %from, error = %e, "could not send a routed call's reply");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "unserialisable reply"),
+        }
+    });
+}
