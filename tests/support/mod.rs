@@ -300,6 +300,44 @@ impl MediaProc {
     }
 }
 
+/// A `gbcluster sim` child process (simulated cameras, configured by `GBC_SIM__*`), killed on drop.
+pub struct SimProc {
+    child: Child,
+    pub log: std::path::PathBuf,
+}
+
+impl SimProc {
+    /// `devices` cameras from `first_id`, registering to `server` over `transport` (udp|tcp).
+    pub fn start(server: SocketAddr, first_id: &str, devices: usize, transport: &str, env: &[(&str, &str)]) -> Self {
+        let log = std::env::temp_dir().join(format!("gbc-sim-{first_id}-{}.log", std::process::id()));
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_gbcluster"));
+        cmd.arg("sim")
+            .env("GBC_SIM__SERVER", server.to_string())
+            .env("GBC_SIM__FIRST_DEVICE_ID", first_id)
+            .env("GBC_SIM__DEVICES", devices.to_string())
+            .env("GBC_SIM__CHANNELS", "2")
+            .env("GBC_SIM__TRANSPORT", transport)
+            .env("RUST_LOG", "warn");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(std::fs::File::create(&log).expect("log file"));
+        let child = cmd.spawn().expect("spawn sim");
+        Self { child, log }
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for SimProc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
 impl Drop for MediaProc {
     fn drop(&mut self) {
         self.kill();
