@@ -236,3 +236,118 @@ async fn plays_spread_over_the_cluster_route_between_nodes_and_move_when_a_media
     assert_eq!(redis_hlen(&url, "{gbc}:ssrcs").await, 0, "every SSRC released");
     assert_eq!(load_sum(&url).await, 0, "every load unit released");
 }
+
+/// Collects play events (`gbc:events:play`) as (event, stream_id, reason).
+struct PlayEvents(tokio::sync::mpsc::Receiver<String>, Vec<(String, String, String)>);
+
+impl PlayEvents {
+    async fn subscribe(url: &str) -> Self {
+        let store = common::store::open(Some(url)).await.expect("store");
+        let rx = store.subscribe(sip_server::play::manager::PLAY_EVENTS).await.expect("subscribe");
+        std::mem::forget(store); // keep the subscription's connection for the test
+        Self(rx, Vec::new())
+    }
+
+    /// Waits for `stream`'s `closed` event and returns its reason.
+    async fn closed(&mut self, stream: &str, within: Duration) -> Option<String> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            if let Some(e) = self.1.iter().find(|e| e.0 == "closed" && e.1 == stream) {
+                return Some(e.2.clone());
+            }
+            let msg = tokio::time::timeout_at(deadline, self.0.recv()).await.ok()??;
+            let v: Value = serde_json::from_str(&msg).ok()?;
+            self.1.push((
+                v["event"].as_str().unwrap_or("").into(),
+                v["stream_id"].as_str().unwrap_or("").into(),
+                v["reason"].as_str().unwrap_or("").into(),
+            ));
+        }
+    }
+}
+
+async fn metric(sip: &SipProc, name: &str) -> u64 {
+    let text = reqwest::get(sip.api("/metrics")).await.expect("metrics").text().await.unwrap_or_default();
+    text.lines().find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok())).unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sessions_end_on_every_trigger_and_failures_say_what_failed() {
+    let redis = RedisServer::start().expect("redis-server must be installed");
+    let url = redis.url();
+    let sip = SipProc::start(
+        Some(&url),
+        &[
+            ("GBC_SIP__PLAY__NO_VIEWER_SECS", "5"),
+            ("GBC_SIP__PLAY__INVITE_TIMEOUT_MS", "1500"),
+            ("GBC_SIP__KEEPALIVE_INTERVAL_SECS", "1"),
+            ("GBC_SIP__KEEPALIVE_MISSES", "2"),
+        ],
+    );
+    let media = MediaProc::start(Some(&url), &media_env(&[("GBC_STREAM__NO_DATA_TIMEOUT_SECS", "2")]));
+    let ka = ("GBC_SIM__KEEPALIVE_SECS", "1");
+    const NORMAL: &str = "34020000001320000201";
+    const GONE: &str = "34020000001320000251";
+    const MUTE: &str = "34020000001320000301";
+    const BUSY: &str = "34020000001320000401";
+    const SILENT: &str = "34020000001320000501";
+    const HANGS_UP: &str = "34020000001320000601";
+    let _normal = SimProc::start(sip.sip_addr(), NORMAL, 1, "udp", &[ka]);
+    let mut gone = SimProc::start(sip.sip_addr(), GONE, 1, "tcp", &[ka]);
+    let _mute = SimProc::start(sip.sip_addr(), MUTE, 1, "udp", &[ka, ("GBC_SIM__STREAM_MEDIA", "false")]);
+    let _busy = SimProc::start(sip.sip_addr(), BUSY, 1, "udp", &[ka, ("GBC_SIM__INVITE_REFUSE", "486")]);
+    let _silent = SimProc::start(sip.sip_addr(), SILENT, 1, "udp", &[ka, ("GBC_SIM__INVITE_SILENT", "true")]);
+    let _hangs_up = SimProc::start(sip.sip_addr(), HANGS_UP, 1, "tcp", &[ka, ("GBC_SIM__BYE_AFTER_SECS", "1")]);
+    for d in [NORMAL, GONE, MUTE, BUSY, SILENT, HANGS_UP] {
+        wait_ready(&sip, d).await;
+    }
+    let mut events = PlayEvents::subscribe(&url).await;
+    tokio::time::sleep(Duration::from_millis(1200)).await; // the media node's heartbeat
+
+    // Errors name what failed, as JSON.
+    let (code, v) = play(&sip, "34020000001329999999", &channel(NORMAL, 0, 0), None).await;
+    assert_eq!(code, 404, "unknown device: {v}");
+    let (code, v) = play(&sip, NORMAL, "34020000001319999999", None).await;
+    assert_eq!(code, 404, "unknown channel: {v}");
+    assert!(v["message"].as_str().unwrap().contains("not in the catalog"), "{v}");
+    let (code, v) = play(&sip, NORMAL, &channel(NORMAL, 0, 0), Some("sctp")).await;
+    assert_eq!(code, 400, "{v}");
+    let (code, v) = play(&sip, BUSY, &channel(BUSY, 0, 0), None).await;
+    assert_eq!((code, v["sip_status"].as_u64()), (502, Some(486)), "camera refused: {v}");
+    let started = Instant::now();
+    let (code, v) = play(&sip, SILENT, &channel(SILENT, 0, 0), None).await;
+    assert_eq!((code, v["sip_status"].as_u64()), (502, Some(408)), "camera silent: {v}");
+    assert!(started.elapsed() >= Duration::from_millis(1500), "waited the INVITE timeout");
+    assert_eq!(metric(&sip, "gbc_sip_invite_timeouts_total").await, 1, "the silent INVITE was CANCELled");
+    assert!(node_streams(&media).await.is_empty(), "failed plays left no receiver");
+    assert_eq!(redis_hlen(&url, "{gbc}:ssrcs").await, 0, "failed plays left no SSRC");
+
+    // Each trigger ends its session, with its reason, and releases everything.
+    let normal = format!("{NORMAL}_{}", channel(NORMAL, 0, 0));
+    let (code, v) = play(&sip, NORMAL, &channel(NORMAL, 0, 0), None).await;
+    assert_eq!(code, 200, "{v}");
+    let normal_started = Instant::now();
+    assert_decodes(v["urls"]["http_flv"].as_str().unwrap()); // a viewer for ~2 s
+    let mute = format!("{MUTE}_{}", channel(MUTE, 0, 0));
+    assert_eq!(play(&sip, MUTE, &channel(MUTE, 0, 0), None).await.0, 200);
+    let hangs_up = format!("{HANGS_UP}_{}", channel(HANGS_UP, 0, 0));
+    assert_eq!(play(&sip, HANGS_UP, &channel(HANGS_UP, 0, 0), None).await.0, 200);
+    let gone_id = format!("{GONE}_{}", channel(GONE, 0, 0));
+    assert_eq!(play(&sip, GONE, &channel(GONE, 0, 0), None).await.0, 200);
+
+    assert_eq!(events.closed(&hangs_up, Duration::from_secs(10)).await.as_deref(), Some("camera_bye"));
+    assert_eq!(events.closed(&mute, Duration::from_secs(10)).await.as_deref(), Some("no_data"));
+    gone.kill(); // no unregister: it just stops keeping alive
+    assert_eq!(events.closed(&gone_id, Duration::from_secs(10)).await.as_deref(), Some("device_offline"));
+    let (code, v) = play(&sip, GONE, &channel(GONE, 0, 0), None).await;
+    assert_eq!(code, 409, "offline device: {v}");
+    assert_eq!(events.closed(&normal, Duration::from_secs(15)).await.as_deref(), Some("no_viewers"));
+    assert!(normal_started.elapsed() >= Duration::from_secs(5), "held while watched, closed 5 s after");
+
+    assert!(sessions(&sip).await.is_empty());
+    let ok = eventually(Duration::from_secs(5), || async { node_streams(&media).await.is_empty() }).await;
+    assert!(ok, "receivers left: {:?}", node_streams(&media).await);
+    assert_eq!(redis_hlen(&url, "{gbc}:ssrcs").await, 0, "every SSRC released");
+    assert_eq!(load_sum(&url).await, 0, "every load unit released");
+    assert_eq!(metric(&sip, "gbc_sip_byes_received_total").await, 1);
+}
