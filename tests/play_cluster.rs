@@ -115,9 +115,10 @@ fn media_env<'a>(extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
 async fn plays_spread_over_the_cluster_route_between_nodes_and_move_when_a_media_node_dies() {
     let redis = RedisServer::start().expect("redis-server must be installed");
     let url = redis.url();
-    let sip_env = [("GBC_SIP__PLAY__NO_VIEWER_SECS", "0"), ("GBC_SIP__KEEPALIVE_INTERVAL_SECS", "5")];
-    let sip_a = SipProc::start(Some(&url), &[("GBC_SIP__NODE_ID", "sip-a"), sip_env[0], sip_env[1]]);
-    let sip_b = SipProc::start(Some(&url), &[("GBC_SIP__NODE_ID", "sip-b"), sip_env[0], sip_env[1]]);
+    let sip_env =
+        [("GBC_SIP__PLAY__NO_VIEWER_SECS", "0"), ("GBC_SIP__KEEPALIVE_INTERVAL_SECS", "5"), ("GBC_SIP__PLAY__MEDIA_CHECK_MS", "300")];
+    let sip_a = SipProc::start(Some(&url), &[("GBC_SIP__NODE_ID", "sip-a"), sip_env[0], sip_env[1], sip_env[2]]);
+    let mut sip_b = SipProc::start(Some(&url), &[("GBC_SIP__NODE_ID", "sip-b"), sip_env[0], sip_env[1], sip_env[2]]);
 
     // Before any media node: a play has nowhere to go.
     let _cams_a = SimProc::start(sip_a.sip_addr(), CAM_A, 2, "udp", &[("GBC_SIM__KEEPALIVE_SECS", "5")]);
@@ -226,9 +227,24 @@ async fn plays_spread_over_the_cluster_route_between_nodes_and_move_when_a_media
         assert_decodes(s["urls"]["http_flv"].as_str().unwrap());
     }
 
+    // The sip-server driving CAM_B's sessions dies: after its record expires, another node
+    // closes them (BYE from the stored dialog; receivers, SSRCs and load units released).
+    let of_b: Vec<String> =
+        sessions(&sip_a).await.iter().filter(|s| s["sip_node"] == "sip-b").map(|s| s["stream_id"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(of_b.len(), 2, "CAM_B's two sessions are driven by sip-b, which holds its connection");
+    sip_b.kill();
+    let reaped = eventually(Duration::from_secs(25), || async {
+        let all = sessions(&sip_a).await;
+        !all.iter().any(|s| of_b.contains(&s["stream_id"].as_str().unwrap().to_owned()))
+    })
+    .await;
+    assert!(reaped, "orphaned sessions not closed; sip-a:\n{}", sip_a.log_text());
+    let ok = eventually(Duration::from_secs(5), || async { node_streams(&m2).await.iter().all(|id| !of_b.contains(id)) }).await;
+    assert!(ok, "their receivers closed");
+
     // Stop everything: nothing is left held anywhere.
-    for s in sessions(&sip_b).await {
-        let (code, v) = stop(&sip_b, s["stream_id"].as_str().unwrap(), true).await;
+    for s in sessions(&sip_a).await {
+        let (code, v) = stop(&sip_a, s["stream_id"].as_str().unwrap(), true).await;
         assert_eq!(code, 200, "{v}");
     }
     assert!(sessions(&sip_a).await.is_empty());

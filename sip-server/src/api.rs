@@ -213,6 +213,10 @@ async fn metrics_text(State(s): State<Arc<Shared>>) -> impl IntoResponse {
     if let Ok((_, online)) = s.store.list_devices(DeviceFilter { online: Some(true) }, 0, 0).await {
         metrics::DEVICES_ONLINE.set(online as i64);
     }
+    let (dialogs, _, _, locks, acks) = s.plays.held();
+    metrics::DIALOGS.set(dialogs as i64);
+    metrics::PLAY_LOCKS.set(locks as i64);
+    metrics::ACKS.set(acks as i64);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], metrics::render())
 }
 

@@ -76,8 +76,9 @@ impl InviteState {
     }
 }
 
-/// An established dialog, as the owning node keeps it to send BYE or match the camera's BYE.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// An established dialog, as the owning node keeps it to send BYE or match the camera's BYE
+/// (and as the session record keeps it, so another node can still hang up).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Dialog {
     pub call_id: String,
     pub local_tag: String,
@@ -274,7 +275,7 @@ async fn send_ack(shared: &Shared, route: &Route, d: &Dialog) -> Result<(), SipE
     let text = ack_bytes(shared, route, d);
     let msg = SipMessage::Request(parse_request(text.as_bytes())?);
     if route.proto == "UDP" {
-        shared.remember_ack(&d.call_id, text.into_bytes(), route.addr);
+        shared.plays.remember_ack(&d.call_id, text.into_bytes(), route.addr);
     }
     route.send_raw(msg).await
 }
@@ -282,7 +283,7 @@ async fn send_ack(shared: &Shared, route: &Route, d: &Dialog) -> Result<(), SipE
 /// Hangs up: BYE to the device (through its current route), waiting briefly for the answer.
 /// Returns the final status (481 means the camera had already forgotten the call).
 pub async fn bye(shared: &Shared, device: &Device, d: &mut Dialog) -> Result<u16, SipError> {
-    shared.forget_ack(&d.call_id);
+    shared.plays.forget_ack(&d.call_id);
     let route = Route::to(shared, device)?;
     d.cseq += 1;
     let h = head(

@@ -32,6 +32,9 @@ pub static PLAY_FAILURES: Counter = Counter::new("gbc_play_failures_total", "Pla
 pub static PLAY_RECOVERIES: Counter = Counter::new("gbc_play_recoveries_total", "Sessions moved to another media node after theirs died");
 pub static SESSIONS_CLOSED: Counter = Counter::new("gbc_play_closed_total", "Play sessions torn down");
 pub static SESSIONS: Gauge = Gauge::new("gbc_play_sessions", "Play sessions this node owns");
+pub static DIALOGS: Gauge = Gauge::new("gbc_play_dialogs", "Dialogs with cameras this node keeps in memory");
+pub static PLAY_LOCKS: Gauge = Gauge::new("gbc_play_op_locks", "Per-stream operation locks held in memory (0 when idle)");
+pub static ACKS: Gauge = Gauge::new("gbc_play_acks", "ACKs kept to answer retransmitted 200s (one per UDP dialog)");
 pub static INFLIGHT: Gauge = Gauge::new("gbc_sip_inflight", "SIP requests being handled now");
 pub static DEVICES: Gauge = Gauge::new("gbc_sip_devices", "Devices in the Store");
 pub static DEVICES_ONLINE: Gauge = Gauge::new("gbc_sip_devices_online", "Online devices in the Store");
@@ -66,6 +69,6 @@ pub fn render() -> String {
             &PLAY_RECOVERIES,
             &SESSIONS_CLOSED,
         ],
-        &[&INFLIGHT, &DEVICES, &DEVICES_ONLINE, &SESSIONS],
+        &[&INFLIGHT, &DEVICES, &DEVICES_ONLINE, &SESSIONS, &DIALOGS, &PLAY_LOCKS, &ACKS],
     )
 }

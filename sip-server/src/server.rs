@@ -58,8 +58,6 @@ pub struct Shared {
     pub plays: crate::play::Plays,
     /// Calls routed to other nodes, waiting for replies.
     pub rpc: crate::rpc::Pending,
-    /// UDP dialogs: Call-ID → (our ACK, where it went), to answer a retransmitted 200.
-    acks: Mutex<HashMap<String, (Vec<u8>, SocketAddr)>>,
 }
 
 impl Shared {
@@ -84,14 +82,6 @@ impl Shared {
         rsipstack::sip::Header::Other("Retry-After".into(), "5".into())
     }
 
-    pub fn remember_ack(&self, call_id: &str, ack: Vec<u8>, to: SocketAddr) {
-        self.acks.lock().unwrap_or_else(|e| e.into_inner()).insert(call_id.to_owned(), (ack, to));
-    }
-
-    pub fn forget_ack(&self, call_id: &str) {
-        self.acks.lock().unwrap_or_else(|e| e.into_inner()).remove(call_id);
-    }
-
     /// A 200 to an INVITE of ours arrived again (our ACK was lost): send the ACK again.
     /// True if the response was such a retransmission.
     async fn reack(&self, resp: &rsipstack::sip::Response) -> bool {
@@ -101,7 +91,7 @@ impl Shared {
         }
         let is_invite = resp.cseq_header().ok().and_then(|c| c.method().ok()) == Some(Method::Invite);
         let Some(call_id) = resp.call_id_header().ok().map(|c| c.value().to_owned()).filter(|_| is_invite) else { return false };
-        let ack = self.acks.lock().unwrap_or_else(|e| e.into_inner()).get(&call_id).cloned();
+        let ack = self.plays.ack_of(&call_id);
         match ack {
             Some((bytes, to)) => {
                 let _ = self.udp_socket.send_to(&bytes, to).await;
@@ -294,7 +284,6 @@ pub async fn start(
         registering: Mutex::new(std::collections::HashSet::new()),
         plays: crate::play::Plays::default(),
         rpc: crate::rpc::Pending::default(),
-        acks: Mutex::new(HashMap::new()),
     });
 
     tokio::spawn(udp_loop(shared.clone(), shutdown.clone()));

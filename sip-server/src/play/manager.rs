@@ -36,6 +36,8 @@ pub struct Plays {
     mine: Mutex<HashMap<String, String>>,
     /// One operation at a time per stream id on this node.
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// UDP dialogs: Call-ID → (our ACK, where it went), to answer a retransmitted 200.
+    acks: Mutex<HashMap<String, (Vec<u8>, SocketAddr)>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -109,8 +111,26 @@ impl Plays {
         let d = lock(&self.dialogs).remove(stream_id);
         if let Some(d) = &d {
             lock(&self.by_call).remove(&d.call_id);
+            lock(&self.acks).remove(&d.call_id);
         }
         d
+    }
+
+    pub fn remember_ack(&self, call_id: &str, ack: Vec<u8>, to: SocketAddr) {
+        lock(&self.acks).insert(call_id.to_owned(), (ack, to));
+    }
+
+    pub fn ack_of(&self, call_id: &str) -> Option<(Vec<u8>, SocketAddr)> {
+        lock(&self.acks).get(call_id).cloned()
+    }
+
+    pub fn forget_ack(&self, call_id: &str) {
+        lock(&self.acks).remove(call_id);
+    }
+
+    /// What this node holds in memory, for leak checks: (dialogs, call ids, sessions, locks, acks).
+    pub fn held(&self) -> (usize, usize, usize, usize, usize) {
+        (lock(&self.dialogs).len(), lock(&self.by_call).len(), lock(&self.mine).len(), lock(&self.locks).len(), lock(&self.acks).len())
     }
 
     fn forget(&self, stream_id: &str) -> Option<Dialog> {
@@ -225,6 +245,7 @@ async fn play_locked(
         media_api: String::new(),
         rtp_addr: String::new(),
         call_id: None,
+        dialog: None,
         holders: 1,
         urls: Default::default(),
         created_ms: common::sip::now_ms(),
@@ -343,6 +364,7 @@ async fn establish(shared: &Arc<Shared>, dev: &Device, s: &mut Session, exclude:
     s.media_api = node.api_url.clone();
     s.rtp_addr = format!("{ip}:{port}");
     s.call_id = Some(dialog.call_id.clone());
+    s.dialog = Some(dialog.clone());
     s.urls = media::urls(&node, &s.stream_id);
     shared.plays.keep(&s.stream_id, &node.id, dialog);
     Ok(())
@@ -365,6 +387,8 @@ pub enum EndReason {
     RecoveryFailed,
     /// This node restarted and lost the dialog.
     Restarted,
+    /// The node driving it died; another node cleaned it up.
+    OwnerGone,
 }
 
 impl EndReason {
@@ -377,12 +401,13 @@ impl EndReason {
             EndReason::DeviceOffline => "device_offline",
             EndReason::RecoveryFailed => "recovery_failed",
             EndReason::Restarted => "restarted",
+            EndReason::OwnerGone => "owner_gone",
         }
     }
 
     /// Whether the camera still has a dialog to hang up.
     fn send_bye(self) -> bool {
-        !matches!(self, EndReason::CameraBye | EndReason::DeviceOffline | EndReason::Restarted)
+        !matches!(self, EndReason::CameraBye | EndReason::DeviceOffline)
     }
 }
 
@@ -424,7 +449,8 @@ async fn teardown_locked(shared: &Arc<Shared>, id: &str, reason: EndReason) -> O
             return None;
         }
     };
-    let dialog = shared.plays.forget(id);
+    // The dialog from memory, else (another node's session, or an earlier run's) from the record.
+    let dialog = shared.plays.forget(id).or(s.dialog.clone());
     if let (Some(mut d), true) = (dialog, reason.send_bye()) {
         match store.get_device(&s.device_id).await {
             Ok(Some(dev)) => {
@@ -500,7 +526,7 @@ async fn recover_once(shared: &Arc<Shared>, id: &str, dead: &str, noticed: Insta
     if s.state != SessionState::Recovering {
         s.state = SessionState::Recovering;
         store.table_put(session::TABLE, id, &s.to_json()).await?;
-        if let Some(mut d) = shared.plays.drop_dialog(id) {
+        if let Some(mut d) = shared.plays.drop_dialog(id).or(s.dialog.take()) {
             let _ = dialog::bye(shared, &dev, &mut d).await;
         }
     }

@@ -47,6 +47,9 @@ pub struct Session {
     pub rtp_addr: String,
     #[serde(default)]
     pub call_id: Option<String>,
+    /// The dialog, so any node can hang up if the owner is gone.
+    #[serde(default)]
+    pub dialog: Option<crate::dialog::Dialog>,
     /// API plays holding it (each `DELETE` releases one).
     pub holders: u32,
     #[serde(default)]

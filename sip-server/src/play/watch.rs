@@ -97,7 +97,8 @@ pub async fn spawn(shared: Arc<Shared>, shutdown: CancellationToken) -> Result<(
         });
     }
     tokio::spawn(liveness(shared.clone(), shutdown));
-    adopt_leftovers(&shared).await;
+    let leftovers = shared.clone();
+    tokio::spawn(async move { close_leftovers(&leftovers).await });
     Ok(())
 }
 
@@ -106,6 +107,8 @@ async fn liveness(shared: Arc<Shared>, shutdown: CancellationToken) {
     let mut tick = tokio::time::interval(Duration::from_millis(shared.cfg.play.media_check_ms.max(100)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut moving: HashSet<String> = HashSet::new();
+    let mut orphans_seen: HashSet<String> = HashSet::new();
+    let mut ticks = 0u64;
     let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel::<String>();
     loop {
         tokio::select! {
@@ -114,6 +117,10 @@ async fn liveness(shared: Arc<Shared>, shutdown: CancellationToken) {
         }
         while let Ok(id) = done_rx.try_recv() {
             moving.remove(&id);
+        }
+        ticks += 1;
+        if ticks.is_multiple_of(5) {
+            reap_orphans(&shared, &mut orphans_seen).await;
         }
         let mine = shared.plays.mine();
         if mine.is_empty() {
@@ -147,9 +154,27 @@ async fn liveness(shared: Arc<Shared>, shutdown: CancellationToken) {
     }
 }
 
-/// Sessions recorded as driven by this node id from an earlier run: their dialogs died with
-/// that process, so they are closed (receiver, SSRC, load released).
-async fn adopt_leftovers(shared: &Arc<Shared>) {
+/// Sessions driven by a sip-server node that is gone (its record expired): seen so on two
+/// checks in a row, they are closed by whichever node takes the record first — BYE from the
+/// stored dialog, receiver, SSRC and load released — rather than held forever.
+async fn reap_orphans(shared: &Arc<Shared>, seen: &mut HashSet<String>) {
+    let Ok(live) = shared.store.list_nodes(crate::rpc::SIP_KIND).await else { return };
+    let live: HashSet<String> = live.into_iter().map(|(id, _)| id).collect();
+    let Ok(all) = session::list(shared.store.as_ref()).await else { return };
+    let orphans: HashSet<String> =
+        all.into_iter().filter(|s| s.sip_node != shared.node && !live.contains(s.sip_node.as_str())).map(|s| s.stream_id).collect();
+    for id in orphans.iter().filter(|id| seen.contains(*id)) {
+        tracing::warn!(stream = %id, "the sip-server driving this session is gone: closing it");
+        let (shared, id) = (shared.clone(), id.clone());
+        tokio::spawn(async move { manager::teardown(&shared, &id, EndReason::OwnerGone).await });
+    }
+    *seen = orphans;
+}
+
+/// Sessions recorded as driven by this node id from an earlier run: the process that held
+/// their dialogs is gone, so they are closed (BYE from the stored dialog; receiver, SSRC, load
+/// released).
+async fn close_leftovers(shared: &Arc<Shared>) {
     let Ok(all) = session::list(shared.store.as_ref()).await else { return };
     for s in all.into_iter().filter(|s| s.sip_node == shared.node) {
         tracing::info!(stream = %s.stream_id, "session left over from an earlier run of this node: closing it");
