@@ -294,13 +294,15 @@ async fn sessions_end_on_every_trigger_and_failures_say_what_failed() {
     let sip = SipProc::start(
         Some(&url),
         &[
-            ("GBC_SIP__PLAY__NO_VIEWER_SECS", "5"),
+            ("GBC_SIP__PLAY__NO_VIEWER_SECS", "9"),
             ("GBC_SIP__PLAY__INVITE_TIMEOUT_MS", "1500"),
             ("GBC_SIP__KEEPALIVE_INTERVAL_SECS", "1"),
             ("GBC_SIP__KEEPALIVE_MISSES", "2"),
         ],
     );
-    let media = MediaProc::start(Some(&url), &media_env(&[("GBC_STREAM__NO_DATA_TIMEOUT_SECS", "2")]));
+    // Timeouts chosen so each trigger fires alone: offline after 2 missed keepalives of 1 s
+    // (≤ 2.5 s), no data after 5 s, no viewers after 9 s.
+    let media = MediaProc::start(Some(&url), &media_env(&[("GBC_STREAM__NO_DATA_TIMEOUT_SECS", "5")]));
     let ka = ("GBC_SIM__KEEPALIVE_SECS", "1");
     const NORMAL: &str = "34020000001320000201";
     const GONE: &str = "34020000001320000251";
@@ -339,26 +341,28 @@ async fn sessions_end_on_every_trigger_and_failures_say_what_failed() {
     assert_eq!(redis_hlen(&url, "{gbc}:ssrcs").await, 0, "failed plays left no SSRC");
 
     // Each trigger ends its session, with its reason, and releases everything.
+    let gone_id = format!("{GONE}_{}", channel(GONE, 0, 0));
+    // UDP media: a killed camera's TCP media connection would close at once (ending the
+    // session for `no_data`, reason peer_closed) before it is seen offline.
+    assert_eq!(play(&sip, GONE, &channel(GONE, 0, 0), Some("udp")).await.0, 200);
+    gone.kill(); // no unregister: it just stops keeping alive
     let normal = format!("{NORMAL}_{}", channel(NORMAL, 0, 0));
     let (code, v) = play(&sip, NORMAL, &channel(NORMAL, 0, 0), None).await;
     assert_eq!(code, 200, "{v}");
     let normal_started = Instant::now();
-    assert_decodes(v["urls"]["http_flv"].as_str().unwrap()); // a viewer for ~2 s
     let mute = format!("{MUTE}_{}", channel(MUTE, 0, 0));
     assert_eq!(play(&sip, MUTE, &channel(MUTE, 0, 0), None).await.0, 200);
     let hangs_up = format!("{HANGS_UP}_{}", channel(HANGS_UP, 0, 0));
     assert_eq!(play(&sip, HANGS_UP, &channel(HANGS_UP, 0, 0), None).await.0, 200);
-    let gone_id = format!("{GONE}_{}", channel(GONE, 0, 0));
-    assert_eq!(play(&sip, GONE, &channel(GONE, 0, 0), None).await.0, 200);
+    assert_decodes(v["urls"]["http_flv"].as_str().unwrap()); // a viewer for ~2 s
 
     assert_eq!(events.closed(&hangs_up, Duration::from_secs(10)).await.as_deref(), Some("camera_bye"));
-    assert_eq!(events.closed(&mute, Duration::from_secs(10)).await.as_deref(), Some("no_data"));
-    gone.kill(); // no unregister: it just stops keeping alive
     assert_eq!(events.closed(&gone_id, Duration::from_secs(10)).await.as_deref(), Some("device_offline"));
     let (code, v) = play(&sip, GONE, &channel(GONE, 0, 0), None).await;
     assert_eq!(code, 409, "offline device: {v}");
-    assert_eq!(events.closed(&normal, Duration::from_secs(15)).await.as_deref(), Some("no_viewers"));
-    assert!(normal_started.elapsed() >= Duration::from_secs(5), "held while watched, closed 5 s after");
+    assert_eq!(events.closed(&mute, Duration::from_secs(10)).await.as_deref(), Some("no_data"));
+    assert_eq!(events.closed(&normal, Duration::from_secs(20)).await.as_deref(), Some("no_viewers"));
+    assert!(normal_started.elapsed() >= Duration::from_secs(9), "held while watched, closed 9 s after");
 
     assert!(sessions(&sip).await.is_empty());
     let ok = eventually(Duration::from_secs(5), || async { node_streams(&media).await.is_empty() }).await;
