@@ -310,13 +310,15 @@ async fn sessions_end_on_every_trigger_and_failures_say_what_failed() {
     const BUSY: &str = "34020000001320000401";
     const SILENT: &str = "34020000001320000501";
     const HANGS_UP: &str = "34020000001320000601";
+    const OWN_SSRC: &str = "34020000001320000901";
     let _normal = SimProc::start(sip.sip_addr(), NORMAL, 1, "udp", &[ka]);
     let mut gone = SimProc::start(sip.sip_addr(), GONE, 1, "tcp", &[ka]);
     let _mute = SimProc::start(sip.sip_addr(), MUTE, 1, "udp", &[ka, ("GBC_SIM__STREAM_MEDIA", "false")]);
     let _busy = SimProc::start(sip.sip_addr(), BUSY, 1, "udp", &[ka, ("GBC_SIM__INVITE_REFUSE", "486")]);
     let _silent = SimProc::start(sip.sip_addr(), SILENT, 1, "udp", &[ka, ("GBC_SIM__INVITE_SILENT", "true")]);
     let _hangs_up = SimProc::start(sip.sip_addr(), HANGS_UP, 1, "tcp", &[ka, ("GBC_SIM__BYE_AFTER_SECS", "1")]);
-    for d in [NORMAL, GONE, MUTE, BUSY, SILENT, HANGS_UP] {
+    let _own = SimProc::start(sip.sip_addr(), OWN_SSRC, 1, "udp", &[ka, ("GBC_SIM__ANSWER_SSRC", "1234567890")]);
+    for d in [NORMAL, GONE, MUTE, BUSY, SILENT, HANGS_UP, OWN_SSRC] {
         wait_ready(&sip, d).await;
     }
     let mut events = PlayEvents::subscribe(&url).await;
@@ -340,6 +342,15 @@ async fn sessions_end_on_every_trigger_and_failures_say_what_failed() {
     assert!(node_streams(&media).await.is_empty(), "failed plays left no receiver");
     assert_eq!(redis_hlen(&url, "{gbc}:ssrcs").await, 0, "failed plays left no SSRC");
 
+    // A camera that answers (and streams) with an SSRC of its own still shows video, over UDP
+    // and TCP.
+    for (j, t) in ["udp", "tcp-passive"].iter().enumerate() {
+        let (code, v) = play(&sip, OWN_SSRC, &channel(OWN_SSRC, 0, j), Some(t)).await;
+        assert_eq!(code, 200, "{v}");
+        assert_decodes(v["urls"]["http_flv"].as_str().unwrap());
+        assert_eq!(stop(&sip, v["stream_id"].as_str().unwrap(), true).await.0, 200);
+    }
+
     // Each trigger ends its session, with its reason, and releases everything.
     let gone_id = format!("{GONE}_{}", channel(GONE, 0, 0));
     // UDP media: a killed camera's TCP media connection would close at once (ending the
@@ -347,8 +358,16 @@ async fn sessions_end_on_every_trigger_and_failures_say_what_failed() {
     assert_eq!(play(&sip, GONE, &channel(GONE, 0, 0), Some("udp")).await.0, 200);
     gone.kill(); // no unregister: it just stops keeping alive
     let normal = format!("{NORMAL}_{}", channel(NORMAL, 0, 0));
+    // A device's own transport setting applies when a play names none.
+    let r = reqwest::Client::new()
+        .put(sip.api(&format!("/api/v1/devices/{NORMAL}/play-transport")))
+        .json(&serde_json::json!({"transport": "tcp-passive"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
     let (code, v) = play(&sip, NORMAL, &channel(NORMAL, 0, 0), None).await;
-    assert_eq!(code, 200, "{v}");
+    assert_eq!((code, v["transport"].as_str()), (200, Some("tcp-passive")), "{v}");
     let normal_started = Instant::now();
     let mute = format!("{MUTE}_{}", channel(MUTE, 0, 0));
     assert_eq!(play(&sip, MUTE, &channel(MUTE, 0, 0), None).await.0, 200);

@@ -127,6 +127,15 @@ impl TcpFramer {
         }
     }
 
+    /// The camera turned out to send another SSRC (it said so in its SDP answer): accept that one.
+    pub fn set_expected_ssrc(&mut self, ssrc: Option<u32>) {
+        self.expected_ssrc = ssrc;
+    }
+
+    pub fn expected_ssrc(&self) -> Option<u32> {
+        self.expected_ssrc
+    }
+
     pub fn state(&self) -> Framing {
         self.state
     }

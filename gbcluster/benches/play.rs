@@ -10,7 +10,6 @@
 //! Prints JSON.
 
 #[path = "../../tests/support/mod.rs"]
-#[allow(dead_code)]
 mod support;
 
 use std::sync::atomic::{AtomicU64, Ordering};

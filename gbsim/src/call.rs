@@ -133,7 +133,7 @@ impl Calls {
                 return;
             }
         };
-        let ssrc = offer.ssrc.as_deref().and_then(|y| y.parse::<u32>().ok()).unwrap_or_else(rand::random);
+        let ssrc = self.cfg.answer_ssrc.or_else(|| offer.ssrc.as_deref().and_then(|y| y.parse::<u32>().ok())).unwrap_or_else(rand::random);
         // The offer says what the media node does; we do the other half.
         let (transport, answer_transport, listener) = match offer.transport {
             MediaTransport::Udp => (SendTransport::Udp, MediaTransport::Udp, None),
@@ -164,7 +164,7 @@ impl Calls {
             transport: answer_transport,
             rtpmap: vec![(96, "PS".into())],
             direction: Some("sendonly".into()),
-            ssrc: offer.ssrc.clone(),
+            ssrc: Some(if self.cfg.answer_ssrc.is_some() { format!("{ssrc:010}") } else { offer.ssrc.clone().unwrap_or_default() }),
             f: None,
             download_speed: None,
         };

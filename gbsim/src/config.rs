@@ -53,6 +53,8 @@ pub struct SimConfig {
     pub stream_media: bool,
     /// Hang up (BYE) this long after each call starts; 0: never.
     pub bye_after_secs: u64,
+    /// Answer (and stream) with this SSRC instead of the offered one, as some cameras do.
+    pub answer_ssrc: Option<u32>,
 }
 
 impl Default for SimConfig {
@@ -82,6 +84,7 @@ impl Default for SimConfig {
             invite_silent: false,
             stream_media: true,
             bye_after_secs: 0,
+            answer_ssrc: None,
         }
     }
 }

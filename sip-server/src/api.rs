@@ -98,6 +98,7 @@ async fn delete_device(State(s): State<Arc<Shared>>, Path(id): Path<String>) -> 
         return Err(ApiError::new(StatusCode::NOT_FOUND, format!("device {id} not found")));
     }
     s.forget(&id);
+    let _ = s.store.table_take(crate::play::manager::PREFS, id.as_str()).await;
     if let Some(d) = dev.filter(|d| d.node != s.node) {
         if let Ok(json) = serde_json::to_string(&NodeCommand::Forget { device_id: id.clone() }) {
             let _ = s.store.publish(&node_channel(&d.node), &json).await;
@@ -206,6 +207,47 @@ async fn get_stream(State(s): State<Arc<Shared>>, Path(stream): Path<String>) ->
     Ok(Json(sess))
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TransportPref {
+    /// `udp`, `tcp-passive`, `tcp-active`, or null to fall back to `play.default_transport`.
+    transport: Option<String>,
+}
+
+/// `PUT /devices/{id}/play-transport`: the media transport plays of this device use when they
+/// name none (a camera behind a NAT that eats UDP, say).
+async fn set_play_transport(
+    State(s): State<Arc<Shared>>,
+    Path(id): Path<String>,
+    body: Result<Json<TransportPref>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult<impl IntoResponse> {
+    let id = device_id(&id)?;
+    let Json(body) = body.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.body_text()))?;
+    if s.store.get_device(&id).await?.is_none() {
+        return Err(ApiError::new(StatusCode::NOT_FOUND, format!("device {id} not found")));
+    }
+    let prefs = crate::play::manager::PREFS;
+    match body.transport {
+        None => {
+            s.store.table_take(prefs, id.as_str()).await?;
+        }
+        Some(t) => {
+            let t = PlayTransport::parse(&t).ok_or_else(|| {
+                ApiError::new(StatusCode::BAD_REQUEST, format!("transport must be udp, tcp-passive or tcp-active, not {t:?}"))
+            })?;
+            s.store.table_put(prefs, id.as_str(), &json!({"transport": t}).to_string()).await?;
+        }
+    }
+    let t = crate::play::manager::device_transport(&s, &id).await?;
+    Ok(Json(json!({"device_id": id, "transport": t})))
+}
+
+async fn get_play_transport(State(s): State<Arc<Shared>>, Path(id): Path<String>) -> ApiResult<impl IntoResponse> {
+    let id = device_id(&id)?;
+    let t = crate::play::manager::device_transport(&s, &id).await?;
+    Ok(Json(json!({"device_id": id, "transport": t})))
+}
+
 async fn metrics_text(State(s): State<Arc<Shared>>) -> impl IntoResponse {
     if let Ok((_, total)) = s.store.list_devices(DeviceFilter::default(), 0, 0).await {
         metrics::DEVICES.set(total as i64);
@@ -228,6 +270,7 @@ pub fn router(shared: Arc<Shared>, token: &str) -> Router {
         .route("/api/v1/devices/{id}/{query}", post(requery))
         .route("/api/v1/devices/{id}/password", put(set_password))
         .route("/api/v1/devices/{id}/channels/{ch}/play", post(play).delete(stop_channel))
+        .route("/api/v1/devices/{id}/play-transport", put(set_play_transport).get(get_play_transport))
         .route("/api/v1/streams", get(list_streams))
         .route("/api/v1/streams/{id}", get(get_stream).delete(delete_stream))
         .with_state(shared.clone());

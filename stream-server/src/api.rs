@@ -101,6 +101,36 @@ async fn connect(
     }
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AnswerBody {
+    /// The SSRC the camera's SDP answer named, if not the one offered.
+    ssrc: Option<u32>,
+    /// TCP active: the camera's address from the answer.
+    peer: Option<String>,
+}
+
+/// `POST /receivers/{id}/answer`: what the camera's SDP answer says — its own SSRC (accepted from
+/// now on, with ours) and, for TCP active, its address.
+async fn answer(
+    State(node): State<Arc<Node>>,
+    Path(id): Path<String>,
+    body: Result<Json<AnswerBody>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult<impl IntoResponse> {
+    let b = json_body(body)?;
+    let peer = parse_peer(b.peer.as_deref())?;
+    let entry = node.get(&id).ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no receiver {id}")))?;
+    if let Some(s) = b.ssrc {
+        entry.answered_ssrc.store(u64::from(s), std::sync::atomic::Ordering::Relaxed);
+    }
+    if let Some(p) = peer {
+        if !node.connect(&id, p) {
+            return Err(ApiError::new(StatusCode::BAD_REQUEST, format!("{id} is not a tcp-active receiver; peer is for those")));
+        }
+    }
+    Ok(Json(json!({"stream_id": id, "ssrc": entry.answered_ssrc(), "peer": peer.map(|p| p.to_string())})))
+}
+
 async fn close(State(node): State<Arc<Node>>, Path(id): Path<String>) -> ApiResult<impl IntoResponse> {
     if node.close(&id) {
         Ok(Json(json!({"stream_id": id, "closed": true})))
@@ -209,6 +239,7 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/api/v1/receivers", post(open))
         .route("/api/v1/receivers/{id}", axum::routing::delete(close))
         .route("/api/v1/receivers/{id}/connect", post(connect))
+        .route("/api/v1/receivers/{id}/answer", post(answer))
         .route("/api/v1/streams", get(list))
         .route("/api/v1/streams/{id}", get(get_stream).delete(close))
         .route("/api/v1/node", get(node_info))

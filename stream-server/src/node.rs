@@ -237,6 +237,7 @@ impl Node {
             pushing: AtomicBool::new(false),
             no_viewer_secs: std::sync::atomic::AtomicU64::new(0),
             push_holds_open: AtomicBool::new(false),
+            answered_ssrc: std::sync::atomic::AtomicU64::new(crate::stream::NO_SSRC),
         });
         {
             let mut g = self.lock();

@@ -140,6 +140,11 @@ impl Pipeline {
         self.ssrc
     }
 
+    /// Accept another SSRC from now on (the camera answered with its own).
+    pub fn set_ssrc(&mut self, ssrc: u32) {
+        self.ssrc = Some(ssrc);
+    }
+
     pub fn video(&self) -> Option<&VideoConfig> {
         self.video.as_ref()
     }

@@ -104,6 +104,9 @@ async fn read_tcp(w: &mut Worker, mut conn: TcpStream, peer: SocketAddr, on_star
             r = conn.read(&mut buf) => match r {
                 Ok(0) | Err(_) => return CloseReason::PeerClosed,
                 Ok(n) => {
+                    if let Some(theirs) = w.entry.answered_ssrc().filter(|s| framer.expected_ssrc() != Some(*s)) {
+                        framer.set_expected_ssrc(Some(theirs));
+                    }
                     framer.push(&buf[..n]);
                     let now = Instant::now();
                     while let Some(pkt) = framer.next_packet() {

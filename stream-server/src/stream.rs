@@ -103,6 +103,18 @@ pub struct StreamEntry {
     pub no_viewer_secs: std::sync::atomic::AtomicU64,
     /// A connected RTMP push counts as a viewer (the stream is wanted by the push target).
     pub push_holds_open: AtomicBool,
+    /// The SSRC the camera's SDP answer named, when not the one we offered (`NO_SSRC` if none):
+    /// some cameras stream with their own. Packets with it are then accepted too.
+    pub answered_ssrc: std::sync::atomic::AtomicU64,
+}
+
+/// `StreamEntry::answered_ssrc` when the camera kept ours.
+pub const NO_SSRC: u64 = u64::MAX;
+
+impl StreamEntry {
+    pub fn answered_ssrc(&self) -> Option<u32> {
+        u32::try_from(self.answered_ssrc.load(Ordering::Relaxed)).ok()
+    }
 }
 
 impl StreamEntry {
@@ -183,6 +195,12 @@ impl Worker {
             Ok(()) => {
                 self.source.get_or_insert(from);
                 self.last_data = now;
+            }
+            // Off the hot path: only a refused packet looks at what the camera answered.
+            Err(Refused::WrongSsrc(ssrc)) if self.entry.answered_ssrc() == Some(ssrc) => {
+                tracing::info!(stream = %self.entry.id, ssrc, "camera streams with the SSRC of its SDP answer, not ours: following it");
+                self.pipeline.set_ssrc(ssrc);
+                self.on_packet(data, from, now);
             }
             Err(Refused::WrongSsrc(ssrc)) => {
                 if !self.warned_ssrc {

@@ -142,8 +142,25 @@ impl Plays {
     }
 }
 
-fn transport_for(shared: &Shared, dev: &Device, asked: Option<PlayTransport>) -> PlayTransport {
-    asked.unwrap_or(match shared.cfg.play.default_transport {
+/// Store table of per-device play preferences (device id → `{"transport": …}`).
+pub const PREFS: &str = "play_prefs";
+
+/// The device's own media transport, if one was set (`PUT /devices/{id}/play-transport`).
+pub async fn device_transport(shared: &Shared, dev: &DeviceId) -> Result<Option<PlayTransport>, PlayError> {
+    let Some(raw) = shared.store.table_get(PREFS, dev.as_str()).await? else { return Ok(None) };
+    let v: serde_json::Value = serde_json::from_str(&raw).unwrap_or_default();
+    Ok(v["transport"].as_str().and_then(PlayTransport::parse))
+}
+
+/// The play's transport: as asked, else the device's own setting, else `play.default_transport`.
+async fn transport_for(shared: &Shared, dev: &Device, asked: Option<PlayTransport>) -> Result<PlayTransport, PlayError> {
+    if let Some(t) = asked {
+        return Ok(t);
+    }
+    if let Some(t) = device_transport(shared, &dev.id).await? {
+        return Ok(t);
+    }
+    Ok(match shared.cfg.play.default_transport {
         TransportDefault::Auto if dev.transport == SipTransport::Tcp => PlayTransport::TcpPassive,
         TransportDefault::Auto | TransportDefault::Udp => PlayTransport::Udp,
         TransportDefault::TcpPassive => PlayTransport::TcpPassive,
@@ -229,7 +246,7 @@ async fn play_locked(
         return Err(PlayError::Internal(format!("session {id} is being set up by node {}; try again", s.sip_node)));
     }
 
-    let transport = transport_for(shared, dev, asked);
+    let transport = transport_for(shared, dev, asked).await?;
     let prefix = common::ids::gb_ssrc_prefix(&shared.domain, false)
         .ok_or_else(|| PlayError::Internal(format!("domain {:?} gives no GB SSRC prefix", shared.domain)))?;
     let ssrc = store.allocate_ssrc(&prefix, id).await?.ok_or_else(|| PlayError::Internal(format!("all SSRCs under {prefix} are taken")))?;
@@ -342,19 +359,33 @@ async fn establish(shared: &Arc<Shared>, dev: &Device, s: &mut Session, exclude:
             return Err(undo(PlayError::BadAnswer(e.to_string())).await);
         }
     };
-    if let Some(theirs) = answer.ssrc.as_deref().filter(|y| y.trim_start_matches('0') != s.ssrc.trim_start_matches('0')) {
-        // Some cameras answer with an SSRC of their own; ours is what the receiver accepts.
-        tracing::warn!(stream = %s.stream_id, ours = %s.ssrc, theirs, "camera answered a different SSRC");
+    // Some cameras stream with an SSRC of their own and say so in the answer: the receiver is
+    // told to accept it.
+    let theirs: Option<u32> = answer.ssrc.as_deref().and_then(|y| y.trim().parse().ok()).filter(|y| *y != ssrc_num);
+    if let Some(t) = theirs {
+        tracing::info!(stream = %s.stream_id, ours = %s.ssrc, theirs = t, "camera answered its own SSRC");
     }
-    if s.transport == PlayTransport::TcpActive {
-        let ip =
-            if answer.ip == "0.0.0.0" { dev.source_addr.rsplit_once(':').map_or("", |(h, _)| h).to_owned() } else { answer.ip.clone() };
-        let peer: Result<SocketAddr, _> = format!("{ip}:{}", answer.media_port).parse();
-        let connected = match peer {
-            Ok(p) => api.connect(&s.stream_id, p).await,
-            Err(_) => Err(PlayError::BadAnswer(format!("no usable camera address in the answer ({}:{})", answer.ip, answer.media_port))),
-        };
-        if let Err(e) = connected {
+    let peer = match s.transport {
+        PlayTransport::TcpActive => {
+            let ip =
+                if answer.ip == "0.0.0.0" { dev.source_addr.rsplit_once(':').map_or("", |(h, _)| h).to_owned() } else { answer.ip.clone() };
+            match format!("{ip}:{}", answer.media_port).parse::<SocketAddr>() {
+                Ok(p) if answer.media_port != 0 => Some(p),
+                _ => {
+                    let mut d = dialog;
+                    let _ = dialog::bye(shared, dev, &mut d).await;
+                    return Err(undo(PlayError::BadAnswer(format!(
+                        "no usable camera address in the answer ({}:{})",
+                        answer.ip, answer.media_port
+                    )))
+                    .await);
+                }
+            }
+        }
+        _ => None,
+    };
+    if theirs.is_some() || peer.is_some() {
+        if let Err(e) = api.answer(&s.stream_id, theirs, peer).await {
             let mut d = dialog;
             let _ = dialog::bye(shared, dev, &mut d).await;
             return Err(undo(e).await);

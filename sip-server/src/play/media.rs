@@ -97,14 +97,15 @@ impl MediaApi<'_> {
         Ok((ip.to_owned(), port))
     }
 
-    /// TCP active: tells the receiver where the camera listens.
-    pub async fn connect(&self, stream_id: &str, peer: SocketAddr) -> Result<(), PlayError> {
-        let body = json!({ "peer": peer.to_string() }).to_string();
-        let r = self.call("POST", &format!("/api/v1/receivers/{stream_id}/connect"), Some(&body)).await?;
+    /// Passes on what the camera's SDP answer says: its own SSRC (when not ours) and, for TCP
+    /// active, where it listens.
+    pub async fn answer(&self, stream_id: &str, ssrc: Option<u32>, peer: Option<SocketAddr>) -> Result<(), PlayError> {
+        let body = json!({ "ssrc": ssrc, "peer": peer.map(|p| p.to_string()) }).to_string();
+        let r = self.call("POST", &format!("/api/v1/receivers/{stream_id}/answer"), Some(&body)).await?;
         if r.ok() {
             Ok(())
         } else {
-            Err(self.fail(format!("connect answered {}: {}", r.status, r.error_message())))
+            Err(self.fail(format!("answer answered {}: {}", r.status, r.error_message())))
         }
     }
 
