@@ -227,6 +227,26 @@ async fn plays_spread_over_the_cluster_route_between_nodes_and_move_when_a_media
         assert_decodes(s["urls"]["http_flv"].as_str().unwrap());
     }
 
+    // A media node stopped cleanly (SIGTERM) closes its streams for `shutdown`: they move at
+    // once, without waiting for a TTL.
+    let m3 = MediaProc::start(Some(&url), &media_env(&[]));
+    let id3 = format!("media-{}", m3.http_port);
+    tokio::time::sleep(Duration::from_millis(1200)).await; // its heartbeat in the Store
+    let mut m2 = m2;
+    let stopped = Instant::now();
+    let _ = Command::new("kill").args(["-TERM", &m2.pid().to_string()]).status();
+    let moved = eventually(Duration::from_secs(15), || async {
+        let all = sessions(&sip_a).await;
+        !all.is_empty() && all.iter().all(|s| s["media_node"] == id3.as_str() && s["state"] == "playing")
+    })
+    .await;
+    assert!(moved, "sessions did not leave the stopped node; sip-a:\n{}", sip_a.log_text());
+    println!("media node stopped (SIGTERM) → sessions playing on another: {} ms", stopped.elapsed().as_millis());
+    let exiting = Instant::now();
+    assert!(m2.terminate().success(), "clean exit");
+    assert!(exiting.elapsed() < Duration::from_secs(2), "a clean stop takes no longer than its streams and events need");
+    let m2 = m3;
+
     // The sip-server driving CAM_B's sessions dies: after its record expires, another node
     // closes them (BYE from the stored dialog; receivers, SSRCs and load units released).
     let of_b: Vec<String> =

@@ -130,13 +130,18 @@ impl Node {
 
     pub fn event(&self, event: &'static str, stream_id: &str, reason: Option<&'static str>) {
         tracing::info!(stream = stream_id, reason = reason.unwrap_or(""), "stream {event}");
-        let _ = self.events.try_send(StreamEvent {
+        // Counted before it is queued, so a clean stop waits for it to be published.
+        self.events_pending.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let queued = self.events.try_send(StreamEvent {
             event,
             stream_id: stream_id.to_owned(),
             node: self.id.clone(),
             reason,
             at_ms: common::sip::now_ms(),
         });
+        if queued.is_err() {
+            self.events_pending.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        }
     }
 
     pub fn get(&self, id: &str) -> Option<Arc<StreamEntry>> {

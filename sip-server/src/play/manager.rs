@@ -557,6 +557,8 @@ async fn recover_once(shared: &Arc<Shared>, id: &str, dead: &str, noticed: Insta
     if s.state != SessionState::Recovering {
         s.state = SessionState::Recovering;
         store.table_put(session::TABLE, id, &s.to_json()).await?;
+        // The old node no longer carries it (once per move: later attempts skip this block).
+        let _ = store.release_load(media::KIND, dead).await;
         if let Some(mut d) = shared.plays.drop_dialog(id).or(s.dialog.take()) {
             let _ = dialog::bye(shared, &dev, &mut d).await;
         }
