@@ -245,7 +245,24 @@ async fn plays_spread_over_the_cluster_route_between_nodes_and_move_when_a_media
     let exiting = Instant::now();
     assert!(m2.terminate().success(), "clean exit");
     assert!(exiting.elapsed() < Duration::from_secs(2), "a clean stop takes no longer than its streams and events need");
-    let m2 = m3;
+
+    // A media node that dies and comes straight back under the same id (within its TTL) has
+    // lost its streams: its new instance gives it away, and the sessions move.
+    let m4 = MediaProc::start(Some(&url), &media_env(&[]));
+    let id4 = format!("media-{}", m4.http_port);
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let mut m3 = m3;
+    m3.kill();
+    let _m3_again = MediaProc::start(Some(&url), &media_env(&[("GBC_STREAM__NODE_ID", id3.as_str())]));
+    let restarted = Instant::now();
+    let moved = eventually(Duration::from_secs(15), || async {
+        let all = sessions(&sip_a).await;
+        !all.is_empty() && all.iter().all(|s| s["media_node"] == id4.as_str() && s["state"] == "playing")
+    })
+    .await;
+    assert!(moved, "sessions stayed on the restarted node; sip-a:\n{}", sip_a.log_text());
+    println!("media node restarted under its id → sessions playing on another: {} ms", restarted.elapsed().as_millis());
+    let m2 = m4;
 
     // The sip-server driving CAM_B's sessions dies: after its record expires, another node
     // closes them (BYE from the stored dialog; receivers, SSRCs and load units released).

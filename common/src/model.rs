@@ -134,6 +134,10 @@ pub struct PresenceEvent {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MediaNodeRecord {
     pub id: String,
+    /// Changes every time the node's process starts: a node restarted under the same id (its
+    /// streams lost) is told apart from one that kept running.
+    #[serde(default)]
+    pub instance: String,
     /// The address cameras send RTP to and players connect to.
     pub public_ip: String,
     /// Its control API and HTTP-FLV, `http://ip:port`.

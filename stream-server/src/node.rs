@@ -80,6 +80,8 @@ pub use common::model::MediaNodeRecord as NodeRecord;
 pub struct Node {
     pub cfg: StreamConfig,
     pub id: String,
+    /// This process's run of the node (see `MediaNodeRecord::instance`).
+    pub instance: String,
     pub store: Arc<dyn Store>,
     pub streams: Mutex<HashMap<String, Arc<StreamEntry>>>,
     ports: Arc<PortPool>,
@@ -101,6 +103,7 @@ impl Node {
         let pending = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let node = Arc::new(Self {
             cfg,
+            instance: format!("{}-{}", std::process::id(), common::sip::now_ms()),
             id,
             store: store.clone(),
             streams: Mutex::new(HashMap::new()),
@@ -355,6 +358,7 @@ impl Node {
         let http = self.http_addr.lock().unwrap_or_else(|e| e.into_inner()).map(|a| a.port()).unwrap_or(0);
         NodeRecord {
             id: self.id.clone(),
+            instance: self.instance.clone(),
             public_ip: self.cfg.public_ip.clone(),
             api_url: format!("http://{}:{http}", self.cfg.public_ip),
             rtmp_port: self.rtmp_addr.lock().unwrap_or_else(|e| e.into_inner()).map(|a| a.port()),

@@ -31,9 +31,9 @@ pub struct Plays {
     dialogs: Mutex<HashMap<String, Dialog>>,
     /// Call-ID → stream id, to match a camera's BYE.
     by_call: Mutex<HashMap<String, String>>,
-    /// stream id → media node, for the sessions this node drives (events are matched here
-    /// without reading the Store).
-    mine: Mutex<HashMap<String, String>>,
+    /// stream id → (media node, its instance), for the sessions this node drives (events are
+    /// matched here without reading the Store).
+    mine: Mutex<HashMap<String, (String, String)>>,
     /// One operation at a time per stream id on this node.
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// UDP dialogs: Call-ID → (our ACK, where it went), to answer a retransmitted 200.
@@ -86,12 +86,12 @@ impl Plays {
 
     /// The media node of a session this node drives.
     pub fn media_node_of(&self, stream_id: &str) -> Option<String> {
-        lock(&self.mine).get(stream_id).cloned()
+        lock(&self.mine).get(stream_id).map(|(n, _)| n.clone())
     }
 
-    /// Sessions this node drives, with their media node.
-    pub fn mine(&self) -> Vec<(String, String)> {
-        lock(&self.mine).iter().map(|(a, b)| (a.clone(), b.clone())).collect()
+    /// Sessions this node drives: (stream id, media node, its instance).
+    pub fn mine(&self) -> Vec<(String, String, String)> {
+        lock(&self.mine).iter().map(|(a, (n, i))| (a.clone(), n.clone(), i.clone())).collect()
     }
 
     /// The stream whose dialog has this Call-ID.
@@ -99,11 +99,11 @@ impl Plays {
         lock(&self.by_call).get(call_id).cloned()
     }
 
-    fn keep(&self, stream_id: &str, media_node: &str, d: Dialog) {
+    fn keep(&self, stream_id: &str, node: &MediaNodeRecord, d: Dialog) {
         lock(&self.by_call).insert(d.call_id.clone(), stream_id.to_owned());
         lock(&self.dialogs).insert(stream_id.to_owned(), d);
         let mut m = lock(&self.mine);
-        m.insert(stream_id.to_owned(), media_node.to_owned());
+        m.insert(stream_id.to_owned(), (node.id.clone(), node.instance.clone()));
         metrics::SESSIONS.set(m.len() as i64);
     }
 
@@ -260,6 +260,7 @@ async fn play_locked(
         sip_node: shared.node.clone(),
         media_node: String::new(),
         media_api: String::new(),
+        media_instance: String::new(),
         rtp_addr: String::new(),
         call_id: None,
         dialog: None,
@@ -397,7 +398,8 @@ async fn establish(shared: &Arc<Shared>, dev: &Device, s: &mut Session, exclude:
     s.call_id = Some(dialog.call_id.clone());
     s.dialog = Some(dialog.clone());
     s.urls = media::urls(&node, &s.stream_id);
-    shared.plays.keep(&s.stream_id, &node.id, dialog);
+    s.media_instance = node.instance.clone();
+    shared.plays.keep(&s.stream_id, &node, dialog);
     Ok(())
 }
 

@@ -42,6 +42,9 @@ pub struct Session {
     pub media_node: String,
     #[serde(default)]
     pub media_api: String,
+    /// The media node's process run when the receiver was opened (a restart loses it).
+    #[serde(default)]
+    pub media_instance: String,
     /// Where the camera sends RTP (or, TCP active, where the media node connects from).
     #[serde(default)]
     pub rtp_addr: String,

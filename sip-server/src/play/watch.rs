@@ -89,7 +89,7 @@ pub async fn spawn(shared: Arc<Shared>, shutdown: CancellationToken) -> Result<(
                     continue;
                 }
                 let prefix = format!("{}_", ev.device_id);
-                for (id, _) in shared.plays.mine().into_iter().filter(|(id, _)| id.starts_with(&prefix)) {
+                for (id, _, _) in shared.plays.mine().into_iter().filter(|(id, _, _)| id.starts_with(&prefix)) {
                     let shared = shared.clone();
                     tokio::spawn(async move { manager::teardown(&shared, &id, EndReason::DeviceOffline).await });
                 }
@@ -126,19 +126,28 @@ async fn liveness(shared: Arc<Shared>, shutdown: CancellationToken) {
         if mine.is_empty() {
             continue;
         }
-        let live: HashSet<String> = match media::live_nodes(shared.store.as_ref()).await {
-            Ok(n) => n.into_iter().map(|n| n.id).collect(),
+        let live: std::collections::HashMap<String, String> = match media::live_nodes(shared.store.as_ref()).await {
+            Ok(n) => n.into_iter().map(|n| (n.id, n.instance)).collect(),
             Err(e) => {
                 tracing::warn!(error = %e, "media node liveness check failed");
                 continue;
             }
         };
         let mut dead_nodes = HashSet::new();
-        for (id, node) in mine {
-            if live.contains(&node) || moving.contains(&id) {
+        for (id, node, instance) in mine {
+            // Gone (record expired), or restarted under the same id (its streams are lost).
+            let alive = match live.get(&node) {
+                None => false,
+                Some(now) => instance.is_empty() || now.is_empty() || *now == instance,
+            };
+            if alive || moving.contains(&id) {
                 continue;
             }
-            dead_nodes.insert(node.clone());
+            if !live.contains_key(&node) {
+                dead_nodes.insert(node.clone());
+            } else {
+                tracing::warn!(node = %node, stream = %id, "media node restarted (new instance): moving the session");
+            }
             moving.insert(id.clone());
             let (shared, done) = (shared.clone(), done_tx.clone());
             tokio::spawn(async move {
