@@ -294,19 +294,9 @@ pub async fn bye(shared: &Shared, device: &Device, d: &mut Dialog) -> Result<u16
     let text = format!("{h}Content-Length: 0\r\n\r\n");
     let mut tx = start_transaction(shared, &route, parse_request(text.as_bytes())?).await?;
     crate::metrics::BYES_SENT.inc();
-    let wait = async {
-        while let Some(m) = tx.receive().await {
-            if let SipMessage::Response(r) = m {
-                if r.status_code.kind() != StatusCodeKind::Provisional {
-                    return Some(r.status_code.code());
-                }
-            }
-        }
-        None
-    };
-    match tokio::time::timeout(Duration::from_secs(5), wait).await {
-        Ok(Some(code)) => Ok(code),
-        _ => Err(SipError::Timeout { device: device.id.to_string(), addr: route.addr, timeout_ms: 5000 }),
+    match crate::outbound::final_status(&mut tx, Duration::from_secs(5)).await {
+        Some(code) => Ok(code),
+        None => Err(SipError::Timeout { device: device.id.to_string(), addr: route.addr, timeout_ms: 5000 }),
     }
 }
 

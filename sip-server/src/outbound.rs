@@ -78,6 +78,22 @@ pub async fn start_transaction(shared: &Shared, route: &Route, req: rsipstack::s
     Ok(tx)
 }
 
+/// The final status of a client transaction (provisional answers skipped), or `None` when it
+/// ends without one or `within` runs out.
+pub async fn final_status(tx: &mut Transaction, within: Duration) -> Option<u16> {
+    let wait = async {
+        while let Some(msg) = tx.receive().await {
+            if let SipMessage::Response(r) = msg {
+                if r.status_code.kind() != StatusCodeKind::Provisional {
+                    return Some(r.status_code.code());
+                }
+            }
+        }
+        None
+    };
+    tokio::time::timeout(within, wait).await.ok().flatten()
+}
+
 /// Sends `method` with `body` to the device and waits for the final response code.
 pub async fn send_request(shared: &Shared, dev: &Device, method: &str, content_type: &str, body: &[u8]) -> Result<u16, SipError> {
     let route = Route::to(shared, dev)?;
@@ -108,20 +124,10 @@ pub async fn send_request(shared: &Shared, dev: &Device, method: &str, content_t
     bytes.extend_from_slice(body);
     let req = parse_request(&bytes)?;
     let mut tx = start_transaction(shared, &route, req).await?;
-    let wait = async {
-        while let Some(msg) = tx.receive().await {
-            if let SipMessage::Response(r) = msg {
-                if r.status_code.kind() != StatusCodeKind::Provisional {
-                    return Some(r.status_code.code());
-                }
-            }
-        }
-        None
-    };
-    match tokio::time::timeout(REQUEST_TIMEOUT, wait).await {
-        Ok(Some(code)) if (200..300).contains(&code) => Ok(code),
-        Ok(Some(code)) => Err(SipError::Refused { device: dev.id.to_string(), code }),
-        _ => Err(SipError::Timeout { device: dev.id.to_string(), addr, timeout_ms: REQUEST_TIMEOUT.as_millis() as u64 }),
+    match final_status(&mut tx, REQUEST_TIMEOUT).await {
+        Some(code) if (200..300).contains(&code) => Ok(code),
+        Some(code) => Err(SipError::Refused { device: dev.id.to_string(), code }),
+        None => Err(SipError::Timeout { device: dev.id.to_string(), addr, timeout_ms: REQUEST_TIMEOUT.as_millis() as u64 }),
     }
 }
 

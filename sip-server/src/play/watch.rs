@@ -45,57 +45,57 @@ fn verdict(ev: &StreamEvent) -> Verdict {
     }
 }
 
+/// Runs `on` for every message of a subscription until shutdown.
+fn each_message(mut sub: common::store::Subscription, shutdown: CancellationToken, on: impl Fn(String) + Send + 'static) {
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                m = sub.recv() => match m { Some(m) => on(m), None => break },
+            }
+        }
+    });
+}
+
+fn on_stream_event(shared: &Arc<Shared>, msg: &str) {
+    let Ok(ev) = serde_json::from_str::<StreamEvent>(msg) else { return };
+    // Only sessions this node drives, on the node that sent the event (a moved session's old
+    // node may still report on it).
+    if shared.plays.media_node_of(&ev.stream_id).as_deref() != Some(ev.node.as_str()) {
+        return;
+    }
+    let shared = shared.clone();
+    match verdict(&ev) {
+        Verdict::End(reason) => {
+            tokio::spawn(async move { manager::teardown(&shared, &ev.stream_id, reason).await });
+        }
+        Verdict::Move => {
+            tokio::spawn(async move { manager::recover(&shared, &ev.stream_id, &ev.node).await });
+        }
+        Verdict::Ignore => {}
+    }
+}
+
+fn on_presence_event(shared: &Arc<Shared>, msg: &str) {
+    let Ok(ev) = serde_json::from_str::<PresenceEvent>(msg) else { return };
+    if ev.online {
+        return;
+    }
+    let prefix = format!("{}_", ev.device_id);
+    for (id, _, _) in shared.plays.mine().into_iter().filter(|(id, _, _)| id.starts_with(&prefix)) {
+        let shared = shared.clone();
+        tokio::spawn(async move { manager::teardown(&shared, &id, EndReason::DeviceOffline).await });
+    }
+}
+
 /// Starts the watchers of this node.
 pub async fn spawn(shared: Arc<Shared>, shutdown: CancellationToken) -> Result<(), SipError> {
-    let mut streams = shared.store.subscribe(STREAM_EVENTS).await?;
-    let mut devices = shared.store.subscribe(DEVICE_EVENTS).await?;
-    {
-        let (shared, shutdown) = (shared.clone(), shutdown.clone());
-        tokio::spawn(async move {
-            loop {
-                let msg = tokio::select! {
-                    _ = shutdown.cancelled() => break,
-                    m = streams.recv() => match m { Some(m) => m, None => break },
-                };
-                let Ok(ev) = serde_json::from_str::<StreamEvent>(&msg) else { continue };
-                // Only sessions this node drives, on the node that sent the event (a moved
-                // session's old node may still report on it).
-                if shared.plays.media_node_of(&ev.stream_id).as_deref() != Some(ev.node.as_str()) {
-                    continue;
-                }
-                let shared = shared.clone();
-                match verdict(&ev) {
-                    Verdict::End(reason) => {
-                        tokio::spawn(async move { manager::teardown(&shared, &ev.stream_id, reason).await });
-                    }
-                    Verdict::Move => {
-                        tokio::spawn(async move { manager::recover(&shared, &ev.stream_id, &ev.node).await });
-                    }
-                    Verdict::Ignore => {}
-                }
-            }
-        });
-    }
-    {
-        let (shared, shutdown) = (shared.clone(), shutdown.clone());
-        tokio::spawn(async move {
-            loop {
-                let msg = tokio::select! {
-                    _ = shutdown.cancelled() => break,
-                    m = devices.recv() => match m { Some(m) => m, None => break },
-                };
-                let Ok(ev) = serde_json::from_str::<PresenceEvent>(&msg) else { continue };
-                if ev.online {
-                    continue;
-                }
-                let prefix = format!("{}_", ev.device_id);
-                for (id, _, _) in shared.plays.mine().into_iter().filter(|(id, _, _)| id.starts_with(&prefix)) {
-                    let shared = shared.clone();
-                    tokio::spawn(async move { manager::teardown(&shared, &id, EndReason::DeviceOffline).await });
-                }
-            }
-        });
-    }
+    let streams = shared.store.subscribe(STREAM_EVENTS).await?;
+    let devices = shared.store.subscribe(DEVICE_EVENTS).await?;
+    let s = shared.clone();
+    each_message(streams, shutdown.clone(), move |m| on_stream_event(&s, &m));
+    let s = shared.clone();
+    each_message(devices, shutdown.clone(), move |m| on_presence_event(&s, &m));
     tokio::spawn(liveness(shared.clone(), shutdown));
     let leftovers = shared.clone();
     tokio::spawn(async move { close_leftovers(&leftovers).await });
