@@ -129,6 +129,31 @@ async fn loads(store: &Arc<dyn Store>, base: u64) {
     assert_eq!(store.reserve_least_loaded(&pool, &busy).await.unwrap().as_deref(), Some("y"));
 }
 
+async fn indexes_and_queues(store: &Arc<dyn Store>, base: u64) {
+    let ix = format!("test{base}");
+    for (m, s) in [("c", 3.0), ("a", 1.0), ("b", 2.0), ("d", 4.5)] {
+        store.index_add(&ix, s, m).await.unwrap();
+    }
+    store.index_add(&ix, 0.5, "d").await.unwrap(); // moved, not duplicated
+    assert_eq!(store.index_range(&ix, 0.0, 10.0, false, 0, 10).await.unwrap(), ["d", "a", "b", "c"]);
+    assert_eq!(store.index_range(&ix, 1.0, 3.0, true, 0, 10).await.unwrap(), ["c", "b", "a"]);
+    assert_eq!(store.index_range(&ix, 1.0, 3.0, true, 1, 1).await.unwrap(), ["b"]);
+    assert_eq!(store.index_count(&ix, 1.0, 2.0).await.unwrap(), 2);
+    assert!(store.index_range("no-such-index", 0.0, 1.0, false, 0, 10).await.unwrap().is_empty());
+
+    let q = format!("test{base}");
+    assert!(store.queue_pop(&q, 5).await.unwrap().is_empty());
+    for i in 0..7 {
+        store.queue_push(&q, &format!("i{i}")).await.unwrap();
+    }
+    assert_eq!(store.queue_len(&q).await.unwrap(), 7);
+    let first = store.queue_pop(&q, 3).await.unwrap();
+    assert_eq!(first, ["i0", "i1", "i2"]);
+    store.queue_unpop(&q, &first[1..]).await.unwrap();
+    assert_eq!(store.queue_pop(&q, 100).await.unwrap(), ["i1", "i2", "i3", "i4", "i5", "i6"]);
+    assert_eq!(store.queue_len(&q).await.unwrap(), 0);
+}
+
 pub async fn run_all(store: Arc<dyn Store>) {
     // Ids unique to this run so a shared Redis can host several runs.
     let base = u64::from(rand::random::<u16>() % 900) * 1000;
@@ -137,6 +162,7 @@ pub async fn run_all(store: Arc<dyn Store>) {
     ssrcs(&store, base).await;
     tables(&store, base).await;
     loads(&store, base).await;
+    indexes_and_queues(&store, base).await;
     let d = ids(base, 5);
 
     // Registration, read-back, listing with paging and the online filter.

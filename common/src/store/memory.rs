@@ -29,6 +29,24 @@ struct Inner {
     ssrc_next: u64,
     tables: HashMap<String, BTreeMap<String, String>>,
     loads: HashMap<String, HashMap<String, u64>>,
+    /// index → (member → score), plus (score, member) ordering.
+    indexes: HashMap<String, (HashMap<String, f64>, std::collections::BTreeSet<(OrdF64, String)>)>,
+    queues: HashMap<String, std::collections::VecDeque<String>>,
+}
+
+/// f64 with a total order, for sorted indexes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct OrdF64(f64);
+impl Eq for OrdF64 {}
+impl PartialOrd for OrdF64 {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for OrdF64 {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.0.total_cmp(&other.0)
+    }
 }
 
 pub struct MemoryStore {
@@ -286,6 +304,53 @@ impl Store for MemoryStore {
 
     async fn table_take(&self, table: &str, id: &str) -> StoreResult<Option<String>> {
         Ok(self.lock().tables.get_mut(table).and_then(|t| t.remove(id)))
+    }
+
+    async fn index_add(&self, index: &str, score: f64, member: &str) -> StoreResult<()> {
+        let mut g = self.lock();
+        let (scores, order) = g.indexes.entry(index.to_owned()).or_default();
+        if let Some(old) = scores.insert(member.to_owned(), score) {
+            order.remove(&(OrdF64(old), member.to_owned()));
+        }
+        order.insert((OrdF64(score), member.to_owned()));
+        Ok(())
+    }
+
+    async fn index_range(&self, index: &str, min: f64, max: f64, rev: bool, offset: usize, limit: usize) -> StoreResult<Vec<String>> {
+        let g = self.lock();
+        let Some((_, order)) = g.indexes.get(index) else { return Ok(Vec::new()) };
+        let within = order.iter().filter(|(s, _)| s.0 >= min && s.0 <= max).map(|(_, m)| m.clone());
+        Ok(if rev { within.rev().skip(offset).take(limit).collect() } else { within.skip(offset).take(limit).collect() })
+    }
+
+    async fn index_count(&self, index: &str, min: f64, max: f64) -> StoreResult<usize> {
+        let g = self.lock();
+        Ok(g.indexes.get(index).map_or(0, |(_, o)| o.iter().filter(|(s, _)| s.0 >= min && s.0 <= max).count()))
+    }
+
+    async fn queue_push(&self, queue: &str, item: &str) -> StoreResult<()> {
+        self.lock().queues.entry(queue.to_owned()).or_default().push_back(item.to_owned());
+        Ok(())
+    }
+
+    async fn queue_pop(&self, queue: &str, max: usize) -> StoreResult<Vec<String>> {
+        let mut g = self.lock();
+        let Some(q) = g.queues.get_mut(queue) else { return Ok(Vec::new()) };
+        let n = max.min(q.len());
+        Ok(q.drain(..n).collect())
+    }
+
+    async fn queue_unpop(&self, queue: &str, items: &[String]) -> StoreResult<()> {
+        let mut g = self.lock();
+        let q = g.queues.entry(queue.to_owned()).or_default();
+        for item in items.iter().rev() {
+            q.push_front(item.clone());
+        }
+        Ok(())
+    }
+
+    async fn queue_len(&self, queue: &str) -> StoreResult<usize> {
+        Ok(self.lock().queues.get(queue).map_or(0, |q| q.len()))
     }
 
     async fn reserve_least_loaded(&self, pool: &str, candidates: &[LoadCandidate]) -> StoreResult<Option<String>> {

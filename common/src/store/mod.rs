@@ -149,6 +149,21 @@ pub trait Store: Send + Sync + 'static {
     /// Removes and returns the record: of several callers racing, exactly one gets it.
     async fn table_take(&self, table: &str, id: &str) -> StoreResult<Option<String>>;
 
+    /// Sorted indexes (member → score), e.g. passages by time. Adding an existing member moves it.
+    async fn index_add(&self, index: &str, score: f64, member: &str) -> StoreResult<()>;
+    /// Members with `min <= score <= max`, oldest first (or newest first with `rev`), paged.
+    async fn index_range(&self, index: &str, min: f64, max: f64, rev: bool, offset: usize, limit: usize) -> StoreResult<Vec<String>>;
+    /// How many members have `min <= score <= max`.
+    async fn index_count(&self, index: &str, min: f64, max: f64) -> StoreResult<usize>;
+
+    /// FIFO queues of opaque items (commands for one camera, an outbox).
+    async fn queue_push(&self, queue: &str, item: &str) -> StoreResult<()>;
+    /// Takes up to `max` items from the front, in order.
+    async fn queue_pop(&self, queue: &str, max: usize) -> StoreResult<Vec<String>>;
+    /// Puts items back at the front (they could not be delivered), keeping their order.
+    async fn queue_unpop(&self, queue: &str, items: &[String]) -> StoreResult<()>;
+    async fn queue_len(&self, queue: &str) -> StoreResult<usize>;
+
     /// Picks the least-loaded of `candidates` and counts one more unit of load on it, in one
     /// atomic step, so a burst of callers spreads instead of piling on the node whose reported
     /// load is oldest. Load of a candidate = max(units counted here, its own `reported`);

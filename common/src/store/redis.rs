@@ -141,6 +141,14 @@ fn table_key(table: &str) -> String {
     format!("{{gbc}}:t:{table}")
 }
 
+fn index_key(index: &str) -> String {
+    format!("{{gbc}}:ix:{index}")
+}
+
+fn queue_key(queue: &str) -> String {
+    format!("{{gbc}}:q:{queue}")
+}
+
 fn load_key(pool: &str) -> String {
     format!("{{gbc}}:load:{pool}")
 }
@@ -668,6 +676,54 @@ impl Store for RedisStore {
 
     async fn table_take(&self, table: &str, id: &str) -> StoreResult<Option<String>> {
         Ok(Script::new(TABLE_TAKE_LUA).key(table_key(table)).arg(id).invoke_async(&mut self.conn().await).await?)
+    }
+
+    async fn index_add(&self, index: &str, score: f64, member: &str) -> StoreResult<()> {
+        let _: i64 = self.conn().await.zadd(index_key(index), member, score).await?;
+        Ok(())
+    }
+
+    async fn index_range(&self, index: &str, min: f64, max: f64, rev: bool, offset: usize, limit: usize) -> StoreResult<Vec<String>> {
+        let mut cmd = redis::cmd(if rev { "ZREVRANGEBYSCORE" } else { "ZRANGEBYSCORE" });
+        cmd.arg(index_key(index));
+        if rev {
+            cmd.arg(max).arg(min);
+        } else {
+            cmd.arg(min).arg(max);
+        }
+        cmd.arg("LIMIT").arg(offset).arg(limit);
+        Ok(cmd.query_async(&mut self.conn().await).await?)
+    }
+
+    async fn index_count(&self, index: &str, min: f64, max: f64) -> StoreResult<usize> {
+        Ok(self.conn().await.zcount(index_key(index), min, max).await?)
+    }
+
+    async fn queue_push(&self, queue: &str, item: &str) -> StoreResult<()> {
+        let _: i64 = self.conn().await.rpush(queue_key(queue), item).await?;
+        Ok(())
+    }
+
+    async fn queue_pop(&self, queue: &str, max: usize) -> StoreResult<Vec<String>> {
+        if max == 0 {
+            return Ok(Vec::new());
+        }
+        let v: Option<Vec<String>> = redis::cmd("LPOP").arg(queue_key(queue)).arg(max).query_async(&mut self.conn().await).await?;
+        Ok(v.unwrap_or_default())
+    }
+
+    async fn queue_unpop(&self, queue: &str, items: &[String]) -> StoreResult<()> {
+        if items.is_empty() {
+            return Ok(());
+        }
+        // LPUSH puts each at the head in turn: push in reverse to keep their order.
+        let rev: Vec<&String> = items.iter().rev().collect();
+        let _: i64 = self.conn().await.lpush(queue_key(queue), rev).await?;
+        Ok(())
+    }
+
+    async fn queue_len(&self, queue: &str) -> StoreResult<usize> {
+        Ok(self.conn().await.llen(queue_key(queue)).await?)
     }
 
     async fn reserve_least_loaded(&self, pool: &str, candidates: &[LoadCandidate]) -> StoreResult<Option<String>> {
