@@ -29,10 +29,12 @@ struct Inner {
     ssrc_next: u64,
     tables: HashMap<String, BTreeMap<String, String>>,
     loads: HashMap<String, HashMap<String, u64>>,
-    /// index → (member → score), plus (score, member) ordering.
-    indexes: HashMap<String, (HashMap<String, f64>, std::collections::BTreeSet<(OrdF64, String)>)>,
+    indexes: HashMap<String, SortedIndex>,
     queues: HashMap<String, std::collections::VecDeque<String>>,
 }
+
+/// One sorted index: member → score, and (score, member) in order.
+type SortedIndex = (HashMap<String, f64>, std::collections::BTreeSet<(OrdF64, String)>);
 
 /// f64 with a total order, for sorted indexes.
 #[derive(Debug, Clone, Copy, PartialEq)]
