@@ -41,6 +41,7 @@ struct Config {
     api: sip_server::ApiConfig,
     sim: gbsim::SimConfig,
     stream: stream_server::StreamConfig,
+    lpr: lpr_server::LprConfig,
 }
 
 #[derive(Parser)]
@@ -65,6 +66,8 @@ enum Cmd {
     Sip,
     /// The media node (stream-server): RTP in, RTMP push, RTMP play and HTTP-FLV out.
     Stream,
+    /// The LPR push server: plate results, gate decisions, whitelist sync, comet commands.
+    Lpr,
     /// The camera simulator / load generator (`sim media …` streams video).
     Sim(Box<SimArgs>),
 }
@@ -256,7 +259,8 @@ async fn main() -> anyhow::Result<()> {
         Cmd::All { demo } => {
             let store = common::store::open(cfg.store.url.as_deref()).await.context("opening store")?;
             let handle = sip_server::start(cfg.sip.clone(), cfg.api.clone(), store.clone(), shutdown.clone()).await?;
-            let media = stream_server::start(cfg.stream.clone(), store, shutdown.clone()).await?;
+            let media = stream_server::start(cfg.stream.clone(), store.clone(), shutdown.clone()).await?;
+            lpr_server::start(cfg.lpr.clone(), store, shutdown.clone()).await?;
             if demo {
                 let mut sim = cfg.sim.clone();
                 sim.server = format!("127.0.0.1:{}", handle.sip_addr.port());
@@ -281,6 +285,11 @@ async fn main() -> anyhow::Result<()> {
             let media = stream_server::start(cfg.stream, store, shutdown.clone()).await?;
             shutdown.cancelled().await;
             media.node.stopped(std::time::Duration::from_secs(3)).await;
+        }
+        Cmd::Lpr => {
+            let store = common::store::open(cfg.store.url.as_deref()).await.context("opening store")?;
+            lpr_server::start(cfg.lpr, store, shutdown.clone()).await?;
+            shutdown.cancelled().await;
         }
         Cmd::Sim(mut args) => {
             if let Some(SimCmd::Media(m)) = args.what.take() {

@@ -400,6 +400,8 @@ pub fn fixture(name: &str) -> std::path::PathBuf {
         "alaw_2s.alaw" => "-f lavfi -i sine=frequency=440:sample_rate=8000 -t 2 -ac 1 -c:a pcm_alaw -f alaw".to_owned(),
         "h264_aac_4s.ts" => format!("{TESTSRC} -f lavfi -i sine=frequency=440:sample_rate=44100 -t 4 {X264} -c:a aac -f mpegts"),
         "h264_4s.vob" => format!("{TESTSRC} -t 4 {X264} -f vob"),
+        // A 1280x720 JPEG, as an LPR camera's full image.
+        "still.jpg" => "-f lavfi -i testsrc2=size=1280x720:rate=1 -frames:v 1 -q:v 4 -f image2".to_owned(),
         other => panic!("unknown fixture {other}"),
     };
     let tmp = dir.join(format!("{name}.part"));
