@@ -18,7 +18,6 @@ const HB_PATH: &str = "/devicemanagement/php/receivedeviceinfo.php";
 struct LprProc {
     child: Child,
     port: u16,
-    dir: std::path::PathBuf,
     log: std::path::PathBuf,
 }
 
@@ -47,7 +46,7 @@ impl LprProc {
             assert!(Instant::now() < deadline, "lpr-server did not start: {}", std::fs::read_to_string(&log).unwrap_or_default());
             std::thread::sleep(Duration::from_millis(50));
         }
-        Self { child, port, dir: dir.to_owned(), log }
+        Self { child, port, log }
     }
 
     fn url(&self, path: &str) -> String {
@@ -236,7 +235,7 @@ async fn an_offline_backlog_interrupted_by_live_results_lands_exactly_once() {
         assert_eq!(code, 200);
         assert_eq!(v["Response_AlarmInfoPlate"]["ContinuePushOffline"], json!({"plateid": i, "continue": 1}), "{v}");
         assert!(v["Response_AlarmInfoPlate"].get("info").is_none(), "a stored record never opens the gate");
-        if i % 10 == 0 {
+        if i.is_multiple_of(10) {
             // A live result interrupts; the interrupted record comes again later.
             live += 1;
             let (code, v) =
