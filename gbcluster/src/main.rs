@@ -77,6 +77,38 @@ enum SimCmd {
     /// Stream a video file as GB PS over RTP into a stream-server (one target, or N receivers
     /// opened through its API).
     Media(MediaArgs),
+    /// LPR cameras pushing plate results to an lpr-server (and polling it), as a test or load.
+    Lpr(LprArgs),
+}
+
+#[derive(clap::Args)]
+struct LprArgs {
+    /// lpr-server base URL.
+    #[arg(long, default_value = "http://127.0.0.1:8082")]
+    server: String,
+    #[arg(long, default_value_t = 1)]
+    cameras: usize,
+    /// Plate results per second per camera (0: as fast as replies come).
+    #[arg(long, default_value_t = 1.0)]
+    rate: f64,
+    /// A JPEG sent as each result's full image.
+    #[arg(long)]
+    image: Option<PathBuf>,
+    /// Heartbeat every 5 s instead of comet polling.
+    #[arg(long)]
+    no_comet: bool,
+    /// Stored records each camera replays first (isoffline 1).
+    #[arg(long, default_value_t = 0)]
+    backlog: u64,
+    /// During the backlog, a live result every this many records.
+    #[arg(long, default_value_t = 10)]
+    interrupt_every: u64,
+    #[arg(long, default_value_t = 1000)]
+    plates: u64,
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+    #[arg(long, default_value = "sim")]
+    serial_prefix: String,
 }
 
 #[derive(clap::Args)]
@@ -292,10 +324,35 @@ async fn main() -> anyhow::Result<()> {
             shutdown.cancelled().await;
         }
         Cmd::Sim(mut args) => {
-            if let Some(SimCmd::Media(m)) = args.what.take() {
-                let report = sim_media(m, shutdown).await?;
-                println!("{report}");
-                return Ok(());
+            match args.what.take() {
+                Some(SimCmd::Media(m)) => {
+                    let report = sim_media(m, shutdown).await?;
+                    println!("{report}");
+                    return Ok(());
+                }
+                Some(SimCmd::Lpr(a)) => {
+                    let image = match &a.image {
+                        Some(p) => Some(std::sync::Arc::new(std::fs::read(p).with_context(|| format!("reading {}", p.display()))?)),
+                        None => None,
+                    };
+                    let cfg = gbsim::lpr::LprSimConfig {
+                        server: a.server,
+                        cameras: a.cameras,
+                        serial_prefix: a.serial_prefix,
+                        rate: a.rate,
+                        image,
+                        comet: !a.no_comet,
+                        backlog: a.backlog,
+                        interrupt_every: a.interrupt_every,
+                        plates: a.plates,
+                        seconds: a.seconds,
+                        ..Default::default()
+                    };
+                    let report = gbsim::lpr::run(cfg, shutdown).await;
+                    println!("{}", serde_json::to_string(&report)?);
+                    return Ok(());
+                }
+                None => {}
             }
             apply_sim_args(&mut cfg.sim, *args)?;
             let report = gbsim::run(cfg.sim, shutdown).await?;

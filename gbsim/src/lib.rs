@@ -5,6 +5,7 @@
 pub mod call;
 pub mod config;
 pub mod device;
+pub mod lpr;
 pub mod media;
 pub mod stats;
 pub mod transport;
