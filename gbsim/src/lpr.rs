@@ -146,7 +146,13 @@ async fn obey(client: &reqwest::Client, cfg: &LprSimConfig, cam: &Cam, c: &Count
 
 async fn post_result(client: &reqwest::Client, cfg: &LprSimConfig, body: String, lat: &Mutex<Vec<f64>>) -> Option<Value> {
     let t0 = Instant::now();
-    let r = client.post(format!("{}{}", cfg.server.trim_end_matches('/'), cfg.plate_path)).header("Content-Type", "text/plain").body(body).send().await.ok()?;
+    let r = client
+        .post(format!("{}{}", cfg.server.trim_end_matches('/'), cfg.plate_path))
+        .header("Content-Type", "text/plain")
+        .body(body)
+        .send()
+        .await
+        .ok()?;
     if !r.status().is_success() {
         return None;
     }
@@ -158,7 +164,15 @@ async fn post_result(client: &reqwest::Client, cfg: &LprSimConfig, body: String,
 fn heartbeat_body(serial: &str) -> (String, String) {
     let b = "----gbsimLprBoundary";
     let mut body = String::new();
-    for (k, v) in [("device_name", "IVS"), ("ipaddr", "192.168.1.100"), ("port", "80"), ("user_name", "admin"), ("pass_wd", "admin"), ("serialno", serial), ("channel_num", "1")] {
+    for (k, v) in [
+        ("device_name", "IVS"),
+        ("ipaddr", "192.168.1.100"),
+        ("port", "80"),
+        ("user_name", "admin"),
+        ("pass_wd", "admin"),
+        ("serialno", serial),
+        ("channel_num", "1"),
+    ] {
         body.push_str(&format!("--{b}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n"));
     }
     body.push_str(&format!("--{b}--\r\n"));
@@ -195,7 +209,15 @@ async fn poll_loop(client: reqwest::Client, cfg: Arc<LprSimConfig>, cam: Arc<Cam
     }
 }
 
-async fn push_loop(client: reqwest::Client, cfg: Arc<LprSimConfig>, cam: Arc<Cam>, c: Arc<Counters>, lat: Arc<Mutex<Vec<f64>>>, stop: CancellationToken, index: u64) {
+async fn push_loop(
+    client: reqwest::Client,
+    cfg: Arc<LprSimConfig>,
+    cam: Arc<Cam>,
+    c: Arc<Counters>,
+    lat: Arc<Mutex<Vec<f64>>>,
+    stop: CancellationToken,
+    index: u64,
+) {
     let image = cfg.image.as_ref().map(|i| base64::engine::general_purpose::STANDARD.encode(i.as_slice()));
     let image = image.as_deref();
     let mut next_live = cfg.backlog + 1;
@@ -271,8 +293,9 @@ pub async fn run(cfg: LprSimConfig, shutdown: CancellationToken) -> LprSimReport
     let c = Arc::new(Counters::default());
     let lat = Arc::new(Mutex::new(Vec::new()));
     let stop = shutdown.child_token();
-    let cams: Vec<Arc<Cam>> =
-        (0..cfg.cameras).map(|i| Arc::new(Cam { serial: format!("{}-{i:04}", cfg.serial_prefix), whitelist: Mutex::new(BTreeMap::new()) })).collect();
+    let cams: Vec<Arc<Cam>> = (0..cfg.cameras)
+        .map(|i| Arc::new(Cam { serial: format!("{}-{i:04}", cfg.serial_prefix), whitelist: Mutex::new(BTreeMap::new()) }))
+        .collect();
     let started = Instant::now();
     let mut tasks = Vec::new();
     for (i, cam) in cams.iter().enumerate() {

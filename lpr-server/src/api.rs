@@ -66,8 +66,9 @@ async fn plate_result(State(lpr): State<Arc<Lpr>>, ConnectInfo(peer): Peer, body
     })?;
     refuse_unknown(&lpr, &pr.sender.serialno, "plate", &peer)?;
     let cam = lpr.seen(&pr.sender, None, &peer.to_string()).await?;
+    let group = lpr.group(&cam.group).await?;
     // Stored (images on disk, record and indexes) before any reply: acknowledged means stored.
-    let (passage, fresh) = lpr.store_passage(&pr, &cam).await?;
+    let (passage, fresh) = lpr.store_passage(&pr, &cam, &group).await?;
     if lpr.cfg.fault_abort_after_store && fresh {
         tracing::error!(passage = %passage.id, "fault injection: aborting after the store, before the reply");
         std::process::abort();
@@ -85,7 +86,6 @@ async fn plate_result(State(lpr): State<Arc<Lpr>>, ConnectInfo(peer): Peer, body
         crate::metrics::GATE_OPENS.inc();
     }
     if fresh && !pr.is_offline {
-        let group = lpr.group(&cam.group).await?;
         let payloads = if passage.gate_opened { &group.serial_on_open } else { &group.serial_on_deny };
         for p in payloads {
             let len = proto::decode_base64(&p.data, "data", 64 * 1024).map(|d| d.len()).unwrap_or(0);
@@ -102,7 +102,7 @@ async fn plate_result(State(lpr): State<Arc<Lpr>>, ConnectInfo(peer): Peer, body
         }
         crate::outbox::enqueue(&lpr, &passage.id).await;
     }
-    let sync = lpr.fill_reply(&cam, &mut reply).await?;
+    let sync = lpr.fill_reply(&cam, &group, &mut reply).await?;
     answer(&lpr, &cam.serialno, reply, sync).await
 }
 
@@ -172,14 +172,18 @@ async fn heartbeat(State(lpr): State<Arc<Lpr>>, ConnectInfo(peer): Peer, headers
     }
     crate::metrics::HEARTBEATS.inc();
     let waiter = lpr.waiter(&cam.serialno);
-    if comet && !lpr.has_work(&cam).await? {
+    let group = lpr.group(&cam.group).await?;
+    if comet && !lpr.has_work(&cam, &group).await? {
         crate::metrics::COMET_HELD.add(1);
         let _ = tokio::time::timeout(Duration::from_secs(lpr.cfg.comet_hold_secs.clamp(1, 28)), waiter.notified()).await;
         crate::metrics::COMET_HELD.add(-1);
     }
     lpr.unwait(&cam.serialno, &waiter);
+    // Whatever woke us may have changed the whitelist: read the group again.
+    let group = lpr.group(&cam.group).await?;
+    let cam = lpr.camera(&cam.serialno).await?.unwrap_or(cam);
     let mut reply = Reply::default();
-    let sync = lpr.fill_reply(&cam, &mut reply).await?;
+    let sync = lpr.fill_reply(&cam, &group, &mut reply).await?;
     // Comet detection looks at heartbeat replies only: the next poll comes right after this.
     lpr.replied(&cam.serialno);
     answer(&lpr, &cam.serialno, reply, sync).await
@@ -321,8 +325,7 @@ async fn put_group(
     for p in g.serial_on_open.iter().chain(&g.serial_on_deny) {
         proto::decode_base64(&p.data, "data", 64 * 1024).map_err(bad)?;
     }
-    lpr.set_group(&group, &g).await?;
-    Ok(Json(g))
+    Ok(Json(lpr.set_group(&group, &g).await?))
 }
 
 async fn get_whitelist(State(lpr): State<Arc<Lpr>>, Path(group): Path<String>) -> ApiResult<impl IntoResponse> {

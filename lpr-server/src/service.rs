@@ -100,12 +100,18 @@ pub struct Camera {
     /// `camera_offline` was published for the current silence.
     #[serde(default)]
     pub offline_reported: bool,
+    /// The group whitelist version its copy matched when last checked.
+    #[serde(default)]
+    pub synced_version: Option<u64>,
 }
 
 /// A lane group's settings.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Group {
     pub policy: Policy,
+    /// Counts whitelist changes: a camera synced at this version needs nothing.
+    #[serde(default)]
+    pub wl_version: u64,
     /// Serial payloads (base64) sent with decisions: for LED boards and voice modules.
     #[serde(default)]
     pub serial_on_open: Vec<SerialPayload>,
@@ -157,7 +163,13 @@ pub struct Lpr {
     waiters: Mutex<HashMap<String, Arc<Notify>>>,
     /// When we last answered each camera (comet detection).
     last_reply: Mutex<HashMap<String, std::time::Instant>>,
+    /// Camera records as last read or written here, and when: a camera pushing many results a
+    /// second costs a Store write every `CAMERA_REFRESH`, not one per result.
+    cameras_seen: Mutex<HashMap<String, (Camera, std::time::Instant)>>,
 }
+
+/// How stale a cached camera record may be (changes made on another node show within this).
+const CAMERA_REFRESH: std::time::Duration = std::time::Duration::from_secs(2);
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
@@ -185,7 +197,14 @@ fn safe(s: &str) -> String {
 impl Lpr {
     pub fn new(cfg: LprConfig, store: Arc<dyn Store>) -> Arc<Self> {
         let node = cfg.node_id.clone().unwrap_or_else(|| format!("lpr-{:08x}", rand::random::<u32>()));
-        Arc::new(Self { cfg, store, node, waiters: Mutex::new(HashMap::new()), last_reply: Mutex::new(HashMap::new()) })
+        Arc::new(Self {
+            cfg,
+            store,
+            node,
+            waiters: Mutex::new(HashMap::new()),
+            last_reply: Mutex::new(HashMap::new()),
+            cameras_seen: Mutex::new(HashMap::new()),
+        })
     }
 
     pub fn allowed(&self, serial: &str) -> bool {
@@ -209,6 +228,11 @@ impl Lpr {
 
     async fn put_camera(&self, c: &Camera) -> Result<(), LprError> {
         self.store.table_put(CAMERAS, &c.serialno, &serde_json::to_string(c).unwrap_or_default()).await?;
+        let mut g = lock(&self.cameras_seen);
+        if g.len() > 100_000 {
+            g.clear();
+        }
+        g.insert(c.serialno.clone(), (c.clone(), std::time::Instant::now()));
         Ok(())
     }
 
@@ -216,6 +240,15 @@ impl Lpr {
     /// from again after `offline_after_secs` raises `camera_online`.
     pub async fn seen(&self, sender: &Sender, hb: Option<&Heartbeat>, remote: &str) -> Result<Camera, LprError> {
         let now = now_ms();
+        // Fast path: a plate result from a camera whose record this node wrote moments ago.
+        if hb.is_none() {
+            let cached =
+                lock(&self.cameras_seen).get(&sender.serialno).filter(|(_, at)| at.elapsed() < CAMERA_REFRESH).map(|(c, _)| c.clone());
+            if let Some(mut c) = cached {
+                c.last_seen_ms = now;
+                return Ok(c);
+            }
+        }
         let mut c = self.camera(&sender.serialno).await?.unwrap_or_else(|| Camera {
             serialno: sender.serialno.clone(),
             group: "default".into(),
@@ -275,6 +308,7 @@ impl Lpr {
         if let Some(io) = gate_io {
             c.gate_io = io;
         }
+        c.synced_version = None; // another group's list: compare in full
         self.put_camera(&c).await?;
         self.wake(serial).await;
         Ok(c)
@@ -289,9 +323,12 @@ impl Lpr {
         })
     }
 
-    pub async fn set_group(&self, name: &str, g: &Group) -> Result<(), LprError> {
-        self.store.table_put(GROUPS, name, &serde_json::to_string(g).unwrap_or_default()).await?;
-        Ok(())
+    /// Sets a group's policy and payloads (its whitelist version is kept).
+    pub async fn set_group(&self, name: &str, g: &Group) -> Result<Group, LprError> {
+        let mut g = g.clone();
+        g.wl_version = self.group(name).await?.wl_version;
+        self.store.table_put(GROUPS, name, &serde_json::to_string(&g).unwrap_or_default()).await?;
+        Ok(g)
     }
 
     pub async fn whitelist(&self, group: &str) -> Result<Vec<WhiteListEntry>, LprError> {
@@ -307,13 +344,33 @@ impl Lpr {
         for e in entries {
             self.store.table_put(&wl_table(group), &e.plate, &serde_json::to_string(e).unwrap_or_default()).await?;
         }
+        self.bump_version(group).await?;
         self.wake_group(group).await
     }
 
     pub async fn whitelist_delete(&self, group: &str, plate: &str) -> Result<bool, LprError> {
         let gone = self.store.table_take(&wl_table(group), plate).await?.is_some();
+        self.bump_version(group).await?;
         self.wake_group(group).await?;
         Ok(gone)
+    }
+
+    /// A whitelist changed: cameras synced at an older version compare again.
+    async fn bump_version(&self, group: &str) -> Result<(), LprError> {
+        for _ in 0..64 {
+            let raw = self.store.table_get(GROUPS, group).await?;
+            let mut g: Group = raw.as_deref().and_then(|r| serde_json::from_str(r).ok()).unwrap_or_default();
+            g.wl_version += 1;
+            let new = serde_json::to_string(&g).unwrap_or_default();
+            let done = match &raw {
+                Some(old) => self.store.table_swap(GROUPS, group, old, &new).await?,
+                None => self.store.table_insert(GROUPS, group, &new).await?,
+            };
+            if done {
+                return Ok(());
+            }
+        }
+        Err(LprError::Corrupt(format!("group {group} changes too fast")))
     }
 
     async fn wake_group(&self, group: &str) -> Result<(), LprError> {
@@ -325,7 +382,11 @@ impl Lpr {
 
     /// The next whitelist operation for a camera: deletes first (a removed plate must stop
     /// opening), then adds and changes; one operate type, at most `whitelist_batch` entries.
-    pub async fn next_sync(&self, cam: &Camera) -> Result<Option<(u8, Vec<WhiteListEntry>)>, LprError> {
+    pub async fn next_sync(&self, cam: &Camera, group: &Group) -> Result<Option<(u8, Vec<WhiteListEntry>)>, LprError> {
+        // The common case, once a camera is in sync: nothing changed since, no Store reads.
+        if cam.synced_version == Some(group.wl_version) {
+            return Ok(None);
+        }
         let desired: HashMap<String, WhiteListEntry> =
             self.whitelist(&cam.group).await?.into_iter().map(|e| (e.plate.clone(), e)).collect();
         let copy = self.store.table_list(&copy_table(&cam.serialno)).await?;
@@ -344,7 +405,14 @@ impl Lpr {
             desired.values().filter(|e| have.get(&e.plate) != Some(&serde_json::to_string(e).unwrap_or_default())).collect();
         adds.sort_by(|a, b| a.plate.cmp(&b.plate));
         let adds: Vec<WhiteListEntry> = adds.into_iter().take(batch).cloned().collect();
-        Ok((!adds.is_empty()).then_some((0, adds)))
+        if adds.is_empty() {
+            // In sync at this version: remembered so the next replies skip the comparison.
+            let mut c = cam.clone();
+            c.synced_version = Some(group.wl_version);
+            self.put_camera(&c).await?;
+            return Ok(None);
+        }
+        Ok(Some((0, adds)))
     }
 
     /// After a reply carrying a whitelist operation was sent: the camera's copy now has it.
@@ -431,7 +499,7 @@ impl Lpr {
     /// Fills `reply` with what is waiting for the camera: queued commands (as many as fit one
     /// reply: one snapshot, serial writes in order) and the next whitelist operation. Returns
     /// the whitelist operation put in, to be marked sent once the reply is out.
-    pub async fn fill_reply(&self, cam: &Camera, reply: &mut Reply) -> Result<Option<(u8, Vec<WhiteListEntry>)>, LprError> {
+    pub async fn fill_reply(&self, cam: &Camera, group: &Group, reply: &mut Reply) -> Result<Option<(u8, Vec<WhiteListEntry>)>, LprError> {
         let q = cmd_queue(&cam.serialno);
         let items = self.store.queue_pop(&q, 16).await?;
         let mut back = Vec::new();
@@ -463,7 +531,7 @@ impl Lpr {
             }
         }
         self.store.queue_unpop(&q, &back).await?;
-        let sync = self.next_sync(cam).await?;
+        let sync = self.next_sync(cam, group).await?;
         if let Some((op, entries)) = &sync {
             reply.white_list = Some((*op, entries.clone()));
         }
@@ -471,8 +539,8 @@ impl Lpr {
     }
 
     /// Whether anything waits for the camera (commands or whitelist work).
-    pub async fn has_work(&self, cam: &Camera) -> Result<bool, LprError> {
-        Ok(self.store.queue_len(&cmd_queue(&cam.serialno)).await? > 0 || self.next_sync(cam).await?.is_some())
+    pub async fn has_work(&self, cam: &Camera, group: &Group) -> Result<bool, LprError> {
+        Ok(self.store.queue_len(&cmd_queue(&cam.serialno)).await? > 0 || self.next_sync(cam, group).await?.is_some())
     }
 
     // ---- passages -----------------------------------------------------------------------------
@@ -509,7 +577,7 @@ impl Lpr {
     /// Stores a plate result (images, record, indexes) and decides the gate. Idempotent: a
     /// record resent (offline backlog, or a retry after a lost reply) is stored once, and
     /// returned as first stored with `false`.
-    pub async fn store_passage(&self, pr: &PlateResult, cam: &Camera) -> Result<(Passage, bool), LprError> {
+    pub async fn store_passage(&self, pr: &PlateResult, cam: &Camera, group: &Group) -> Result<(Passage, bool), LprError> {
         let received = now_ms();
         let serial = safe(&pr.sender.serialno);
         let time_ms = pr.camera_time_ms.filter(|t| *t > 0).unwrap_or(received);
@@ -517,16 +585,9 @@ impl Lpr {
             Some(p) => format!("{serial}-{p}"),
             None => format!("{serial}-t{time_ms}"),
         };
-        if let Some(raw) = self.store.table_get(PASSAGES, &id).await? {
-            if let Ok(p) = serde_json::from_str::<Passage>(&raw) {
-                self.index(&p).await?;
-                return Ok((p, false));
-            }
-        }
         let verdict = if pr.is_offline {
             Verdict::OfflineRecord
         } else {
-            let group = self.group(&cam.group).await?;
             let entry = match pr.plate() {
                 Some(plate) => self.entry(&cam.group, plate).await?,
                 None => None,
@@ -566,7 +627,14 @@ impl Lpr {
             self.write_image(&rel, img).await?;
             p.image_plate = Some(rel);
         }
+        // Images first (same names on a resend), then the record once: insert-if-absent is what
+        // makes a resent record land exactly once.
         let fresh = self.store.table_insert(PASSAGES, &id, &serde_json::to_string(&p).unwrap_or_default()).await?;
+        if !fresh {
+            if let Some(first) = self.passage(&id).await? {
+                p = first;
+            }
+        }
         self.index(&p).await?;
         Ok((p, fresh))
     }
@@ -575,11 +643,11 @@ impl Lpr {
     /// indexes is repaired by the camera's resend.
     async fn index(&self, p: &Passage) -> Result<(), LprError> {
         let t = p.time_ms as f64;
-        self.store.index_add("lpr:passages", t, &p.id).await?;
-        self.store.index_add(&format!("lpr:camera:{}", p.serialno), t, &p.id).await?;
+        let mut entries = vec![("lpr:passages".to_owned(), t, p.id.clone()), (format!("lpr:camera:{}", p.serialno), t, p.id.clone())];
         if let Some(plate) = &p.plate {
-            self.store.index_add(&format!("lpr:plate:{plate}"), t, &p.id).await?;
+            entries.push((format!("lpr:plate:{plate}"), t, p.id.clone()));
         }
+        self.store.index_add_many(&entries).await?;
         Ok(())
     }
 

@@ -135,6 +135,9 @@ async fn indexes_and_queues(store: &Arc<dyn Store>, base: u64) {
         store.index_add(&ix, s, m).await.unwrap();
     }
     store.index_add(&ix, 0.5, "d").await.unwrap(); // moved, not duplicated
+    let other = format!("{ix}-b");
+    store.index_add_many(&[(other.clone(), 2.0, "y".into()), (other.clone(), 1.0, "x".into())]).await.unwrap();
+    assert_eq!(store.index_range(&other, 0.0, 9.0, false, 0, 9).await.unwrap(), ["x", "y"]);
     assert_eq!(store.index_range(&ix, 0.0, 10.0, false, 0, 10).await.unwrap(), ["d", "a", "b", "c"]);
     assert_eq!(store.index_range(&ix, 1.0, 3.0, true, 0, 10).await.unwrap(), ["c", "b", "a"]);
     assert_eq!(store.index_range(&ix, 1.0, 3.0, true, 1, 1).await.unwrap(), ["b"]);
