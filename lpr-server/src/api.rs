@@ -68,7 +68,7 @@ async fn plate_result(State(lpr): State<Arc<Lpr>>, ConnectInfo(peer): Peer, body
     let cam = lpr.seen(&pr.sender, None, &peer.to_string()).await?;
     let group = lpr.group(&cam.group).await?;
     // Stored (images on disk, record and indexes) before any reply: acknowledged means stored.
-    let (passage, fresh) = lpr.store_passage(&pr, &cam, &group).await?;
+    let (passage, fresh, passage_json) = lpr.store_passage(&pr, &cam, &group).await?;
     if lpr.cfg.fault_abort_after_store && fresh {
         tracing::error!(passage = %passage.id, "fault injection: aborting after the store, before the reply");
         std::process::abort();
@@ -93,8 +93,8 @@ async fn plate_result(State(lpr): State<Arc<Lpr>>, ConnectInfo(peer): Peer, body
         }
     }
     if fresh {
-        let ev = json!({"event": "passage", "passage": passage});
-        lpr.publish(ev).await;
+        // The stored JSON as is: no second serialisation on the hot path.
+        lpr.publish_raw(&format!("{{\"event\":\"passage\",\"passage\":{passage_json}}}")).await;
         if passage.verdict == crate::gate::Verdict::Blacklisted {
             crate::metrics::ALARMS.inc();
             tracing::warn!(serial = %cam.serialno, plate = ?passage.plate, "blacklisted plate");
@@ -172,7 +172,7 @@ async fn heartbeat(State(lpr): State<Arc<Lpr>>, ConnectInfo(peer): Peer, headers
     }
     crate::metrics::HEARTBEATS.inc();
     let waiter = lpr.waiter(&cam.serialno);
-    let group = lpr.group(&cam.group).await?;
+    let group = lpr.group_fresh(&cam.group).await?;
     if comet && !lpr.has_work(&cam, &group).await? {
         crate::metrics::COMET_HELD.add(1);
         let _ = tokio::time::timeout(Duration::from_secs(lpr.cfg.comet_hold_secs.clamp(1, 28)), waiter.notified()).await;
@@ -180,7 +180,7 @@ async fn heartbeat(State(lpr): State<Arc<Lpr>>, ConnectInfo(peer): Peer, headers
     }
     lpr.unwait(&cam.serialno, &waiter);
     // Whatever woke us may have changed the whitelist: read the group again.
-    let group = lpr.group(&cam.group).await?;
+    let group = lpr.group_fresh(&cam.group).await?;
     let cam = lpr.camera(&cam.serialno).await?.unwrap_or(cam);
     let mut reply = Reply::default();
     let sync = lpr.fill_reply(&cam, &group, &mut reply).await?;

@@ -166,7 +166,12 @@ pub struct Lpr {
     /// Camera records as last read or written here, and when: a camera pushing many results a
     /// second costs a Store write every `CAMERA_REFRESH`, not one per result.
     cameras_seen: Mutex<HashMap<String, (Camera, std::time::Instant)>>,
+    /// Groups as last read, for `GROUP_REFRESH` (a policy or whitelist change shows within it;
+    /// changes made through this node show at once).
+    groups_seen: Mutex<HashMap<String, (Group, std::time::Instant)>>,
 }
+
+const GROUP_REFRESH: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// How stale a cached camera record may be (changes made on another node show within this).
 const CAMERA_REFRESH: std::time::Duration = std::time::Duration::from_secs(2);
@@ -204,6 +209,7 @@ impl Lpr {
             waiters: Mutex::new(HashMap::new()),
             last_reply: Mutex::new(HashMap::new()),
             cameras_seen: Mutex::new(HashMap::new()),
+            groups_seen: Mutex::new(HashMap::new()),
         })
     }
 
@@ -212,7 +218,11 @@ impl Lpr {
     }
 
     pub async fn publish(&self, event: Value) {
-        if let Err(e) = self.store.publish(EVENTS, &event.to_string()).await {
+        self.publish_raw(&event.to_string()).await;
+    }
+
+    pub async fn publish_raw(&self, event: &str) {
+        if let Err(e) = self.store.publish(EVENTS, event).await {
             tracing::warn!(error = %e, "publishing an lpr event failed");
         }
     }
@@ -317,17 +327,34 @@ impl Lpr {
     // ---- groups and whitelists ----------------------------------------------------------------
 
     pub async fn group(&self, name: &str) -> Result<Group, LprError> {
-        Ok(match self.store.table_get(GROUPS, name).await? {
+        if let Some((g, at)) = lock(&self.groups_seen).get(name) {
+            if at.elapsed() < GROUP_REFRESH {
+                return Ok(g.clone());
+            }
+        }
+        self.group_fresh(name).await
+    }
+
+    /// The group as stored now (and cached for `group`).
+    pub async fn group_fresh(&self, name: &str) -> Result<Group, LprError> {
+        let g: Group = match self.store.table_get(GROUPS, name).await? {
             Some(raw) => serde_json::from_str(&raw).map_err(|e| LprError::Corrupt(e.to_string()))?,
             None => Group::default(),
-        })
+        };
+        let mut m = lock(&self.groups_seen);
+        if m.len() > 10_000 {
+            m.clear();
+        }
+        m.insert(name.to_owned(), (g.clone(), std::time::Instant::now()));
+        Ok(g)
     }
 
     /// Sets a group's policy and payloads (its whitelist version is kept).
     pub async fn set_group(&self, name: &str, g: &Group) -> Result<Group, LprError> {
         let mut g = g.clone();
-        g.wl_version = self.group(name).await?.wl_version;
+        g.wl_version = self.group_fresh(name).await?.wl_version;
         self.store.table_put(GROUPS, name, &serde_json::to_string(&g).unwrap_or_default()).await?;
+        lock(&self.groups_seen).remove(name);
         Ok(g)
     }
 
@@ -367,6 +394,7 @@ impl Lpr {
                 None => self.store.table_insert(GROUPS, group, &new).await?,
             };
             if done {
+                lock(&self.groups_seen).remove(group);
                 return Ok(());
             }
         }
@@ -577,7 +605,8 @@ impl Lpr {
     /// Stores a plate result (images, record, indexes) and decides the gate. Idempotent: a
     /// record resent (offline backlog, or a retry after a lost reply) is stored once, and
     /// returned as first stored with `false`.
-    pub async fn store_passage(&self, pr: &PlateResult, cam: &Camera, group: &Group) -> Result<(Passage, bool), LprError> {
+    /// Returns the passage, whether this call stored it, and its JSON.
+    pub async fn store_passage(&self, pr: &PlateResult, cam: &Camera, group: &Group) -> Result<(Passage, bool, String), LprError> {
         let received = now_ms();
         let serial = safe(&pr.sender.serialno);
         let time_ms = pr.camera_time_ms.filter(|t| *t > 0).unwrap_or(received);
@@ -629,14 +658,18 @@ impl Lpr {
         }
         // Images first (same names on a resend), then the record once: insert-if-absent is what
         // makes a resent record land exactly once.
-        let fresh = self.store.table_insert(PASSAGES, &id, &serde_json::to_string(&p).unwrap_or_default()).await?;
+        let mut json = serde_json::to_string(&p).unwrap_or_default();
+        let fresh = self.store.table_insert(PASSAGES, &id, &json).await?;
         if !fresh {
-            if let Some(first) = self.passage(&id).await? {
-                p = first;
+            if let Some(raw) = self.store.table_get(PASSAGES, &id).await? {
+                if let Ok(first) = serde_json::from_str(&raw) {
+                    p = first;
+                    json = raw;
+                }
             }
         }
         self.index(&p).await?;
-        Ok((p, fresh))
+        Ok((p, fresh, json))
     }
 
     /// Indexes are idempotent (re-adding moves nothing), so a crash between the record and its
