@@ -60,12 +60,18 @@ pub fn decode_base64(s: &str, what: &'static str, max: usize) -> Result<Vec<u8>,
     if s.len() / 4 * 3 > max + 3 {
         return Err(ProtoError::TooLarge(what));
     }
-    let clean: String = s.chars().filter(|c| !c.is_ascii_whitespace()).collect();
     let engine = base64::engine::GeneralPurpose::new(
         &base64::alphabet::STANDARD,
         base64::engine::GeneralPurposeConfig::new().with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
     );
-    engine.decode(clean.as_bytes()).map_err(|_| ProtoError::BadBase64(what))
+    // Line-wrapped base64 is rare: copy only when there is whitespace to drop.
+    let decoded = if s.bytes().any(|b| b.is_ascii_whitespace()) {
+        let clean: Vec<u8> = s.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
+        engine.decode(clean)
+    } else {
+        engine.decode(s.as_bytes())
+    };
+    decoded.map_err(|_| ProtoError::BadBase64(what))
 }
 
 pub fn encode_base64(data: &[u8]) -> String {
@@ -137,14 +143,16 @@ pub fn plate_result(v: &Value, max_image: usize) -> Result<PlateResult, ProtoErr
     };
     let tv = field(field(pr, "timeStamp"), "Timeval");
     let camera_time_ms = uint(field(tv, "sec")).map(|s| s.saturating_mul(1000).saturating_add(uint(field(tv, "usec")).unwrap_or(0) / 1000));
-    let mut extra = pr.clone();
-    if let Value::Object(m) = &mut extra {
-        for k in ["imageFile", "imageFragmentFile"] {
-            m.remove(k);
-        }
-    } else {
-        extra = Value::Object(Map::new());
-    }
+    // The record keeps every field but the images (copied without them: they are most of it).
+    let extra = match pr {
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .filter(|(k, _)| !matches!(k.as_str(), "imageFile" | "imageFragmentFile"))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        ),
+        _ => Value::Object(Map::new()),
+    };
     Ok(PlateResult {
         sender: sender(env),
         license: text(field(pr, "license")),
