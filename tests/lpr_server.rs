@@ -395,3 +395,75 @@ fn tempdir(tag: &str) -> std::path::PathBuf {
     std::fs::create_dir_all(&d).unwrap();
     d
 }
+
+/// A webhook target that records what it is sent (a raw HTTP/1.1 server: answers 200).
+async fn webhook_target(port: u16, got: std::sync::Arc<std::sync::Mutex<Vec<Value>>>) -> tokio::task::JoinHandle<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let l = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.expect("bind webhook");
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut s, _)) = l.accept().await else { return };
+            let got = got.clone();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 8192];
+                loop {
+                    let Ok(n) = s.read(&mut chunk).await else { return };
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    let text = String::from_utf8_lossy(&buf).into_owned();
+                    if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                        let len: usize = head
+                            .lines()
+                            .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().unwrap_or(0)))
+                            .unwrap_or(0);
+                        if body.len() >= len {
+                            if let Ok(v) = serde_json::from_str(&body[..len]) {
+                                got.lock().unwrap().push(v);
+                            }
+                            let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").await;
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn passages_reach_a_webhook_that_was_down_and_the_event_stream() {
+    let redis = RedisServer::start().expect("redis-server");
+    let dir = tempdir("hook");
+    let hook_port = free_port();
+    let lpr = LprProc::start(&redis.url(), &dir, &[("GBC_LPR__WEBHOOK_URL", &format!("http://127.0.0.1:{hook_port}/passages"))]);
+    // Live passages on the SSE stream.
+    let mut sse = client().get(lpr.url("/api/v1/lpr/events")).send().await.unwrap();
+    assert_eq!(sse.headers()["content-type"], "text/event-stream");
+    // The billing system is down while five passages arrive.
+    for i in 1..=5 {
+        let (code, _) =
+            push(&lpr.url(PLATE_PATH), plate_result("hook-cam", &format!("京H{i:05}"), i, false, None).to_string(), "application/json")
+                .await;
+        assert_eq!(code, 200);
+    }
+    let mut seen = String::new();
+    while !seen.contains("京H00001") {
+        let chunk =
+            tokio::time::timeout(Duration::from_secs(5), sse.chunk()).await.expect("an event in time").unwrap().expect("stream open");
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(seen.contains("data: {\"event\":\"passage\",\"passage\":{") && seen.contains("\"event\":\"camera_online\""), "{seen}");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let metrics = client().get(lpr.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(!metrics.contains("gbc_lpr_webhook_failures_total 0"), "deliveries were tried and failed: {metrics}");
+    // It comes back: every passage is delivered, none lost.
+    let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let _server = webhook_target(hook_port, got.clone()).await;
+    let ok = eventually(Duration::from_secs(90), || async { got.lock().unwrap().len() >= 5 }).await;
+    assert!(ok, "webhook got {} of 5; log:\n{}", got.lock().unwrap().len(), lpr.log_text());
+    let ids: std::collections::BTreeSet<String> = got.lock().unwrap().iter().map(|p| p["id"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(ids.len(), 5);
+}
