@@ -162,6 +162,10 @@ async fn every_message_type_is_taken_stored_and_answered() {
     assert_eq!(code, 200);
     let (code, v) = push(&lpr.url("/devicemanagement/php/serial.php"), json!({"SerialData": {"channel": 0, "serialno": serial, "ipaddr": "192.168.1.100", "deviceName": "IVS", "serialChannel": 0, "data": b64(b"\x01\x02"), "dataLen": 2}}).to_string(), "application/json").await;
     assert_eq!((code, v["Response_SerialData"].is_object()), (200, true), "{v}");
+    let ev = api(&lpr, &format!("/api/v1/lpr/device-events?serialno={serial}")).await;
+    assert_eq!(ev["total"], 2, "IO and serial events kept: {ev}");
+    let io = api(&lpr, &format!("/api/v1/lpr/device-events?serialno={serial}&kind=io")).await;
+    assert_eq!((io["items"].as_array().unwrap().len(), io["items"][0]["source"].as_u64()), (1, Some(0)), "{io}");
 
     // Heartbeat (multipart): the camera's record, never its password.
     heartbeat(&lpr, serial).await;
@@ -326,6 +330,15 @@ async fn whitelist_reaches_the_camera_and_gates_follow_it() {
     let cam = api(&lpr, &format!("/api/v1/lpr/cameras/{serial}")).await;
     assert_eq!(cam["whitelist_sync"]["in_sync"], true, "{cam}");
 
+    // The lane's LED board gets a message with each opening.
+    let r = client()
+        .put(lpr.url("/api/v1/lpr/groups/default"))
+        .json(&json!({"policy": "open_whitelisted", "serial_on_open": [{"serial_channel": 0, "data": b64(b"WELCOME")}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+
     // Whitelisted opens; blacklisted does not, and raises an alarm; unknown does not.
     let open = |plate: &str, id: u64| plate_result(serial, plate, id, false, None).to_string();
     let (_, v) = push(&lpr.url(PLATE_PATH), open("京W00003", 1), "application/json").await;
@@ -466,4 +479,46 @@ async fn passages_reach_a_webhook_that_was_down_and_the_event_stream() {
     assert!(ok, "webhook got {} of 5; log:\n{}", got.lock().unwrap().len(), lpr.log_text());
     let ids: std::collections::BTreeSet<String> = got.lock().unwrap().iter().map(|p| p["id"].as_str().unwrap().to_owned()).collect();
     assert_eq!(ids.len(), 5);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_simulated_camera_receives_the_whitelist_and_goes_offline_when_silent() {
+    let redis = RedisServer::start().expect("redis-server");
+    let dir = tempdir("sim");
+    let lpr = LprProc::start(&redis.url(), &dir, &[("GBC_LPR__OFFLINE_AFTER_SECS", "1"), ("GBC_LPR__ALLOW_SERIALS", "[\"sim-0000\"]")]);
+    let entries: Vec<Value> = (1..=12).map(|i| json!({"plate": format!("京S{i:05}"), "enable": 1, "need_alarm": 0})).collect();
+    assert_eq!(client().post(lpr.url("/api/v1/lpr/groups/default/whitelist")).json(&entries).send().await.unwrap().status().as_u16(), 200);
+    let mut sse = client().get(lpr.url("/api/v1/lpr/events")).send().await.unwrap();
+    // gbsim's LPR camera (comet polling, 2 results a second, plates 京S00000-京S00019).
+    let out = Command::new(env!("CARGO_BIN_EXE_gbcluster"))
+        .args(["sim", "lpr", "--server", &lpr.url(""), "--cameras", "1", "--rate", "2", "--plates", "20", "--seconds", "3"])
+        .output()
+        .expect("sim lpr");
+    let sim_end = common::sip::now_ms();
+    let report: Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("sim output: {}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(report["whitelist_sizes"]["sim-0000"], 12, "the camera's copy matches: {report}");
+    assert_eq!(report["whitelist_ops_applied"], 3, "12 entries in 3 replies: {report}");
+    assert!(report["gate_openings"].as_u64().unwrap() > 0 && report["errors"] == 0, "{report}");
+    // Unknown cameras are refused.
+    let (code, _) = push(&lpr.url(PLATE_PATH), plate_result("intruder", "京A1", 1, false, None).to_string(), "application/json").await;
+    assert_eq!(code, 403);
+    // Silent for over a second: offline, once, and only after the camera went quiet.
+    let mut seen = String::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !seen.contains("camera_offline") && Instant::now() < deadline {
+        if let Ok(Ok(Some(chunk))) = tokio::time::timeout(Duration::from_secs(2), sse.chunk()).await {
+            seen.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    }
+    let offline: Vec<Value> = seen
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+        .filter(|v| v["event"] == "camera_offline")
+        .collect();
+    assert_eq!(offline.len(), 1, "{seen}");
+    assert!(offline[0]["at_ms"].as_u64().unwrap() >= sim_end, "offline reported while the camera was busy: {seen}");
+    let cam = api(&lpr, "/api/v1/lpr/cameras/sim-0000").await;
+    assert_eq!(cam["online"], false);
 }

@@ -111,10 +111,7 @@ async fn gio(State(lpr): State<Arc<Lpr>>, ConnectInfo(peer): Peer, body: Bytes) 
     let g = proto::gio_in(&v).map_err(bad)?;
     refuse_unknown(&lpr, &g.sender.serialno, "gio", &peer)?;
     lpr.seen(&g.sender, None, &peer.to_string()).await?;
-    lpr.publish(
-        json!({"event": "io", "serialno": g.sender.serialno, "source": g.source, "value": g.value, "at_ms": crate::service::now_ms()}),
-    )
-    .await;
+    lpr.record_event(&g.sender.serialno, "io", json!({"source": g.source, "value": g.value})).await?;
     Ok(Json(json!({})).into_response())
 }
 
@@ -123,7 +120,7 @@ async fn serial(State(lpr): State<Arc<Lpr>>, ConnectInfo(peer): Peer, body: Byte
     let s = proto::serial_data(&v).map_err(bad)?;
     refuse_unknown(&lpr, &s.sender.serialno, "serial", &peer)?;
     lpr.seen(&s.sender, None, &peer.to_string()).await?;
-    lpr.publish(json!({"event": "serial", "serialno": s.sender.serialno, "serial_channel": s.serial_channel, "data": s.data, "len": s.len, "at_ms": crate::service::now_ms()})).await;
+    lpr.record_event(&s.sender.serialno, "serial", json!({"serial_channel": s.serial_channel, "data": s.data, "len": s.len})).await?;
     Ok(Json(json!({"Response_SerialData": {"serialData": []}})).into_response())
 }
 
@@ -227,6 +224,29 @@ async fn passage_image(State(lpr): State<Arc<Lpr>>, Path((id, which)): Path<(Str
     .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("passage {id} has no {which} image")))?;
     let bytes = lpr.read_image(&rel).await.ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "image file missing"))?;
     Ok(([(header::CONTENT_TYPE, "image/jpeg")], Body::from(bytes)).into_response())
+}
+
+#[derive(Deserialize)]
+struct EventQuery {
+    serialno: Option<String>,
+    /// `io` or `serial`.
+    kind: Option<String>,
+    from_ms: Option<u64>,
+    to_ms: Option<u64>,
+    offset: Option<usize>,
+    limit: Option<usize>,
+}
+
+async fn list_events(
+    State(lpr): State<Arc<Lpr>>,
+    q: Result<Query<EventQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<impl IntoResponse> {
+    let Query(q) = q.map_err(|e| bad(e.body_text()))?;
+    let (offset, limit) = (q.offset.unwrap_or(0), q.limit.unwrap_or(50).min(1000));
+    let (items, total) = lpr
+        .events(q.serialno.as_deref(), q.kind.as_deref(), q.from_ms.unwrap_or(0), q.to_ms.unwrap_or(u64::MAX >> 11), offset, limit)
+        .await?;
+    Ok(Json(json!({"total": total, "offset": offset, "limit": limit, "items": items})))
 }
 
 async fn list_cameras(State(lpr): State<Arc<Lpr>>) -> ApiResult<impl IntoResponse> {
@@ -395,7 +415,8 @@ pub fn router(lpr: Arc<Lpr>) -> Router {
         .route("/api/v1/lpr/groups/{group}", get(get_group).put(put_group))
         .route("/api/v1/lpr/groups/{group}/whitelist", get(get_whitelist).post(post_whitelist))
         .route("/api/v1/lpr/groups/{group}/whitelist/{plate}", delete(delete_whitelist))
-        .route("/api/v1/lpr/events", get(crate::events::sse));
+        .route("/api/v1/lpr/events", get(crate::events::sse))
+        .route("/api/v1/lpr/device-events", get(list_events));
     if !cfg.api_token.is_empty() {
         api = api.layer(middleware::from_fn_with_state(Arc::new(cfg.api_token.clone()), common::http::require_token));
     }

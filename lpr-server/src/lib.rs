@@ -66,7 +66,8 @@ pub async fn start(cfg: LprConfig, store: Arc<dyn Store>, shutdown: Cancellation
 /// Raises `camera_offline` once for each camera not heard from for `offline_after_secs`. Every
 /// node checks; a marker in the camera's table row makes each transition publish once.
 async fn offline_watch(lpr: Arc<Lpr>, shutdown: CancellationToken) {
-    let mut tick = tokio::time::interval(Duration::from_secs(5));
+    let every = Duration::from_millis((lpr.cfg.offline_after_secs * 500).clamp(500, 5000));
+    let mut tick = tokio::time::interval(every);
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,

@@ -26,6 +26,8 @@ pub const PASSAGES: &str = "lpr_passages";
 pub const CAMERAS: &str = "lpr_cameras";
 pub const GROUPS: &str = "lpr_groups";
 pub const SNAPSHOTS: &str = "lpr_snapshots";
+/// IO triggers and serial data from cameras.
+pub const DEVICE_EVENTS: &str = "lpr_events";
 pub const WAKE: &str = "gbc:lpr:wake";
 pub const EVENTS: &str = "gbc:events:lpr";
 
@@ -252,8 +254,9 @@ impl Lpr {
         let now = now_ms();
         // Fast path: a plate result from a camera whose record this node wrote moments ago.
         if hb.is_none() {
-            let cached =
-                lock(&self.cameras_seen).get(&sender.serialno).filter(|(_, at)| at.elapsed() < CAMERA_REFRESH).map(|(c, _)| c.clone());
+            // Refreshed well within the offline threshold, so a busy camera never looks silent.
+            let refresh = CAMERA_REFRESH.min(std::time::Duration::from_millis(self.cfg.offline_after_secs * 250));
+            let cached = lock(&self.cameras_seen).get(&sender.serialno).filter(|(_, at)| at.elapsed() < refresh).map(|(c, _)| c.clone());
             if let Some(mut c) = cached {
                 c.last_seen_ms = now;
                 return Ok(c);
@@ -729,6 +732,54 @@ impl Lpr {
 
     pub async fn snapshot(&self, id: &str) -> Result<Option<Value>, LprError> {
         Ok(self.store.table_get(SNAPSHOTS, id).await?.and_then(|raw| serde_json::from_str(&raw).ok()))
+    }
+
+    /// Keeps an IO trigger or serial-data event (queryable by camera and time) and publishes it.
+    pub async fn record_event(&self, serial: &str, kind: &str, mut event: Value) -> Result<(), LprError> {
+        let at = now_ms();
+        let id = format!("{}-{kind}-{at}-{:04x}", safe(serial), rand::random::<u16>());
+        event["id"] = json!(id);
+        event["event"] = json!(kind);
+        event["serialno"] = json!(serial);
+        event["at_ms"] = json!(at);
+        self.store.table_put(DEVICE_EVENTS, &id, &event.to_string()).await?;
+        let t = at as f64;
+        self.store.index_add_many(&[("lpr:events".to_owned(), t, id.clone()), (format!("lpr:events:{serial}"), t, id)]).await?;
+        self.publish(event).await;
+        Ok(())
+    }
+
+    /// IO and serial events, newest first.
+    pub async fn events(
+        &self,
+        serial: Option<&str>,
+        kind: Option<&str>,
+        from_ms: u64,
+        to_ms: u64,
+        offset: usize,
+        limit: usize,
+    ) -> Result<(Vec<Value>, usize), LprError> {
+        let index = match serial {
+            Some(s) => format!("lpr:events:{s}"),
+            None => "lpr:events".to_owned(),
+        };
+        let (lo, hi) = (from_ms as f64, to_ms as f64);
+        let total = self.store.index_count(&index, lo, hi).await?;
+        // A kind filter reads past the page: bounded to a few pages.
+        let want = if kind.is_some() { (offset + limit) * 4 } else { limit };
+        let ids = self.store.index_range(&index, lo, hi, true, if kind.is_some() { 0 } else { offset }, want).await?;
+        let mut out = Vec::new();
+        for id in ids {
+            if let Some(v) = self.store.table_get(DEVICE_EVENTS, &id).await?.and_then(|r| serde_json::from_str::<Value>(&r).ok()) {
+                if kind.is_none_or(|k| v["event"] == k) {
+                    out.push(v);
+                }
+            }
+        }
+        if kind.is_some() {
+            out = out.into_iter().skip(offset).take(limit).collect();
+        }
+        Ok((out, total))
     }
 
     pub fn new_command_id() -> String {
