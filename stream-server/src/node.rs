@@ -298,18 +298,15 @@ impl Node {
         // A stream cancelled because the node stops was not closed by the API.
         let reason = if reason == CloseReason::Api && self.shutdown.is_cancelled() { CloseReason::Shutdown } else { reason };
         entry.cancel.cancel();
-        let removed = {
-            let mut g = self.lock();
-            match g.get(&entry.id) {
-                Some(cur) if Arc::ptr_eq(cur, entry) => g.remove(&entry.id).is_some(),
-                _ => false,
-            }
-        };
-        if removed {
+        // The events are queued before the entry leaves the map, under its lock: a clean stop
+        // that sees the map empty then also sees them pending, and waits for them.
+        let mut g = self.lock();
+        if g.get(&entry.id).is_some_and(|cur| Arc::ptr_eq(cur, entry)) {
             if reason == CloseReason::NoData {
                 self.event("no_data", &entry.id, Some(reason.as_str()));
             }
             self.event("closed", &entry.id, Some(reason.as_str()));
+            g.remove(&entry.id);
         }
     }
 
