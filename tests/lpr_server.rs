@@ -95,21 +95,7 @@ fn plate_result(serial: &str, plate: &str, plateid: u64, offline: bool, image: O
 }
 
 fn heartbeat_form(serial: &str) -> (String, String) {
-    let b = "----gbcsimBoundary7MA4YWxk";
-    let mut body = String::new();
-    for (k, v) in [
-        ("device_name", "IVS"),
-        ("ipaddr", "192.168.1.100"),
-        ("port", "80"),
-        ("user_name", "admin"),
-        ("pass_wd", "Secret#123"),
-        ("serialno", serial),
-        ("channel_num", "1"),
-    ] {
-        body.push_str(&format!("--{b}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n"));
-    }
-    body.push_str(&format!("--{b}--\r\n"));
-    (format!("multipart/form-data; boundary={b}"), body)
+    gbsim::lpr::heartbeat_body(serial, "Secret#123")
 }
 
 async fn heartbeat(lpr: &LprProc, serial: &str) -> Value {

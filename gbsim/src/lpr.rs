@@ -161,7 +161,8 @@ async fn post_result(client: &reqwest::Client, cfg: &LprSimConfig, body: String,
     Some(v)
 }
 
-fn heartbeat_body(serial: &str) -> (String, String) {
+/// A heartbeat as the firmware sends it: (Content-Type, multipart body).
+pub fn heartbeat_body(serial: &str, password: &str) -> (String, String) {
     let b = "----gbsimLprBoundary";
     let mut body = String::new();
     for (k, v) in [
@@ -169,7 +170,7 @@ fn heartbeat_body(serial: &str) -> (String, String) {
         ("ipaddr", "192.168.1.100"),
         ("port", "80"),
         ("user_name", "admin"),
-        ("pass_wd", "admin"),
+        ("pass_wd", password),
         ("serialno", serial),
         ("channel_num", "1"),
     ] {
@@ -180,7 +181,7 @@ fn heartbeat_body(serial: &str) -> (String, String) {
 }
 
 async fn poll_loop(client: reqwest::Client, cfg: Arc<LprSimConfig>, cam: Arc<Cam>, c: Arc<Counters>, stop: CancellationToken) {
-    let (ct, body) = heartbeat_body(&cam.serial);
+    let (ct, body) = heartbeat_body(&cam.serial, "admin");
     let url = format!("{}{}", cfg.server.trim_end_matches('/'), cfg.heartbeat_path);
     while !stop.is_cancelled() {
         let sent = client.post(&url).header("Content-Type", &ct).body(body.clone()).send();
