@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod model;
 pub mod ps;
 pub mod ps_mux;
+pub mod rtmp;
 pub mod rtp;
 pub mod sdp;
 pub mod sip;

@@ -16,8 +16,8 @@ use tokio::sync::broadcast::error::RecvError;
 
 use crate::hub::ViewerGate;
 use crate::node::Node;
-use crate::push::{handshake, metadata_of};
 use crate::stream::StreamEntry;
+use common::rtmp::{handshake, metadata_of};
 
 pub async fn serve(node: Arc<Node>, listener: TcpListener) {
     loop {

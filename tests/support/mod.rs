@@ -519,7 +519,7 @@ pub async fn rtmp_play_metadata(port: u16, key: &str, within: Duration) -> Optio
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let run = async {
         let mut tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.ok()?;
-        let remaining = stream_server::push::handshake(&mut tcp, PeerType::Client).await.ok()?;
+        let remaining = common::rtmp::handshake(&mut tcp, PeerType::Client).await.ok()?;
         let (mut session, initial) = ClientSession::new(ClientSessionConfig::new()).ok()?;
         let mut results = initial;
         results.extend(session.handle_input(&remaining).ok()?);
