@@ -68,7 +68,8 @@ async fn plate_result(State(lpr): State<Arc<Lpr>>, ConnectInfo(peer): Peer, body
     let cam = lpr.seen(&pr.sender, None, &peer.to_string()).await?;
     let group = lpr.group(&cam.group).await?;
     // Stored (images on disk, record and indexes) before any reply: acknowledged means stored.
-    let (passage, fresh, passage_json) = lpr.store_passage(&pr, &cam, &group).await?;
+    let stored = lpr.store_passage(&pr, &cam, &group).await?;
+    let (passage, fresh, passage_json) = (&stored.passage, stored.fresh, &stored.json);
     if lpr.cfg.fault_abort_after_store && fresh {
         tracing::error!(passage = %passage.id, "fault injection: aborting after the store, before the reply");
         std::process::abort();
@@ -102,7 +103,7 @@ async fn plate_result(State(lpr): State<Arc<Lpr>>, ConnectInfo(peer): Peer, body
         }
         crate::outbox::enqueue(&lpr, &passage.id).await;
     }
-    let sync = lpr.fill_reply(&cam, &group, &mut reply).await?;
+    let sync = lpr.fill_reply(&cam, &group, &mut reply, Some(stored.commands)).await?;
     answer(&lpr, &cam.serialno, reply, sync).await
 }
 
@@ -180,7 +181,7 @@ async fn heartbeat(State(lpr): State<Arc<Lpr>>, ConnectInfo(peer): Peer, headers
     let group = lpr.group_fresh(&cam.group).await?;
     let cam = lpr.camera(&cam.serialno).await?.unwrap_or(cam);
     let mut reply = Reply::default();
-    let sync = lpr.fill_reply(&cam, &group, &mut reply).await?;
+    let sync = lpr.fill_reply(&cam, &group, &mut reply, None).await?;
     // Comet detection looks at heartbeat replies only: the next poll comes right after this.
     lpr.replied(&cam.serialno);
     answer(&lpr, &cam.serialno, reply, sync).await

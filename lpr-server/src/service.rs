@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use common::store::Store;
+use common::store::{Op, OpOut, Store};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use sha2::Digest;
@@ -173,6 +173,9 @@ pub struct Lpr {
     groups_seen: Mutex<HashMap<String, (Group, std::time::Instant)>>,
 }
 
+/// Queued commands taken for one reply (those that do not fit go back).
+pub const COMMANDS_PER_REPLY: usize = 16;
+
 const GROUP_REFRESH: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// How stale a cached camera record may be (changes made on another node show within this).
@@ -180,6 +183,25 @@ const CAMERA_REFRESH: std::time::Duration = std::time::Duration::from_secs(2);
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A plate result once stored.
+pub struct StoredPassage {
+    pub passage: Passage,
+    /// This call stored it (false: a resend of a stored record).
+    pub fresh: bool,
+    pub json: String,
+    pub commands: Vec<String>,
+}
+
+/// The indexes a passage is listed in: all, its camera, its plate.
+fn index_entries(p: &Passage) -> Vec<(String, f64, String)> {
+    let t = p.time_ms as f64;
+    let mut entries = vec![("lpr:passages".to_owned(), t, p.id.clone()), (format!("lpr:camera:{}", p.serialno), t, p.id.clone())];
+    if let Some(plate) = &p.plate {
+        entries.push((format!("lpr:plate:{plate}"), t, p.id.clone()));
+    }
+    entries
 }
 
 pub fn now_ms() -> u64 {
@@ -530,9 +552,20 @@ impl Lpr {
     /// Fills `reply` with what is waiting for the camera: queued commands (as many as fit one
     /// reply: one snapshot, serial writes in order) and the next whitelist operation. Returns
     /// the whitelist operation put in, to be marked sent once the reply is out.
-    pub async fn fill_reply(&self, cam: &Camera, group: &Group, reply: &mut Reply) -> Result<Option<(u8, Vec<WhiteListEntry>)>, LprError> {
+    /// `popped`: commands already taken from the queue (in the same round trip as the store),
+    /// else they are taken here.
+    pub async fn fill_reply(
+        &self,
+        cam: &Camera,
+        group: &Group,
+        reply: &mut Reply,
+        popped: Option<Vec<String>>,
+    ) -> Result<Option<(u8, Vec<WhiteListEntry>)>, LprError> {
         let q = cmd_queue(&cam.serialno);
-        let items = self.store.queue_pop(&q, 16).await?;
+        let items = match popped {
+            Some(items) => items,
+            None => self.store.queue_pop(&q, COMMANDS_PER_REPLY).await?,
+        };
         let mut back = Vec::new();
         for raw in items {
             let Ok(cmd) = serde_json::from_str::<Command>(&raw) else { continue };
@@ -608,8 +641,9 @@ impl Lpr {
     /// Stores a plate result (images, record, indexes) and decides the gate. Idempotent: a
     /// record resent (offline backlog, or a retry after a lost reply) is stored once, and
     /// returned as first stored with `false`.
-    /// Returns the passage, whether this call stored it, and its JSON.
-    pub async fn store_passage(&self, pr: &PlateResult, cam: &Camera, group: &Group) -> Result<(Passage, bool, String), LprError> {
+    /// Returns the passage, whether this call stored it, its JSON, and the camera's queued
+    /// commands (taken in the same round trip, for the reply).
+    pub async fn store_passage(&self, pr: &PlateResult, cam: &Camera, group: &Group) -> Result<StoredPassage, LprError> {
         let received = now_ms();
         let serial = safe(&pr.sender.serialno);
         let time_ms = pr.camera_time_ms.filter(|t| *t > 0).unwrap_or(received);
@@ -662,28 +696,34 @@ impl Lpr {
         // Images first (same names on a resend), then the record once: insert-if-absent is what
         // makes a resent record land exactly once.
         let mut json = serde_json::to_string(&p).unwrap_or_default();
-        let fresh = self.store.table_insert(PASSAGES, &id, &json).await?;
+        // One round trip: the record (insert-if-absent), its indexes (idempotent) and the
+        // camera's queued commands for the reply.
+        let mut ops = vec![Op::TableInsert { table: PASSAGES.into(), id: id.clone(), record: json.clone() }];
+        ops.extend(index_entries(&p).into_iter().map(|(index, score, member)| Op::IndexAdd { index, score, member }));
+        ops.push(Op::QueuePop { queue: cmd_queue(&cam.serialno), max: COMMANDS_PER_REPLY });
+        let out = self.store.pipeline(&ops).await?;
+        let fresh = matches!(out.first(), Some(OpOut::Inserted(true)));
+        let commands = match out.last() {
+            Some(OpOut::Items(items)) => items.clone(),
+            _ => Vec::new(),
+        };
         if !fresh {
+            // Resent: answer as the first time (its verdict, its indexes under its own time).
             if let Some(raw) = self.store.table_get(PASSAGES, &id).await? {
-                if let Ok(first) = serde_json::from_str(&raw) {
+                if let Ok(first) = serde_json::from_str::<Passage>(&raw) {
                     p = first;
                     json = raw;
+                    self.index(&p).await?;
                 }
             }
         }
-        self.index(&p).await?;
-        Ok((p, fresh, json))
+        Ok(StoredPassage { passage: p, fresh, json, commands })
     }
 
     /// Indexes are idempotent (re-adding moves nothing), so a crash between the record and its
     /// indexes is repaired by the camera's resend.
     async fn index(&self, p: &Passage) -> Result<(), LprError> {
-        let t = p.time_ms as f64;
-        let mut entries = vec![("lpr:passages".to_owned(), t, p.id.clone()), (format!("lpr:camera:{}", p.serialno), t, p.id.clone())];
-        if let Some(plate) = &p.plate {
-            entries.push((format!("lpr:plate:{plate}"), t, p.id.clone()));
-        }
-        self.store.index_add_many(&entries).await?;
+        self.store.index_add_many(&index_entries(p)).await?;
         Ok(())
     }
 

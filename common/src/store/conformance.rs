@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{DeviceFilter, LoadCandidate, OfflineReason, Store, Touch};
+use super::{DeviceFilter, LoadCandidate, OfflineReason, Op, OpOut, Store, Touch};
 use crate::ids::{ChannelId, DeviceId, NodeId};
 use crate::model::{Channel, Device, DeviceInfo, DeviceStatus, SipTransport, StoredChannel};
 
@@ -143,6 +143,24 @@ async fn indexes_and_queues(store: &Arc<dyn Store>, base: u64) {
     assert_eq!(store.index_range(&ix, 1.0, 3.0, true, 1, 1).await.unwrap(), ["b"]);
     assert_eq!(store.index_count(&ix, 1.0, 2.0).await.unwrap(), 2);
     assert!(store.index_range("no-such-index", 0.0, 1.0, false, 0, 10).await.unwrap().is_empty());
+
+    // A pipeline: results in order, and the same effects as the single calls.
+    let (t, q2) = (format!("test{base}-p"), format!("test{base}-pq"));
+    store.queue_push(&q2, "c1").await.unwrap();
+    let ops = vec![
+        Op::TableInsert { table: t.clone(), id: "k".into(), record: "v1".into() },
+        Op::TableInsert { table: t.clone(), id: "k".into(), record: "v2".into() },
+        Op::IndexAdd { index: t.clone(), score: 3.0, member: "k".into() },
+        Op::QueuePop { queue: q2.clone(), max: 8 },
+        Op::QueuePop { queue: q2.clone(), max: 8 },
+    ];
+    let out = store.pipeline(&ops).await.unwrap();
+    assert_eq!(
+        out,
+        vec![OpOut::Inserted(true), OpOut::Inserted(false), OpOut::Done, OpOut::Items(vec!["c1".into()]), OpOut::Items(vec![])]
+    );
+    assert_eq!(store.table_get(&t, "k").await.unwrap().as_deref(), Some("v1"));
+    assert_eq!(store.index_range(&t, 0.0, 9.0, false, 0, 9).await.unwrap(), ["k"]);
 
     let q = format!("test{base}");
     assert!(store.queue_pop(&q, 5).await.unwrap().is_empty());

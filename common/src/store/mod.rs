@@ -82,6 +82,22 @@ pub fn load_score(load: u64, c: &LoadCandidate) -> f64 {
     (load as f64 + 1.0) / c.capacity.max(1) as f64 + c.busy.clamp(0.0, 1.0) * 0.001
 }
 
+/// One operation of a `Store::pipeline`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Op {
+    TableInsert { table: String, id: String, record: String },
+    IndexAdd { index: String, score: f64, member: String },
+    QueuePop { queue: String, max: usize },
+}
+
+/// What an `Op` returned: `Inserted` for `TableInsert`, `Items` for `QueuePop`, `Done` else.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OpOut {
+    Inserted(bool),
+    Items(Vec<String>),
+    Done,
+}
+
 /// Messages of a subscription; ends when the store shuts down.
 pub type Subscription = mpsc::Receiver<String>;
 
@@ -151,6 +167,23 @@ pub trait Store: Send + Sync + 'static {
 
     /// Sorted indexes (member → score), e.g. passages by time. Adding an existing member moves it.
     async fn index_add(&self, index: &str, score: f64, member: &str) -> StoreResult<()>;
+    /// Runs `ops` in order in one round trip where the store can (not atomically: each op is
+    /// idempotent or its result tells what happened).
+    async fn pipeline(&self, ops: &[Op]) -> StoreResult<Vec<OpOut>> {
+        let mut out = Vec::with_capacity(ops.len());
+        for op in ops {
+            out.push(match op {
+                Op::TableInsert { table, id, record } => OpOut::Inserted(self.table_insert(table, id, record).await?),
+                Op::IndexAdd { index, score, member } => {
+                    self.index_add(index, *score, member).await?;
+                    OpOut::Done
+                }
+                Op::QueuePop { queue, max } => OpOut::Items(self.queue_pop(queue, *max).await?),
+            });
+        }
+        Ok(out)
+    }
+
     /// Several `index_add`s in one round trip where the store can.
     async fn index_add_many(&self, entries: &[(String, f64, String)]) -> StoreResult<()> {
         for (index, score, member) in entries {

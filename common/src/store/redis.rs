@@ -683,6 +683,41 @@ impl Store for RedisStore {
         Ok(())
     }
 
+    async fn pipeline(&self, ops: &[super::Op]) -> StoreResult<Vec<super::OpOut>> {
+        use super::{Op, OpOut};
+        if ops.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for op in ops {
+            match op {
+                Op::TableInsert { table, id, record } => {
+                    pipe.hset_nx(table_key(table), id, record);
+                }
+                Op::IndexAdd { index, score, member } => {
+                    pipe.zadd(index_key(index), member, *score);
+                }
+                Op::QueuePop { queue, max } => {
+                    pipe.cmd("LPOP").arg(queue_key(queue)).arg((*max).max(1));
+                }
+            }
+        }
+        let replies: Vec<Value> = pipe.query_async(&mut self.conn().await).await?;
+        let mut out = Vec::with_capacity(ops.len());
+        for (op, v) in ops.iter().zip(replies) {
+            out.push(match op {
+                Op::TableInsert { .. } => {
+                    OpOut::Inserted(redis::from_redis_value::<i64>(v).map_err(|e| StoreError::Corrupt(e.to_string()))? == 1)
+                }
+                Op::IndexAdd { .. } => OpOut::Done,
+                Op::QueuePop { .. } => OpOut::Items(
+                    redis::from_redis_value::<Option<Vec<String>>>(v).map_err(|e| StoreError::Corrupt(e.to_string()))?.unwrap_or_default(),
+                ),
+            });
+        }
+        Ok(out)
+    }
+
     async fn index_add_many(&self, entries: &[(String, f64, String)]) -> StoreResult<()> {
         if entries.is_empty() {
             return Ok(());
