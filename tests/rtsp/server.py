@@ -1,0 +1,79 @@
+#!/usr/bin/python3
+"""An RTSP server standing in for a Hikvision / Dahua NVR in the NVR pusher's tests.
+
+Serves live test video (H.264 + G.711 A-law, or H.265) at the vendors' live and playback
+paths, with digest authentication, from GStreamer's RTSP server (gir1.2-gst-rtsp-server-1.0).
+
+    /usr/bin/python3 tests/rtsp/server.py --port 8554 --user admin --password 12345 [--codec h265]
+
+Prints "ready" on stdout once listening. Paths: /Streaming/Channels/{101,201,3001},
+/Streaming/tracks/101, /cam/realmonitor, /cam/playback (the query string is not part of the
+mount). Query strings are accepted as sent.
+"""
+import argparse
+import sys
+
+import gi
+
+gi.require_version("Gst", "1.0")
+gi.require_version("GstRtsp", "1.0")
+gi.require_version("GstRtspServer", "1.0")
+from gi.repository import GLib, Gst, GstRtsp, GstRtspServer  # noqa: E402
+
+
+def launch(codec: str, audio: bool) -> str:
+    video = "videotestsrc is-live=true pattern=ball ! video/x-raw,width=640,height=360,framerate=25/1 ! "
+    if codec == "h265":
+        video += "x265enc tune=zerolatency key-int-max=25 ! video/x-h265,profile=main ! rtph265pay name=pay0 pt=96 config-interval=-1"
+    else:
+        video += "x264enc tune=zerolatency key-int-max=25 bframes=0 ! video/x-h264,profile=baseline ! rtph264pay name=pay0 pt=96 config-interval=-1"
+    pipe = f"( {video}"
+    if audio:
+        pipe += " audiotestsrc is-live=true wave=sine ! audio/x-raw,rate=8000,channels=1 ! alawenc ! rtppcmapay name=pay1 pt=8"
+    return pipe + " )"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--port", type=int, required=True)
+    ap.add_argument("--user", default="admin")
+    ap.add_argument("--password", default="12345")
+    ap.add_argument("--codec", choices=["h264", "h265"], default="h264")
+    ap.add_argument("--no-audio", action="store_true")
+    a = ap.parse_args()
+
+    Gst.init(None)
+    server = GstRtspServer.RTSPServer()
+    server.set_address("127.0.0.1")
+    server.set_service(str(a.port))
+
+    auth = GstRtspServer.RTSPAuth()
+    auth.set_supported_methods(GstRtsp.RTSPAuthMethod.DIGEST)
+    token = GstRtspServer.RTSPToken()
+    # set_string, not writable_structure(): PyGObject hands out a copy of the structure.
+    token.set_string(GstRtspServer.RTSP_TOKEN_MEDIA_FACTORY_ROLE, "user")
+    auth.add_digest(a.user, a.password, token)
+    server.set_auth(auth)
+
+    mounts = server.get_mount_points()
+    for path in ["/Streaming/Channels/101", "/Streaming/Channels/201", "/Streaming/Channels/3001", "/Streaming/tracks/101",
+                 "/cam/realmonitor", "/cam/playback"]:
+        f = GstRtspServer.RTSPMediaFactory()
+        f.set_launch(launch(a.codec, not a.no_audio))
+        f.set_shared(True)
+        perms = GstRtspServer.RTSPPermissions()
+        perms.add_permission_for_role("user", GstRtspServer.RTSP_PERM_MEDIA_FACTORY_ACCESS, True)
+        perms.add_permission_for_role("user", GstRtspServer.RTSP_PERM_MEDIA_FACTORY_CONSTRUCT, True)
+        f.set_permissions(perms)
+        mounts.add_factory(path, f)
+
+    if server.attach(None) == 0:
+        print("could not listen", file=sys.stderr)
+        return 1
+    print("ready", flush=True)
+    GLib.MainLoop().run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
