@@ -43,6 +43,16 @@ impl From<crate::store::StoreError> for ApiError {
     }
 }
 
+/// A JSON body, or a 400 saying why it is not one (axum's own rejection text).
+pub fn json_body<T>(b: Result<Json<T>, axum::extract::rejection::JsonRejection>) -> Result<T, ApiError> {
+    b.map(|Json(v)| v).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.body_text()))
+}
+
+/// Query parameters, or a 400 saying which one is wrong.
+pub fn query<T>(q: Result<axum::extract::Query<T>, axum::extract::rejection::QueryRejection>) -> Result<T, ApiError> {
+    q.map(|axum::extract::Query(v)| v).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.body_text()))
+}
+
 /// Middleware: `Authorization: Bearer <token>` must match (use with `from_fn_with_state`).
 pub async fn require_token(State(token): State<Arc<String>>, req: Request, next: Next) -> Response {
     let ok = req

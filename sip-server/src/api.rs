@@ -53,7 +53,7 @@ async fn list_devices(
     State(s): State<Arc<Shared>>,
     q: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<impl IntoResponse> {
-    let Query(q) = q.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.body_text()))?;
+    let q = common::http::query(q)?;
     let offset = q.offset.unwrap_or(0);
     let limit = q.limit.unwrap_or(100).min(1000);
     let (items, total) = s.store.list_devices(DeviceFilter { online: q.online }, offset, limit).await?;
@@ -118,7 +118,7 @@ async fn set_password(
     body: Result<Json<PasswordBody>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult<impl IntoResponse> {
     let id = device_id(&id)?;
-    let Json(body) = body.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.body_text()))?;
+    let body = common::http::json_body(body)?;
     if body.password.as_deref().is_some_and(|p| p.is_empty() || p.len() > 128) {
         return Err(ApiError::new(StatusCode::BAD_REQUEST, "password must be 1-128 characters"));
     }
@@ -145,7 +145,7 @@ async fn play(
     body: axum::body::Bytes,
 ) -> ApiResult<impl IntoResponse> {
     let id = device_id(&dev)?;
-    let Query(q) = q.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.body_text()))?;
+    let q = common::http::query(q)?;
     let body: PlayBody = if body.iter().all(u8::is_ascii_whitespace) {
         PlayBody::default()
     } else {
@@ -183,7 +183,7 @@ async fn stop_channel(
     q: Result<Query<StopQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<impl IntoResponse> {
     let id = device_id(&dev)?;
-    let Query(q) = q.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.body_text()))?;
+    let q = common::http::query(q)?;
     stop_stream(&s, &crate::play::stream_id(id.as_str(), &ch), q.all.unwrap_or(false)).await
 }
 
@@ -192,7 +192,7 @@ async fn delete_stream(
     Path(stream): Path<String>,
     q: Result<Query<StopQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<impl IntoResponse> {
-    let Query(q) = q.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.body_text()))?;
+    let q = common::http::query(q)?;
     stop_stream(&s, &stream, q.all.unwrap_or(false)).await
 }
 
@@ -222,7 +222,7 @@ async fn set_play_transport(
     body: Result<Json<TransportPref>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult<impl IntoResponse> {
     let id = device_id(&id)?;
-    let Json(body) = body.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.body_text()))?;
+    let body = common::http::json_body(body)?;
     if s.store.get_device(&id).await?.is_none() {
         return Err(ApiError::new(StatusCode::NOT_FOUND, format!("device {id} not found")));
     }

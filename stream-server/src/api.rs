@@ -22,6 +22,7 @@ use crate::hub::ViewerGate;
 use crate::node::{Node, OpenError};
 use crate::stream::Transport;
 
+use common::http::json_body;
 pub use common::http::ApiError;
 
 impl From<OpenError> for ApiError {
@@ -56,10 +57,6 @@ struct OpenBody {
 fn parse_peer(p: Option<&str>) -> ApiResult<Option<SocketAddr>> {
     p.map(|p| p.parse::<SocketAddr>().map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, format!("peer must be ip:port, not {p:?}"))))
         .transpose()
-}
-
-fn json_body<T>(b: Result<Json<T>, axum::extract::rejection::JsonRejection>) -> ApiResult<T> {
-    b.map(|Json(v)| v).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.body_text()))
 }
 
 async fn open(
