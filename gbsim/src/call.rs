@@ -14,6 +14,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::SimConfig;
+use crate::device::token;
 use crate::media::{self, Impairment, MediaSource, SendOptions, SendTransport};
 use crate::stats::{inc, SimStats};
 use crate::transport::Link;
@@ -52,10 +53,6 @@ pub struct Calls {
     /// Our address as written in Via/Contact.
     advertised: String,
     proto: &'static str,
-}
-
-fn token() -> String {
-    format!("{:012x}", rand::random::<u64>() & 0xffff_ffff_ffff)
 }
 
 impl Calls {

@@ -62,7 +62,7 @@ struct Leg<'a> {
     cseq: u32,
 }
 
-fn token() -> String {
+pub(crate) fn token() -> String {
     format!("{:012x}", rand::random::<u64>() & 0xffff_ffff_ffff)
 }
 

@@ -194,14 +194,13 @@ pub struct StoredPassage {
     pub commands: Vec<String>,
 }
 
-/// The indexes a passage is listed in: all, its camera, its plate.
-fn index_entries(p: &Passage) -> Vec<(String, f64, String)> {
-    let t = p.time_ms as f64;
-    let mut entries = vec![("lpr:passages".to_owned(), t, p.id.clone()), (format!("lpr:camera:{}", p.serialno), t, p.id.clone())];
+/// Adds to the indexes a passage is listed in: all, its camera, its plate.
+fn index_ops(p: &Passage) -> Vec<Op> {
+    let mut indexes = vec!["lpr:passages".to_owned(), format!("lpr:camera:{}", p.serialno)];
     if let Some(plate) = &p.plate {
-        entries.push((format!("lpr:plate:{plate}"), t, p.id.clone()));
+        indexes.push(format!("lpr:plate:{plate}"));
     }
-    entries
+    indexes.into_iter().map(|index| Op::IndexAdd { index, score: p.time_ms as f64, member: p.id.clone() }).collect()
 }
 
 pub fn now_ms() -> u64 {
@@ -699,7 +698,7 @@ impl Lpr {
         // One round trip: the record (insert-if-absent), its indexes (idempotent) and the
         // camera's queued commands for the reply.
         let mut ops = vec![Op::TableInsert { table: PASSAGES.into(), id: id.clone(), record: json.clone() }];
-        ops.extend(index_entries(&p).into_iter().map(|(index, score, member)| Op::IndexAdd { index, score, member }));
+        ops.extend(index_ops(&p));
         ops.push(Op::QueuePop { queue: cmd_queue(&cam.serialno), max: COMMANDS_PER_REPLY });
         let out = self.store.pipeline(&ops).await?;
         let fresh = matches!(out.first(), Some(OpOut::Inserted(true)));
@@ -723,7 +722,7 @@ impl Lpr {
     /// Indexes are idempotent (re-adding moves nothing), so a crash between the record and its
     /// indexes is repaired by the camera's resend.
     async fn index(&self, p: &Passage) -> Result<(), LprError> {
-        self.store.index_add_many(&index_entries(p)).await?;
+        self.store.pipeline(&index_ops(p)).await?;
         Ok(())
     }
 
@@ -784,7 +783,12 @@ impl Lpr {
         event["at_ms"] = json!(at);
         self.store.table_put(DEVICE_EVENTS, &id, &event.to_string()).await?;
         let t = at as f64;
-        self.store.index_add_many(&[("lpr:events".to_owned(), t, id.clone()), (format!("lpr:events:{serial}"), t, id)]).await?;
+        let ops = [("lpr:events".to_owned(), id.clone()), (format!("lpr:events:{serial}"), id)].map(|(index, member)| Op::IndexAdd {
+            index,
+            score: t,
+            member,
+        });
+        self.store.pipeline(&ops).await?;
         self.publish(event).await;
         Ok(())
     }

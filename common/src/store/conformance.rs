@@ -136,7 +136,8 @@ async fn indexes_and_queues(store: &Arc<dyn Store>, base: u64) {
     }
     store.index_add(&ix, 0.5, "d").await.unwrap(); // moved, not duplicated
     let other = format!("{ix}-b");
-    store.index_add_many(&[(other.clone(), 2.0, "y".into()), (other.clone(), 1.0, "x".into())]).await.unwrap();
+    let adds = [("y", 2.0), ("x", 1.0)].map(|(m, score)| Op::IndexAdd { index: other.clone(), score, member: m.into() });
+    assert_eq!(store.pipeline(&adds).await.unwrap(), vec![OpOut::Done, OpOut::Done]);
     assert_eq!(store.index_range(&other, 0.0, 9.0, false, 0, 9).await.unwrap(), ["x", "y"]);
     assert_eq!(store.index_range(&ix, 0.0, 10.0, false, 0, 10).await.unwrap(), ["d", "a", "b", "c"]);
     assert_eq!(store.index_range(&ix, 1.0, 3.0, true, 0, 10).await.unwrap(), ["c", "b", "a"]);

@@ -184,13 +184,6 @@ pub trait Store: Send + Sync + 'static {
         Ok(out)
     }
 
-    /// Several `index_add`s in one round trip where the store can.
-    async fn index_add_many(&self, entries: &[(String, f64, String)]) -> StoreResult<()> {
-        for (index, score, member) in entries {
-            self.index_add(index, *score, member).await?;
-        }
-        Ok(())
-    }
     /// Members with `min <= score <= max`, oldest first (or newest first with `rev`), paged.
     async fn index_range(&self, index: &str, min: f64, max: f64, rev: bool, offset: usize, limit: usize) -> StoreResult<Vec<String>>;
     /// How many members have `min <= score <= max`.

@@ -718,18 +718,6 @@ impl Store for RedisStore {
         Ok(out)
     }
 
-    async fn index_add_many(&self, entries: &[(String, f64, String)]) -> StoreResult<()> {
-        if entries.is_empty() {
-            return Ok(());
-        }
-        let mut pipe = redis::pipe();
-        for (index, score, member) in entries {
-            pipe.zadd(index_key(index), member, *score).ignore();
-        }
-        let _: () = pipe.query_async(&mut self.conn().await).await?;
-        Ok(())
-    }
-
     async fn index_range(&self, index: &str, min: f64, max: f64, rev: bool, offset: usize, limit: usize) -> StoreResult<Vec<String>> {
         let mut cmd = redis::cmd(if rev { "ZREVRANGEBYSCORE" } else { "ZRANGEBYSCORE" });
         cmd.arg(index_key(index));
