@@ -158,6 +158,11 @@ async fn play(
         })?),
     };
     let target = crate::play::manager::check_target(&s, &id, &ch).await?;
+    // This node holds the device's connection: play here, on the device just checked.
+    if target.node == s.node {
+        let answer = crate::play::manager::play(&s, target, &ch, transport).await?;
+        return Ok(Json(serde_json::to_value(answer).map_err(|e| PlayError::Internal(e.to_string()))?));
+    }
     let call = crate::rpc::Call::Play { device_id: id, channel_id: ch, transport };
     let answer = crate::rpc::call(&s, &target.node, call).await?;
     Ok(Json(answer))

@@ -51,7 +51,9 @@ impl Pending {
 pub async fn handle(shared: &Arc<Shared>, call: Call) -> Reply {
     match call {
         Call::Play { device_id, channel_id, transport } => {
-            let answer = manager::play(shared, &device_id, &channel_id, transport).await?;
+            // Checked again here: the device may have changed since the caller looked.
+            let dev = manager::check_target(shared, &device_id, &channel_id).await?;
+            let answer = manager::play(shared, dev, &channel_id, transport).await?;
             serde_json::to_value(answer).map_err(|e| PlayError::Internal(e.to_string()))
         }
         Call::Stop { stream_id, all } => {

@@ -201,14 +201,9 @@ async fn publish(shared: &Shared, event: &str, s: &Session, reason: Option<&str>
 }
 
 /// Plays a channel on this node (the device's owner). Joins a running session of the channel.
-pub async fn play(
-    shared: &Arc<Shared>,
-    device_id: &DeviceId,
-    channel_id: &str,
-    asked: Option<PlayTransport>,
-) -> Result<PlayAnswer, PlayError> {
-    let dev = check_target(shared, device_id, channel_id).await?;
-    let id = stream_id(device_id.as_str(), channel_id);
+/// `dev` is the device as `check_target` returned it on this node (checked once per play).
+pub async fn play(shared: &Arc<Shared>, dev: Device, channel_id: &str, asked: Option<PlayTransport>) -> Result<PlayAnswer, PlayError> {
+    let id = stream_id(dev.id.as_str(), channel_id);
     let plays = &shared.plays;
     let _op = plays.op_lock(&id).await;
     let result = play_locked(shared, &dev, &id, channel_id, asked).await;
