@@ -330,6 +330,8 @@ async fn loss_and_reordering_are_counted_and_video_recovers() {
         s["lost"].as_u64() > Some(0) && s["reordered"].as_u64() > Some(0)
     })
     .await;
+    // Stats are snapshotted once a second: let the last packets be counted.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
     let s = node.stream("lossy").await;
     assert!(counted, "{s}");
     node.close("lossy").await;
@@ -338,11 +340,14 @@ async fn loss_and_reordering_are_counted_and_video_recovers() {
     let flv = flv.await.unwrap();
     let path = std::env::temp_dir().join(format!("gbc-lossy-{}.flv", std::process::id()));
     std::fs::write(&path, flv).unwrap();
-    // The output decodes: ffmpeg reads it through to the end and most frames survive (a frame
-    // that lost a packet is dropped; the stream resynchronises at the next pack header).
+    // The output decodes: ffmpeg reads it through to the end, and each loss costs at most the
+    // rest of its GOP (25 frames): output resumes at the next key frame. How many packets the
+    // 2 % loss hits varies from run to run, so the bound follows the losses counted.
     let probe = ffprobe_frames(path.to_str().unwrap(), &[]);
     let frames = probe.iter().find(|p| p.0 == "h264").map(|p| p.3).unwrap_or(0);
-    assert!((120..200).contains(&frames), "decoded {frames} of 200 with {s}");
+    let hits = s["recoveries"].as_u64().unwrap().max(lost);
+    let floor = 200u64.saturating_sub(26 * hits).max(50);
+    assert!((floor..200).contains(&frames), "decoded {frames} of 200 after {hits} losses (floor {floor}) with {s}");
     let st = Command::new("ffmpeg").args(["-v", "error", "-i"]).arg(&path).args(["-f", "null", "-"]).status().unwrap();
     assert!(st.success());
     assert!(s["recoveries"].as_u64().unwrap() > 0, "{s}");
