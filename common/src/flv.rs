@@ -163,11 +163,30 @@ impl FlvMuxer {
         self.nals.clear();
         crate::media::nal::split(&au.data, &mut self.nals);
         let payload: usize = self.nals.iter().map(|r| r.len() + 4).sum();
-        let ts = self.ms(au.dts);
-        let cts = (au.pts.saturating_sub(au.dts) / 90).min(0x7F_FFFF) as u32;
-        let frame_type = if au.key { 0x10 } else { 0x20 };
+        let mut b = self.video_tag_start(au.codec, au.key, au.dts, au.pts, payload)?;
+        for r in &self.nals {
+            b.put_u32(r.len() as u32);
+            b.put_slice(&au.data[r.clone()]);
+        }
+        Some(self.video_tag_seal(au.key, au.dts, b))
+    }
+
+    /// A video frame already in FLV's own NAL framing (4-byte big-endian lengths, as an RTSP
+    /// depacketizer or an MP4 demuxer gives it): copied once, not re-split. Timestamps in 90 kHz.
+    pub fn video_length_prefixed(&mut self, codec: Codec, key: bool, dts: u64, pts: u64, data: &[u8]) -> Option<FlvTag> {
+        if self.video_codec != Some(codec) {
+            return None;
+        }
+        let mut b = self.video_tag_start(codec, key, dts, pts, data.len())?;
+        b.put_slice(data);
+        Some(self.video_tag_seal(key, dts, b))
+    }
+
+    fn video_tag_start(&mut self, codec: Codec, key: bool, dts: u64, pts: u64, payload: usize) -> Option<BytesMut> {
+        let cts = (pts.saturating_sub(dts) / 90).min(0x7F_FFFF) as u32;
+        let frame_type = if key { 0x10 } else { 0x20 };
         let mut b = body_buf(payload + 8);
-        match (au.codec, self.opts.hevc) {
+        match (codec, self.opts.hevc) {
             (Codec::H264, _) => b.put_slice(&[frame_type | 7, 1]),
             (Codec::H265, HevcMode::Codec12) => b.put_slice(&[frame_type | 12, 1]),
             (Codec::H265, HevcMode::Enhanced) => {
@@ -177,18 +196,24 @@ impl FlvMuxer {
             _ => return None,
         }
         b.put_slice(&cts.to_be_bytes()[1..]);
-        for r in &self.nals {
-            b.put_u32(r.len() as u32);
-            b.put_slice(&au.data[r.clone()]);
-        }
-        Some(FlvTag::seal(TagKind::Video, ts, au.key, false, b))
+        Some(b)
+    }
+
+    fn video_tag_seal(&mut self, key: bool, dts: u64, b: BytesMut) -> FlvTag {
+        let ts = self.ms(dts);
+        FlvTag::seal(TagKind::Video, ts, key, false, b)
     }
 
     fn audio_frame(&mut self, au: &AccessUnit) -> Option<FlvTag> {
-        if self.audio_codec != Some(au.codec) {
+        self.audio_raw(au.codec, au.dts, &au.data)
+    }
+
+    /// One raw audio frame (AAC without ADTS, or G.711 samples); `dts` in 90 kHz.
+    pub fn audio_raw(&mut self, codec: Codec, dts: u64, data: &[u8]) -> Option<FlvTag> {
+        if self.audio_codec != Some(codec) {
             return None;
         }
-        let first = match au.codec {
+        let first = match codec {
             Codec::Aac => 0xAF,
             Codec::G711A | Codec::G711U if self.opts.g711 == G711Mode::Drop => return None,
             // 8 kHz mono: the rate field is ignored for G.711 ("special" 0), 16-bit flag as ffmpeg writes it.
@@ -196,13 +221,13 @@ impl FlvMuxer {
             Codec::G711U => 0x82,
             _ => return None,
         };
-        let ts = self.ms(au.dts);
-        let mut b = body_buf(au.data.len() + 2);
+        let ts = self.ms(dts);
+        let mut b = body_buf(data.len() + 2);
         b.put_u8(first);
-        if au.codec == Codec::Aac {
+        if codec == Codec::Aac {
             b.put_u8(1);
         }
-        b.put_slice(&au.data);
+        b.put_slice(data);
         Some(FlvTag::seal(TagKind::Audio, ts, false, false, b))
     }
 }

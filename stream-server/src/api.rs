@@ -153,7 +153,7 @@ async fn node_info(State(node): State<Arc<Node>>) -> impl IntoResponse {
 async fn http_flv(State(node): State<Arc<Node>>, Path(file): Path<String>) -> ApiResult<Response> {
     let id = file.strip_suffix(".flv").ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "expected /live/{stream_id}.flv"))?;
     let entry = node.get(id).ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no stream {id}")))?;
-    let mut sub = entry.hub.subscribe();
+    let mut sub = entry.hub.subscribe_when_ready().await;
     let mut gate = ViewerGate::new(&sub);
     let header = Bytes::copy_from_slice(&common::flv::file_header(sub.has_audio, sub.has_video || !sub.has_audio));
     let start: Vec<Bytes> = std::mem::take(&mut sub.start).into_iter().map(|t| t.wire).collect();

@@ -4,9 +4,16 @@
 //! told so and dropped, and never slows the others or the ingest.
 
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use common::flv::{FlvTag, TagKind};
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
+
+/// How long after a stream starts a new viewer waits for its video. A camera's PS usually
+/// carries audio before the first key frame (and its SPS) arrives; a viewer started then would
+/// get an FLV header saying "audio only", which players such as flv.js believe, and a video
+/// track they never show. After this, a stream still without video is served as audio only.
+pub const VIDEO_WAIT: Duration = Duration::from_secs(5);
 
 #[derive(Default)]
 struct Cache {
@@ -26,6 +33,9 @@ pub struct Hub {
     tx: broadcast::Sender<FlvTag>,
     queue: usize,
     max_gop_bytes: usize,
+    created: Instant,
+    /// Flips to true with the first video sequence header.
+    video_ready: watch::Sender<bool>,
 }
 
 /// What a new viewer gets: the tags to send first, then the live queue.
@@ -41,7 +51,14 @@ pub struct Subscription {
 impl Hub {
     pub fn new(queue: usize, max_gop_bytes: usize) -> Self {
         let queue = queue.max(16);
-        Self { cache: Mutex::new(Cache::default()), tx: broadcast::channel(queue).0, queue, max_gop_bytes }
+        Self {
+            cache: Mutex::new(Cache::default()),
+            tx: broadcast::channel(queue).0,
+            queue,
+            max_gop_bytes,
+            created: Instant::now(),
+            video_ready: watch::channel(false).0,
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Cache> {
@@ -59,6 +76,7 @@ impl Hub {
                     c.video_header = Some(tag.clone());
                     c.gop.clear();
                     c.gop_bytes = 0;
+                    self.video_ready.send_if_modified(|ready| !std::mem::replace(ready, true));
                 }
                 TagKind::Audio => c.audio_header = Some(tag.clone()),
             }
@@ -91,6 +109,15 @@ impl Hub {
         let keyed = !c.gop.is_empty();
         start.extend(c.gop.iter().cloned());
         Subscription { start, has_audio: c.audio_seen, has_video: c.video_header.is_some(), keyed, rx: self.tx.subscribe() }
+    }
+
+    /// [`Hub::subscribe`], once the stream has video or is [`VIDEO_WAIT`] old (whichever
+    /// comes first), so the viewer's header announces the tracks it will really get.
+    pub async fn subscribe_when_ready(&self) -> Subscription {
+        let deadline = tokio::time::Instant::from_std(self.created + VIDEO_WAIT);
+        let mut ready = self.video_ready.subscribe();
+        let _ = tokio::time::timeout_at(deadline, ready.wait_for(|r| *r)).await;
+        self.subscribe()
     }
 
     pub fn viewers(&self) -> usize {
@@ -151,6 +178,32 @@ mod tests {
         assert!(sub.keyed);
         hub.publish(tag(TagKind::Video, 120, false, false));
         assert_eq!(sub.rx.try_recv().unwrap().timestamp, 120);
+    }
+
+    #[tokio::test]
+    async fn an_early_viewer_waits_for_the_video_rather_than_start_audio_only() {
+        let hub = std::sync::Arc::new(Hub::new(64, 1 << 20));
+        hub.publish(tag(TagKind::Audio, 0, false, true));
+        hub.publish(tag(TagKind::Audio, 20, false, false));
+        let waiting = tokio::spawn({
+            let hub = hub.clone();
+            async move { hub.subscribe_when_ready().await }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!waiting.is_finished(), "no video yet: the viewer waits");
+        hub.publish(tag(TagKind::Video, 40, false, true));
+        hub.publish(tag(TagKind::Video, 40, true, false));
+        let sub = waiting.await.unwrap();
+        assert!(sub.has_video && sub.has_audio);
+    }
+
+    #[tokio::test]
+    async fn an_audio_only_stream_is_served_after_the_wait() {
+        let mut hub = Hub::new(64, 1 << 20);
+        hub.created -= VIDEO_WAIT; // a stream that has been audio only for the whole wait
+        hub.publish(tag(TagKind::Audio, 0, false, true));
+        let sub = hub.subscribe_when_ready().await;
+        assert!(sub.has_audio && !sub.has_video);
     }
 
     #[test]

@@ -52,7 +52,7 @@ async fn publish(url: &str, entry: &StreamEntry) -> anyhow::Result<()> {
     tracing::info!(stream = %entry.id, %url, "RTMP push publishing");
     entry.pushing.store(true, Ordering::Relaxed);
 
-    let mut sub = entry.hub.subscribe();
+    let mut sub = entry.hub.subscribe_when_ready().await;
     let mut gate = ViewerGate::new(&sub);
     let start = std::mem::take(&mut sub.start);
     for tag in start {

@@ -114,7 +114,7 @@ async fn session(node: Arc<Node>, mut tcp: TcpStream) -> anyhow::Result<()> {
 }
 
 async fn play(c: &mut Conn, entry: &StreamEntry, stream_id: u32, buf: &mut [u8]) -> anyhow::Result<()> {
-    let mut sub = entry.hub.subscribe();
+    let mut sub = entry.hub.subscribe_when_ready().await;
     let mut gate = ViewerGate::new(&sub);
     for tag in std::mem::take(&mut sub.start) {
         send(c, stream_id, &tag).await?;
