@@ -25,10 +25,30 @@ pub enum HttpClientError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpResponse {
     pub status: u16,
+    /// Header fields as received (name, value), in order.
+    pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
 }
 
+/// One request of [`send`]: any method, extra header fields, any body.
+#[derive(Debug, Clone, Copy)]
+pub struct Request<'a> {
+    pub method: &'a str,
+    pub url: &'a str,
+    /// Extra header fields (e.g. `Authorization`).
+    pub headers: &'a [(&'a str, &'a str)],
+    /// Sent with the body (and for POST/PUT/PATCH even when it is empty).
+    pub content_type: &'a str,
+    pub body: &'a [u8],
+    pub timeout: Duration,
+}
+
 impl HttpResponse {
+    /// The first header field called `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+
     pub fn ok(&self) -> bool {
         (200..300).contains(&self.status)
     }
@@ -66,22 +86,29 @@ pub async fn request(
     body: Option<&str>,
     timeout: Duration,
 ) -> Result<HttpResponse, HttpClientError> {
-    let (host, path) = split_url(url)?;
-    let what = format!("{method} {url}");
+    let auth = bearer.filter(|t| !t.is_empty()).map(|t| format!("Bearer {t}"));
+    let headers: Vec<(&str, &str)> = auth.iter().map(|a| ("Authorization", a.as_str())).collect();
+    send(&Request { method, url, headers: &headers, content_type: "application/json", body: body.unwrap_or("").as_bytes(), timeout }).await
+}
+
+/// Sends one request and reads the whole answer (one connection, `Connection: close`).
+pub async fn send(req: &Request<'_>) -> Result<HttpResponse, HttpClientError> {
+    let (host, path) = split_url(req.url)?;
+    let what = format!("{} {}", req.method, req.url);
     let work = async {
         let mut s = TcpStream::connect(host).await.map_err(|e| HttpClientError::Io(what.clone(), e))?;
         let _ = s.set_nodelay(true);
-        let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nAccept: application/json\r\n");
-        if let Some(t) = bearer.filter(|t| !t.is_empty()) {
-            req.push_str(&format!("Authorization: Bearer {t}\r\n"));
+        let mut head = format!("{} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nAccept: */*\r\n", req.method);
+        for (n, v) in req.headers {
+            head.push_str(&format!("{n}: {v}\r\n"));
         }
-        let body = body.unwrap_or("");
-        if !body.is_empty() || matches!(method, "POST" | "PUT" | "PATCH") {
-            req.push_str(&format!("Content-Type: application/json\r\nContent-Length: {}\r\n", body.len()));
+        if !req.body.is_empty() || matches!(req.method, "POST" | "PUT" | "PATCH") {
+            head.push_str(&format!("Content-Type: {}\r\nContent-Length: {}\r\n", req.content_type, req.body.len()));
         }
-        req.push_str("\r\n");
-        req.push_str(body);
-        s.write_all(req.as_bytes()).await.map_err(|e| HttpClientError::Io(what.clone(), e))?;
+        head.push_str("\r\n");
+        let mut out = head.into_bytes();
+        out.extend_from_slice(req.body);
+        s.write_all(&out).await.map_err(|e| HttpClientError::Io(what.clone(), e))?;
         let mut buf = Vec::with_capacity(4096);
         let mut chunk = [0u8; 8192];
         loop {
@@ -100,7 +127,7 @@ pub async fn request(
         }
         parse_response(&buf, true)?.ok_or(HttpClientError::Malformed("truncated response"))
     };
-    tokio::time::timeout(timeout, work).await.map_err(|_| HttpClientError::Timeout(what.clone(), timeout))?
+    tokio::time::timeout(req.timeout, work).await.map_err(|_| HttpClientError::Timeout(what.clone(), req.timeout))?
 }
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
@@ -129,9 +156,13 @@ pub fn parse_response(data: &[u8], eof: bool) -> Result<Option<HttpResponse>, Ht
     }
     let mut length = None;
     let mut chunked = false;
+    let mut headers = Vec::new();
     for line in lines {
         let Some((n, v)) = line.split_once(':') else { continue };
         let (n, v) = (n.trim(), v.trim());
+        if headers.len() < 100 {
+            headers.push((n.to_owned(), v.to_owned()));
+        }
         if n.eq_ignore_ascii_case("content-length") {
             let l: usize = v.parse().map_err(|_| HttpClientError::Malformed("Content-Length"))?;
             if l > MAX_RESPONSE {
@@ -144,14 +175,14 @@ pub fn parse_response(data: &[u8], eof: bool) -> Result<Option<HttpResponse>, Ht
     }
     let rest = &data[end + 4..];
     if chunked {
-        return Ok(dechunk(rest)?.map(|body| HttpResponse { status, body }));
+        return Ok(dechunk(rest)?.map(|body| HttpResponse { status, headers, body }));
     }
     match length {
         Some(l) if rest.len() < l => Ok(None),
-        Some(l) => Ok(Some(HttpResponse { status, body: rest[..l].to_vec() })),
-        None if status == 204 || status == 304 => Ok(Some(HttpResponse { status, body: Vec::new() })),
+        Some(l) => Ok(Some(HttpResponse { status, headers, body: rest[..l].to_vec() })),
+        None if status == 204 || status == 304 => Ok(Some(HttpResponse { status, headers, body: Vec::new() })),
         // Without a length the body runs to the close: only the caller knows when that is.
-        None if eof => Ok(Some(HttpResponse { status, body: rest.to_vec() })),
+        None if eof => Ok(Some(HttpResponse { status, headers, body: rest.to_vec() })),
         None => Ok(None),
     }
 }

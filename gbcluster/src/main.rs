@@ -42,6 +42,7 @@ struct Config {
     sim: gbsim::SimConfig,
     stream: stream_server::StreamConfig,
     lpr: lpr_server::LprConfig,
+    nvr: nvr_pusher::NvrConfig,
 }
 
 #[derive(Parser)]
@@ -68,6 +69,8 @@ enum Cmd {
     Stream,
     /// The LPR push server: plate results, gate decisions, whitelist sync, comet commands.
     Lpr,
+    /// The NVR pusher: live and recorded video of NVR channels pulled over RTSP, pushed as RTMP.
+    Nvr,
     /// The camera simulator / load generator (`sim media …` streams video).
     Sim(Box<SimArgs>),
 }
@@ -292,7 +295,8 @@ async fn main() -> anyhow::Result<()> {
             let store = common::store::open(cfg.store.url.as_deref()).await.context("opening store")?;
             let handle = sip_server::start(cfg.sip.clone(), cfg.api.clone(), store.clone(), shutdown.clone()).await?;
             let media = stream_server::start(cfg.stream.clone(), store.clone(), shutdown.clone()).await?;
-            lpr_server::start(cfg.lpr.clone(), store, shutdown.clone()).await?;
+            lpr_server::start(cfg.lpr.clone(), store.clone(), shutdown.clone()).await?;
+            let nvr = nvr_pusher::start(cfg.nvr.clone(), store, shutdown.clone()).await?;
             if demo {
                 let mut sim = cfg.sim.clone();
                 sim.server = format!("127.0.0.1:{}", handle.sip_addr.port());
@@ -307,6 +311,7 @@ async fn main() -> anyhow::Result<()> {
             }
             shutdown.cancelled().await;
             media.node.stopped(std::time::Duration::from_secs(3)).await;
+            nvr.pusher.stopped(std::time::Duration::from_secs(3)).await;
         }
         Cmd::Sip => {
             let store = common::store::open(cfg.store.url.as_deref()).await.context("opening store")?;
@@ -322,6 +327,12 @@ async fn main() -> anyhow::Result<()> {
             let store = common::store::open(cfg.store.url.as_deref()).await.context("opening store")?;
             lpr_server::start(cfg.lpr, store, shutdown.clone()).await?;
             shutdown.cancelled().await;
+        }
+        Cmd::Nvr => {
+            let store = common::store::open(cfg.store.url.as_deref()).await.context("opening store")?;
+            let nvr = nvr_pusher::start(cfg.nvr, store, shutdown.clone()).await?;
+            shutdown.cancelled().await;
+            nvr.pusher.stopped(std::time::Duration::from_secs(3)).await;
         }
         Cmd::Sim(mut args) => {
             match args.what.take() {

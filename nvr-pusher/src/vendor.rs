@@ -69,6 +69,51 @@ impl LocalTime {
         valid.then_some(t)
     }
 
+    /// Seconds since 1970-01-01 00:00:00 of this wall time (no zone: for differences and
+    /// ordering only).
+    pub fn to_secs(&self) -> i64 {
+        // Days from civil (H. Hinnant's algorithm).
+        let (y, m, d) = (i64::from(self.year), i64::from(self.month), i64::from(self.day));
+        let y = if m <= 2 { y - 1 } else { y };
+        let era = y.div_euclid(400);
+        let yoe = y - era * 400;
+        let mp = (m + 9) % 12;
+        let doy = (153 * mp + 2) / 5 + d - 1;
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+        let days = era * 146_097 + doe - 719_468;
+        days * 86_400 + i64::from(self.hour) * 3600 + i64::from(self.minute) * 60 + i64::from(self.second)
+    }
+
+    /// The inverse of [`LocalTime::to_secs`]; `None` outside 1970–2100.
+    pub fn from_secs(secs: i64) -> Option<Self> {
+        let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+        let z = days + 719_468;
+        let era = z.div_euclid(146_097);
+        let doe = z - era * 146_097;
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let day = doy - (153 * mp + 2) / 5 + 1;
+        let month = if mp < 10 { mp + 3 } else { mp - 9 };
+        let year = yoe + era * 400 + i64::from(month <= 2);
+        if !(1970..=2100).contains(&year) {
+            return None;
+        }
+        Some(LocalTime {
+            year: year as u16,
+            month: month as u8,
+            day: day as u8,
+            hour: (rem / 3600) as u8,
+            minute: (rem % 3600 / 60) as u8,
+            second: (rem % 60) as u8,
+        })
+    }
+
+    /// This time plus `secs` (clamped to the representable range).
+    pub fn plus_secs(&self, secs: i64) -> Self {
+        Self::from_secs(self.to_secs().saturating_add(secs)).unwrap_or(*self)
+    }
+
     /// Hikvision RTSP: `YYYYMMDDThhmmssZ` (read as local time despite the Z).
     pub fn hikvision(&self) -> String {
         format!("{:04}{:02}{:02}T{:02}{:02}{:02}Z", self.year, self.month, self.day, self.hour, self.minute, self.second)
@@ -244,6 +289,13 @@ mod tests {
         assert!(LocalTime::parse("2016/07/20 12:00:00").is_none());
         assert!(LocalTime::parse("大大大大-07-20 12:00:0").is_none());
         assert!(LocalTime::parse("2016-07-20 12:00:00") < LocalTime::parse("2016-07-20 12:00:01"));
+        assert_eq!(LocalTime::parse("1970-01-02 00:00:01").unwrap().to_secs(), 86_401);
+        for s in ["2016-02-29 23:59:59", "2000-03-01 00:00:00", "2099-12-31 12:34:56", "2026-11-21 08:00:00"] {
+            let t = LocalTime::parse(s).unwrap();
+            assert_eq!(LocalTime::from_secs(t.to_secs()), Some(t), "{s}");
+        }
+        assert_eq!(t.plus_secs(60 * 60 * 12).to_string(), "2016-07-21 00:35:09");
+        assert_eq!(t.plus_secs(-9).to_string(), "2016-07-20 12:35:00");
     }
 
     #[test]

@@ -6,7 +6,7 @@ paths, with digest authentication, from GStreamer's RTSP server (gir1.2-gst-rtsp
 
     /usr/bin/python3 tests/rtsp/server.py --port 8554 --user admin --password 12345 [--codec h265]
 
-Prints "ready" on stdout once listening. Paths: /Streaming/Channels/{101,201,3001},
+Prints "ready" on stdout once listening, then "DESCRIBE <url>" for each DESCRIBE. Paths: /Streaming/Channels/{101,201,3001},
 /Streaming/tracks/101, /cam/realmonitor, /cam/playback (the query string is not part of the
 mount). Query strings are accepted as sent.
 """
@@ -66,6 +66,12 @@ def main() -> int:
         perms.add_permission_for_role("user", GstRtspServer.RTSP_PERM_MEDIA_FACTORY_CONSTRUCT, True)
         f.set_permissions(perms)
         mounts.add_factory(path, f)
+
+    # Each DESCRIBE's URL (with its query) on stdout: the tests check the playback times sent.
+    def on_describe(_client, ctx):
+        print(f"DESCRIBE {ctx.uri.get_request_uri()}", flush=True)
+
+    server.connect("client-connected", lambda _s, client: client.connect("describe-request", on_describe))
 
     if server.attach(None) == 0:
         print("could not listen", file=sys.stderr)

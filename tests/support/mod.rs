@@ -551,3 +551,56 @@ pub async fn rtmp_play_metadata(port: u16, key: &str, within: Duration) -> Optio
     };
     tokio::time::timeout(within, run).await.ok().flatten()
 }
+
+/// Enhanced-RTMP HEVC tags back to Annex B (ffmpeg 5.1 here predates Enhanced FLV, so the test
+/// unpacks what we serve and lets ffprobe judge the elementary stream).
+pub fn hevc_annexb(flv: &[u8]) -> (Vec<u8>, usize) {
+    let mut out = Vec::new();
+    let mut frames = 0;
+    for (kind, _, body) in common::flv::read_tags(flv) {
+        if kind != 9 || body.len() < 5 {
+            continue;
+        }
+        // Codec id 12 (the older extension): AVC-style layout with an HEVC record.
+        let packet_type = if body[0] & 0x80 == 0 && body[0] & 0x0f == 12 {
+            // Frames have their NALs at offset 5, like CodedFramesX.
+            if body[1] == 0 {
+                0
+            } else {
+                3
+            }
+        } else if body[0] & 0x80 != 0 && &body[1..5] == b"hvc1" {
+            body[0] & 0x0f
+        } else {
+            continue;
+        };
+        match packet_type {
+            0 => {
+                let rec = &body[5..];
+                let mut pos = 23;
+                for _ in 0..rec[22] {
+                    let n = u16::from_be_bytes([rec[pos + 1], rec[pos + 2]]) as usize;
+                    pos += 3;
+                    for _ in 0..n {
+                        let len = u16::from_be_bytes([rec[pos], rec[pos + 1]]) as usize;
+                        out.extend_from_slice(&[0, 0, 0, 1]);
+                        out.extend_from_slice(&rec[pos + 2..pos + 2 + len]);
+                        pos += 2 + len;
+                    }
+                }
+            }
+            t @ (1 | 3) => {
+                let mut p = if t == 1 { 8 } else { 5 };
+                while p + 4 <= body.len() {
+                    let len = u32::from_be_bytes([body[p], body[p + 1], body[p + 2], body[p + 3]]) as usize;
+                    out.extend_from_slice(&[0, 0, 0, 1]);
+                    out.extend_from_slice(&body[p + 4..p + 4 + len]);
+                    p += 4 + len;
+                }
+                frames += 1;
+            }
+            _ => {}
+        }
+    }
+    (out, frames)
+}

@@ -1,0 +1,86 @@
+//! The NVR's own HTTP API (Hikvision ISAPI, Dahua CGI), with HTTP digest authentication
+//! (RFC 7616; both vendors answer a request without credentials with a `Digest` challenge,
+//! older firmware with `Basic`). One connection per request, bounded in time and size by
+//! `common::http_client`.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use base64::Engine as _;
+use common::http_client::{self, HttpClientError, HttpResponse, Request};
+use common::sip::digest::Challenge;
+
+#[derive(Debug, thiserror::Error)]
+pub enum VendorError {
+    /// The NVR could not be reached, or did not answer in time.
+    #[error("{0}")]
+    Unreachable(String),
+    /// Credentials refused (401/403 after answering the challenge).
+    #[error("{0}")]
+    Auth(String),
+    /// The NVR answered with an error status or a body we cannot read.
+    #[error("{0}")]
+    Refused(String),
+}
+
+impl From<HttpClientError> for VendorError {
+    fn from(e: HttpClientError) -> Self {
+        match e {
+            HttpClientError::Malformed(_) | HttpClientError::BadUrl(_) => VendorError::Refused(e.to_string()),
+            _ => VendorError::Unreachable(e.to_string()),
+        }
+    }
+}
+
+/// Where the NVR's HTTP API is and how to log in.
+pub struct VendorHttp {
+    /// `http://host:port`
+    base: String,
+    user: String,
+    password: String,
+    timeout: Duration,
+    nc: AtomicU32,
+}
+
+impl VendorHttp {
+    pub fn new(host: &str, port: u16, user: &str, password: &str, timeout: Duration) -> Self {
+        let host = if host.contains(':') && !host.starts_with('[') { format!("[{host}]") } else { host.to_owned() };
+        Self { base: format!("http://{host}:{port}"), user: user.to_owned(), password: password.to_owned(), timeout, nc: AtomicU32::new(0) }
+    }
+
+    /// Sends `method path` (path with its query), answering an authentication challenge, and
+    /// returns a 2xx response; any other status is an error naming it.
+    pub async fn call(&self, method: &str, path: &str, content_type: &str, body: &[u8]) -> Result<HttpResponse, VendorError> {
+        let url = format!("{}{path}", self.base);
+        let req = Request { method, url: &url, headers: &[], content_type, body, timeout: self.timeout };
+        let mut r = http_client::send(&req).await?;
+        if r.status == 401 {
+            let challenge = r.header("WWW-Authenticate").unwrap_or("").to_owned();
+            let auth = self.authorization(&challenge, method, path)?;
+            let headers = [("Authorization", auth.as_str())];
+            r = http_client::send(&Request { headers: &headers, ..req }).await?;
+            if r.status == 401 || r.status == 403 {
+                return Err(VendorError::Auth(format!("{method} {path}: the NVR refused user {:?} ({})", self.user, r.status)));
+            }
+        }
+        if !r.ok() {
+            return Err(VendorError::Refused(format!("{method} {path}: HTTP {} {}", r.status, r.error_message())));
+        }
+        Ok(r)
+    }
+
+    fn authorization(&self, challenge: &str, method: &str, uri: &str) -> Result<String, VendorError> {
+        let (scheme, _) = challenge.trim().split_once(' ').unwrap_or((challenge.trim(), ""));
+        if scheme.eq_ignore_ascii_case("basic") {
+            let raw = format!("{}:{}", self.user, self.password);
+            return Ok(format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(raw)));
+        }
+        if !scheme.eq_ignore_ascii_case("digest") {
+            return Err(VendorError::Auth(format!("{method} {uri}: unsupported authentication {scheme:?}")));
+        }
+        let c = Challenge::parse(challenge).map_err(|e| VendorError::Refused(format!("{method} {uri}: bad challenge: {e}")))?;
+        let nc = self.nc.fetch_add(1, Ordering::Relaxed) + 1;
+        let cnonce = format!("{:016x}", rand::random::<u64>());
+        Ok(c.answer(&self.user, &self.password, method, uri, nc, &cnonce))
+    }
+}
