@@ -488,16 +488,7 @@ impl Pusher {
 
     fn beats(&self, s: &Session) -> Reply {
         match s.state() {
-            SessionState::Ended { status, reason } => {
-                let status = match status {
-                    602 => Status::RtmpServer,
-                    604 => Status::Playback,
-                    606 => Status::NvrLogin,
-                    601 => Status::StreamAnalysis,
-                    _ => Status::LivePlay,
-                };
-                reply(status, &reason)
-            }
+            SessionState::Ended { status, reason } => reply(Status::from_code(status).unwrap_or(Status::LivePlay), &reason),
             state => {
                 s.beat();
                 let mut extra = json!({"play_handle": s.handle, "rtmp_url": s.rtmp_url});

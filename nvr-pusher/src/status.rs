@@ -32,6 +32,13 @@ impl Status {
         self as u16
     }
 
+    pub fn from_code(code: u16) -> Option<Self> {
+        use Status::*;
+        [Ok, Parameter, StreamAnalysis, RtmpServer, LivePlay, Playback, NoPlayHandle, NvrLogin, NoRecording, PlayControl, Ptz]
+            .into_iter()
+            .find(|s| s.code() == code)
+    }
+
     /// The reply body: `{"status_code", "status_message"}` plus any `extra` fields.
     pub fn reply(self, message: &str, extra: Value) -> Value {
         let mut v = json!({"status_code": self.code(), "status_message": if self == Status::Ok { "OK" } else { message }});
@@ -57,5 +64,9 @@ mod tests {
             json!({"status_code": 605, "status_message": "no play handle 7"})
         );
         assert_eq!((Status::Parameter.code(), Status::Ptz.code()), (600, 609));
+        for c in [200, 600, 601, 602, 603, 604, 605, 606, 607, 608, 609] {
+            assert_eq!(Status::from_code(c).map(Status::code), Some(c));
+        }
+        assert_eq!(Status::from_code(610), None);
     }
 }

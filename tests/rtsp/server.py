@@ -21,12 +21,17 @@ gi.require_version("GstRtspServer", "1.0")
 from gi.repository import GLib, Gst, GstRtsp, GstRtspServer  # noqa: E402
 
 
-def launch(codec: str, audio: bool) -> str:
-    video = "videotestsrc is-live=true pattern=ball ! video/x-raw,width=640,height=360,framerate=25/1 ! "
+def launch(codec: str, audio: bool, size: str, pattern: str, kbps: int) -> str:
+    width, height = size.split("x")
+    video = f"videotestsrc is-live=true pattern={pattern} ! video/x-raw,width={width},height={height},framerate=25/1 ! "
+    rate = f" bitrate={kbps}" if kbps else ""
     if codec == "h265":
-        video += "x265enc tune=zerolatency key-int-max=25 ! video/x-h265,profile=main ! rtph265pay name=pay0 pt=96 config-interval=-1"
+        video += f"x265enc tune=zerolatency key-int-max=25{rate} ! video/x-h265,profile=main ! rtph265pay name=pay0 pt=96 config-interval=-1"
     else:
-        video += "x264enc tune=zerolatency key-int-max=25 bframes=0 ! video/x-h264,profile=baseline ! rtph264pay name=pay0 pt=96 config-interval=-1"
+        # (vbv-buf-capacity in ms: keeps a noisy picture near the bit rate asked for.)
+        cbr = " pass=cbr vbv-buf-capacity=1000" if kbps else ""
+        video += (f"x264enc tune=zerolatency speed-preset=ultrafast key-int-max=25 bframes=0{rate}{cbr} ! "
+                  "video/x-h264,profile=baseline ! rtph264pay name=pay0 pt=96 config-interval=-1")
     pipe = f"( {video}"
     if audio:
         pipe += " audiotestsrc is-live=true wave=sine ! audio/x-raw,rate=8000,channels=1 ! alawenc ! rtppcmapay name=pay1 pt=8"
@@ -40,6 +45,11 @@ def main() -> int:
     ap.add_argument("--password", default="12345")
     ap.add_argument("--codec", choices=["h264", "h265"], default="h264")
     ap.add_argument("--no-audio", action="store_true")
+    # For the benchmark: a bigger, noisier picture at a set bit rate (clients of a path share
+    # one encoder, so N sessions cost one encode).
+    ap.add_argument("--size", default="640x360")
+    ap.add_argument("--pattern", default="ball")
+    ap.add_argument("--kbps", type=int, default=0)
     a = ap.parse_args()
 
     Gst.init(None)
@@ -59,7 +69,7 @@ def main() -> int:
     for path in ["/Streaming/Channels/101", "/Streaming/Channels/201", "/Streaming/Channels/3001", "/Streaming/tracks/101",
                  "/cam/realmonitor", "/cam/playback"]:
         f = GstRtspServer.RTSPMediaFactory()
-        f.set_launch(launch(a.codec, not a.no_audio))
+        f.set_launch(launch(a.codec, not a.no_audio, a.size, a.pattern, a.kbps))
         f.set_shared(True)
         perms = GstRtspServer.RTSPPermissions()
         perms.add_permission_for_role("user", GstRtspServer.RTSP_PERM_MEDIA_FACTORY_ACCESS, True)
