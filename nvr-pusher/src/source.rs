@@ -10,7 +10,10 @@ use common::flv::FlvTag;
 use common::media::VideoConfig;
 use common::ps::Codec;
 use futures::StreamExt;
-use retina::client::{Credentials, Demuxed, PlayOptions, Session, SessionOptions, SetupOptions, TcpTransportOptions, Transport};
+use retina::client::{
+    Credentials, Demuxed, InitialSequenceNumberPolicy, InitialTimestampPolicy, PlayOptions, Session, SessionOptions, SetupOptions,
+    TcpTransportOptions, Transport,
+};
 use retina::codec::{CodecItem, FrameFormat, ParametersRef, VideoParameters};
 
 use crate::remux::{audio_config, Remuxer};
@@ -129,7 +132,12 @@ impl RtspSource {
         if let Some(ParametersRef::Video(p)) = session.streams()[video].parameters() {
             remux.set_video(video_config(codec, p));
         }
-        let playing = tokio::time::timeout(timeout, session.play(PlayOptions::default())).await.map_err(step("PLAY"))?.map_err(classify)?;
+        // RTP-Info is not needed (the remuxer aligns the tracks) and is often wrong: NVRs (and
+        // any server sharing one media among clients) send a `seq` the first packet does not
+        // carry, which retina's default takes for loss and fails the stream.
+        let play =
+            PlayOptions::default().initial_seq(InitialSequenceNumberPolicy::Ignore).initial_timestamp(InitialTimestampPolicy::Permissive);
+        let playing = tokio::time::timeout(timeout, session.play(play)).await.map_err(step("PLAY"))?.map_err(classify)?;
         let demuxed = playing.demuxed().map_err(classify)?;
         Ok((Self { demuxed, video, audio: audio_clock }, info))
     }

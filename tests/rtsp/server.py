@@ -50,6 +50,9 @@ def main() -> int:
     ap.add_argument("--size", default="640x360")
     ap.add_argument("--pattern", default="ball")
     ap.add_argument("--kbps", type=int, default=0)
+    # One pipeline per client (a shared one is torn down when its last client leaves, which
+    # races a client joining at that moment: play/stop churn wants its own).
+    ap.add_argument("--unshared", action="store_true")
     a = ap.parse_args()
 
     Gst.init(None)
@@ -70,7 +73,7 @@ def main() -> int:
                  "/cam/realmonitor", "/cam/playback"]:
         f = GstRtspServer.RTSPMediaFactory()
         f.set_launch(launch(a.codec, not a.no_audio, a.size, a.pattern, a.kbps))
-        f.set_shared(True)
+        f.set_shared(not a.unshared)
         perms = GstRtspServer.RTSPPermissions()
         perms.add_permission_for_role("user", GstRtspServer.RTSP_PERM_MEDIA_FACTORY_ACCESS, True)
         perms.add_permission_for_role("user", GstRtspServer.RTSP_PERM_MEDIA_FACTORY_CONSTRUCT, True)
