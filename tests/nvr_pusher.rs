@@ -112,6 +112,60 @@ fn isapi_page(position: usize) -> String {
     )
 }
 
+/// A SOAP answer around `body`.
+fn soap(body: &str) -> String {
+    format!("<?xml version=\"1.0\"?><env:Envelope xmlns:env=\"http://www.w3.org/2003/05/soap-envelope\" xmlns:tt=\"http://www.onvif.org/ver10/schema\"><env:Body>{body}</env:Body></env:Envelope>")
+}
+
+/// The text of `<tag ...>text</tag>` in `xml` (the stub's own crude reading).
+fn between<'a>(xml: &'a str, open: &str, close: &str) -> Option<&'a str> {
+    let start = xml.find(open)? + open.len() - 1;
+    let start = start + xml[start..].find('>')? + 1;
+    Some(&xml[start..start + xml[start..].find(close)?])
+}
+
+/// Checks an ONVIF request's WS-Security UsernameToken: user, and the SHA-1 password digest
+/// over nonce + created + password.
+fn onvif_authorized(body: &str) -> bool {
+    use base64::Engine as _;
+    let (Some(user), Some(digest), Some(nonce), Some(created)) = (
+        between(body, "<Username>", "</Username>"),
+        between(body, "<Password ", "</Password>"),
+        between(body, "<Nonce ", "</Nonce>"),
+        between(body, "<Created ", "</Created>"),
+    ) else {
+        return false;
+    };
+    let nonce = base64::engine::general_purpose::STANDARD.decode(nonce).unwrap_or_default();
+    user == USER && digest == nvr_pusher::onvif::password_digest(&nonce, created, PASSWORD)
+}
+
+fn onvif_answer(path: &str, body: &str) -> (u16, String) {
+    if !onvif_authorized(body) {
+        let fault = "<env:Fault><env:Code><env:Value>env:Sender</env:Value><env:Subcode><env:Value>ter:NotAuthorized</env:Value></env:Subcode></env:Code>\
+                     <env:Reason><env:Text xml:lang=\"en\">Sender not Authorized</env:Text></env:Reason></env:Fault>";
+        return (400, soap(fault));
+    }
+    let answer = match path {
+        // The device reports its own (private) addresses.
+        "/onvif/device_service" if body.contains("GetCapabilities") => {
+            "<tds:GetCapabilitiesResponse xmlns:tds=\"d\"><tds:Capabilities><tt:Media><tt:XAddr>http://10.9.9.9/onvif/Media</tt:XAddr></tt:Media>\
+             <tt:PTZ><tt:XAddr>http://10.9.9.9/onvif/PTZ</tt:XAddr></tt:PTZ></tds:Capabilities></tds:GetCapabilitiesResponse>"
+        }
+        "/onvif/Media" if body.contains("GetProfiles") => {
+            "<trt:GetProfilesResponse xmlns:trt=\"m\"><trt:Profiles token=\"Profile_1\"/><trt:Profiles token=\"Profile_2\"/></trt:GetProfilesResponse>"
+        }
+        "/onvif/Media" if body.contains("GetStreamUri") => {
+            "<trt:GetStreamUriResponse xmlns:trt=\"m\"><trt:MediaUri>\
+             <tt:Uri>rtsp://10.9.9.9:554/Streaming/Channels/101?transportmode=unicast&amp;profile=Profile_1</tt:Uri>\
+             </trt:MediaUri></trt:GetStreamUriResponse>"
+        }
+        "/onvif/PTZ" => "<tptz:Response xmlns:tptz=\"p\"/>",
+        _ => return (400, soap("<env:Fault><env:Reason><env:Text>unknown action</env:Text></env:Reason></env:Fault>")),
+    };
+    (200, soap(answer))
+}
+
 fn answer(method: &str, path: &str, body: &str) -> (u16, String) {
     let no_matches =
         "<CMSearchResult><responseStatus>true</responseStatus><responseStatusStrg>NO MATCHES</responseStatusStrg></CMSearchResult>";
@@ -190,7 +244,21 @@ impl VendorStub {
                         .as_deref()
                         .and_then(|a| Credentials::parse(a).ok())
                         .is_some_and(|c| c.username == USER && c.uri == path && c.nonce == challenge.nonce && c.verify(&method, PASSWORD));
-                    let (status, text, extra) = if !ok {
+                    let (status, text, extra) = if path.starts_with("/onvif/") {
+                        // ONVIF: WS-Security in the body instead of HTTP digest.
+                        let (st, t) = onvif_answer(&path, &body);
+                        if st == 200 {
+                            s.lock().unwrap().push(Seen {
+                                method: method.clone(),
+                                path: path.clone(),
+                                body: body.clone(),
+                                at: Instant::now(),
+                            });
+                        } else {
+                            *r.lock().unwrap() += 1;
+                        }
+                        (st, t, String::new())
+                    } else if !ok {
                         if auth.is_some() {
                             *r.lock().unwrap() += 1;
                         }
@@ -501,6 +569,36 @@ async fn playback_searches_records_positions_and_ptz_goes_through_the_vendor_api
     assert_eq!(code(&p.post("/BACK_STREAM", &wrong).await), 606);
     assert!(*stub.refused.lock().unwrap() >= 1, "the stub saw the wrong digest");
     assert_eq!(code(&p.call(live, "STOP").await), 200);
+    stub.take();
+
+    // ONVIF (category 3): the live URI from the media service (its private host replaced by
+    // the address the request named), PTZ through the PTZ service, WS-Security on each call.
+    let onvif = p.post("/REAL_STREAM", &target(3, 1, &rtsp)).await;
+    let live = handle(&onvif);
+    let seen = stub.take();
+    let calls: Vec<(&str, bool)> =
+        seen.iter().map(|s| (s.path.as_str(), s.body.contains("<trt:ProfileToken>Profile_1</trt:ProfileToken>"))).collect();
+    assert_eq!(calls, vec![("/onvif/device_service", false), ("/onvif/Media", false), ("/onvif/Media", true)], "{seen:?}");
+    assert!(seen[2].body.contains("<tt:Stream>RTP-Unicast</tt:Stream>"));
+    let expected = format!("rtsp://127.0.0.1:{}/Streaming/Channels/101?transportmode=unicast&profile=Profile_1", rtsp.port);
+    assert!(rtsp.describes().contains(&expected), "{:?}", rtsp.describes());
+    h264_decodes(&probe(onvif["rtmp_url"].as_str().unwrap(), 150).await);
+    let r = p.post(&format!("/STREAM/{live}/PTZControl"), &json!({"command": 9, "duration": 200})).await;
+    assert_eq!(code(&r), 200, "{r}");
+    let seen = stub.take();
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    assert_eq!(seen[0].path, "/onvif/PTZ");
+    assert!(seen[0].body.contains("<tt:PanTilt x=\"0.60\" y=\"0.00\"/><tt:Zoom x=\"0.00\"/>"), "{}", seen[0].body);
+    assert!(seen[1].body.contains("<tptz:Stop") && seen[1].body.contains("<tptz:ProfileToken>Profile_1</tptz:ProfileToken>"));
+    assert_eq!(code(&p.call(live, "STOP").await), 200);
+    let mut wrong = target(3, 1, &rtsp);
+    wrong["nvr_pwd"] = json!("wrong");
+    let r = p.post("/REAL_STREAM", &wrong).await;
+    assert_eq!(code(&r), 606, "{r}");
+    let mut back = target(3, 1, &rtsp);
+    back["startTime"] = json!("2016-07-20 12:00:00");
+    back["endTime"] = json!("2016-07-20 13:00:00");
+    assert_eq!(code(&p.post("/BACK_STREAM", &back).await), 600, "ONVIF playback is not offered");
     assert!(p.sessions().await.is_empty(), "{}", p.log_text());
 }
 

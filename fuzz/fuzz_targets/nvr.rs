@@ -1,9 +1,9 @@
 //! What the NVR pusher reads from the network besides RTSP (retina fuzzes its own parsers):
-//! the NVR's ISAPI search answers and Dahua CGI answers, and the web tier's call bodies, fed
+//! the NVR's ISAPI search answers, Dahua CGI answers and ONVIF SOAP answers, and the web tier's call bodies, fed
 //! any bytes; the remuxer fed the frames an RTSP source could deliver. Nothing may panic.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use nvr_pusher::{dahua, isapi, remux, request};
+use nvr_pusher::{dahua, isapi, onvif, remux, request};
 
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);
@@ -13,6 +13,12 @@ fuzz_target!(|data: &[u8]| {
     let (_, files) = dahua::parse_files(&text);
     assert!(files.len() <= dahua::PAGE * 2);
     let _ = dahua::parse_object(&text);
+    let _ = onvif::parse_capabilities(&text);
+    let _ = onvif::parse_profiles(&text);
+    if let Ok(uri) = onvif::parse_stream_uri(&text) {
+        let _ = onvif::reachable_uri(&uri, "127.0.0.1", None);
+    }
+    let _ = onvif::reachable_uri(&text, "::1", Some(554));
     if let Ok(v) = serde_json::from_slice::<serde_json::Value>(data) {
         let _ = request::real_stream(&v);
         let _ = request::back_stream(&v);

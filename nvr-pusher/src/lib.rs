@@ -12,6 +12,7 @@ pub mod config;
 pub mod dahua;
 pub mod isapi;
 pub mod metrics;
+pub mod onvif;
 pub mod remux;
 pub mod request;
 pub mod service;

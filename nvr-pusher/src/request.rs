@@ -68,7 +68,8 @@ pub struct NvrTarget {
     pub user: String,
     pub password: String,
     pub channel: u32,
-    /// `nvr_category` 2: the full RTSP URL to pull (any brand).
+    /// `nvr_category` 2: the full RTSP URL to pull (any brand); for 3 (ONVIF), the one the
+    /// device's media service gave.
     pub rtsp_url: Option<String>,
 }
 
@@ -79,7 +80,7 @@ fn target(v: &Value, errs: &mut Vec<String>) -> Option<NvrTarget> {
     }
     let category = int(v, "nvr_category", errs).and_then(|c| {
         NvrCategory::from_code(c).or_else(|| {
-            errs.push(format!("nvr_category must be 0 (Hikvision), 1 (Dahua) or 2 (RTSP URL), not {c}"));
+            errs.push(format!("nvr_category must be 0 (Hikvision), 1 (Dahua), 2 (RTSP URL) or 3 (ONVIF), not {c}"));
             None
         })
     });

@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::NvrConfig;
 use crate::isapi::RecordFile;
+use crate::onvif::{self, Onvif};
 use crate::request;
 use crate::session::{self, Command, Kind, Session, SessionState, Source};
 use crate::status::Status;
@@ -252,11 +253,17 @@ impl Pusher {
             Ok(x) => x,
             Err(e) => return reply(Status::Parameter, &e.0),
         };
-        if range.is_some() && target.category == NvrCategory::RtspUrl {
+        if range.is_some() && matches!(target.category, NvrCategory::RtspUrl | NvrCategory::Onvif) {
             return reply(Status::Parameter, "BACK_STREAM needs nvr_category 0 (Hikvision) or 1 (Dahua)");
         }
-        let port = |name: &str, default: u16| v[name].as_u64().and_then(|p| u16::try_from(p).ok()).filter(|p| *p > 0).unwrap_or(default);
-        let source = Source { target, rtsp_port: port("rtsp_port", self.cfg.rtsp_port), http_port: port("http_port", self.cfg.http_port) };
+        let port = |name: &str| v[name].as_u64().and_then(|p| u16::try_from(p).ok()).filter(|p| *p > 0);
+        let rtsp_port_given = port("rtsp_port");
+        let mut source = Source {
+            target,
+            rtsp_port: rtsp_port_given.unwrap_or(self.cfg.rtsp_port),
+            http_port: port("http_port").unwrap_or(self.cfg.http_port),
+            onvif: None,
+        };
         if !forwarded {
             match self.choose_node().await {
                 Err(e) => return reply(Status::LivePlay, &format!("the Store: {e}")),
@@ -274,6 +281,13 @@ impl Pusher {
                     }
                 },
                 Ok(Some(_)) => {}
+            }
+        }
+        if source.target.category == NvrCategory::Onvif {
+            if let Err((s, m)) = self.resolve_onvif(&mut source, rtsp_port_given).await {
+                metrics::PLAY_FAILURES.inc();
+                let _ = self.store.release_load(POOL, &self.node).await;
+                return reply(s, &m);
             }
         }
         let r = self.start(source, range).await;
@@ -299,13 +313,27 @@ impl Pusher {
         VendorHttp::new(&t.addr, source.http_port, &t.user, &t.password, Duration::from_secs(self.cfg.http_timeout_secs.max(1)))
     }
 
+    /// ONVIF: asks the device's media service for the live URI of the channel's profile.
+    async fn resolve_onvif(&self, source: &mut Source, rtsp_port: Option<u16>) -> Result<(), (Status, String)> {
+        let http = self.vendor_http(source);
+        let t = &source.target;
+        let dev = Onvif { http: &http, user: &t.user, password: &t.password };
+        let info = dev.live(t.channel).await.map_err(|e| match e {
+            VendorError::Auth(m) => (Status::NvrLogin, format!("ONVIF: {m}")),
+            other => (Status::LivePlay, format!("ONVIF: {other}")),
+        })?;
+        source.target.rtsp_url = Some(onvif::reachable_uri(&info.uri, &t.addr, rtsp_port));
+        source.onvif = Some(info);
+        Ok(())
+    }
+
     async fn search(&self, source: &Source, start: &LocalTime, end: &LocalTime) -> Result<Vec<RecordFile>, (Status, String)> {
         let http = self.vendor_http(source);
         let t = &source.target;
         let found = match t.category {
             NvrCategory::Hikvision => isapi::search(&http, t.channel, start, end).await,
             NvrCategory::Dahua => dahua::search(&http, t.channel, start, end).await,
-            NvrCategory::RtspUrl => return Err((Status::Parameter, "record search needs nvr_category 0 or 1".into())),
+            NvrCategory::RtspUrl | NvrCategory::Onvif => return Err((Status::Parameter, "record search needs nvr_category 0 or 1".into())),
         };
         found.map_err(|e| match e {
             VendorError::Auth(m) => (Status::NvrLogin, m),
@@ -546,7 +574,14 @@ impl Pusher {
             NvrCategory::Hikvision => isapi::ptz(&http, cmd, t.channel, i32::from(speed), duration).await,
             // Dahua speeds are 1-8.
             NvrCategory::Dahua => dahua::ptz(&http, cmd, t.channel, (u16::from(speed) * 8).div_ceil(100) as u8, duration).await,
-            NvrCategory::RtspUrl => return reply(Status::Ptz, "PTZ needs nvr_category 0 (Hikvision) or 1 (Dahua)"),
+            NvrCategory::Onvif => match &s.source.onvif {
+                Some(info) => {
+                    let dev = Onvif { http: &http, user: &t.user, password: &t.password };
+                    dev.ptz(info, cmd, f32::from(speed) / 100.0, duration).await
+                }
+                None => return reply(Status::Ptz, "no ONVIF profile known for this session"),
+            },
+            NvrCategory::RtspUrl => return reply(Status::Ptz, "PTZ needs nvr_category 0 (Hikvision), 1 (Dahua) or 3 (ONVIF)"),
         };
         s.beat();
         match r {

@@ -67,6 +67,8 @@ pub struct Source {
     pub target: NvrTarget,
     pub rtsp_port: u16,
     pub http_port: u16,
+    /// ONVIF: the profile played and where the PTZ service is.
+    pub onvif: Option<crate::onvif::LiveInfo>,
 }
 
 impl Source {
@@ -74,7 +76,7 @@ impl Source {
     pub fn url(&self, kind: Kind, from: Option<LocalTime>) -> Option<String> {
         let t = &self.target;
         match (kind, t.category) {
-            (Kind::Live, NvrCategory::RtspUrl) => t.rtsp_url.clone(),
+            (Kind::Live, NvrCategory::RtspUrl | NvrCategory::Onvif) => t.rtsp_url.clone(),
             (Kind::Live, c) => vendor::live_url(c, &t.addr, self.rtsp_port, t.channel),
             (Kind::Playback { start, stop }, c) => {
                 vendor::playback_url(c, &t.addr, self.rtsp_port, t.channel, &from.unwrap_or(start), &stop)

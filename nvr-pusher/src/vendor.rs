@@ -11,6 +11,8 @@ pub enum NvrCategory {
     Dahua,
     /// Any brand: the request carries the full `rtsp_url`.
     RtspUrl,
+    /// Any ONVIF device: the live URI from its media service, PTZ through its PTZ service.
+    Onvif,
 }
 
 impl NvrCategory {
@@ -19,6 +21,7 @@ impl NvrCategory {
             0 => Some(NvrCategory::Hikvision),
             1 => Some(NvrCategory::Dahua),
             2 => Some(NvrCategory::RtspUrl),
+            3 => Some(NvrCategory::Onvif),
             _ => None,
         }
     }
@@ -151,7 +154,7 @@ pub fn live_url(category: NvrCategory, host: &str, rtsp_port: u16, channel: u32)
         // Channel 1 main stream is 101, channel 30 is 3001.
         NvrCategory::Hikvision => Some(format!("rtsp://{hp}/Streaming/Channels/{channel}01")),
         NvrCategory::Dahua => Some(format!("rtsp://{hp}/cam/realmonitor?channel={channel}&subtype=0")),
-        NvrCategory::RtspUrl => None,
+        NvrCategory::RtspUrl | NvrCategory::Onvif => None,
     }
 }
 
@@ -166,7 +169,7 @@ pub fn playback_url(category: NvrCategory, host: &str, rtsp_port: u16, channel: 
         NvrCategory::Dahua => {
             Some(format!("rtsp://{hp}/cam/playback?channel={channel}&subtype=0&starttime={}&endtime={}", start.dahua(), end.dahua()))
         }
-        NvrCategory::RtspUrl => None,
+        NvrCategory::RtspUrl | NvrCategory::Onvif => None,
     }
 }
 

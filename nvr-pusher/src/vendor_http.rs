@@ -51,6 +51,16 @@ impl VendorHttp {
     /// Sends `method path` (path with its query), answering an authentication challenge, and
     /// returns a 2xx response; any other status is an error naming it.
     pub async fn call(&self, method: &str, path: &str, content_type: &str, body: &[u8]) -> Result<HttpResponse, VendorError> {
+        let r = self.call_any(method, path, content_type, body).await?;
+        if !r.ok() {
+            return Err(VendorError::Refused(format!("{method} {path}: HTTP {} {}", r.status, r.error_message())));
+        }
+        Ok(r)
+    }
+
+    /// [`VendorHttp::call`] that returns the answer whatever its status (a SOAP fault comes
+    /// with a 400 or 500), except a refused login.
+    pub async fn call_any(&self, method: &str, path: &str, content_type: &str, body: &[u8]) -> Result<HttpResponse, VendorError> {
         let url = format!("{}{path}", self.base);
         let req = Request { method, url: &url, headers: &[], content_type, body, timeout: self.timeout };
         let mut r = http_client::send(&req).await?;
@@ -62,9 +72,6 @@ impl VendorHttp {
             if r.status == 401 || r.status == 403 {
                 return Err(VendorError::Auth(format!("{method} {path}: the NVR refused user {:?} ({})", self.user, r.status)));
             }
-        }
-        if !r.ok() {
-            return Err(VendorError::Refused(format!("{method} {path}: HTTP {} {}", r.status, r.error_message())));
         }
         Ok(r)
     }
