@@ -34,9 +34,13 @@ impl RtspServer {
     }
 
     fn start_on(port: u16, codec: &'static str) -> Self {
+        Self::start_with(port, codec, "pcma")
+    }
+
+    fn start_with(port: u16, codec: &'static str, audio: &'static str) -> Self {
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/rtsp/server.py");
         let mut child = Command::new("/usr/bin/python3")
-            .args([script, "--port", &port.to_string(), "--user", USER, "--password", PASSWORD, "--codec", codec])
+            .args([script, "--port", &port.to_string(), "--user", USER, "--password", PASSWORD, "--codec", codec, "--audio", audio])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -412,6 +416,14 @@ async fn live_hikvision_and_dahua_h264_h265_stop_and_every_error_code() {
     let probed = ffprobe_frames(path.to_str().unwrap(), &[]);
     assert_eq!((probed[0].0.as_str(), probed[0].1, probed[0].2), ("hevc", 640, 360), "{probed:?}");
     assert!(probed[0].3 >= 25, "{probed:?}");
+
+    // AAC (mpeg4-generic) audio goes through as AAC.
+    let aac = RtspServer::start_with(free_port(), "h264", "aac");
+    let r = p.post("/REAL_STREAM", &target(0, 1, &aac)).await;
+    let aac_handle = handle(&r);
+    let streams = probe(r["rtmp_url"].as_str().unwrap(), 150).await;
+    assert!(streams.iter().any(|s| s.0 == "aac" && s.3 > 0) && streams.iter().any(|s| s.0 == "h264" && s.3 >= 30), "{streams:?}");
+    assert_eq!(code(&p.call(aac_handle, "STOP").await), 200);
 
     // STOP ends it at once: the handle is gone and the RTMP publish closed.
     assert_eq!(code(&p.call(hik_handle, "STOP").await), 200);

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """An RTSP server standing in for a Hikvision / Dahua NVR in the NVR pusher's tests.
 
-Serves live test video (H.264 + G.711 A-law, or H.265) at the vendors' live and playback
+Serves live test video (H.264 or H.265, with G.711 A-law or AAC) at the vendors' live and playback
 paths, with digest authentication, from GStreamer's RTSP server (gir1.2-gst-rtsp-server-1.0).
 
     /usr/bin/python3 tests/rtsp/server.py --port 8554 --user admin --password 12345 [--codec h265]
@@ -21,7 +21,7 @@ gi.require_version("GstRtspServer", "1.0")
 from gi.repository import GLib, Gst, GstRtsp, GstRtspServer  # noqa: E402
 
 
-def launch(codec: str, audio: bool, size: str, pattern: str, kbps: int) -> str:
+def launch(codec: str, audio: str, size: str, pattern: str, kbps: int) -> str:
     width, height = size.split("x")
     video = f"videotestsrc is-live=true pattern={pattern} ! video/x-raw,width={width},height={height},framerate=25/1 ! "
     rate = f" bitrate={kbps}" if kbps else ""
@@ -33,8 +33,11 @@ def launch(codec: str, audio: bool, size: str, pattern: str, kbps: int) -> str:
         video += (f"x264enc tune=zerolatency speed-preset=ultrafast key-int-max=25 bframes=0{rate}{cbr} ! "
                   "video/x-h264,profile=baseline ! rtph264pay name=pay0 pt=96 config-interval=-1")
     pipe = f"( {video}"
-    if audio:
+    if audio == "pcma":
         pipe += " audiotestsrc is-live=true wave=sine ! audio/x-raw,rate=8000,channels=1 ! alawenc ! rtppcmapay name=pay1 pt=8"
+    elif audio == "aac":
+        # mpeg4-generic (RFC 3640), as cameras send AAC.
+        pipe += " audiotestsrc is-live=true wave=sine ! audio/x-raw,rate=16000,channels=1 ! voaacenc bitrate=32000 ! rtpmp4gpay name=pay1 pt=97"
     return pipe + " )"
 
 
@@ -44,7 +47,8 @@ def main() -> int:
     ap.add_argument("--user", default="admin")
     ap.add_argument("--password", default="12345")
     ap.add_argument("--codec", choices=["h264", "h265"], default="h264")
-    ap.add_argument("--no-audio", action="store_true")
+    ap.add_argument("--audio", choices=["pcma", "aac", "none"], default="pcma")
+    ap.add_argument("--no-audio", action="store_true", help="the same as --audio none")
     # For the benchmark: a bigger, noisier picture at a set bit rate (clients of a path share
     # one encoder, so N sessions cost one encode).
     ap.add_argument("--size", default="640x360")
@@ -72,7 +76,7 @@ def main() -> int:
     for path in ["/Streaming/Channels/101", "/Streaming/Channels/201", "/Streaming/Channels/3001", "/Streaming/tracks/101",
                  "/cam/realmonitor", "/cam/playback"]:
         f = GstRtspServer.RTSPMediaFactory()
-        f.set_launch(launch(a.codec, not a.no_audio, a.size, a.pattern, a.kbps))
+        f.set_launch(launch(a.codec, "none" if a.no_audio else a.audio, a.size, a.pattern, a.kbps))
         f.set_shared(not a.unshared)
         perms = GstRtspServer.RTSPPermissions()
         perms.add_permission_for_role("user", GstRtspServer.RTSP_PERM_MEDIA_FACTORY_ACCESS, True)
