@@ -179,6 +179,26 @@ impl Pusher {
             for h in gone {
                 let _ = self.store.table_take(SESSIONS, &h.to_string()).await;
             }
+            if n.is_multiple_of(30) {
+                self.prune_dead_nodes_rows().await;
+            }
+        }
+    }
+
+    /// Rows of nodes that are gone (killed, or stopped before they could clean up): any node
+    /// removes them, so a node that never comes back under its id leaves nothing behind.
+    async fn prune_dead_nodes_rows(&self) {
+        let live: Vec<(String, String)> = self.nodes().await.into_iter().map(|n| (n.id, n.instance)).collect();
+        if live.is_empty() {
+            return; // the Store did not answer: judge nothing
+        }
+        let Ok(rows) = self.store.table_list(SESSIONS).await else { return };
+        for (h, raw) in rows {
+            let Ok(row) = serde_json::from_str::<SessionRow>(&raw) else { continue };
+            let alive = live.iter().any(|(id, inst)| *id == row.node && *inst == row.instance);
+            if !alive && row.node != self.node {
+                let _ = self.store.table_take(SESSIONS, &h).await;
+            }
         }
     }
 
@@ -193,6 +213,14 @@ impl Pusher {
         }
         let _ = self.store.remove_node(NODE_KIND, &self.node).await;
         let _ = self.store.clear_load(POOL, &self.node).await;
+        // Its rows (ended sessions kept for BEATS included): nobody can answer for them now.
+        if let Ok(rows) = self.store.table_list(SESSIONS).await {
+            for (h, raw) in rows {
+                if serde_json::from_str::<SessionRow>(&raw).is_ok_and(|r| r.node == self.node) {
+                    let _ = self.store.table_take(SESSIONS, &h).await;
+                }
+            }
+        }
     }
 
     /// Rows left by an earlier run of this node (same id, sessions lost with the process).
