@@ -305,13 +305,7 @@ impl Pusher {
         for (k, v) in env {
             cmd.env(k, v);
         }
-        cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(std::fs::File::create(&log).unwrap());
-        let child = cmd.spawn().expect("spawn nvr");
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "nvr-pusher did not start: {}", std::fs::read_to_string(&log).unwrap_or_default());
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let child = support::spawn_and_wait(cmd, port, &log, "nvr-pusher");
         Self { child, port, log }
     }
 

@@ -2,6 +2,7 @@
 //! bytes and time in, values and events out.
 
 pub mod catalog;
+pub mod civil;
 pub mod config;
 pub mod flv;
 pub mod http;

@@ -52,14 +52,7 @@ pub fn parse_local_time(s: &str, utc_offset_minutes: i32) -> Option<u64> {
     if !(1..=12).contains(&m) || !(1..=31).contains(&day) || h > 23 || mi > 59 || se > 60 {
         return None;
     }
-    // Days from civil (Howard Hinnant).
-    let y2 = if m <= 2 { y - 1 } else { y };
-    let era = y2.div_euclid(400);
-    let yoe = y2 - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
+    let days = common::civil::days_from_civil(y, m, day);
     let secs = days * 86_400 + h * 3600 + mi * 60 + se - i64::from(utc_offset_minutes) * 60;
     u64::try_from(secs).ok().map(|s| s * 1000)
 }

@@ -231,67 +231,65 @@ impl Runner {
         self.s.cancel_reason.lock().unwrap_or_else(|e| e.into_inner()).clone().unwrap_or((Status::NoPlayHandle, "stopped".into()))
     }
 
+    /// Waits out the next backoff step of a reconnect that began at `began`, showing `error`
+    /// in the session's state. `Ok(false)` when the window is spent, `Err` when cancelled.
+    async fn next_attempt(&self, attempt: u32, began: Instant, error: String) -> Result<bool, (Status, String)> {
+        self.s.set_state(SessionState::Reconnecting { attempt: attempt + 1, error });
+        let wait = backoff(attempt);
+        if began.elapsed() + wait > Duration::from_secs(self.cfg.reconnect_window_secs) {
+            return Ok(false);
+        }
+        tokio::select! {
+            _ = self.s.cancel.cancelled() => Err(self.cancelled()),
+            _ = tokio::time::sleep(wait) => Ok(true),
+        }
+    }
+
+    /// A reconnect succeeded: counted, and the output starts again from a key frame with its
+    /// headers (a new publish needs them; a new source may have new parameters).
+    fn reconnected(&mut self, what: &str, attempt: u32) {
+        tracing::info!(handle = self.s.handle, attempt = attempt + 1, "{what} back");
+        self.s.reconnects.fetch_add(1, Ordering::Relaxed);
+        crate::metrics::RECONNECTS.inc();
+        self.remux.discontinuity();
+        self.s.set_state(SessionState::Playing);
+    }
+
     /// Reopens the source until it plays or the window closes.
     async fn reopen_source(&mut self, error: SourceError) -> Result<RtspSource, (Status, String)> {
-        let kind = self.s.kind;
-        let window = Duration::from_secs(self.cfg.reconnect_window_secs);
         let began = Instant::now();
         let mut last = error;
-        for attempt in 0.. {
-            self.s.set_state(SessionState::Reconnecting { attempt: attempt + 1, error: last.to_string() });
-            let wait = backoff(attempt);
-            if began.elapsed() + wait > window {
-                break;
-            }
-            tokio::select! {
-                _ = self.s.cancel.cancelled() => return Err(self.cancelled()),
-                _ = tokio::time::sleep(wait) => {}
-            }
-            let from = self.s.position();
-            match self.open(from).await {
+        let mut attempt = 0;
+        while self.next_attempt(attempt, began, last.to_string()).await? {
+            match self.open(self.s.position()).await {
                 Ok((src, _)) => {
-                    tracing::info!(handle = self.s.handle, attempt = attempt + 1, "RTSP source back");
-                    self.s.reconnects.fetch_add(1, Ordering::Relaxed);
-                    crate::metrics::RECONNECTS.inc();
-                    self.remux.discontinuity();
-                    self.s.set_state(SessionState::Playing);
+                    self.reconnected("RTSP source", attempt);
                     return Ok(src);
                 }
                 // A wrong password will not get better by retrying.
                 Err(e @ SourceError::Auth(_)) => return Err((Status::NvrLogin, e.to_string())),
                 Err(e) => last = e,
             }
+            attempt += 1;
         }
-        Err((failure_status(kind, &last), format!("source down for {} s: {last}", window.as_secs())))
+        Err((failure_status(self.s.kind, &last), format!("source down for {} s: {last}", self.cfg.reconnect_window_secs)))
     }
 
     async fn reconnect_rtmp(&mut self, error: String) -> Result<RtmpPublisher, (Status, String)> {
-        let window = Duration::from_secs(self.cfg.reconnect_window_secs);
         let began = Instant::now();
         let mut last = error;
-        for attempt in 0.. {
-            self.s.set_state(SessionState::Reconnecting { attempt: attempt + 1, error: format!("RTMP: {last}") });
-            let wait = backoff(attempt);
-            if began.elapsed() + wait > window {
-                break;
-            }
-            tokio::select! {
-                _ = self.s.cancel.cancelled() => return Err(self.cancelled()),
-                _ = tokio::time::sleep(wait) => {}
-            }
+        let mut attempt = 0;
+        while self.next_attempt(attempt, began, format!("RTMP: {last}")).await? {
             match RtmpPublisher::connect(&self.s.rtmp_push_url, self.timeout()).await {
                 Ok(p) => {
-                    self.s.reconnects.fetch_add(1, Ordering::Relaxed);
-                    crate::metrics::RECONNECTS.inc();
-                    // A new publish needs the headers again, from a key frame.
-                    self.remux.discontinuity();
-                    self.s.set_state(SessionState::Playing);
+                    self.reconnected("RTMP publish", attempt);
                     return Ok(p);
                 }
                 Err(e) => last = e.to_string(),
             }
+            attempt += 1;
         }
-        Err((Status::RtmpServer, format!("RTMP server {} down for {} s: {last}", self.s.rtmp_push_url, window.as_secs())))
+        Err((Status::RtmpServer, format!("RTMP server {} down for {} s: {last}", self.s.rtmp_push_url, self.cfg.reconnect_window_secs)))
     }
 
     async fn position(&mut self, at: LocalTime) -> Result<RtspSource, String> {

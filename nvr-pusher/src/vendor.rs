@@ -4,6 +4,8 @@
 
 use std::fmt;
 
+use common::civil;
+
 /// `nvr_category`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NvrCategory {
@@ -39,15 +41,6 @@ pub struct LocalTime {
     pub second: u8,
 }
 
-fn days_in_month(y: u16, m: u8) -> u8 {
-    match m {
-        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
-        4 | 6 | 9 | 11 => 30,
-        _ if (y.is_multiple_of(4) && !y.is_multiple_of(100)) || y.is_multiple_of(400) => 29,
-        _ => 28,
-    }
-}
-
 impl LocalTime {
     pub fn parse(s: &str) -> Option<Self> {
         let b = s.trim().as_bytes();
@@ -65,7 +58,7 @@ impl LocalTime {
         };
         let valid = (1970..=2100).contains(&t.year)
             && (1..=12).contains(&t.month)
-            && (1..=days_in_month(t.year, t.month)).contains(&t.day)
+            && (1..=civil::days_in_month(i64::from(t.year), u32::from(t.month))).contains(&u32::from(t.day))
             && t.hour < 24
             && t.minute < 60
             && t.second < 60;
@@ -75,30 +68,14 @@ impl LocalTime {
     /// Seconds since 1970-01-01 00:00:00 of this wall time (no zone: for differences and
     /// ordering only).
     pub fn to_secs(&self) -> i64 {
-        // Days from civil (H. Hinnant's algorithm).
-        let (y, m, d) = (i64::from(self.year), i64::from(self.month), i64::from(self.day));
-        let y = if m <= 2 { y - 1 } else { y };
-        let era = y.div_euclid(400);
-        let yoe = y - era * 400;
-        let mp = (m + 9) % 12;
-        let doy = (153 * mp + 2) / 5 + d - 1;
-        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-        let days = era * 146_097 + doe - 719_468;
+        let days = civil::days_from_civil(i64::from(self.year), i64::from(self.month), i64::from(self.day));
         days * 86_400 + i64::from(self.hour) * 3600 + i64::from(self.minute) * 60 + i64::from(self.second)
     }
 
     /// The inverse of [`LocalTime::to_secs`]; `None` outside 1970–2100.
     pub fn from_secs(secs: i64) -> Option<Self> {
         let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-        let z = days + 719_468;
-        let era = z.div_euclid(146_097);
-        let doe = z - era * 146_097;
-        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-        let mp = (5 * doy + 2) / 153;
-        let day = doy - (153 * mp + 2) / 5 + 1;
-        let month = if mp < 10 { mp + 3 } else { mp - 9 };
-        let year = yoe + era * 400 + i64::from(month <= 2);
+        let (year, month, day) = civil::civil_from_days(days);
         if !(1970..=2100).contains(&year) {
             return None;
         }

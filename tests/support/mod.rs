@@ -15,7 +15,7 @@ pub const SERVER_ID: &str = "34020000002000000001";
 pub const DOMAIN: &str = "3402000000";
 
 /// Spawns `cmd` (stderr to `log`) and waits until `port` accepts connections.
-fn spawn_and_wait(mut cmd: Command, port: u16, log: &std::path::Path, what: &str) -> Child {
+pub fn spawn_and_wait(mut cmd: Command, port: u16, log: &std::path::Path, what: &str) -> Child {
     cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(std::fs::File::create(log).expect("log file"));
     let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {what}: {e}"));
     let deadline = Instant::now() + Duration::from_secs(15);
