@@ -258,8 +258,10 @@ impl Pusher {
         metrics::FORWARDED.inc();
         let url = format!("{api_url}{path}");
         let headers = [(FORWARDED, self.node.as_str())];
-        // A play waits for its first frame on the other node: allow for it.
-        let timeout = Duration::from_secs(self.cfg.connect_timeout_secs * 4 + self.cfg.first_frame_secs + 5);
+        // A play waits for its first frame on the other node (and a playback for its record
+        // search before that): allow for it.
+        let c = &self.cfg;
+        let timeout = Duration::from_secs(c.connect_timeout_secs * 4 + c.first_frame_secs + c.http_timeout_secs * 4 + 5);
         let r = http_client::send(&Request { method, url: &url, headers: &headers, content_type: "application/json", body, timeout })
             .await
             .map_err(|e| e.to_string())?;
@@ -570,6 +572,11 @@ impl Pusher {
         };
         if at < start || at >= stop {
             return reply(Status::Parameter, &format!("pos_time must be within {start} .. {stop}"));
+        }
+        if let SessionState::Reconnecting { error, .. } = s.state() {
+            // The runner is busy reconnecting (it reopens at the position reached): say so
+            // now rather than hold the call for the whole reconnect window.
+            return reply(Status::PlayControl, &format!("the source is reconnecting ({error}); try again"));
         }
         let (tx, rx) = oneshot::channel();
         if s.commands.send(Command::Position(at, tx)).await.is_err() {
