@@ -343,6 +343,14 @@ impl Drop for Pusher {
     }
 }
 
+/// The load units the Store counts on a pusher node (`{gbc}:load:nvr`).
+async fn load_units(redis_url: &str, p: &Pusher) -> i64 {
+    let client = redis::Client::open(redis_url).unwrap();
+    let mut c = client.get_multiplexed_async_connection().await.unwrap();
+    let v: Option<i64> = redis::cmd("HGET").arg("{gbc}:load:nvr").arg(format!("nvr-{}", p.port)).query_async(&mut c).await.unwrap();
+    v.unwrap_or(0)
+}
+
 fn target(category: u8, channel: u32, rtsp: &RtspServer) -> Value {
     json!({"nvr_category": category, "nvr_addr": "127.0.0.1", "nvr_port": 8000, "nvr_user": USER, "nvr_pwd": PASSWORD,
            "nvr_channel": channel, "rtsp_port": rtsp.port})
@@ -410,6 +418,15 @@ async fn live_hikvision_and_dahua_h264_h265_stop_and_every_error_code() {
     let probed = ffprobe_frames(path.to_str().unwrap(), &[]);
     assert_eq!((probed[0].0.as_str(), probed[0].1, probed[0].2), ("hevc", 640, 360), "{probed:?}");
     assert!(probed[0].3 >= 25, "{probed:?}");
+
+    // A failed play gives back its own load unit, and only that: Hikvision still holds one.
+    let mut wrong = target(0, 1, &h264);
+    wrong["nvr_pwd"] = json!("wrong");
+    assert_eq!(code(&p.post("/REAL_STREAM", &wrong).await), 606);
+    // (The failed session's end gives its unit back just after the reply.)
+    let settled = eventually(Duration::from_secs(3), || async { load_units(&redis.url(), &p).await == 1 }).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(settled && load_units(&redis.url(), &p).await == 1, "one session running, one unit counted");
 
     // AAC (mpeg4-generic) audio goes through as AAC.
     let aac = RtspServer::start_with(free_port(), "h264", "aac");

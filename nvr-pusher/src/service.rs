@@ -320,8 +320,8 @@ impl Pusher {
                 return reply(s, &m);
             }
         }
-        let r = self.start(source, range).await;
-        if r["status_code"] != 200 {
+        let (r, spawned) = self.start(source, range).await;
+        if !spawned {
             let _ = self.store.release_load(POOL, &self.node).await;
         }
         r
@@ -371,7 +371,7 @@ impl Pusher {
         })
     }
 
-    async fn start(self: &Arc<Self>, source: Source, range: Option<(LocalTime, LocalTime)>) -> Reply {
+    async fn start(self: &Arc<Self>, source: Source, range: Option<(LocalTime, LocalTime)>) -> (Reply, bool) {
         metrics::PLAYS.inc();
         let (kind, files) = match range {
             None => (Kind::Live, None),
@@ -380,15 +380,13 @@ impl Pusher {
                     Ok(f) => f,
                     Err((s, m)) => {
                         metrics::PLAY_FAILURES.inc();
-                        return reply(s, &m);
+                        return (reply(s, &m), false);
                     }
                 };
                 let (Some(first), Some(last)) = (files.iter().map(|f| f.start).min(), files.iter().map(|f| f.stop).max()) else {
                     metrics::PLAY_FAILURES.inc();
-                    return reply(
-                        Status::NoRecording,
-                        &format!("no recording of channel {} between {start} and {end}", source.target.channel),
-                    );
+                    let m = format!("no recording of channel {} between {start} and {end}", source.target.channel);
+                    return (reply(Status::NoRecording, &m), false);
                 };
                 (Kind::Playback { start: start.max(first), stop: end.min(last) }, Some(files))
             }
@@ -402,7 +400,7 @@ impl Pusher {
         };
         let handle = match self.new_handle(&row).await {
             Ok(h) => h,
-            Err(e) => return reply(Status::LivePlay, &format!("the Store: {e}")),
+            Err(e) => return (reply(Status::LivePlay, &format!("the Store: {e}")), false),
         };
         let name = self.cfg.stream_name.replace("{handle}", &handle.to_string());
         let push = format!("{}/{name}", self.cfg.rtmp_target.trim_end_matches('/'));
@@ -436,7 +434,7 @@ impl Pusher {
             let (status, reason) = session::run(task_session.clone(), this.cfg.clone(), rx, ready_tx).await;
             this.finish(&task_session, status, reason).await;
         });
-        match ready_rx.await {
+        let r = match ready_rx.await {
             Ok(Ok(info)) => {
                 tracing::info!(handle, video = %info.video, audio = ?info.audio, rtmp = %rtmp_url, "playing");
                 let mut extra = json!({"rtmp_url": rtmp_url, "play_handle": handle});
@@ -458,7 +456,9 @@ impl Pusher {
                 reply(status, &message)
             }
             Err(_) => reply(Status::LivePlay, "the session ended before it started"),
-        }
+        };
+        // The runner was spawned: its end (`finish`) releases the load unit, whatever happened.
+        (r, true)
     }
 
     /// The runner ended: out of the map, reason kept for BEATS, row and load unit released.
