@@ -464,8 +464,10 @@ async fn live_hikvision_and_dahua_h264_h265_stop_and_every_error_code() {
     bad_range["endTime"] = json!("2016-07-20 12:00:00");
     assert_eq!(code(&p.post("/BACK_STREAM", &bad_range).await), 600);
 
-    // The RTMP server down: 602, and nothing left behind.
-    let dead = Pusher::start(&redis.url(), &[("GBC_NVR__RTMP_TARGET", &format!("rtmp://127.0.0.1:{}/live", free_port()))]);
+    // The RTMP server down: 602, and nothing left behind. (A cluster of its own: in `p`'s, the
+    // play could be taken by `p`, whose RTMP server is up.)
+    let redis2 = RedisServer::start().expect("redis-server");
+    let dead = Pusher::start(&redis2.url(), &[("GBC_NVR__RTMP_TARGET", &format!("rtmp://127.0.0.1:{}/live", free_port()))]);
     let r = dead.post("/REAL_STREAM", &target(0, 1, &h264)).await;
     assert_eq!(code(&r), 602, "{r}");
     assert!(dead.sessions().await.is_empty());
