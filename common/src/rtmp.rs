@@ -158,7 +158,10 @@ impl RtmpPublisher {
             TagKind::Audio => self.session.publish_audio_data(tag.body(), ts, false),
         }
         .map_err(proto)?;
-        self.send(vec![r]).await?;
+        // One result per tag: written directly, no Vec per tag (this runs per frame).
+        if let ClientSessionResult::OutboundResponse(p) = r {
+            self.tcp.write_all(&p.bytes).await?;
+        }
         Ok(())
     }
 
