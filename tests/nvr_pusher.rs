@@ -34,13 +34,14 @@ impl RtspServer {
     }
 
     fn start_on(port: u16, codec: &'static str) -> Self {
-        Self::start_with(port, codec, "pcma")
+        Self::start_with(port, codec, "pcma", &[])
     }
 
-    fn start_with(port: u16, codec: &'static str, audio: &'static str) -> Self {
+    fn start_with(port: u16, codec: &'static str, audio: &'static str, extra: &[&str]) -> Self {
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/rtsp/server.py");
         let mut child = Command::new("/usr/bin/python3")
             .args([script, "--port", &port.to_string(), "--user", USER, "--password", PASSWORD, "--codec", codec, "--audio", audio])
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -174,6 +175,13 @@ fn answer(method: &str, path: &str, body: &str) -> (u16, String) {
     let no_matches =
         "<CMSearchResult><responseStatus>true</responseStatus><responseStatusStrg>NO MATCHES</responseStatusStrg></CMSearchResult>";
     match (method, path.split('?').next().unwrap_or("")) {
+        // Channel 3: one short recording, 6 s.
+        ("POST", "/ISAPI/ContentMgmt/search") if body.contains("<trackID>301</trackID>") => (
+            200,
+            "<CMSearchResult><responseStatusStrg>OK</responseStatusStrg><matchList><searchMatchItem><timeSpan>\
+             <startTime>2016-07-20T12:00:00Z</startTime><endTime>2016-07-20T12:00:06Z</endTime></timeSpan></searchMatchItem></matchList></CMSearchResult>"
+                .into(),
+        ),
         ("POST", "/ISAPI/ContentMgmt/search") if body.contains("<trackID>101</trackID>") => {
             let pos =
                 body.split("<searchResultPostion>").nth(1).and_then(|s| s.split('<').next()).and_then(|s| s.parse().ok()).unwrap_or(0);
@@ -336,6 +344,20 @@ impl Pusher {
     }
 }
 
+impl Pusher {
+    /// SIGTERM, and wait for the exit (a clean stop).
+    fn terminate(&mut self) {
+        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let _ = self.child.wait();
+    }
+
+    /// SIGKILL: the node vanishes without cleaning up.
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 impl Drop for Pusher {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -429,7 +451,7 @@ async fn live_hikvision_and_dahua_h264_h265_stop_and_every_error_code() {
     assert!(settled && load_units(&redis.url(), &p).await == 1, "one session running, one unit counted");
 
     // AAC (mpeg4-generic) audio goes through as AAC.
-    let aac = RtspServer::start_with(free_port(), "h264", "aac");
+    let aac = RtspServer::start_with(free_port(), "h264", "aac", &[]);
     let r = p.post("/REAL_STREAM", &target(0, 1, &aac)).await;
     let aac_handle = handle(&r);
     let streams = probe(r["rtmp_url"].as_str().unwrap(), 150).await;
@@ -479,11 +501,12 @@ async fn live_hikvision_and_dahua_h264_h265_stop_and_every_error_code() {
 async fn playback_searches_records_positions_and_ptz_goes_through_the_vendor_apis() {
     let redis = RedisServer::start().expect("redis-server");
     let nginx = NginxRtmp::start();
-    let rtsp = RtspServer::start("h264");
+    let mut rtsp = RtspServer::start("h264");
     let stub = VendorStub::start().await;
     let rtmp = format!("rtmp://127.0.0.1:{}/live", nginx.port);
     let http_port = stub.port.to_string();
-    let p = Pusher::start(&redis.url(), &[("GBC_NVR__RTMP_TARGET", &rtmp), ("GBC_NVR__HTTP_PORT", &http_port)]);
+    let p =
+        Pusher::start(&redis.url(), &[("GBC_NVR__RTMP_TARGET", &rtmp), ("GBC_NVR__HTTP_PORT", &http_port), ("GBC_NVR__STALL_SECS", "2")]);
 
     // Hikvision playback: ISAPI search (two pages), the range clipped to the recordings.
     let mut body = target(0, 1, &rtsp);
@@ -524,8 +547,20 @@ async fn playback_searches_records_positions_and_ptz_goes_through_the_vendor_api
     assert_eq!(code(&p.post(&format!("/STREAM/{h}/POSITION"), &json!({"pos_time": "2016-07-20 14:00:00"})).await), 600);
     assert_eq!(code(&p.post(&format!("/STREAM/{h}/POSITION"), &json!({"pos_time": "noon"})).await), 600);
     assert_eq!(code(&p.post(&format!("/STREAM/{h}/PTZControl"), &json!({"command": 6})).await), 609);
-    // The stream went on through the reposition: nginx kept one publish.
+    // The stream went on through the reposition: the same publish, nothing reconnected.
     tokio::time::sleep(Duration::from_secs(1)).await;
+    let view = p.sessions().await.into_iter().find(|s| s["play_handle"].as_u64() == Some(h)).expect("the session");
+    assert_eq!((view["state"].as_str(), view["reconnects"].as_u64()), (Some("playing"), Some(0)), "{view}");
+    // While the source is reconnecting, POSITION says so at once instead of waiting it out.
+    let port = rtsp.port;
+    rtsp.kill();
+    let reconnecting = eventually(Duration::from_secs(5), || async { p.call(h, "BEATS").await["reconnecting"].is_object() }).await;
+    assert!(reconnecting);
+    let asked = Instant::now();
+    let r = p.post(&format!("/STREAM/{h}/POSITION"), &json!({"pos_time": "2016-07-20 12:10:00"})).await;
+    assert_eq!(code(&r), 608, "{r}");
+    assert!(r["status_message"].as_str().unwrap().contains("reconnecting") && asked.elapsed() < Duration::from_secs(1), "{r}");
+    let rtsp = RtspServer::start_on(port, "h264");
     assert_eq!(code(&p.call(h, "STOP").await), 200);
 
     // Dahua playback: the mediaFileFind sequence, in order, and the finder closed.
@@ -552,6 +587,20 @@ async fn playback_searches_records_positions_and_ptz_goes_through_the_vendor_api
         .iter()
         .any(|u| u.ends_with("/cam/playback?channel=1&subtype=0&starttime=2016_07_20_12_10_00&endtime=2016_07_20_12_50_00")));
     assert_eq!(code(&p.call(h, "STOP").await), 200);
+
+    // A recording played to its end ends the session (the server stops sending 3 s into a 6 s
+    // file: within the few seconds' slack of its end), and BEATS says so.
+    let ending = RtspServer::start_with(free_port(), "h264", "none", &["--frames", "75"]);
+    let mut body = target(0, 3, &ending);
+    body["startTime"] = json!("2016-07-20 12:00:00");
+    body["endTime"] = json!("2016-07-20 13:00:00");
+    let r = p.post("/BACK_STREAM", &body).await;
+    let h = handle(&r);
+    assert_eq!(r["stop_time"].as_str(), Some("2016-07-20 12:00:06"), "{r}");
+    let played_out = eventually(Duration::from_secs(20), || async { code(&p.call(h, "BEATS").await) == 605 }).await;
+    let r = p.call(h, "BEATS").await;
+    assert!(played_out && r["status_message"].as_str().unwrap_or("").contains("played to its end"), "{r}");
+    stub.take();
 
     // No recording in the range: 607.
     let mut none = target(0, 2, &rtsp);
@@ -731,4 +780,23 @@ async fn two_nodes_share_plays_forward_calls_and_sessions_end_on_missed_beats_or
     let mut c = client.get_multiplexed_async_connection().await.unwrap();
     let load: Vec<String> = redis::cmd("HVALS").arg("{gbc}:load:nvr").query_async(&mut c).await.unwrap_or_default();
     assert!(load.iter().all(|v| v == "0"), "load units left: {load:?}");
+
+    // Ended sessions keep a row (BEATS answers from any node) until they are forgotten; a
+    // node that stops takes its rows with it, and a node killed has its rows pruned by a live
+    // one once its record has expired.
+    let rows_of = |p: &Pusher| format!("\"node\":\"nvr-{}\"", p.port);
+    let rows = |c: redis::aio::MultiplexedConnection, who: String| async move {
+        let mut c = c;
+        let all: Vec<String> = redis::cmd("HVALS").arg("{gbc}:t:nvr_sessions").query_async(&mut c).await.unwrap_or_default();
+        all.iter().filter(|r| r.contains(&who)).count()
+    };
+    assert!(rows(c.clone(), rows_of(&a)).await > 0 && rows(c.clone(), rows_of(&b)).await > 0, "each node holds ended sessions");
+    let (a_rows, mut b) = (rows_of(&a), b);
+    b.terminate();
+    assert_eq!(rows(c.clone(), rows_of(&b)).await, 0, "a stopped node removed its rows");
+    let _c_node = Pusher::start(&redis.url(), &env);
+    let mut a = a;
+    a.kill();
+    let pruned = eventually(Duration::from_secs(25), || async { rows(c.clone(), a_rows.clone()).await == 0 }).await;
+    assert!(pruned, "the rows of a killed node were pruned by a live one");
 }

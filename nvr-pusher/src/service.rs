@@ -179,14 +179,14 @@ impl Pusher {
             for h in gone {
                 let _ = self.store.table_take(SESSIONS, &h.to_string()).await;
             }
-            if n.is_multiple_of(30) {
+            if n.is_multiple_of(10) {
                 self.prune_dead_nodes_rows().await;
             }
         }
     }
 
     /// Rows of nodes that are gone (killed, or stopped before they could clean up): any node
-    /// removes them, so a node that never comes back under its id leaves nothing behind.
+    /// removes them (every 10 s), so a node that never comes back under its id leaves nothing behind.
     async fn prune_dead_nodes_rows(&self) {
         let live: Vec<(String, String)> = self.nodes().await.into_iter().map(|n| (n.id, n.instance)).collect();
         if live.is_empty() {

@@ -161,6 +161,9 @@ struct Runner {
     segment: Option<(LocalTime, Option<u32>)>,
 }
 
+/// How close to its stop time a recording that the server ends counts as played out.
+const END_SLACK_SECS: i64 = 5;
+
 fn backoff(attempt: u32) -> Duration {
     Duration::from_secs(1u64 << attempt.min(3))
 }
@@ -303,6 +306,16 @@ impl Runner {
         }
     }
 
+    /// Whether a playback has reached (within a few seconds) the end of its range: a server
+    /// closing the stream there has finished; anywhere else the connection dropped, and the
+    /// recording is reopened where it was.
+    fn at_recording_end(&self) -> bool {
+        match (self.s.kind, self.s.position()) {
+            (Kind::Playback { stop, .. }, Some(at)) => at >= stop.plus_secs(-END_SLACK_SECS),
+            _ => false,
+        }
+    }
+
     /// Pumps until the session ends; returns why.
     async fn pump(&mut self, mut src: RtspSource, mut rtmp: RtmpPublisher, commands: &mut mpsc::Receiver<Command>) -> (Status, String) {
         let stall = Duration::from_secs(self.cfg.stall_secs.max(1));
@@ -336,7 +349,9 @@ impl Runner {
                             }
                         }
                     }
-                    Err(SourceError::Ended) if matches!(self.s.kind, Kind::Playback { .. }) => {
+                    // (Some servers end a recording with an RTCP BYE and keep the connection:
+                    // frames stopping there is the end too.)
+                    Err(SourceError::Ended | SourceError::Stalled(_)) if self.at_recording_end() => {
                         return (Status::NoPlayHandle, "the recording played to its end".into());
                     }
                     Err(e) => {

@@ -7,7 +7,7 @@ paths, with digest authentication, from GStreamer's RTSP server (gir1.2-gst-rtsp
     /usr/bin/python3 tests/rtsp/server.py --port 8554 --user admin --password 12345 [--codec h265]
 
 Prints "ready" on stdout once listening, then "DESCRIBE <url>" for each DESCRIBE. Paths: /Streaming/Channels/{101,201,3001},
-/Streaming/tracks/101, /cam/realmonitor, /cam/playback (the query string is not part of the
+/Streaming/tracks/{101,301}, /cam/realmonitor, /cam/playback (the query string is not part of the
 mount). Query strings are accepted as sent.
 """
 import argparse
@@ -21,9 +21,10 @@ gi.require_version("GstRtspServer", "1.0")
 from gi.repository import GLib, Gst, GstRtsp, GstRtspServer  # noqa: E402
 
 
-def launch(codec: str, audio: str, size: str, pattern: str, kbps: int) -> str:
+def launch(codec: str, audio: str, size: str, pattern: str, kbps: int, frames: int) -> str:
     width, height = size.split("x")
-    video = f"videotestsrc is-live=true pattern={pattern} ! video/x-raw,width={width},height={height},framerate=25/1 ! "
+    limit = f" num-buffers={frames}" if frames else ""
+    video = f"videotestsrc is-live=true pattern={pattern}{limit} ! video/x-raw,width={width},height={height},framerate=25/1 ! "
     rate = f" bitrate={kbps}" if kbps else ""
     if codec == "h265":
         video += f"x265enc tune=zerolatency key-int-max=25{rate} ! video/x-h265,profile=main ! rtph265pay name=pay0 pt=96 config-interval=-1"
@@ -57,6 +58,8 @@ def main() -> int:
     # One pipeline per client (a shared one is torn down when its last client leaves, which
     # races a client joining at that moment: play/stop churn wants its own).
     ap.add_argument("--unshared", action="store_true")
+    # A recording that ends: the video stops after this many frames (use with --audio none).
+    ap.add_argument("--frames", type=int, default=0)
     a = ap.parse_args()
 
     Gst.init(None)
@@ -73,10 +76,10 @@ def main() -> int:
     server.set_auth(auth)
 
     mounts = server.get_mount_points()
-    for path in ["/Streaming/Channels/101", "/Streaming/Channels/201", "/Streaming/Channels/3001", "/Streaming/tracks/101",
+    for path in ["/Streaming/Channels/101", "/Streaming/Channels/201", "/Streaming/Channels/3001", "/Streaming/tracks/101", "/Streaming/tracks/301",
                  "/cam/realmonitor", "/cam/playback"]:
         f = GstRtspServer.RTSPMediaFactory()
-        f.set_launch(launch(a.codec, "none" if a.no_audio else a.audio, a.size, a.pattern, a.kbps))
+        f.set_launch(launch(a.codec, "none" if a.no_audio else a.audio, a.size, a.pattern, a.kbps, a.frames))
         f.set_shared(not a.unshared)
         perms = GstRtspServer.RTSPPermissions()
         perms.add_permission_for_role("user", GstRtspServer.RTSP_PERM_MEDIA_FACTORY_ACCESS, True)
