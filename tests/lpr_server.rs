@@ -8,9 +8,9 @@ use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
-use common::testutil::{free_port, RedisServer};
 use serde_json::{json, Value};
 use support::eventually;
+use testkit::{free_port, RedisServer};
 
 const PLATE_PATH: &str = "/devicemanagement/php/plateresult.php";
 const HB_PATH: &str = "/devicemanagement/php/receivedeviceinfo.php";
@@ -474,7 +474,7 @@ async fn the_simulated_camera_receives_the_whitelist_and_goes_offline_when_silen
         .args(["sim", "lpr", "--server", &lpr.url(""), "--cameras", "1", "--rate", "2", "--plates", "20", "--seconds", "3"])
         .output()
         .expect("sim lpr");
-    let sim_end = common::sip::now_ms();
+    let sim_end = kit::clock::now_ms();
     let report: Value =
         serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("sim output: {}", String::from_utf8_lossy(&out.stderr)));
     assert_eq!(report["whitelist_sizes"]["sim-0000"], 12, "the camera's copy matches: {report}");

@@ -12,10 +12,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::sip::digest::{Algorithm, Challenge, Credentials};
-use common::testutil::{free_port, RedisServer};
+use gb::sip::digest::{Algorithm, Challenge, Credentials};
 use serde_json::{json, Value};
 use support::{eventually, ffprobe_frames, hevc_annexb, NginxRtmp};
+use testkit::{free_port, RedisServer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const USER: &str = "admin";

@@ -7,9 +7,9 @@ mod support;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::testutil::RedisServer;
 use serde_json::Value;
 use support::{eventually, get_json, MediaProc, SimProc, SipProc};
+use testkit::RedisServer;
 
 /// Sim devices: "A" cameras register over UDP, "B" over TCP.
 const CAM_A: &str = "34020000001320000001";
@@ -295,7 +295,7 @@ struct PlayEvents(tokio::sync::mpsc::Receiver<String>, Vec<(String, String, Stri
 
 impl PlayEvents {
     async fn subscribe(url: &str) -> Self {
-        let store = common::store::open(Some(url)).await.expect("store");
+        let store = cluster::store::open(Some(url)).await.expect("store");
         let rx = store.subscribe(sip_server::play::manager::PLAY_EVENTS).await.expect("subscribe");
         std::mem::forget(store); // keep the subscription's connection for the test
         Self(rx, Vec::new())

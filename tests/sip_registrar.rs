@@ -6,10 +6,11 @@ mod support;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use common::sip::digest::Challenge;
-use common::store::{RedisStore, Store, DEVICE_EVENTS};
-use common::testutil::RedisServer;
+use cluster::store::{RedisStore, Store};
+use cluster::wire::DEVICE_EVENTS;
+use gb::sip::digest::Challenge;
 use support::*;
+use testkit::RedisServer;
 use tokio_util::sync::CancellationToken;
 
 fn sim_config(server: std::net::SocketAddr, first: &str, devices: usize, channels: usize, tcp: bool) -> gbsim::SimConfig {
@@ -154,7 +155,7 @@ async fn gb2022_devices_are_offered_sha256_first() {
     dev.always.push(("X-GB-Ver", "3.0".into()));
     let r = dev.exchange("REGISTER", &[("Expires", "3600".into())], b"").await;
     let algs: Vec<_> = r.headers_named("WWW-Authenticate").map(|h| Challenge::parse(h).unwrap().algorithm).collect();
-    assert_eq!(algs, vec![common::sip::digest::Algorithm::Sha256, common::sip::digest::Algorithm::Md5]);
+    assert_eq!(algs, vec![gb::sip::digest::Algorithm::Sha256, gb::sip::digest::Algorithm::Md5]);
     let ch = Challenge::parse(r.headers_named("WWW-Authenticate").next().unwrap()).unwrap();
     let ok = dev.register_with(&ch, "12345678", 3600).await;
     assert_eq!(ok.code(), Some(200));
@@ -243,7 +244,7 @@ async fn device_behind_nat_is_answered_and_queried_at_its_observed_address() {
     let q = dev.recv(Duration::from_secs(5)).await.expect("query reached the observed address");
     assert_eq!(q.method(), Some("MESSAGE"));
     match &q.start {
-        common::sip::lite::StartLine::Request { uri, .. } => assert!(uri.contains(&real.to_string()), "{uri}"),
+        gb::sip::lite::StartLine::Request { uri, .. } => assert!(uri.contains(&real.to_string()), "{uri}"),
         _ => unreachable!(),
     }
     let d = device(&p, id).await;
@@ -254,7 +255,7 @@ async fn device_behind_nat_is_answered_and_queried_at_its_observed_address() {
 #[tokio::test]
 async fn sip_server_restart_serves_the_same_devices_from_redis() {
     let redis = RedisServer::start().expect("redis-server");
-    let port = common::testutil::free_port();
+    let port = testkit::free_port();
     let mut p = SipProc::start_on(port, Some(&redis.url()), &[("GBC_SIP__QUERY_ON_REGISTER", "false")]);
     let mut dev = RawDevice::new(p.sip_addr(), "34020000001320000701", None).await;
     assert_eq!(dev.register("12345678", 3600).await.code(), Some(200));

@@ -11,7 +11,7 @@ use support::*;
 async fn sipp_registers_with_digest_and_keeps_alive() {
     let p = SipProc::start(None, &[("GBC_SIP__QUERY_ON_REGISTER", "false")]);
     let scenario = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/sipp/register_keepalive.xml");
-    let local_port = common::testutil::free_port();
+    let local_port = testkit::free_port();
     let out = Command::new("sipp")
         .args(["-sf", scenario, "-m", "1", "-i", "127.0.0.1", "-p", &local_port.to_string(), "-t", "u1"])
         .args(["-s", "34020000001320002001", "-au", "34020000001320002001", "-ap", "12345678"])

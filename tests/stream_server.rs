@@ -6,7 +6,7 @@ mod support;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::flv::read_tags;
+use ::media::flv::read_tags;
 use gbsim::media::{self, Impairment, MediaSource, SendOptions, SendTransport};
 use support::{ffprobe_frames, fixture, hevc_annexb, MediaProc};
 use tokio_util::sync::CancellationToken;
@@ -47,7 +47,7 @@ async fn play_once(node: &MediaProc, id: &str, ssrc: u32, transport: SendTranspo
     let (recv_transport, peer) = match transport {
         SendTransport::Udp => ("udp", None),
         SendTransport::TcpActive => ("tcp-passive", None),
-        SendTransport::TcpPassive => ("tcp-active", Some(format!("127.0.0.1:{}", common::testutil::free_port()))),
+        SendTransport::TcpPassive => ("tcp-active", Some(format!("127.0.0.1:{}", testkit::free_port()))),
     };
     // TCP active: open without the camera's address, then give it as the SDP answer would.
     let opened = node.open(id, Some(ssrc), recv_transport, None).await;
@@ -165,7 +165,7 @@ async fn h265_as_enhanced_rtmp_and_g711a_as_sound_format_7() {
     // onMetaData first, with the size from the SPS.
     let tags = read_tags(&flv);
     assert_eq!(tags[0].0, 18, "metadata tag first");
-    let meta = common::flv::amf0::read_numbers(tags[0].2);
+    let meta = ::media::flv::amf0::read_numbers(tags[0].2);
     assert!(meta.contains(&("width".into(), 320.0)) && meta.contains(&("height".into(), 240.0)), "{meta:?}");
     let (annexb, frames) = hevc_annexb(&flv);
     assert_eq!(frames, 50);
@@ -221,7 +221,7 @@ async fn send_raw_rtp(target: std::net::SocketAddr, ssrc: u32, pt: u8, data: &[u
     let mut pkt = Vec::new();
     for (i, c) in data.chunks(chunk).enumerate() {
         pkt.clear();
-        common::rtp::RtpPacket::write_header(&mut pkt, pt, false, i as u16, (i as u32) * 900, ssrc);
+        ::media::rtp::RtpPacket::write_header(&mut pkt, pt, false, i as u16, (i as u32) * 900, ssrc);
         pkt.extend_from_slice(c);
         sock.send_to(&pkt, target).await.unwrap();
         if i % 8 == 0 {
@@ -361,7 +361,7 @@ async fn rtmp_push_to_nginx_carries_every_frame_and_reconnects() {
     assert!(frames >= 150, "pushed after the target came back: {probe:?}\n{}", node.log_text());
 }
 
-async fn next_event(sub: &mut common::store::Subscription, stream: &str, event: &str, within: Duration) -> serde_json::Value {
+async fn next_event(sub: &mut cluster::store::Subscription, stream: &str, event: &str, within: Duration) -> serde_json::Value {
     let deadline = tokio::time::Instant::now() + within;
     loop {
         let msg = tokio::time::timeout_at(deadline, sub.recv())
@@ -377,9 +377,10 @@ async fn next_event(sub: &mut common::store::Subscription, stream: &str, event: 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn node_record_heartbeat_and_stream_events_in_redis() {
-    use common::store::{Store, STREAM_EVENTS};
-    let redis = common::testutil::RedisServer::start().expect("redis-server");
-    let store = common::store::RedisStore::connect(&redis.url()).await.unwrap();
+    use cluster::store::Store;
+    use cluster::wire::STREAM_EVENTS;
+    let redis = testkit::RedisServer::start().expect("redis-server");
+    let store = cluster::store::RedisStore::connect(&redis.url()).await.unwrap();
     let mut events = store.subscribe(STREAM_EVENTS).await.unwrap();
     let mut node = MediaProc::start(
         Some(&redis.url()),
@@ -455,7 +456,7 @@ async fn node_record_heartbeat_and_stream_events_in_redis() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn single_port_mode_demultiplexes_cameras_by_ssrc() {
-    let port = common::testutil::free_port();
+    let port = testkit::free_port();
     let node = MediaProc::start(None, &[("GBC_STREAM__SINGLE_PORT", port.to_string().as_str())]);
     let src = source("h264_640x360_4s.h264", None);
     // A stray camera whose SSRC no stream expects sends to the same port the whole time.

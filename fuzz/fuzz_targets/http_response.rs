@@ -5,11 +5,11 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     for eof in [false, true] {
-        if let Ok(Some(r)) = common::http_client::parse_response(data, eof) {
-            assert!(r.body.len() <= common::http_client::MAX_RESPONSE);
+        if let Ok(Some(r)) = kit::http_client::parse_response(data, eof) {
+            assert!(r.body.len() <= kit::http_client::MAX_RESPONSE);
             let _ = r.error_message();
         }
     }
     let cut = data.len() / 2;
-    let _ = common::http_client::parse_response(&data[..cut], false);
+    let _ = kit::http_client::parse_response(&data[..cut], false);
 });

@@ -2,6 +2,6 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let _ = common::manscdp::parse(data);
-    let _ = common::manscdp::tree::parse(&common::manscdp::text::decode_body(data));
+    let _ = gb::manscdp::parse(data);
+    let _ = gb::xml::parse(&gb::manscdp::text::decode_body(data));
 });

@@ -2,10 +2,10 @@
 //! splitting, SPS/VPS parsing, ADTS, decoder configuration records, timestamps) through the
 //! access-unit builder and the FLV muxer. Must never panic; tags must frame their bodies.
 #![no_main]
-use common::flv::{FlvMuxer, FlvOptions, HevcMode};
-use common::media::AccessUnitBuilder;
-use common::ps::{Codec, PsFrame};
 use libfuzzer_sys::fuzz_target;
+use media::es::{Codec, EsFrame};
+use media::flv::{FlvMuxer, FlvOptions, HevcMode};
+use media::AccessUnitBuilder;
 
 fuzz_target!(|data: &[u8]| {
     let Some((&sel, rest)) = data.split_first() else { return };
@@ -23,7 +23,7 @@ fuzz_target!(|data: &[u8]| {
             _ => Codec::G711U,
         };
         let pts = piece.get(1).map(|p| u64::from(*p) * 3600 + (i as u64) * (1 << 30));
-        let frame = PsFrame { stream_id: 0xE0, codec, pts, dts: None, data: piece.to_vec() };
+        let frame = EsFrame { stream_id: 0xE0, codec, pts, dts: None, data: piece.to_vec() };
         b.push(frame, &mut events);
         for ev in events.drain(..) {
             if let Some(tag) = m.push(&ev) {

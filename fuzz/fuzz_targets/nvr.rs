@@ -29,8 +29,8 @@ fuzz_target!(|data: &[u8]| {
     // Frames: the first byte picks key/audio, the next four a timestamp, the rest is payload.
     if data.len() > 5 {
         let mut r = remux::Remuxer::default();
-        r.set_video(common::media::VideoConfig {
-            codec: common::ps::Codec::H264,
+        r.set_video(media::VideoConfig {
+            codec: media::es::Codec::H264,
             width: 640,
             height: 360,
             fps: None,

@@ -4,7 +4,7 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let mut d = common::ps::PsDemuxer::new(64 * 1024);
+    let mut d = media::ps::PsDemuxer::new(64 * 1024);
     for (i, chunk) in data.chunks(211).enumerate() {
         d.push(chunk);
         if i % 3 == 2 {

@@ -11,10 +11,10 @@ fuzz_target!(|data: &[u8]| {
             let _ = sip_server::headers::expires(req);
             let _ = sip_server::headers::contact(req);
             let _ = sip_server::headers::value(req, "X-GB-Ver");
-            let _ = common::manscdp::parse(&req.body);
+            let _ = gb::manscdp::parse(&req.body);
         }
     }
-    if let Ok(m) = common::sip::lite::LiteMessage::parse(data) {
+    if let Ok(m) = gb::sip::lite::LiteMessage::parse(data) {
         let _ = m.cseq();
         let _ = m.response(200, "OK", "t", &[], None);
     }

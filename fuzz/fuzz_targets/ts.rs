@@ -4,7 +4,7 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let mut d = common::ts::TsDemuxer::new(64 * 1024);
+    let mut d = media::ts::TsDemuxer::new(64 * 1024);
     for (i, chunk) in data.chunks(7 * 188).enumerate() {
         d.push(chunk);
         if i % 4 == 3 {

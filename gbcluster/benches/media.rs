@@ -8,8 +8,8 @@
 
 use std::time::Instant;
 
-use common::ps::PsDemuxer;
 use gbsim::media::{MediaSource, PsRtpPacketizer};
+use media::ps::PsDemuxer;
 use stream_server::pipeline::{Pipeline, PipelineConfig};
 
 fn main() {

@@ -16,9 +16,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::testutil::RedisServer;
 use serde_json::Value;
 use support::{eventually, get_json, MediaProc, SimProc, SipProc};
+use testkit::RedisServer;
 
 const FIRST: &str = "34020000001320000001";
 const DEVICES: usize = 50;

@@ -287,12 +287,12 @@ async fn sim_media(m: MediaArgs, shutdown: CancellationToken) -> anyhow::Result<
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let mut cfg: Config = common::config::load(cli.config.as_deref()).context("loading config")?;
-    common::telemetry::init(&cfg.log.level);
+    let mut cfg: Config = kit::config::load(cli.config.as_deref()).context("loading config")?;
+    kit::telemetry::init(&cfg.log.level);
     let shutdown = shutdown_on_signal();
     match cli.cmd.unwrap_or(Cmd::All { demo: false }) {
         Cmd::All { demo } => {
-            let store = common::store::open(cfg.store.url.as_deref()).await.context("opening store")?;
+            let store = cluster::store::open(cfg.store.url.as_deref()).await.context("opening store")?;
             let handle = sip_server::start(cfg.sip.clone(), cfg.api.clone(), store.clone(), shutdown.clone()).await?;
             let media = stream_server::start(cfg.stream.clone(), store.clone(), shutdown.clone()).await?;
             lpr_server::start(cfg.lpr.clone(), store.clone(), shutdown.clone()).await?;
@@ -314,22 +314,22 @@ async fn main() -> anyhow::Result<()> {
             nvr.pusher.stopped(std::time::Duration::from_secs(3)).await;
         }
         Cmd::Sip => {
-            let store = common::store::open(cfg.store.url.as_deref()).await.context("opening store")?;
+            let store = cluster::store::open(cfg.store.url.as_deref()).await.context("opening store")?;
             sip_server::run(cfg.sip, cfg.api, store, shutdown).await?;
         }
         Cmd::Stream => {
-            let store = common::store::open(cfg.store.url.as_deref()).await.context("opening store")?;
+            let store = cluster::store::open(cfg.store.url.as_deref()).await.context("opening store")?;
             let media = stream_server::start(cfg.stream, store, shutdown.clone()).await?;
             shutdown.cancelled().await;
             media.node.stopped(std::time::Duration::from_secs(3)).await;
         }
         Cmd::Lpr => {
-            let store = common::store::open(cfg.store.url.as_deref()).await.context("opening store")?;
+            let store = cluster::store::open(cfg.store.url.as_deref()).await.context("opening store")?;
             lpr_server::start(cfg.lpr, store, shutdown.clone()).await?;
             shutdown.cancelled().await;
         }
         Cmd::Nvr => {
-            let store = common::store::open(cfg.store.url.as_deref()).await.context("opening store")?;
+            let store = cluster::store::open(cfg.store.url.as_deref()).await.context("opening store")?;
             let nvr = nvr_pusher::start(cfg.nvr, store, shutdown.clone()).await?;
             shutdown.cancelled().await;
             nvr.pusher.stopped(std::time::Duration::from_secs(3)).await;

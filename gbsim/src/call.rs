@@ -8,8 +8,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::sdp::{GbSdp, MediaTransport, Session};
-use common::sip::lite::LiteMessage;
+use gb::sdp::{GbSdp, MediaTransport, Session};
+use gb::sip::lite::LiteMessage;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -148,7 +148,7 @@ impl Calls {
         };
         let port = listener.as_ref().and_then(|l| l.local_addr().ok()).map_or(0, |a| a.port());
         let channel = m.method().and(match &m.start {
-            common::sip::lite::StartLine::Request { uri, .. } => common::sip::uri_user(uri).map(str::to_owned),
+            gb::sip::lite::StartLine::Request { uri, .. } => gb::sip::uri_user(uri).map(str::to_owned),
             _ => None,
         });
         let answer = GbSdp {

@@ -6,10 +6,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::manscdp::{self, build, Body};
-use common::model::{Channel, DeviceInfo};
-use common::sip::digest::{Algorithm, Challenge};
-use common::sip::lite::LiteMessage;
+use gb::manscdp::{self, build, Body};
+use gb::model::{Channel, DeviceInfo};
+use gb::sip::digest::{Algorithm, Challenge};
+use gb::sip::lite::LiteMessage;
 use tokio::sync::mpsc;
 use tokio::time::{sleep_until, Instant};
 use tokio_util::sync::CancellationToken;
@@ -309,7 +309,7 @@ impl SimDevice {
                 self.outbox.push_back(build::device_info_response(sn, &self.id, &info));
             }
             "devicestatus" => {
-                let now = common::sip::gb_date(common::sip::now_ms(), 480);
+                let now = gb::sip::gb_date(kit::clock::now_ms(), 480);
                 self.outbox.push_back(build::device_status_response(sn, &self.id, &now[..19]));
             }
             _ => {}

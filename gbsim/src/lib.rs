@@ -31,7 +31,7 @@ pub enum SimError {
 
 /// The id of device `i`: the first id with its last 7 digits counted up.
 pub fn device_id(first: &str, i: usize) -> Result<String, SimError> {
-    let id: common::ids::DeviceId = first.parse().map_err(|e| SimError::Config(format!("sim.first_device_id: {e}")))?;
+    let id: gb::ids::DeviceId = first.parse().map_err(|e| SimError::Config(format!("sim.first_device_id: {e}")))?;
     let (prefix, serial) = id.as_str().split_at(13);
     let serial: usize = serial.parse().map_err(|_| SimError::Config("sim.first_device_id".into()))?;
     if serial + i >= 10_000_000 {
@@ -70,7 +70,7 @@ pub async fn start(cfg: SimConfig, shutdown: CancellationToken) -> Result<SimHan
         .await?
         .next()
         .ok_or_else(|| SimError::Config(format!("sim.server {:?} does not resolve", cfg.server)))?;
-    let server_id: common::ids::ServerId = cfg.server_id.parse().map_err(|e| SimError::Config(format!("sim.server_id: {e}")))?;
+    let server_id: gb::ids::ServerId = cfg.server_id.parse().map_err(|e| SimError::Config(format!("sim.server_id: {e}")))?;
     let domain = cfg.domain.clone().unwrap_or_else(|| server_id.domain().to_owned());
     let media = Arc::new(match &cfg.media_video {
         Some(v) if !v.is_empty() => {

@@ -7,10 +7,10 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use common::media::{aac, AccessUnitBuilder, MediaEvent};
-use common::ps::{Codec, PsFrame};
-use common::ps_mux::PsMuxer;
-use common::rtp::RtpPacket;
+use media::es::{Codec, EsFrame};
+use media::ps_mux::PsMuxer;
+use media::rtp::RtpPacket;
+use media::{codec::aac, AccessUnitBuilder, MediaEvent};
 use serde::{Deserialize, Serialize};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
@@ -87,7 +87,7 @@ impl MediaSource {
         let ticks = (90_000.0 / fps).round() as u64;
         let mut b = AccessUnitBuilder::with_frame_ticks(ticks);
         let mut events = Vec::new();
-        b.push(PsFrame { stream_id: 0xE0, codec: video_codec, pts: Some(0), dts: None, data: bytes }, &mut events);
+        b.push(EsFrame { stream_id: 0xE0, codec: video_codec, pts: Some(0), dts: None, data: bytes }, &mut events);
         let mut frames: Vec<SourceFrame> = events
             .into_iter()
             .filter_map(|e| match e {

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
-use common::sip::lite::{LiteMessage, StartLine, StreamFramer};
+use gb::sip::lite::{LiteMessage, StartLine, StreamFramer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, UdpSocket};
 use tokio::sync::mpsc;
@@ -34,7 +34,7 @@ fn route_key(m: &LiteMessage) -> Option<String> {
         StartLine::Response { .. } => m.header("From")?.to_owned(),
         StartLine::Request { uri, .. } => uri.clone(),
     };
-    common::sip::uri_user(&uri).map(str::to_owned)
+    gb::sip::uri_user(&uri).map(str::to_owned)
 }
 
 #[derive(Clone)]

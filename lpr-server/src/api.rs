@@ -11,7 +11,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{middleware, Json, Router};
-use common::http::ApiError;
+use kit::http::ApiError;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -203,7 +203,7 @@ async fn list_passages(
     State(lpr): State<Arc<Lpr>>,
     q: Result<Query<PassageQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<impl IntoResponse> {
-    let q = common::http::query(q)?;
+    let q = kit::http::query(q)?;
     let (offset, limit) = (q.offset.unwrap_or(0), q.limit.unwrap_or(50).min(1000));
     let (items, total) = lpr
         .passages(q.from_ms.unwrap_or(0), q.to_ms.unwrap_or(u64::MAX >> 11), q.plate.as_deref(), q.serialno.as_deref(), offset, limit)
@@ -242,7 +242,7 @@ async fn list_events(
     State(lpr): State<Arc<Lpr>>,
     q: Result<Query<EventQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<impl IntoResponse> {
-    let q = common::http::query(q)?;
+    let q = kit::http::query(q)?;
     let (offset, limit) = (q.offset.unwrap_or(0), q.limit.unwrap_or(50).min(1000));
     let (items, total) = lpr
         .events(q.serialno.as_deref(), q.kind.as_deref(), q.from_ms.unwrap_or(0), q.to_ms.unwrap_or(u64::MAX >> 11), offset, limit)
@@ -285,7 +285,7 @@ async fn put_camera(
     Path(serial): Path<String>,
     body: Result<Json<CameraBody>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult<impl IntoResponse> {
-    let b = common::http::json_body(body)?;
+    let b = kit::http::json_body(body)?;
     if b.gate_io.is_some_and(|io| io > 3) {
         return Err(bad("gate_io is 0-3"));
     }
@@ -306,7 +306,7 @@ async fn post_command(
     Path(serial): Path<String>,
     body: Result<Json<CommandBody>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult<impl IntoResponse> {
-    let b = common::http::json_body(body)?;
+    let b = kit::http::json_body(body)?;
     let id = Lpr::new_command_id();
     let cmd = match b {
         CommandBody::OpenGate { io } => Command::OpenGate { id: id.clone(), io },
@@ -342,7 +342,7 @@ async fn put_group(
     Path(group): Path<String>,
     body: Result<Json<Group>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult<impl IntoResponse> {
-    let g = common::http::json_body(body)?;
+    let g = kit::http::json_body(body)?;
     for p in g.serial_on_open.iter().chain(&g.serial_on_deny) {
         proto::decode_base64(&p.data, "data", 64 * 1024).map_err(bad)?;
     }
@@ -359,7 +359,7 @@ async fn post_whitelist(
     Path(group): Path<String>,
     body: Result<Json<Vec<WhiteListEntry>>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult<impl IntoResponse> {
-    let entries = common::http::json_body(body)?;
+    let entries = kit::http::json_body(body)?;
     for e in &entries {
         if e.plate.trim().is_empty() || e.plate.chars().count() > 16 {
             return Err(bad(format!("plate {:?} must be 1-16 characters", e.plate)));
@@ -419,7 +419,7 @@ pub fn router(lpr: Arc<Lpr>) -> Router {
         .route("/api/v1/lpr/events", get(crate::events::sse))
         .route("/api/v1/lpr/device-events", get(list_events));
     if !cfg.api_token.is_empty() {
-        api = api.layer(middleware::from_fn_with_state(Arc::new(cfg.api_token.clone()), common::http::require_token));
+        api = api.layer(middleware::from_fn_with_state(Arc::new(cfg.api_token.clone()), kit::http::require_token));
     }
     Router::new()
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))

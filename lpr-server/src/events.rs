@@ -9,7 +9,7 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use common::http::ApiError;
+use kit::http::ApiError;
 
 use crate::service::{Lpr, EVENTS};
 

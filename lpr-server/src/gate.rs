@@ -52,7 +52,7 @@ pub fn parse_local_time(s: &str, utc_offset_minutes: i32) -> Option<u64> {
     if !(1..=12).contains(&m) || !(1..=31).contains(&day) || h > 23 || mi > 59 || se > 60 {
         return None;
     }
-    let days = common::civil::days_from_civil(y, m, day);
+    let days = kit::clock::civil::days_from_civil(y, m, day);
     let secs = days * 86_400 + h * 3600 + mi * 60 + se - i64::from(utc_offset_minutes) * 60;
     u64::try_from(secs).ok().map(|s| s * 1000)
 }

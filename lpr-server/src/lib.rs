@@ -21,7 +21,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::store::Store;
+use cluster::store::Store;
 use tokio_util::sync::CancellationToken;
 
 pub use config::LprConfig;

@@ -1,6 +1,6 @@
 //! lpr-server counters, rendered at `/metrics`.
 
-use common::metrics::{Counter, Gauge};
+use kit::metrics::{Counter, Gauge};
 
 pub static PASSAGES: Counter = Counter::new("gbc_lpr_plate_results_total", "Plate results received (stored, or found stored)");
 pub static DUPLICATES: Counter = Counter::new("gbc_lpr_duplicates_total", "Plate results already stored (resent records)");
@@ -12,5 +12,5 @@ pub static WEBHOOK_FAILURES: Counter = Counter::new("gbc_lpr_webhook_failures_to
 pub static COMET_HELD: Gauge = Gauge::new("gbc_lpr_comet_polls_held", "Comet polls held open now on this node");
 
 pub fn render() -> String {
-    common::metrics::render(&[&PASSAGES, &DUPLICATES, &GATE_OPENS, &ALARMS, &HEARTBEATS, &WEBHOOK_SENT, &WEBHOOK_FAILURES], &[&COMET_HELD])
+    kit::metrics::render(&[&PASSAGES, &DUPLICATES, &GATE_OPENS, &ALARMS, &HEARTBEATS, &WEBHOOK_SENT, &WEBHOOK_FAILURES], &[&COMET_HELD])
 }

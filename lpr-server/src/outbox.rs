@@ -51,7 +51,7 @@ pub fn spawn(lpr: Arc<Lpr>, shutdown: CancellationToken) {
                 Ok(Some(p)) => serde_json::to_string(&p).unwrap_or_default(),
                 _ => continue, // gone: nothing to send
             };
-            match common::http_client::request("POST", &lpr.cfg.webhook_url, None, Some(&body), Duration::from_secs(10)).await {
+            match kit::http_client::request("POST", &lpr.cfg.webhook_url, None, Some(&body), Duration::from_secs(10)).await {
                 Ok(r) if r.ok() => {
                     metrics::WEBHOOK_SENT.inc();
                     backoff = Duration::from_millis(200);

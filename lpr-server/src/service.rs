@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use common::store::{Op, OpOut, Store};
+use cluster::store::{Op, OpOut, Store};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use sha2::Digest;
@@ -44,7 +44,7 @@ fn cmd_queue(serial: &str) -> String {
 #[derive(Debug, thiserror::Error)]
 pub enum LprError {
     #[error("store: {0}")]
-    Store(#[from] common::store::StoreError),
+    Store(#[from] cluster::store::StoreError),
     #[error("writing image {0}: {1}")]
     Image(String, std::io::Error),
     #[error("{0}")]
@@ -204,7 +204,7 @@ fn index_ops(p: &Passage) -> Vec<Op> {
 }
 
 pub fn now_ms() -> u64 {
-    common::sip::now_ms()
+    kit::clock::now_ms()
 }
 
 fn new_id() -> String {
@@ -213,7 +213,7 @@ fn new_id() -> String {
 
 /// `YYYY/MM/DD` of a Unix ms time, UTC.
 fn date_dir(ms: u64) -> String {
-    let iso = common::sip::gb_date(ms, 0);
+    let iso = gb::sip::gb_date(ms, 0);
     format!("{}/{}/{}", &iso[0..4], &iso[5..7], &iso[8..10])
 }
 

@@ -1,6 +1,6 @@
 //! `[nvr]` config section. Every key has a default; `docs/config.md` lists them.
 
-use common::flv::HevcMode;
+use media::flv::HevcMode;
 use serde::Deserialize;
 
 #[derive(Debug, Clone, Deserialize)]

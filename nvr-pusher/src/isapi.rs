@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use common::manscdp::tree;
+use gb::xml;
 
 use crate::vendor::{isapi_ptz_body, LocalTime, Ptz};
 use crate::vendor_http::{VendorError, VendorHttp};
@@ -62,7 +62,7 @@ fn query_param<'a>(uri: &'a str, name: &str) -> Option<&'a str> {
 }
 
 pub fn parse_search(xml: &str) -> Result<SearchPage, String> {
-    let root = tree::parse(xml).map_err(|e| format!("ISAPI search answer: {e}"))?;
+    let root = xml::parse(xml).map_err(|e| format!("ISAPI search answer: {e}"))?;
     if root.name != "cmsearchresult" {
         return Err(format!("ISAPI search answer: expected CMSearchResult, got <{}>", root.name));
     }

@@ -1,6 +1,6 @@
 //! gbcluster's NVR pusher (`shared/specs/nvr-pusher.md`): on a REST call from the web tier it
 //! pulls live or recorded video of an NVR channel over RTSP and pushes it as RTMP (through the
-//! shared `common::rtmp` publisher), with the vendors' HTTP APIs for record search and PTZ.
+//! shared `kit::rtmp` publisher), with the vendors' HTTP APIs for record search and PTZ.
 //!
 //! `request` reads the calls, `status` shapes the replies, `vendor` builds the vendors' URLs
 //! and PTZ mappings, `isapi` / `dahua` speak their HTTP APIs (`vendor_http`: digest auth),
@@ -25,7 +25,7 @@ pub mod vendor_http;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use common::store::Store;
+use cluster::store::Store;
 use tokio_util::sync::CancellationToken;
 
 pub use config::NvrConfig;

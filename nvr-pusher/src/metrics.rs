@@ -1,6 +1,6 @@
 //! nvr-pusher counters, rendered at `/metrics`.
 
-use common::metrics::{Counter, Gauge};
+use kit::metrics::{Counter, Gauge};
 
 pub static PLAYS: Counter = Counter::new("gbc_nvr_plays_total", "REAL_STREAM and BACK_STREAM calls served on this node");
 pub static PLAY_FAILURES: Counter = Counter::new("gbc_nvr_play_failures_total", "Plays answered with an error status");
@@ -11,5 +11,5 @@ pub static SESSIONS: Gauge = Gauge::new("gbc_nvr_sessions", "Sessions running on
 pub static BYTES: Gauge = Gauge::new("gbc_nvr_bytes", "FLV bytes pushed by the sessions running now");
 
 pub fn render() -> String {
-    common::metrics::render(&[&PLAYS, &PLAY_FAILURES, &BEAT_TIMEOUTS, &RECONNECTS, &FORWARDED], &[&SESSIONS, &BYTES])
+    kit::metrics::render(&[&PLAYS, &PLAY_FAILURES, &BEAT_TIMEOUTS, &RECONNECTS, &FORWARDED], &[&SESSIONS, &BYTES])
 }

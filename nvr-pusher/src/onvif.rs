@@ -12,7 +12,7 @@
 //! `Range: npt=0.000-`.
 
 use base64::Engine as _;
-use common::manscdp::tree::{self, Element};
+use gb::xml::{self, Element};
 
 use crate::vendor::Ptz;
 use crate::vendor_http::{VendorError, VendorHttp};
@@ -108,7 +108,7 @@ fn find_all<'a>(el: &'a Element, name: &str, out: &mut Vec<&'a Element>) {
 }
 
 fn soap_body(xml: &str, what: &str) -> Result<Element, String> {
-    let root = tree::parse(xml).map_err(|e| format!("{what}: {e}"))?;
+    let root = xml::parse(xml).map_err(|e| format!("{what}: {e}"))?;
     if let Some(fault) = find(&root, "fault") {
         let reason = find(fault, "text").map(|t| t.text.trim().to_owned()).unwrap_or_default();
         return Err(format!("{what}: SOAP fault {reason}"));

@@ -7,9 +7,9 @@
 //! back to zero, which players treat as a broken stream.
 
 use bytes::Bytes;
-use common::flv::{self, FlvMuxer, FlvOptions, FlvTag};
-use common::media::{AudioConfig, MediaEvent, VideoConfig};
-use common::ps::Codec;
+use media::es::Codec;
+use media::flv::{self, FlvMuxer, FlvOptions, FlvTag};
+use media::{AudioConfig, MediaEvent, VideoConfig};
 
 /// The gap put between the last tag before a discontinuity and the first after it (one frame
 /// at 25 fps, in 90 kHz ticks).
@@ -191,7 +191,7 @@ pub fn audio_config(encoding: &str, sample_rate: u32, channels: u8, asc: &[u8]) 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use common::flv::TagKind;
+    use media::flv::TagKind;
 
     fn h264() -> VideoConfig {
         VideoConfig { codec: Codec::H264, width: 640, height: 360, fps: Some(25.0), record: Bytes::from_static(&[1, 0x42, 0, 0x1e, 0xff]) }

@@ -12,8 +12,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::http_client::{self, Request};
-use common::store::{LoadCandidate, Store};
+use cluster::store::{LoadCandidate, Store};
+use kit::http_client::{self, Request};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, oneshot};
@@ -36,7 +36,7 @@ pub const SESSIONS: &str = "nvr_sessions";
 pub const FORWARDED: &str = "X-Gbc-Nvr-Forwarded";
 
 pub fn now_ms() -> u64 {
-    common::sip::now_ms()
+    kit::clock::now_ms()
 }
 
 /// A node's record in the Store.

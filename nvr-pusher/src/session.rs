@@ -11,8 +11,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::flv::FlvTag;
-use common::rtmp::RtmpPublisher;
+use kit::rtmp::RtmpPublisher;
+use media::flv::FlvTag;
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
@@ -187,7 +187,7 @@ impl Runner {
     }
 
     /// Sends what the remuxer produced; notes where playback is.
-    async fn flush(&mut self, rtmp: &mut RtmpPublisher) -> Result<(), common::rtmp::RtmpError> {
+    async fn flush(&mut self, rtmp: &mut RtmpPublisher) -> Result<(), kit::rtmp::RtmpError> {
         for tag in self.out.drain(..) {
             rtmp.send_tag(&tag).await?;
             if let Some((from, first)) = &mut self.segment {
@@ -375,7 +375,7 @@ pub async fn run(
     mut commands: mpsc::Receiver<Command>,
     ready: oneshot::Sender<Result<SourceInfo, (Status, String)>>,
 ) -> (Status, String) {
-    let opts = common::flv::FlvOptions { hevc: cfg.hevc_flv, ..Default::default() };
+    let opts = media::flv::FlvOptions { hevc: cfg.hevc_flv, ..Default::default() };
     let mut r = Runner { s: s.clone(), cfg, remux: Remuxer::new(opts), out: Vec::with_capacity(8), segment: None };
     let (src, rtmp, info) = match r.start().await {
         Ok(x) => x,

@@ -6,10 +6,10 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::flv::FlvTag;
-use common::media::VideoConfig;
-use common::ps::Codec;
 use futures::StreamExt;
+use media::es::Codec;
+use media::flv::FlvTag;
+use media::VideoConfig;
 use retina::client::{
     Credentials, Demuxed, InitialSequenceNumberPolicy, InitialTimestampPolicy, PlayOptions, Session, SessionOptions, SetupOptions,
     TcpTransportOptions, Transport,

@@ -4,7 +4,7 @@
 
 use std::fmt;
 
-use common::civil;
+use kit::clock::civil;
 
 /// `nvr_category`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,14 +1,14 @@
 //! The NVR's own HTTP API (Hikvision ISAPI, Dahua CGI), with HTTP digest authentication
 //! (RFC 7616; both vendors answer a request without credentials with a `Digest` challenge,
 //! older firmware with `Basic`). One connection per request, bounded in time and size by
-//! `common::http_client`.
+//! `kit::http_client`.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use base64::Engine as _;
-use common::http_client::{self, HttpClientError, HttpResponse, Request};
-use common::sip::digest::Challenge;
+use gb::sip::digest::Challenge;
+use kit::http_client::{self, HttpClientError, HttpResponse, Request};
 
 #[derive(Debug, thiserror::Error)]
 pub enum VendorError {

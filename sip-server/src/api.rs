@@ -9,8 +9,8 @@ use axum::middleware;
 use axum::response::IntoResponse;
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
-use common::ids::DeviceId;
-use common::store::DeviceFilter;
+use cluster::store::DeviceFilter;
+use gb::ids::DeviceId;
 use serde::Deserialize;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
@@ -21,7 +21,7 @@ use crate::metrics;
 use crate::play::{PlayError, PlayTransport};
 use crate::server::{node_channel, NodeCommand, Shared};
 
-pub use common::http::ApiError;
+pub use kit::http::ApiError;
 
 impl From<SipError> for ApiError {
     fn from(e: SipError) -> Self {
@@ -39,7 +39,7 @@ impl From<SipError> for ApiError {
 type ApiResult<T> = Result<T, ApiError>;
 
 fn device_id(raw: &str) -> ApiResult<DeviceId> {
-    raw.parse().map_err(|e: common::ids::IdError| ApiError::new(StatusCode::BAD_REQUEST, e.to_string()))
+    raw.parse().map_err(|e: gb::ids::IdError| ApiError::new(StatusCode::BAD_REQUEST, e.to_string()))
 }
 
 #[derive(Deserialize)]
@@ -53,7 +53,7 @@ async fn list_devices(
     State(s): State<Arc<Shared>>,
     q: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<impl IntoResponse> {
-    let q = common::http::query(q)?;
+    let q = kit::http::query(q)?;
     let offset = q.offset.unwrap_or(0);
     let limit = q.limit.unwrap_or(100).min(1000);
     let (items, total) = s.store.list_devices(DeviceFilter { online: q.online }, offset, limit).await?;
@@ -118,7 +118,7 @@ async fn set_password(
     body: Result<Json<PasswordBody>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult<impl IntoResponse> {
     let id = device_id(&id)?;
-    let body = common::http::json_body(body)?;
+    let body = kit::http::json_body(body)?;
     if body.password.as_deref().is_some_and(|p| p.is_empty() || p.len() > 128) {
         return Err(ApiError::new(StatusCode::BAD_REQUEST, "password must be 1-128 characters"));
     }
@@ -145,7 +145,7 @@ async fn play(
     body: axum::body::Bytes,
 ) -> ApiResult<impl IntoResponse> {
     let id = device_id(&dev)?;
-    let q = common::http::query(q)?;
+    let q = kit::http::query(q)?;
     let body: PlayBody = if body.iter().all(u8::is_ascii_whitespace) {
         PlayBody::default()
     } else {
@@ -188,7 +188,7 @@ async fn stop_channel(
     q: Result<Query<StopQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<impl IntoResponse> {
     let id = device_id(&dev)?;
-    let q = common::http::query(q)?;
+    let q = kit::http::query(q)?;
     stop_stream(&s, &crate::play::stream_id(id.as_str(), &ch), q.all.unwrap_or(false)).await
 }
 
@@ -197,7 +197,7 @@ async fn delete_stream(
     Path(stream): Path<String>,
     q: Result<Query<StopQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<impl IntoResponse> {
-    let q = common::http::query(q)?;
+    let q = kit::http::query(q)?;
     stop_stream(&s, &stream, q.all.unwrap_or(false)).await
 }
 
@@ -227,7 +227,7 @@ async fn set_play_transport(
     body: Result<Json<TransportPref>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult<impl IntoResponse> {
     let id = device_id(&id)?;
-    let body = common::http::json_body(body)?;
+    let body = kit::http::json_body(body)?;
     if s.store.get_device(&id).await?.is_none() {
         return Err(ApiError::new(StatusCode::NOT_FOUND, format!("device {id} not found")));
     }
@@ -280,7 +280,7 @@ pub fn router(shared: Arc<Shared>, token: &str) -> Router {
         .route("/api/v1/streams/{id}", get(get_stream).delete(delete_stream))
         .with_state(shared.clone());
     if !token.is_empty() {
-        api = api.layer(middleware::from_fn_with_state(Arc::new(token.to_owned()), common::http::require_token));
+        api = api.layer(middleware::from_fn_with_state(Arc::new(token.to_owned()), kit::http::require_token));
     }
     Router::new()
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))

@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use common::model::Device;
+use cluster::registry::Device;
 use rsipstack::sip::{SipMessage, StatusCodeKind};
 use tokio::time::Instant;
 

@@ -13,7 +13,7 @@ pub enum SipError {
     #[error("bad config: {0}")]
     Config(String),
     #[error("store: {0}")]
-    Store(#[from] common::store::StoreError),
+    Store(#[from] cluster::store::StoreError),
     #[error("sip stack: {0}")]
     Stack(Box<rsipstack::Error>),
     #[error("sip message: {0}")]

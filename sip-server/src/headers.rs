@@ -26,7 +26,7 @@ pub fn force_rport(msg: &mut rsipstack::sip::SipMessage) {
 /// The user part of the From URI: a GB device id.
 pub fn from_user(req: &Request) -> Option<String> {
     let from = req.from_header().ok()?.to_string();
-    common::sip::uri_user(&from).map(str::to_owned)
+    gb::sip::uri_user(&from).map(str::to_owned)
 }
 
 /// The Contact header value as sent.

@@ -3,11 +3,11 @@
 
 use std::sync::Arc;
 
-use common::catalog::CatalogDone;
-use common::ids::DeviceId;
-use common::manscdp::{self, Body};
-use common::model::StoredChannel;
-use common::store::Touch;
+use cluster::registry::StoredChannel;
+use cluster::store::Touch;
+use gb::catalog::CatalogDone;
+use gb::ids::DeviceId;
+use gb::manscdp::{self, Body};
 use rsipstack::sip::StatusCode;
 use rsipstack::transaction::transaction::Transaction;
 
@@ -70,10 +70,10 @@ pub async fn on_message(shared: &Arc<Shared>, tx: &mut Transaction) -> Result<()
 pub async fn on_keepalive(
     shared: &Arc<Shared>,
     device_id: &DeviceId,
-    peer: Option<(common::model::SipTransport, String)>,
+    peer: Option<(gb::model::SipTransport, String)>,
     tcp_conn: Option<rsipstack::transport::SipConnection>,
 ) -> Result<StatusCode, SipError> {
-    let now = common::sip::now_ms();
+    let now = kit::clock::now_ms();
     match shared.store.touch_device(device_id, now, shared.keepalive_timeout_ms()).await? {
         Touch::NotRegistered => {
             metrics::KEEPALIVE_UNREGISTERED.inc();
@@ -98,7 +98,7 @@ pub async fn on_keepalive(
 async fn follow_rebinding(
     shared: &Arc<Shared>,
     device_id: &DeviceId,
-    peer: (common::model::SipTransport, String),
+    peer: (gb::model::SipTransport, String),
     tcp_conn: Option<rsipstack::transport::SipConnection>,
 ) -> Result<(), SipError> {
     let known = shared.seen.lock().unwrap_or_else(|e| e.into_inner()).get(device_id).cloned();
@@ -111,10 +111,10 @@ async fn follow_rebinding(
         dev.transport = peer.0;
         dev.source_addr = peer.1.clone();
         dev.node = shared.node.clone();
-        let now = common::sip::now_ms();
+        let now = kit::clock::now_ms();
         let expiry = dev.registered_at_ms + u64::from(dev.expires_secs) * 1000;
         shared.store.upsert_device(&dev, (now + shared.keepalive_timeout_ms()).min(expiry)).await?;
-        if peer.0 == common::model::SipTransport::Tcp {
+        if peer.0 == gb::model::SipTransport::Tcp {
             if let Some(c) = tcp_conn {
                 shared.tcp_conns.lock().unwrap_or_else(|e| e.into_inner()).insert(device_id.clone(), c);
             }

@@ -1,6 +1,6 @@
 //! sip-server counters, rendered at `/metrics`.
 
-use common::metrics::{Counter, Gauge};
+use kit::metrics::{Counter, Gauge};
 
 pub static UDP_DATAGRAMS: Counter = Counter::new("gbc_sip_udp_datagrams_total", "SIP datagrams received over UDP");
 pub static UDP_OVERSIZE: Counter =
@@ -40,7 +40,7 @@ pub static DEVICES: Gauge = Gauge::new("gbc_sip_devices", "Devices in the Store"
 pub static DEVICES_ONLINE: Gauge = Gauge::new("gbc_sip_devices_online", "Online devices in the Store");
 
 pub fn render() -> String {
-    common::metrics::render(
+    kit::metrics::render(
         &[
             &UDP_DATAGRAMS,
             &UDP_OVERSIZE,

@@ -6,9 +6,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::ids::DeviceId;
-use common::manscdp;
-use common::model::{Device, SipTransport};
+use cluster::registry::Device;
+use gb::ids::DeviceId;
+use gb::manscdp;
+use gb::model::SipTransport;
 use rsipstack::sip::{SipMessage, StatusCodeKind};
 use rsipstack::transaction::key::{TransactionKey, TransactionRole};
 use rsipstack::transaction::transaction::Transaction;

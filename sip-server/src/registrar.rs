@@ -1,9 +1,10 @@
 //! REGISTER, top-down: device id, allow-list, lockout, digest, expiry (0 unregisters), then
 //! store the device with the address it really came from and the node that owns its socket.
 
-use common::ids::DeviceId;
-use common::model::{Device, SipTransport};
-use common::sip::digest::{Algorithm, Challenge, Credentials, NonceCheck};
+use cluster::registry::Device;
+use gb::ids::DeviceId;
+use gb::model::SipTransport;
+use gb::sip::digest::{Algorithm, Challenge, Credentials, NonceCheck};
 use rsipstack::sip::{Header, StatusCode};
 use rsipstack::transaction::transaction::Transaction;
 
@@ -15,7 +16,7 @@ use crate::server::Shared;
 use crate::stateless::Responder;
 
 fn now_secs() -> u64 {
-    common::sip::now_ms() / 1000
+    kit::clock::now_ms() / 1000
 }
 
 fn other(name: &str, value: impl Into<String>) -> Header {
@@ -142,8 +143,8 @@ pub async fn on_register(
         }
     }
 
-    let now_ms = common::sip::now_ms();
-    let date = other("Date", common::sip::gb_date(now_ms, cfg.date_utc_offset_minutes));
+    let now_ms = kit::clock::now_ms();
+    let date = other("Date", gb::sip::gb_date(now_ms, cfg.date_utc_offset_minutes));
     let requested = headers::expires(tx.request()).unwrap_or(cfg.default_expires_secs);
     if requested == 0 {
         metrics::UNREGISTERS.inc();

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::ids::{DeviceId, NodeId};
+use gb::ids::{DeviceId, NodeId};
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 

@@ -8,11 +8,13 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::catalog::CatalogAggregator;
-use common::ids::{DeviceId, NodeId, ServerId};
-use common::model::{PresenceEvent, SipTransport};
-use common::sip::digest::NonceIssuer;
-use common::store::{Store, DEVICE_EVENTS};
+use cluster::store::Store;
+use cluster::wire::PresenceEvent;
+use cluster::wire::DEVICE_EVENTS;
+use gb::catalog::CatalogAggregator;
+use gb::ids::{DeviceId, NodeId, ServerId};
+use gb::model::SipTransport;
+use gb::sip::digest::NonceIssuer;
 use rsipstack::sip::{Method, SipMessage};
 use rsipstack::transaction::endpoint::EndpointInnerRef;
 use rsipstack::transaction::transaction::Transaction;
@@ -114,7 +116,7 @@ impl Shared {
             device_id: device_id.clone(),
             online,
             reason: reason.to_owned(),
-            at_ms: common::sip::now_ms(),
+            at_ms: kit::clock::now_ms(),
             node: self.node.clone(),
         };
         tracing::info!(device_id = %device_id, online, reason, node = %self.node, "device presence changed");
@@ -129,13 +131,7 @@ impl Shared {
         self.catalogs.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub fn catalog_push(
-        &self,
-        device: &str,
-        sn: u32,
-        sum_num: u32,
-        items: Vec<common::model::Channel>,
-    ) -> Option<common::catalog::CatalogDone> {
+    pub fn catalog_push(&self, device: &str, sn: u32, sum_num: u32, items: Vec<gb::model::Channel>) -> Option<gb::catalog::CatalogDone> {
         self.lock_catalogs().push(Instant::now(), device, sn, sum_num, items)
     }
 }
@@ -475,7 +471,7 @@ async fn presence_sweeper(shared: Arc<Shared>, shutdown: CancellationToken) {
             _ = tick.tick() => {}
         }
         loop {
-            let due = match shared.store.expire_due(common::sip::now_ms(), 1000).await {
+            let due = match shared.store.expire_due(kit::clock::now_ms(), 1000).await {
                 Ok(d) => d,
                 Err(e) => {
                     tracing::warn!(error = %e, "presence sweep failed");

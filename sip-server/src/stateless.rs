@@ -10,9 +10,9 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use common::ids::DeviceId;
-use common::manscdp::{self, Body};
-use common::model::SipTransport;
+use gb::ids::DeviceId;
+use gb::manscdp::{self, Body};
+use gb::model::SipTransport;
 use rsipstack::sip::{Header, HeadersExt, Method, Request, SipMessage, StatusCode};
 use rsipstack::transport::SipAddr;
 

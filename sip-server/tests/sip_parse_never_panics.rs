@@ -1,7 +1,7 @@
 //! rsipstack's parser and our header helpers over mutated GB REGISTER / MESSAGE datagrams.
 
-use common::testutil::Mutator;
 use rsipstack::sip::SipMessage;
+use testkit::Mutator;
 
 const REGISTER: &[u8] = b"REGISTER sip:34020000002000000001@3402000000 SIP/2.0\r\nVia: SIP/2.0/UDP 192.168.1.64:5060;rport;branch=z9hG4bK1\r\n\
 From: <sip:34020000001320000001@3402000000>;tag=abc\r\nTo: <sip:34020000001320000001@3402000000>\r\nCall-ID: 1@192.168.1.64\r\n\
@@ -21,7 +21,7 @@ fn sip_datagrams_never_panic_the_parser_or_helpers() {
                 let _ = sip_server::headers::from_user(req);
                 let _ = sip_server::headers::expires(req);
                 let _ = sip_server::headers::contact(req);
-                let _ = common::manscdp::parse(&req.body);
+                let _ = gb::manscdp::parse(&req.body);
             }
         }
     }

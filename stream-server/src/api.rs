@@ -22,8 +22,8 @@ use crate::hub::ViewerGate;
 use crate::node::{Node, OpenError};
 use crate::stream::Transport;
 
-use common::http::json_body;
-pub use common::http::ApiError;
+use kit::http::json_body;
+pub use kit::http::ApiError;
 
 impl From<OpenError> for ApiError {
     fn from(e: OpenError) -> Self {
@@ -155,7 +155,7 @@ async fn http_flv(State(node): State<Arc<Node>>, Path(file): Path<String>) -> Ap
     let entry = node.get(id).ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no stream {id}")))?;
     let mut sub = entry.hub.subscribe_when_ready().await;
     let mut gate = ViewerGate::new(&sub);
-    let header = Bytes::copy_from_slice(&common::flv::file_header(sub.has_audio, sub.has_video || !sub.has_audio));
+    let header = Bytes::copy_from_slice(&media::flv::file_header(sub.has_audio, sub.has_video || !sub.has_audio));
     let start: Vec<Bytes> = std::mem::take(&mut sub.start).into_iter().map(|t| t.wire).collect();
     let cancel = entry.cancel.clone();
     let stream_id = entry.id.clone();
@@ -242,7 +242,7 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/api/v1/node", get(node_info))
         .with_state(node.clone());
     if !node.cfg.api_token.is_empty() {
-        api = api.layer(middleware::from_fn_with_state(Arc::new(node.cfg.api_token.clone()), common::http::require_token));
+        api = api.layer(middleware::from_fn_with_state(Arc::new(node.cfg.api_token.clone()), kit::http::require_token));
     }
     Router::new()
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))

@@ -1,6 +1,6 @@
 //! `[stream]` config section. Every key is documented in `docs/config.md`.
 
-use common::flv::{G711Mode, HevcMode};
+use media::flv::{G711Mode, HevcMode};
 use serde::Deserialize;
 
 #[derive(Debug, Clone, Deserialize)]

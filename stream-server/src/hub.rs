@@ -6,7 +6,7 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use common::flv::{FlvTag, TagKind};
+use media::flv::{FlvTag, TagKind};
 use tokio::sync::{broadcast, watch};
 
 /// How long after a stream starts a new viewer waits for its video. A camera's PS usually

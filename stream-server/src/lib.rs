@@ -2,7 +2,7 @@
 //! H.264/H.265/AAC/G.711, republished as RTMP and served as HTTP-FLV.
 //!
 //! Layers, each testable with bytes alone: socket (`receiver`) → RTP sequence (`reorder`) →
-//! demux (`common::ps`, `common::ts`) → access units (`common::media`) → FLV (`common::flv`)
+//! demux (`media::ps`, `media::ts`) → access units (`media`) → FLV (`media::flv`)
 //! → fan-out (`hub`) → outputs (`api` HTTP-FLV, `push` RTMP). `node` ties a stream's parts
 //! together and keeps the node's record in the cluster.
 
@@ -22,7 +22,7 @@ pub mod stream;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use common::store::Store;
+use cluster::store::Store;
 use tokio_util::sync::CancellationToken;
 
 pub use config::StreamConfig;

@@ -7,8 +7,9 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::flv::FlvOptions;
-use common::store::{Store, STREAM_EVENTS};
+use cluster::store::Store;
+use cluster::wire::STREAM_EVENTS;
+use media::flv::FlvOptions;
 use serde::Serialize;
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::{mpsc, watch};
@@ -75,7 +76,7 @@ pub struct StreamView {
 }
 
 /// The node's record in the Store, read by sip-servers to pick where a stream goes.
-pub use common::model::MediaNodeRecord as NodeRecord;
+pub use cluster::wire::MediaNodeRecord as NodeRecord;
 
 pub struct Node {
     pub cfg: StreamConfig,
@@ -103,7 +104,7 @@ impl Node {
         let pending = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let node = Arc::new(Self {
             cfg,
-            instance: format!("{}-{}", std::process::id(), common::sip::now_ms()),
+            instance: format!("{}-{}", std::process::id(), kit::clock::now_ms()),
             id,
             store: store.clone(),
             streams: Mutex::new(HashMap::new()),
@@ -140,7 +141,7 @@ impl Node {
             stream_id: stream_id.to_owned(),
             node: self.id.clone(),
             reason,
-            at_ms: common::sip::now_ms(),
+            at_ms: kit::clock::now_ms(),
         });
         if queued.is_err() {
             self.events_pending.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
@@ -235,7 +236,7 @@ impl Node {
             ssrc,
             hub: Hub::new(self.cfg.viewer_queue_tags, self.cfg.gop_cache_bytes),
             created: Instant::now(),
-            created_ms: common::sip::now_ms(),
+            created_ms: kit::clock::now_ms(),
             cancel: self.shutdown.child_token(),
             peer: watch::channel(peer).0,
             stats: Mutex::new(StreamStats::default()),
@@ -365,7 +366,7 @@ impl Node {
             streams: streams.len(),
             mbps,
             cpu,
-            updated_ms: common::sip::now_ms(),
+            updated_ms: kit::clock::now_ms(),
         }
     }
 

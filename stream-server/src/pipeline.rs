@@ -6,11 +6,12 @@
 //! builds each FLV tag.
 
 use bytes::Bytes;
-use common::flv::{FlvMuxer, FlvOptions, FlvTag};
-use common::media::{AccessUnitBuilder, AudioConfig, MediaEvent, VideoConfig};
-use common::ps::{Codec, PsDemuxer};
-use common::rtp::RtpPacket;
-use common::ts::TsDemuxer;
+use media::es::Codec;
+use media::flv::{FlvMuxer, FlvOptions, FlvTag};
+use media::ps::PsDemuxer;
+use media::rtp::RtpPacket;
+use media::ts::TsDemuxer;
+use media::{AccessUnitBuilder, AudioConfig, MediaEvent, VideoConfig};
 
 use crate::reorder::{Delivery, Reorder};
 
@@ -82,7 +83,7 @@ impl Demux {
         }
     }
 
-    fn poll(&mut self) -> Option<common::ps::PsFrame> {
+    fn poll(&mut self) -> Option<media::es::EsFrame> {
         match self {
             Demux::Ps(d) => d.poll(),
             Demux::Ts(d) => d.poll(),
@@ -279,7 +280,7 @@ impl Pipeline {
             }
             if meta_changed {
                 meta_changed = false;
-                sink(common::flv::metadata(self.video.as_ref(), self.audio.as_ref(), self.cfg.flv.hevc));
+                sink(media::flv::metadata(self.video.as_ref(), self.audio.as_ref(), self.cfg.flv.hevc));
             }
             if let Some(tag) = self.flv.push(&ev) {
                 sink(tag);
@@ -291,9 +292,9 @@ impl Pipeline {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use common::flv::TagKind;
-    use common::ps_mux::PsMuxer;
-    use common::testutil::vectors::{H264_SPS_320X240 as SPS264, H265_PPS as PPS265, H265_SPS_352X288 as SPS265, H265_VPS as VPS265};
+    use media::flv::TagKind;
+    use media::ps_mux::PsMuxer;
+    use media::test_vectors::{H264_SPS_320X240 as SPS264, H265_PPS as PPS265, H265_SPS_352X288 as SPS265, H265_VPS as VPS265};
 
     fn annexb(nals: &[&[u8]]) -> Vec<u8> {
         nals.iter().flat_map(|n| [&[0, 0, 0, 1][..], n].concat()).collect()

@@ -1,5 +1,5 @@
 //! RTMP publish of a stream to the configured target (`rtmp_push_url`), through the shared
-//! `common::rtmp` publisher. The pusher is one more subscriber of the stream's hub; if the target
+//! `kit::rtmp` publisher. The pusher is one more subscriber of the stream's hub; if the target
 //! drops or falls behind, it reconnects with backoff and starts again on a key frame.
 
 use std::sync::atomic::Ordering;
@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::bail;
-use common::rtmp::RtmpPublisher;
+use kit::rtmp::RtmpPublisher;
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::hub::ViewerGate;

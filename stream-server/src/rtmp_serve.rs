@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail};
-use common::flv::TagKind;
+use media::flv::TagKind;
 use rml_rtmp::handshake::PeerType;
 use rml_rtmp::sessions::{ServerSession, ServerSessionConfig, ServerSessionEvent, ServerSessionResult};
 use rml_rtmp::time::RtmpTimestamp;
@@ -17,7 +17,7 @@ use tokio::sync::broadcast::error::RecvError;
 use crate::hub::ViewerGate;
 use crate::node::Node;
 use crate::stream::StreamEntry;
-use common::rtmp::{handshake, metadata_of};
+use kit::rtmp::{handshake, metadata_of};
 
 pub async fn serve(node: Arc<Node>, listener: TcpListener) {
     loop {
@@ -151,7 +151,7 @@ async fn play(c: &mut Conn, entry: &StreamEntry, stream_id: u32, buf: &mut [u8])
     }
 }
 
-async fn send(c: &mut Conn, stream_id: u32, tag: &common::flv::FlvTag) -> anyhow::Result<()> {
+async fn send(c: &mut Conn, stream_id: u32, tag: &media::flv::FlvTag) -> anyhow::Result<()> {
     let ts = RtmpTimestamp::new(tag.timestamp);
     let packet = match tag.kind {
         TagKind::Script => c.session.send_metadata(stream_id, &metadata_of(tag)).map_err(err)?,

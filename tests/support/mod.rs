@@ -6,9 +6,9 @@ use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::sip::digest::{Algorithm, Challenge};
-use common::sip::lite::LiteMessage;
-use common::testutil::free_port;
+use gb::sip::digest::{Algorithm, Challenge};
+use gb::sip::lite::LiteMessage;
+use testkit::free_port;
 use tokio::net::UdpSocket;
 
 pub const SERVER_ID: &str = "34020000002000000001";
@@ -216,7 +216,7 @@ impl RawDevice {
     }
 
     pub async fn keepalive(&mut self) -> LiteMessage {
-        let body = common::manscdp::build::keepalive(1, &self.id.clone());
+        let body = gb::manscdp::build::keepalive(1, &self.id.clone());
         self.exchange("MESSAGE", &[], &body).await
     }
 }
@@ -519,7 +519,7 @@ pub async fn rtmp_play_metadata(port: u16, key: &str, within: Duration) -> Optio
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let run = async {
         let mut tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.ok()?;
-        let remaining = common::rtmp::handshake(&mut tcp, PeerType::Client).await.ok()?;
+        let remaining = kit::rtmp::handshake(&mut tcp, PeerType::Client).await.ok()?;
         let (mut session, initial) = ClientSession::new(ClientSessionConfig::new()).ok()?;
         let mut results = initial;
         results.extend(session.handle_input(&remaining).ok()?);
@@ -557,7 +557,7 @@ pub async fn rtmp_play_metadata(port: u16, key: &str, within: Duration) -> Optio
 pub fn hevc_annexb(flv: &[u8]) -> (Vec<u8>, usize) {
     let mut out = Vec::new();
     let mut frames = 0;
-    for (kind, _, body) in common::flv::read_tags(flv) {
+    for (kind, _, body) in media::flv::read_tags(flv) {
         if kind != 9 || body.len() < 5 {
             continue;
         }

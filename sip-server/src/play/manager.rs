@@ -9,9 +9,11 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::ids::DeviceId;
-use common::model::{Device, MediaNodeRecord, SipTransport};
-use common::sdp::{GbSdp, Session as SdpSession};
+use cluster::registry::Device;
+use cluster::wire::MediaNodeRecord;
+use gb::ids::DeviceId;
+use gb::model::SipTransport;
+use gb::sdp::{GbSdp, Session as SdpSession};
 use serde::Serialize;
 
 use super::media::{self, MediaApi};
@@ -193,7 +195,7 @@ async fn publish(shared: &Shared, event: &str, s: &Session, reason: Option<&str>
         "media_node": s.media_node,
         "sip_node": s.sip_node,
         "reason": reason,
-        "at_ms": common::sip::now_ms(),
+        "at_ms": kit::clock::now_ms(),
     });
     if let Err(e) = shared.store.publish(PLAY_EVENTS, &ev.to_string()).await {
         tracing::warn!(error = %e, "publishing play event failed");
@@ -242,7 +244,7 @@ async fn play_locked(
     }
 
     let transport = transport_for(shared, dev, asked).await?;
-    let prefix = common::ids::gb_ssrc_prefix(&shared.domain, false)
+    let prefix = gb::ids::gb_ssrc_prefix(&shared.domain, false)
         .ok_or_else(|| PlayError::Internal(format!("domain {:?} gives no GB SSRC prefix", shared.domain)))?;
     let ssrc = store.allocate_ssrc(&prefix, id).await?.ok_or_else(|| PlayError::Internal(format!("all SSRCs under {prefix} are taken")))?;
     let mut s = Session {
@@ -261,7 +263,7 @@ async fn play_locked(
         dialog: None,
         holders: 1,
         urls: Default::default(),
-        created_ms: common::sip::now_ms(),
+        created_ms: kit::clock::now_ms(),
         started_ms: None,
         recoveries: 0,
         last_recovery_ms: None,
@@ -273,7 +275,7 @@ async fn play_locked(
     match establish(shared, dev, &mut s, &[]).await {
         Ok(()) => {
             s.state = SessionState::Playing;
-            s.started_ms = Some(common::sip::now_ms());
+            s.started_ms = Some(kit::clock::now_ms());
             store.table_put(session::TABLE, id, &s.to_json()).await?;
             publish(shared, "started", &s, None).await;
             tracing::info!(stream = id, media_node = %s.media_node, transport = transport.as_str(), ssrc = %s.ssrc, "play started");

@@ -4,9 +4,9 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use common::http_client;
-use common::model::MediaNodeRecord;
-use common::store::{LoadCandidate, Store};
+use cluster::store::{LoadCandidate, Store};
+use cluster::wire::MediaNodeRecord;
+use kit::http_client;
 use serde_json::json;
 
 use super::{PlayConfig, PlayError, PlayTransport};

@@ -42,11 +42,11 @@ impl PlayTransport {
         }
     }
 
-    pub fn sdp(self) -> common::sdp::MediaTransport {
+    pub fn sdp(self) -> gb::sdp::MediaTransport {
         match self {
-            PlayTransport::Udp => common::sdp::MediaTransport::Udp,
-            PlayTransport::TcpPassive => common::sdp::MediaTransport::TcpPassive,
-            PlayTransport::TcpActive => common::sdp::MediaTransport::TcpActive,
+            PlayTransport::Udp => gb::sdp::MediaTransport::Udp,
+            PlayTransport::TcpPassive => gb::sdp::MediaTransport::TcpPassive,
+            PlayTransport::TcpActive => gb::sdp::MediaTransport::TcpActive,
         }
     }
 
@@ -168,8 +168,8 @@ impl PlayError {
     }
 }
 
-impl From<common::store::StoreError> for PlayError {
-    fn from(e: common::store::StoreError) -> Self {
+impl From<cluster::store::StoreError> for PlayError {
+    fn from(e: cluster::store::StoreError) -> Self {
         PlayError::Internal(format!("store: {e}"))
     }
 }
@@ -183,9 +183,9 @@ impl From<crate::error::SipError> for PlayError {
     }
 }
 
-impl From<PlayError> for common::http::ApiError {
+impl From<PlayError> for kit::http::ApiError {
     fn from(e: PlayError) -> Self {
-        let mut err = common::http::ApiError::new(e.status(), e.to_string());
+        let mut err = kit::http::ApiError::new(e.status(), e.to_string());
         if let Some(s) = e.sip_status() {
             err = err.with("sip_status", serde_json::json!(s));
         }

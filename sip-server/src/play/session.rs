@@ -1,7 +1,7 @@
 //! The play session record (Store table `sessions`, JSON, keyed by stream id) and its states.
 
-use common::ids::{DeviceId, NodeId};
-use common::store::Store;
+use cluster::store::Store;
+use gb::ids::{DeviceId, NodeId};
 use serde::{Deserialize, Serialize};
 
 use super::{PlayError, PlayTransport};

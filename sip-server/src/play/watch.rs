@@ -6,8 +6,8 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::model::PresenceEvent;
-use common::store::{DEVICE_EVENTS, STREAM_EVENTS};
+use cluster::wire::PresenceEvent;
+use cluster::wire::{DEVICE_EVENTS, STREAM_EVENTS};
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
@@ -46,7 +46,7 @@ fn verdict(ev: &StreamEvent) -> Verdict {
 }
 
 /// Runs `on` for every message of a subscription until shutdown.
-fn each_message(mut sub: common::store::Subscription, shutdown: CancellationToken, on: impl Fn(String) + Send + 'static) {
+fn each_message(mut sub: cluster::store::Subscription, shutdown: CancellationToken, on: impl Fn(String) + Send + 'static) {
     tokio::spawn(async move {
         loop {
             tokio::select! {

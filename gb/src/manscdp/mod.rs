@@ -1,0 +1,198 @@
+//! MANSCDP (GB/T 28181 XML over SIP MESSAGE): bytes in → typed message; typed request → bytes.
+
+pub mod build;
+pub mod text;
+
+use crate::model::{Channel, DeviceInfo, DeviceStatus};
+use crate::xml::Element;
+
+pub const CONTENT_TYPE: &str = "Application/MANSCDP+xml";
+/// Largest body we parse; NVR catalogs split into several MESSAGEs each well under this.
+pub const MAX_BODY: usize = 64 * 1024;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ManscdpError {
+    #[error("body of {0} bytes exceeds {MAX_BODY}")]
+    TooLarge(usize),
+    #[error("xml: {0}")]
+    Xml(#[from] crate::xml::TreeError),
+    #[error("missing {0}")]
+    Missing(&'static str),
+}
+
+/// The root element kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Root {
+    Query,
+    Control,
+    Notify,
+    Response,
+    Other,
+}
+
+/// Fields every MANSCDP message has.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Header {
+    pub root: Root,
+    pub cmd_type: String,
+    pub sn: u32,
+    pub device_id: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Body {
+    Keepalive {
+        status: Option<String>,
+    },
+    Catalog {
+        sum_num: u32,
+        items: Vec<Channel>,
+    },
+    DeviceInfo(DeviceInfo),
+    DeviceStatus(DeviceStatus),
+    /// A query sent to a device (what the simulator receives).
+    Query,
+    /// Anything else: answered 200 and logged.
+    Other,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Message {
+    pub header: Header,
+    pub body: Body,
+}
+
+fn num<T: std::str::FromStr>(el: &Element, name: &str) -> Option<T> {
+    el.text_of(name).and_then(|t| t.parse().ok())
+}
+
+fn text(el: &Element, name: &str) -> Option<String> {
+    el.text_of(name).map(str::to_owned)
+}
+
+fn channel(item: &Element) -> Channel {
+    let info = item.child("info");
+    Channel {
+        id: item.text_of("deviceid").and_then(|t| t.parse().ok()),
+        name: text(item, "name"),
+        manufacturer: text(item, "manufacturer"),
+        model: text(item, "model"),
+        owner: text(item, "owner"),
+        civil_code: text(item, "civilcode"),
+        block: text(item, "block"),
+        address: text(item, "address"),
+        parental: num(item, "parental"),
+        parent_id: text(item, "parentid"),
+        business_group_id: text(item, "businessgroupid"),
+        safety_way: num(item, "safetyway"),
+        register_way: num(item, "registerway"),
+        secrecy: num(item, "secrecy"),
+        ip_address: text(item, "ipaddress"),
+        port: num(item, "port"),
+        status: text(item, "status"),
+        longitude: num::<f64>(item, "longitude").filter(|v| v.is_finite()),
+        latitude: num::<f64>(item, "latitude").filter(|v| v.is_finite()),
+        ptz_type: info.and_then(|i| num(i, "ptztype")).or_else(|| num(item, "ptztype")),
+    }
+}
+
+/// Parses a MANSCDP body (raw bytes from the wire, any of the encodings cameras use).
+pub fn parse(bytes: &[u8]) -> Result<Message, ManscdpError> {
+    if bytes.len() > MAX_BODY {
+        return Err(ManscdpError::TooLarge(bytes.len()));
+    }
+    let xml = text::decode_body(bytes);
+    let root = crate::xml::parse(&xml)?;
+    let root_kind = match root.name.as_str() {
+        "query" => Root::Query,
+        "control" => Root::Control,
+        "notify" => Root::Notify,
+        "response" => Root::Response,
+        _ => Root::Other,
+    };
+    let cmd_type = root.text_of("cmdtype").ok_or(ManscdpError::Missing("CmdType"))?.to_owned();
+    let header = Header {
+        root: root_kind,
+        sn: num(&root, "sn").unwrap_or(0),
+        device_id: root.text_of("deviceid").unwrap_or_default().to_owned(),
+        cmd_type,
+    };
+    let cmd = header.cmd_type.to_ascii_lowercase();
+    let body = match (root_kind, cmd.as_str()) {
+        (Root::Notify, "keepalive") => Body::Keepalive { status: text(&root, "status") },
+        (Root::Response, "catalog") => {
+            let items = root.child("devicelist").map(|l| l.children_named("item").map(channel).collect()).unwrap_or_default();
+            Body::Catalog { sum_num: num(&root, "sumnum").unwrap_or(0), items }
+        }
+        (Root::Response, "deviceinfo") => Body::DeviceInfo(DeviceInfo {
+            name: text(&root, "devicename"),
+            manufacturer: text(&root, "manufacturer"),
+            model: text(&root, "model"),
+            firmware: text(&root, "firmware"),
+            channels: num(&root, "channel"),
+        }),
+        (Root::Response, "devicestatus") => Body::DeviceStatus(DeviceStatus {
+            online: text(&root, "online"),
+            status: text(&root, "status"),
+            encode: text(&root, "encode"),
+            record: text(&root, "record"),
+            device_time: text(&root, "devicetime"),
+            alarms: root
+                .child("alarmstatus")
+                .map(|a| {
+                    a.children_named("item")
+                        .take(256)
+                        .map(|i| (text(i, "deviceid").unwrap_or_default(), text(i, "dutystatus").unwrap_or_default()))
+                        .collect()
+                })
+                .unwrap_or_default(),
+        }),
+        (Root::Query, _) => Body::Query,
+        _ => Body::Other,
+    };
+    Ok(Message { header, body })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hikvision_keepalive() {
+        let body = b"<?xml version=\"1.0\" encoding=\"GB2312\"?>\r\n<Notify>\r\n<CmdType>Keepalive</CmdType>\r\n<SN>43</SN>\r\n<DeviceID>34020000001320000001</DeviceID>\r\n<Status>OK</Status>\r\n</Notify>\r\n";
+        let m = parse(body).unwrap();
+        assert_eq!(m.header.sn, 43);
+        assert_eq!(m.header.device_id, "34020000001320000001");
+        assert_eq!(m.body, Body::Keepalive { status: Some("OK".into()) });
+    }
+
+    #[test]
+    fn catalog_in_gb2312_with_sloppy_items() {
+        let xml = "<?xml version=\"1.0\" encoding=\"GB2312\"?><Response><CmdType>Catalog</CmdType><SN>7</SN>\
+            <DeviceID>34020000001180000001</DeviceID><SumNum>3</SumNum><DeviceList Num=\"2\">\
+            <Item><DeviceID>34020000001310000001</DeviceID><Name>大门口</Name><Manufacturer>Hikvision</Manufacturer>\
+            <Parental>0</Parental><ParentID>34020000001180000001</ParentID><Status>ON</Status><Longitude>116.3</Longitude>\
+            <Latitude></Latitude><Info><PTZType>1</PTZType></Info><Unknown>x</Unknown></Item>\
+            <item><deviceid>bogus</deviceid><name/></item></DeviceList></Response>";
+        let m = parse(&text::encode_gbk(xml)).unwrap();
+        let Body::Catalog { sum_num, items } = m.body else { panic!("not a catalog") };
+        assert_eq!(sum_num, 3);
+        assert_eq!(items.len(), 2);
+        assert_eq!(items[0].name.as_deref(), Some("大门口"));
+        assert_eq!(items[0].longitude, Some(116.3));
+        assert_eq!(items[0].latitude, None);
+        assert_eq!(items[0].ptz_type, Some(1));
+        assert_eq!(items[1].id, None);
+    }
+
+    #[test]
+    fn device_info_and_unknown_cmd() {
+        let m = parse(b"<Response><CmdType>DeviceInfo</CmdType><SN>1</SN><DeviceID>1</DeviceID><DeviceName>IPC</DeviceName><Channel>4</Channel><Result>OK</Result></Response>").unwrap();
+        let Body::DeviceInfo(info) = m.body else { panic!() };
+        assert_eq!(info.channels, Some(4));
+        let m = parse(b"<Notify><CmdType>MobilePosition</CmdType></Notify>").unwrap();
+        assert_eq!(m.body, Body::Other);
+        assert!(parse(b"<Notify></Notify>").is_err());
+        assert!(parse(&vec![b' '; MAX_BODY + 1]).is_err());
+    }
+}
