@@ -2,6 +2,7 @@
 //! records, events. A process that writes one and a process that reads it use the same type.
 
 use gb::ids::{DeviceId, NodeId};
+pub use gb::sdp::MediaTransport;
 use serde::{Deserialize, Serialize};
 
 /// Pub/sub channel on which every online/offline change of a device is published (JSON
@@ -47,4 +48,224 @@ pub struct MediaNodeRecord {
     pub cpu: f64,
     #[serde(default)]
     pub updated_ms: u64,
+}
+
+/// Pub/sub channel of play session events (JSON, the sip-server's `PlayEvent`).
+pub const PLAY_EVENTS: &str = "gbc:events:play";
+
+/// The kinds of node that announce themselves in the Store (`put_node`), each also the name of
+/// its load pool where it has one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodeKind {
+    /// sip-servers (record: `SipNodeRecord`).
+    Sip,
+    /// stream-servers (record: `MediaNodeRecord`; load pool of streams).
+    Media,
+    /// nvr-pushers (load pool of pushes).
+    Nvr,
+}
+
+impl NodeKind {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            NodeKind::Sip => "sip",
+            NodeKind::Media => "media",
+            NodeKind::Nvr => "nvr",
+        }
+    }
+}
+
+/// A sip-server's record in the Store (kind `sip`): other nodes route calls to it while it is
+/// there.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SipNodeRecord {
+    pub id: String,
+    /// The host cameras reach its SIP listener at.
+    pub sip: String,
+    pub api_port: u16,
+}
+
+/// What happened to a stream on a media node, published on `STREAM_EVENTS`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StreamEventKind {
+    /// A receiver was opened.
+    Opened,
+    /// Its first media arrived.
+    Started,
+    /// No media for the node's timeout (followed by `Closed`).
+    NoData,
+    /// No player for the stream's `no_viewer_secs`.
+    NoViewers,
+    /// The receiver is gone (`reason` says why).
+    Closed,
+    /// Sent by a newer node: ignored, never an error.
+    #[serde(other)]
+    Unknown,
+}
+
+/// Why a media node closed a receiver.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CloseReason {
+    /// Closed through the API.
+    Api,
+    NoData,
+    /// The camera closed its TCP connection.
+    PeerClosed,
+    /// TCP active: could not connect to the camera.
+    ConnectFailed,
+    /// The node is stopping.
+    Shutdown,
+    /// Sent by a newer node.
+    #[serde(other)]
+    Unknown,
+}
+
+impl CloseReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CloseReason::Api => "api",
+            CloseReason::NoData => "no_data",
+            CloseReason::PeerClosed => "peer_closed",
+            CloseReason::ConnectFailed => "connect_failed",
+            CloseReason::Shutdown => "shutdown",
+            CloseReason::Unknown => "unknown",
+        }
+    }
+}
+
+/// One stream event as published on `STREAM_EVENTS`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamEvent {
+    pub event: StreamEventKind,
+    pub stream_id: String,
+    /// The media node's id.
+    pub node: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<CloseReason>,
+    #[serde(default)]
+    pub at_ms: u64,
+}
+
+/// `POST /api/v1/receivers` on a media node: open an RTP receiver.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReceiverOpen {
+    pub stream_id: String,
+    /// Decimal SSRC (GB's 10 digits), or absent to accept the first one seen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssrc: Option<u32>,
+    /// UDP when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transport: Option<MediaTransport>,
+    /// TCP active: the camera's address from its SDP answer (may also come later).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer: Option<String>,
+    /// Raise `no_viewers` after this long without a player (overrides the node's default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub no_viewer_secs: Option<u64>,
+    /// A connected RTMP push counts as a player for `no_viewers`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub push_holds_open: Option<bool>,
+}
+
+/// The answer to `ReceiverOpen`: where the camera sends (UDP, TCP passive) or the node's port
+/// (TCP active).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReceiverOpened {
+    pub stream_id: String,
+    pub ip: String,
+    pub port: u16,
+    pub transport: MediaTransport,
+    #[serde(default)]
+    pub ssrc: Option<u32>,
+}
+
+/// `POST /api/v1/receivers/{id}/answer`: what the camera's SDP answer says.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReceiverAnswer {
+    /// The SSRC the camera's answer named, if not the one offered.
+    #[serde(default)]
+    pub ssrc: Option<u32>,
+    /// TCP active: the camera's address from the answer.
+    #[serde(default)]
+    pub peer: Option<String>,
+}
+
+/// `POST /api/v1/receivers/{id}/connect` (TCP active): where the camera listens.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReceiverConnect {
+    pub peer: String,
+}
+
+/// What happened to a play session, published on `PLAY_EVENTS` by the sip-server driving it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PlayEventKind {
+    /// The camera answered and the session is up.
+    Started,
+    /// The session moved to another media node (same stream id).
+    Recovered,
+    /// The session ended (`reason` says why).
+    Closed,
+    #[serde(other)]
+    Unknown,
+}
+
+/// One play session event as published on `PLAY_EVENTS`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlayEvent {
+    pub event: PlayEventKind,
+    pub stream_id: String,
+    pub device_id: String,
+    pub channel_id: String,
+    pub media_node: String,
+    pub sip_node: String,
+    /// For `Closed`: `stopped`, `no_viewers`, `no_data`, `camera_bye`, `device_offline`, …
+    pub reason: Option<String>,
+    pub at_ms: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stream_events_read_as_the_media_node_writes_them() {
+        let ev = StreamEvent {
+            event: StreamEventKind::Closed,
+            stream_id: "s1".into(),
+            node: "media-1".into(),
+            reason: Some(CloseReason::PeerClosed),
+            at_ms: 7,
+        };
+        let json = serde_json::to_string(&ev).unwrap();
+        assert_eq!(json, r#"{"event":"closed","stream_id":"s1","node":"media-1","reason":"peer_closed","at_ms":7}"#);
+        assert_eq!(serde_json::from_str::<StreamEvent>(&json).unwrap(), ev);
+    }
+
+    #[test]
+    fn unknown_event_kinds_and_reasons_from_newer_nodes_are_read_not_refused() {
+        let ev: StreamEvent = serde_json::from_str(r#"{"event":"paused","stream_id":"s","node":"n","reason":"moon"}"#).unwrap();
+        assert_eq!(ev.event, StreamEventKind::Unknown);
+        assert_eq!(ev.reason, Some(CloseReason::Unknown));
+    }
+
+    #[test]
+    fn receiver_open_body_round_trips_and_refuses_unknown_fields() {
+        let open = ReceiverOpen {
+            stream_id: "s".into(),
+            ssrc: Some(200_000_001),
+            transport: Some(MediaTransport::TcpActive),
+            no_viewer_secs: Some(30),
+            ..Default::default()
+        };
+        let json = serde_json::to_string(&open).unwrap();
+        assert_eq!(json, r#"{"stream_id":"s","ssrc":200000001,"transport":"tcp-active","no_viewer_secs":30}"#);
+        assert_eq!(serde_json::from_str::<ReceiverOpen>(&json).unwrap(), open);
+        assert!(serde_json::from_str::<ReceiverOpen>(r#"{"stream_id":"s","bogus":1}"#).is_err());
+    }
 }

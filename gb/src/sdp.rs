@@ -4,13 +4,36 @@
 
 use std::fmt::Write as _;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How the camera sends RTP, named from the media node's side as in the GB SDP offer. The one
+/// transport type of the play path: the API, the sip-server, the receiver API and the SDP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum MediaTransport {
     Udp,
-    /// TCP, we listen (`a=setup:passive` in our offer).
+    /// TCP, the media node listens and the camera connects (`a=setup:passive` in our offer).
     TcpPassive,
-    /// TCP, we connect (`a=setup:active` in our offer).
+    /// TCP, the media node connects to the camera (`a=setup:active` in our offer).
     TcpActive,
+}
+
+impl MediaTransport {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MediaTransport::Udp => "udp",
+            MediaTransport::TcpPassive => "tcp-passive",
+            MediaTransport::TcpActive => "tcp-active",
+        }
+    }
+
+    /// As an operator writes it: the serde names, and `tcp` for TCP passive.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "udp" => Some(MediaTransport::Udp),
+            "tcp-passive" | "tcp" => Some(MediaTransport::TcpPassive),
+            "tcp-active" => Some(MediaTransport::TcpActive),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

@@ -48,7 +48,7 @@ async fn sessions(State(p): State<Arc<Pusher>>) -> Json<Value> {
 async fn nodes(State(p): State<Arc<Pusher>>) -> Json<Value> {
     let items: Vec<Value> = p
         .store
-        .list_nodes(crate::service::NODE_KIND)
+        .list_nodes(cluster::wire::NodeKind::Nvr.as_str())
         .await
         .unwrap_or_default()
         .into_iter()

@@ -50,7 +50,11 @@ pub async fn start(cfg: NvrConfig, store: Arc<dyn Store>, shutdown: Cancellation
     *pusher.api_url.lock().unwrap_or_else(|e| e.into_inner()) = advertise;
     pusher.clear_leftovers().await;
     let rec = serde_json::to_string(&pusher.record())?;
-    pusher.store.put_node(service::NODE_KIND, &pusher.node, &rec, 6000).await.map_err(|e| anyhow::anyhow!("registering the node: {e}"))?;
+    pusher
+        .store
+        .put_node(cluster::wire::NodeKind::Nvr.as_str(), &pusher.node, &rec, 6000)
+        .await
+        .map_err(|e| anyhow::anyhow!("registering the node: {e}"))?;
     tokio::spawn(pusher.clone().housekeeping());
     let app = api::router(pusher.clone());
     tokio::spawn(async move {

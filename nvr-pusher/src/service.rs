@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use cluster::store::{LoadCandidate, Store};
+use cluster::wire::NodeKind;
 use kit::http_client::{self, Request};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -29,8 +30,9 @@ use crate::vendor::{LocalTime, NvrCategory, Ptz};
 use crate::vendor_http::{VendorError, VendorHttp};
 use crate::{dahua, isapi, metrics};
 
-pub const NODE_KIND: &str = "nvr";
-pub const POOL: &str = "nvr";
+/// Store node kind and load pool of nvr-pushers.
+const NODE_KIND: &str = NodeKind::Nvr.as_str();
+const POOL: &str = NodeKind::Nvr.as_str();
 pub const SESSIONS: &str = "nvr_sessions";
 /// Set on a request one node forwards to another: serve it here, its load unit is reserved.
 pub const FORWARDED: &str = "X-Gbc-Nvr-Forwarded";

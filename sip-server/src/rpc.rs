@@ -8,15 +8,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use cluster::wire::NodeKind;
 use gb::ids::{DeviceId, NodeId};
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
 use crate::play::{manager, PlayError, PlayTransport};
 use crate::server::{node_channel, NodeCommand, Shared};
-
-/// Store node kind under which sip-servers announce themselves.
-pub const SIP_KIND: &str = "sip";
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "call", rename_all = "snake_case")]
@@ -70,7 +68,7 @@ pub async fn call(shared: &Arc<Shared>, node: &NodeId, call: Call) -> Reply {
     if *node == shared.node {
         return handle(shared, call).await;
     }
-    let live = shared.store.list_nodes(SIP_KIND).await.map_err(PlayError::from)?;
+    let live = shared.store.list_nodes(NodeKind::Sip.as_str()).await.map_err(PlayError::from)?;
     if !live.iter().any(|(id, _)| id == node.as_str()) {
         return Err(PlayError::OwnerUnreachable(format!("{node} (not running; the device will register with another node)")));
     }

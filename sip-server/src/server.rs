@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use cluster::store::Store;
 use cluster::wire::PresenceEvent;
-use cluster::wire::DEVICE_EVENTS;
+use cluster::wire::{NodeKind, SipNodeRecord, DEVICE_EVENTS};
 use gb::catalog::CatalogAggregator;
 use gb::ids::{DeviceId, NodeId, ServerId};
 use gb::model::SipTransport;
@@ -333,9 +333,10 @@ pub async fn run(cfg: SipConfig, api: ApiConfig, store: Arc<dyn Store>, shutdown
 /// Keeps this node's record (kind `sip`) in the Store, so other nodes know it is alive before
 /// routing a call to it; removed on a clean stop.
 async fn announce(shared: Arc<Shared>, api_addr: SocketAddr, shutdown: CancellationToken) {
-    let rec = serde_json::json!({"id": shared.node, "sip": shared.contact_host, "api_port": api_addr.port()}).to_string();
+    let rec = SipNodeRecord { id: shared.node.to_string(), sip: shared.contact_host.clone(), api_port: api_addr.port() };
+    let rec = serde_json::to_string(&rec).expect("a record of strings and numbers serialises");
     loop {
-        if let Err(e) = shared.store.put_node(crate::rpc::SIP_KIND, shared.node.as_str(), &rec, 6000).await {
+        if let Err(e) = shared.store.put_node(NodeKind::Sip.as_str(), shared.node.as_str(), &rec, 6000).await {
             tracing::warn!(error = %e, "announcing this node failed");
         }
         tokio::select! {
@@ -343,7 +344,7 @@ async fn announce(shared: Arc<Shared>, api_addr: SocketAddr, shutdown: Cancellat
             _ = tokio::time::sleep(Duration::from_secs(2)) => {}
         }
     }
-    let _ = shared.store.remove_node(crate::rpc::SIP_KIND, shared.node.as_str()).await;
+    let _ = shared.store.remove_node(NodeKind::Sip.as_str(), shared.node.as_str()).await;
 }
 
 async fn udp_loop(shared: Arc<Shared>, shutdown: CancellationToken) {

@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use bytes::Bytes;
-use serde::Deserialize;
+use cluster::wire::{ReceiverAnswer, ReceiverConnect, ReceiverOpen};
 use serde_json::json;
 use tokio::sync::broadcast::error::RecvError;
 
@@ -39,21 +39,6 @@ impl From<OpenError> for ApiError {
 
 type ApiResult<T> = Result<T, ApiError>;
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct OpenBody {
-    stream_id: String,
-    /// Decimal SSRC (GB's 10 digits), or absent to accept the first one seen.
-    ssrc: Option<u32>,
-    transport: Option<Transport>,
-    /// TCP active: the camera's address from its SDP answer (may also come later via connect).
-    peer: Option<String>,
-    /// Raise `no_viewers` after this long without a player (overrides `no_viewer_event_secs`).
-    no_viewer_secs: Option<u64>,
-    /// A connected RTMP push counts as a player for `no_viewers`.
-    push_holds_open: Option<bool>,
-}
-
 fn parse_peer(p: Option<&str>) -> ApiResult<Option<SocketAddr>> {
     p.map(|p| p.parse::<SocketAddr>().map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, format!("peer must be ip:port, not {p:?}"))))
         .transpose()
@@ -61,7 +46,7 @@ fn parse_peer(p: Option<&str>) -> ApiResult<Option<SocketAddr>> {
 
 async fn open(
     State(node): State<Arc<Node>>,
-    body: Result<Json<OpenBody>, axum::extract::rejection::JsonRejection>,
+    body: Result<Json<ReceiverOpen>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult<impl IntoResponse> {
     let b = json_body(body)?;
     let peer = parse_peer(b.peer.as_deref())?;
@@ -77,16 +62,10 @@ async fn open(
     Ok(Json(opened))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ConnectBody {
-    peer: String,
-}
-
 async fn connect(
     State(node): State<Arc<Node>>,
     Path(id): Path<String>,
-    body: Result<Json<ConnectBody>, axum::extract::rejection::JsonRejection>,
+    body: Result<Json<ReceiverConnect>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult<impl IntoResponse> {
     let b = json_body(body)?;
     let peer: SocketAddr =
@@ -98,21 +77,12 @@ async fn connect(
     }
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct AnswerBody {
-    /// The SSRC the camera's SDP answer named, if not the one offered.
-    ssrc: Option<u32>,
-    /// TCP active: the camera's address from the answer.
-    peer: Option<String>,
-}
-
 /// `POST /receivers/{id}/answer`: what the camera's SDP answer says — its own SSRC (accepted from
 /// now on, with ours) and, for TCP active, its address.
 async fn answer(
     State(node): State<Arc<Node>>,
     Path(id): Path<String>,
-    body: Result<Json<AnswerBody>, axum::extract::rejection::JsonRejection>,
+    body: Result<Json<ReceiverAnswer>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult<impl IntoResponse> {
     let b = json_body(body)?;
     let peer = parse_peer(b.peer.as_deref())?;

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use cluster::store::Store;
-use cluster::wire::STREAM_EVENTS;
+use cluster::wire::{NodeKind, StreamEvent, StreamEventKind, STREAM_EVENTS};
 use media::flv::FlvOptions;
 use serde::Serialize;
 use tokio::net::{TcpListener, UdpSocket};
@@ -23,7 +23,6 @@ use crate::receiver;
 use crate::stream::{valid_stream_id, CloseReason, StreamEntry, StreamStats, Transport, Worker};
 
 /// Store node kind for media nodes.
-pub const NODE_KIND: &str = "media";
 
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
@@ -43,24 +42,8 @@ pub enum OpenError {
     Io(#[from] std::io::Error),
 }
 
-#[derive(Debug, Clone, Serialize)]
-pub struct Opened {
-    pub stream_id: String,
-    pub ip: String,
-    pub port: u16,
-    pub transport: Transport,
-    pub ssrc: Option<u32>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct StreamEvent {
-    pub event: &'static str,
-    pub stream_id: String,
-    pub node: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<&'static str>,
-    pub at_ms: u64,
-}
+/// The answer to a receiver open.
+pub use cluster::wire::ReceiverOpened as Opened;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct StreamView {
@@ -132,8 +115,8 @@ impl Node {
         self.streams.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub fn event(&self, event: &'static str, stream_id: &str, reason: Option<&'static str>) {
-        tracing::info!(stream = stream_id, reason = reason.unwrap_or(""), "stream {event}");
+    pub fn event(&self, event: StreamEventKind, stream_id: &str, reason: Option<CloseReason>) {
+        tracing::info!(stream = stream_id, reason = reason.map_or("", CloseReason::as_str), ?event, "stream event");
         // Counted before it is queued, so a clean stop waits for it to be published.
         self.events_pending.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let queued = self.events.try_send(StreamEvent {
@@ -263,7 +246,7 @@ impl Node {
         );
         let node = self.clone();
         let e2 = entry.clone();
-        let on_started = move || node.event("started", &e2.id, None);
+        let on_started = move || node.event(StreamEventKind::Started, &e2.id, None);
         let node = self.clone();
         let e2 = entry.clone();
         let poll = (self.cfg.udp_poll_ms > 0).then(|| Duration::from_millis(self.cfg.udp_poll_ms));
@@ -287,7 +270,7 @@ impl Node {
             }
         }
         crate::push::spawn(self, &entry);
-        self.event("opened", stream_id, None);
+        self.event(StreamEventKind::Opened, stream_id, None);
         Ok(self.opened(&entry))
     }
 
@@ -304,9 +287,9 @@ impl Node {
         let mut g = self.lock();
         if g.get(&entry.id).is_some_and(|cur| Arc::ptr_eq(cur, entry)) {
             if reason == CloseReason::NoData {
-                self.event("no_data", &entry.id, Some(reason.as_str()));
+                self.event(StreamEventKind::NoData, &entry.id, Some(reason));
             }
-            self.event("closed", &entry.id, Some(reason.as_str()));
+            self.event(StreamEventKind::Closed, &entry.id, Some(reason));
             g.remove(&entry.id);
         }
     }
@@ -378,7 +361,7 @@ impl Node {
         loop {
             let rec = self.record(cpu.sample());
             if let Ok(json) = serde_json::to_string(&rec) {
-                if let Err(e) = self.store.put_node(NODE_KIND, &self.id, &json, ttl).await {
+                if let Err(e) = self.store.put_node(NodeKind::Media.as_str(), &self.id, &json, ttl).await {
                     tracing::warn!("node heartbeat: {e}");
                 }
             }
@@ -401,7 +384,7 @@ impl Node {
         {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        if let Err(e) = self.store.remove_node(NODE_KIND, &self.id).await {
+        if let Err(e) = self.store.remove_node(NodeKind::Media.as_str(), &self.id).await {
             tracing::warn!("removing the node record: {e}");
         }
     }
@@ -425,7 +408,7 @@ impl Node {
             } else if last.elapsed() >= limit {
                 *last = Instant::now();
                 drop(last);
-                self.event("no_viewers", &e.id, None);
+                self.event(StreamEventKind::NoViewers, &e.id, None);
             }
         }
     }

@@ -256,7 +256,7 @@ pub async fn run_single_port(node: std::sync::Arc<crate::node::Node>, sock: UdpS
                     }
                     match w.on_tick(now) {
                         TickOutcome::Continue => {}
-                        TickOutcome::Started => node.event("started", &w.entry.id, None),
+                        TickOutcome::Started => node.event(cluster::wire::StreamEventKind::Started, &w.entry.id, None),
                         TickOutcome::Close(r) => done.push((*ssrc, r)),
                     }
                 }

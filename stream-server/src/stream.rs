@@ -6,47 +6,18 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::hub::Hub;
 use crate::pipeline::{Pipeline, Refused};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Transport {
-    Udp,
-    /// We listen, the camera connects.
-    TcpPassive,
-    /// We connect to the camera.
-    TcpActive,
-}
+/// How the camera sends RTP to this node (the receiver API's `transport`).
+pub use cluster::wire::MediaTransport as Transport;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum CloseReason {
-    /// Closed through the API.
-    Api,
-    NoData,
-    /// The camera closed its TCP connection.
-    PeerClosed,
-    /// TCP active: could not connect to the camera.
-    ConnectFailed,
-    Shutdown,
-}
-
-impl CloseReason {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CloseReason::Api => "api",
-            CloseReason::NoData => "no_data",
-            CloseReason::PeerClosed => "peer_closed",
-            CloseReason::ConnectFailed => "connect_failed",
-            CloseReason::Shutdown => "shutdown",
-        }
-    }
-}
+/// Why a receiver closed (reported in its `closed` event).
+pub use cluster::wire::CloseReason;
 
 /// Ids travel in URLs and RTMP paths: keep them to a safe alphabet.
 pub fn valid_stream_id(id: &str) -> bool {

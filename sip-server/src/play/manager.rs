@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use cluster::registry::Device;
-use cluster::wire::MediaNodeRecord;
+use cluster::wire::{MediaNodeRecord, NodeKind, PlayEvent, PlayEventKind};
 use gb::ids::DeviceId;
 use gb::model::SipTransport;
 use gb::sdp::{GbSdp, Session as SdpSession};
@@ -24,7 +24,7 @@ use crate::metrics;
 use crate::server::Shared;
 
 /// Pub/sub channel of play session events (`started`, `recovered`, `closed` + reason).
-pub const PLAY_EVENTS: &str = "gbc:events:play";
+pub use cluster::wire::PLAY_EVENTS;
 
 /// What this node keeps in memory about the sessions it drives.
 #[derive(Default)]
@@ -186,18 +186,19 @@ pub async fn check_target(shared: &Shared, device_id: &DeviceId, channel_id: &st
     Ok(dev)
 }
 
-async fn publish(shared: &Shared, event: &str, s: &Session, reason: Option<&str>) {
-    let ev = serde_json::json!({
-        "event": event,
-        "stream_id": s.stream_id,
-        "device_id": s.device_id,
-        "channel_id": s.channel_id,
-        "media_node": s.media_node,
-        "sip_node": s.sip_node,
-        "reason": reason,
-        "at_ms": kit::clock::now_ms(),
-    });
-    if let Err(e) = shared.store.publish(PLAY_EVENTS, &ev.to_string()).await {
+async fn publish(shared: &Shared, event: PlayEventKind, s: &Session, reason: Option<&str>) {
+    let ev = PlayEvent {
+        event,
+        stream_id: s.stream_id.clone(),
+        device_id: s.device_id.to_string(),
+        channel_id: s.channel_id.to_string(),
+        media_node: s.media_node.clone(),
+        sip_node: s.sip_node.to_string(),
+        reason: reason.map(str::to_owned),
+        at_ms: kit::clock::now_ms(),
+    };
+    let ev = serde_json::to_string(&ev).expect("a record of strings and numbers serialises");
+    if let Err(e) = shared.store.publish(PLAY_EVENTS, &ev).await {
         tracing::warn!(error = %e, "publishing play event failed");
     }
 }
@@ -277,7 +278,7 @@ async fn play_locked(
             s.state = SessionState::Playing;
             s.started_ms = Some(kit::clock::now_ms());
             store.table_put(session::TABLE, id, &s.to_json()).await?;
-            publish(shared, "started", &s, None).await;
+            publish(shared, PlayEventKind::Started, &s, None).await;
             tracing::info!(stream = id, media_node = %s.media_node, transport = transport.as_str(), ssrc = %s.ssrc, "play started");
             Ok(PlayAnswer::of(&s, false))
         }
@@ -306,7 +307,7 @@ async fn establish(shared: &Arc<Shared>, dev: &Device, s: &mut Session, exclude:
         match api.open(&s.stream_id, ssrc_num, s.transport).await {
             Ok((ip, port)) => break (node, ip, port),
             Err(e) => {
-                let _ = shared.store.release_load(media::KIND, &node.id).await;
+                let _ = shared.store.release_load(NodeKind::Media.as_str(), &node.id).await;
                 tracing::warn!(stream = %s.stream_id, node = %node.id, error = %e, "media node could not open a receiver");
                 tried.push(node.id.clone());
                 if tried.len() - exclude.len() >= 2 {
@@ -318,7 +319,7 @@ async fn establish(shared: &Arc<Shared>, dev: &Device, s: &mut Session, exclude:
     let api = MediaApi { cfg, node: &node.id, api_url: &node.api_url };
     let undo = |e: PlayError| async {
         let _ = api.close(&s.stream_id).await;
-        let _ = shared.store.release_load(media::KIND, &node.id).await;
+        let _ = shared.store.release_load(NodeKind::Media.as_str(), &node.id).await;
         e
     };
     let offer = GbSdp {
@@ -328,7 +329,7 @@ async fn establish(shared: &Arc<Shared>, dev: &Device, s: &mut Session, exclude:
         ip: ip.clone(),
         time: (0, 0),
         media_port: port,
-        transport: s.transport.sdp(),
+        transport: s.transport,
         rtpmap: vec![(96, "PS".into()), (98, "H264".into()), (97, "MPEG4".into())],
         direction: Some("recvonly".into()),
         ssrc: Some(s.ssrc.clone()),
@@ -496,11 +497,11 @@ async fn teardown_locked(shared: &Arc<Shared>, id: &str, reason: EndReason) -> O
         if let Err(e) = api.close(id).await {
             tracing::info!(stream = id, error = %e, "closing the receiver failed (node gone?)");
         }
-        let _ = store.release_load(media::KIND, &s.media_node).await;
+        let _ = store.release_load(NodeKind::Media.as_str(), &s.media_node).await;
     }
     let _ = store.release_ssrc(&s.ssrc, id).await;
     metrics::SESSIONS_CLOSED.inc();
-    publish(shared, "closed", &s, Some(reason.as_str())).await;
+    publish(shared, PlayEventKind::Closed, &s, Some(reason.as_str())).await;
     tracing::info!(stream = id, reason = reason.as_str(), media_node = %s.media_node, "play session closed");
     Some(s)
 }
@@ -557,7 +558,7 @@ async fn recover_once(shared: &Arc<Shared>, id: &str, dead: &str, noticed: Insta
         s.state = SessionState::Recovering;
         store.table_put(session::TABLE, id, &s.to_json()).await?;
         // The old node no longer carries it (once per move: later attempts skip this block).
-        let _ = store.release_load(media::KIND, dead).await;
+        let _ = store.release_load(NodeKind::Media.as_str(), dead).await;
         if let Some(mut d) = shared.plays.drop_dialog(id).or(s.dialog.take()) {
             let _ = dialog::bye(shared, &dev, &mut d).await;
         }
@@ -569,7 +570,7 @@ async fn recover_once(shared: &Arc<Shared>, id: &str, dead: &str, noticed: Insta
     s.last_recovery_ms = Some(took);
     store.table_put(session::TABLE, id, &s.to_json()).await?;
     metrics::PLAY_RECOVERIES.inc();
-    publish(shared, "recovered", &s, None).await;
+    publish(shared, PlayEventKind::Recovered, &s, None).await;
     tracing::info!(stream = id, from = dead, to = %s.media_node, took_ms = took, "session moved to another media node");
     Ok(())
 }

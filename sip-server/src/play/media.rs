@@ -6,16 +6,13 @@ use std::time::Duration;
 
 use cluster::store::{LoadCandidate, Store};
 use cluster::wire::MediaNodeRecord;
+use cluster::wire::{NodeKind, ReceiverAnswer, ReceiverOpen, ReceiverOpened};
 use kit::http_client;
-use serde_json::json;
 
 use super::{PlayConfig, PlayError, PlayTransport};
 
-/// Store node kind and load pool of media nodes.
-pub const KIND: &str = "media";
-
 pub async fn live_nodes(store: &dyn Store) -> Result<Vec<MediaNodeRecord>, PlayError> {
-    let rows = store.list_nodes(KIND).await?;
+    let rows = store.list_nodes(NodeKind::Media.as_str()).await?;
     Ok(rows
         .into_iter()
         .filter_map(|(id, raw)| match serde_json::from_str::<MediaNodeRecord>(&raw) {
@@ -49,7 +46,7 @@ pub async fn reserve(store: &dyn Store, exclude: &[String]) -> Result<MediaNodeR
         })
         .collect();
     let chosen = store
-        .reserve_least_loaded(KIND, &candidates)
+        .reserve_least_loaded(NodeKind::Media.as_str(), &candidates)
         .await?
         .ok_or_else(|| PlayError::NoMediaNode(format!("all {} stream-servers are at capacity", nodes.len())))?;
     nodes.into_iter().find(|n| n.id == chosen).ok_or_else(|| PlayError::Internal("reserved node vanished".into()))
@@ -79,28 +76,28 @@ impl MediaApi<'_> {
     /// Opens a receiver; returns the address the camera is to send to (UDP, TCP passive) or the
     /// media node's port (TCP active).
     pub async fn open(&self, stream_id: &str, ssrc: u32, transport: PlayTransport) -> Result<(String, u16), PlayError> {
-        let body = json!({
-            "stream_id": stream_id,
-            "ssrc": ssrc,
-            "transport": transport.as_str(),
-            "no_viewer_secs": self.cfg.no_viewer_secs,
-            "push_holds_open": self.cfg.push_holds_open,
-        })
-        .to_string();
+        let body = ReceiverOpen {
+            stream_id: stream_id.to_owned(),
+            ssrc: Some(ssrc),
+            transport: Some(transport),
+            peer: None,
+            no_viewer_secs: Some(self.cfg.no_viewer_secs),
+            push_holds_open: Some(self.cfg.push_holds_open),
+        };
+        let body = serde_json::to_string(&body).expect("a body of strings and numbers serialises");
         let r = self.call("POST", "/api/v1/receivers", Some(&body)).await?;
         if !r.ok() {
             return Err(self.fail(format!("open answered {}: {}", r.status, r.error_message())));
         }
-        let v = r.json().ok_or_else(|| self.fail("open answered no JSON".into()))?;
-        let ip = v["ip"].as_str().ok_or_else(|| self.fail("open answer without ip".into()))?;
-        let port = v["port"].as_u64().and_then(|p| u16::try_from(p).ok()).ok_or_else(|| self.fail("open answer without port".into()))?;
-        Ok((ip.to_owned(), port))
+        let opened: ReceiverOpened = serde_json::from_slice(&r.body).map_err(|e| self.fail(format!("open answer unreadable: {e}")))?;
+        Ok((opened.ip, opened.port))
     }
 
     /// Passes on what the camera's SDP answer says: its own SSRC (when not ours) and, for TCP
     /// active, where it listens.
     pub async fn answer(&self, stream_id: &str, ssrc: Option<u32>, peer: Option<SocketAddr>) -> Result<(), PlayError> {
-        let body = json!({ "ssrc": ssrc, "peer": peer.map(|p| p.to_string()) }).to_string();
+        let body = ReceiverAnswer { ssrc, peer: peer.map(|p| p.to_string()) };
+        let body = serde_json::to_string(&body).expect("a body of strings and numbers serialises");
         let r = self.call("POST", &format!("/api/v1/receivers/{stream_id}/answer"), Some(&body)).await?;
         if r.ok() {
             Ok(())

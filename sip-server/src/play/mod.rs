@@ -22,43 +22,8 @@ use serde::{Deserialize, Serialize};
 pub use manager::Plays;
 pub use session::{Session, SessionState};
 
-/// How the camera sends RTP, named from the media node's side as in the GB SDP offer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum PlayTransport {
-    Udp,
-    /// The media node listens, the camera connects (`a=setup:passive` in our offer).
-    TcpPassive,
-    /// The media node connects to the camera (`a=setup:active`).
-    TcpActive,
-}
-
-impl PlayTransport {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PlayTransport::Udp => "udp",
-            PlayTransport::TcpPassive => "tcp-passive",
-            PlayTransport::TcpActive => "tcp-active",
-        }
-    }
-
-    pub fn sdp(self) -> gb::sdp::MediaTransport {
-        match self {
-            PlayTransport::Udp => gb::sdp::MediaTransport::Udp,
-            PlayTransport::TcpPassive => gb::sdp::MediaTransport::TcpPassive,
-            PlayTransport::TcpActive => gb::sdp::MediaTransport::TcpActive,
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "udp" => Some(PlayTransport::Udp),
-            "tcp-passive" | "tcp" => Some(PlayTransport::TcpPassive),
-            "tcp-active" => Some(PlayTransport::TcpActive),
-            _ => None,
-        }
-    }
-}
+/// How the camera sends RTP (the one transport type of the play path).
+pub use gb::sdp::MediaTransport as PlayTransport;
 
 /// `play.default_transport`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]

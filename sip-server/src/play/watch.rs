@@ -6,25 +6,13 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use cluster::wire::PresenceEvent;
-use cluster::wire::{DEVICE_EVENTS, STREAM_EVENTS};
-use serde::Deserialize;
+use cluster::wire::{CloseReason, NodeKind, PresenceEvent, StreamEvent, StreamEventKind, DEVICE_EVENTS, STREAM_EVENTS};
 use tokio_util::sync::CancellationToken;
 
 use super::manager::{self, EndReason};
 use super::{media, session};
 use crate::error::SipError;
 use crate::server::Shared;
-
-/// A stream-server event (`stream_server::node::StreamEvent`).
-#[derive(Debug, Deserialize)]
-struct StreamEvent {
-    event: String,
-    stream_id: String,
-    node: String,
-    #[serde(default)]
-    reason: Option<String>,
-}
 
 /// What a stream event means for a session of ours on that node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,11 +23,13 @@ enum Verdict {
 }
 
 fn verdict(ev: &StreamEvent) -> Verdict {
-    match (ev.event.as_str(), ev.reason.as_deref()) {
-        ("no_viewers", _) => Verdict::End(EndReason::NoViewers),
-        ("closed", Some("no_data" | "peer_closed" | "connect_failed")) => Verdict::End(EndReason::NoData),
+    match (ev.event, ev.reason) {
+        (StreamEventKind::NoViewers, _) => Verdict::End(EndReason::NoViewers),
+        (StreamEventKind::Closed, Some(CloseReason::NoData | CloseReason::PeerClosed | CloseReason::ConnectFailed)) => {
+            Verdict::End(EndReason::NoData)
+        }
         // A node stopping cleanly takes its streams down: move them as if it had died.
-        ("closed", Some("shutdown")) => Verdict::Move,
+        (StreamEventKind::Closed, Some(CloseReason::Shutdown)) => Verdict::Move,
         // `closed` by the API is our own teardown or move; the rest is informational.
         _ => Verdict::Ignore,
     }
@@ -158,7 +148,7 @@ async fn liveness(shared: Arc<Shared>, shutdown: CancellationToken) {
         for node in dead_nodes {
             tracing::warn!(node = %node, "media node gone (heartbeat expired): moving its sessions");
             // Its count in the load pool no longer means anything.
-            let _ = shared.store.clear_load(media::KIND, &node).await;
+            let _ = shared.store.clear_load(NodeKind::Media.as_str(), &node).await;
         }
     }
 }
@@ -167,7 +157,7 @@ async fn liveness(shared: Arc<Shared>, shutdown: CancellationToken) {
 /// checks in a row, they are closed by whichever node takes the record first — BYE from the
 /// stored dialog, receiver, SSRC and load released — rather than held forever.
 async fn reap_orphans(shared: &Arc<Shared>, seen: &mut HashSet<String>) {
-    let Ok(live) = shared.store.list_nodes(crate::rpc::SIP_KIND).await else { return };
+    let Ok(live) = shared.store.list_nodes(NodeKind::Sip.as_str()).await else { return };
     let live: HashSet<String> = live.into_iter().map(|(id, _)| id).collect();
     let Ok(all) = session::list(shared.store.as_ref()).await else { return };
     let orphans: HashSet<String> =
@@ -196,7 +186,9 @@ mod tests {
     use super::*;
 
     fn ev(event: &str, reason: Option<&str>) -> StreamEvent {
-        StreamEvent { event: event.into(), stream_id: "s".into(), node: "n".into(), reason: reason.map(str::to_owned) }
+        // As the media node writes them, through the one contract type.
+        let json = serde_json::json!({"event": event, "stream_id": "s", "node": "n", "reason": reason});
+        serde_json::from_value(json).expect("a stream event")
     }
 
     #[test]
