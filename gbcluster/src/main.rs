@@ -272,7 +272,8 @@ async fn sim_media(m: MediaArgs, shutdown: CancellationToken) -> anyhow::Result<
     let mut tasks = Vec::new();
     for (id, ssrc, target) in targets {
         let src = src.clone();
-        let opts = SendOptions { transport, target, ssrc, loops: 0, impairment: Impairment { loss: m.loss, reorder: m.reorder } };
+        let opts =
+            SendOptions { transport, target, ssrc, loops: 0, impairment: Impairment { loss: m.loss, reorder: m.reorder, seed: None } };
         let stop = stop.clone();
         tasks.push((id, tokio::spawn(async move { media::send(&src, opts, stop).await })));
     }

@@ -197,6 +197,23 @@ pub struct Impairment {
     pub loss: f64,
     /// Probability a packet is held back and sent after the next one.
     pub reorder: f64,
+    /// Seed of the dice, so a test's losses are the same every run (`None`: a random seed).
+    pub seed: Option<u64>,
+}
+
+/// SplitMix64: the impairment's dice, reproducible from a seed.
+struct Dice(u64);
+
+impl Dice {
+    /// A uniform value in [0, 1).
+    fn roll(&mut self) -> f64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        (z >> 11) as f64 / (1u64 << 53) as f64
+    }
 }
 
 pub struct SendOptions {
@@ -258,6 +275,7 @@ pub async fn send_with(
     let mut stats = SendStats::default();
     let mut buf = Vec::with_capacity(256 * 1024);
     let mut held: Option<Vec<u8>> = None;
+    let mut dice = Dice(opts.impairment.seed.unwrap_or_else(rand::random));
     let start = Instant::now();
     let mut loop_no = 0u64;
     'outer: loop {
@@ -283,10 +301,10 @@ pub async fn send_with(
                         let pkt = &buf[pos..pos + chunk_len];
                         pos += chunk_len;
                         let imp = opts.impairment;
-                        if imp.loss > 0.0 && rand::random::<f64>() < imp.loss {
+                        if imp.loss > 0.0 && dice.roll() < imp.loss {
                             continue;
                         }
-                        if imp.reorder > 0.0 && held.is_none() && rand::random::<f64>() < imp.reorder {
+                        if imp.reorder > 0.0 && held.is_none() && dice.roll() < imp.reorder {
                             held = Some(pkt.to_vec());
                             continue;
                         }
@@ -363,5 +381,21 @@ pub async fn open_receiver(api: &str, stream_id: &str, ssrc: u32, transport: Sen
             let port = v["port"].as_u64().ok_or_else(|| bad("no port in answer".into()))?;
             format!("{ip}:{port}").parse().map_err(|_| bad("bad ip/port in answer".into()))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Dice;
+
+    #[test]
+    fn seeded_dice_repeat_and_stay_in_range() {
+        let (mut a, mut b) = (Dice(28181), Dice(28181));
+        let rolls: Vec<f64> = (0..1000).map(|_| a.roll()).collect();
+        assert!(rolls.iter().all(|r| (0.0..1.0).contains(r)));
+        assert!(rolls.iter().zip((0..1000).map(|_| b.roll())).all(|(x, y)| *x == y), "same seed, same rolls");
+        // Roughly uniform: 2 % of 10,000 rolls is 200 give or take a few dozen.
+        let low = (0..10_000).filter(|_| a.roll() < 0.02).count();
+        assert!((120..=280).contains(&low), "{low}");
     }
 }

@@ -70,6 +70,7 @@ async fn plate_result(State(lpr): State<Arc<Lpr>>, ConnectInfo(peer): Peer, body
     // Stored (images on disk, record and indexes) before any reply: acknowledged means stored.
     let stored = lpr.store_passage(&pr, &cam, &group).await?;
     let (passage, fresh, passage_json) = (&stored.passage, stored.fresh, &stored.json);
+    #[cfg(feature = "fault-injection")]
     if lpr.cfg.fault_abort_after_store && fresh {
         tracing::error!(passage = %passage.id, "fault injection: aborting after the store, before the reply");
         std::process::abort();

@@ -40,7 +40,9 @@ pub struct LprConfig {
     /// Whitelist operations per reply (the firmware takes at most 5).
     pub whitelist_batch: usize,
     /// Fault injection for the durability test: abort the process after a plate result is
-    /// stored and before it is answered. Never set it in production.
+    /// stored and before it is answered. Only in builds with the `fault-injection` feature (the
+    /// test builds): elsewhere the key is unknown and refused.
+    #[cfg(feature = "fault-injection")]
     pub fault_abort_after_store: bool,
     /// UTC offset of the cameras' and whitelist times (`YYYY-MM-DD HH:MM:SS`, local; 480 = China).
     pub utc_offset_minutes: i32,
@@ -69,6 +71,7 @@ impl Default for LprConfig {
             webhook_url: String::new(),
             whitelist_batch: 5,
             utc_offset_minutes: 480,
+            #[cfg(feature = "fault-injection")]
             fault_abort_after_store: false,
         }
     }
