@@ -175,9 +175,10 @@ struct StopQuery {
 }
 
 async fn stop_stream(s: &Arc<Shared>, stream_id: &str, all: bool) -> ApiResult<Json<serde_json::Value>> {
-    let (sess, _) = crate::play::session::get(s.store.as_ref(), stream_id)
+    let sess = crate::play::session::get(s.store.as_ref(), stream_id)
         .await?
-        .ok_or_else(|| ApiError::from(PlayError::NoSession(stream_id.to_owned())))?;
+        .ok_or_else(|| ApiError::from(PlayError::NoSession(stream_id.to_owned())))?
+        .row;
     let call = crate::rpc::Call::Stop { stream_id: stream_id.to_owned(), all };
     Ok(Json(crate::rpc::call(s, &sess.sip_node, call).await?))
 }
@@ -207,9 +208,8 @@ async fn list_streams(State(s): State<Arc<Shared>>) -> ApiResult<impl IntoRespon
 }
 
 async fn get_stream(State(s): State<Arc<Shared>>, Path(stream): Path<String>) -> ApiResult<impl IntoResponse> {
-    let (sess, _) =
-        crate::play::session::get(s.store.as_ref(), &stream).await?.ok_or_else(|| ApiError::from(PlayError::NoSession(stream)))?;
-    Ok(Json(sess))
+    let sess = crate::play::session::get(s.store.as_ref(), &stream).await?.ok_or_else(|| ApiError::from(PlayError::NoSession(stream)))?;
+    Ok(Json(sess.row))
 }
 
 #[derive(Deserialize)]

@@ -269,7 +269,7 @@ async fn play_locked(
         recoveries: 0,
         last_recovery_ms: None,
     };
-    if !store.table_insert(session::TABLE, id, &s.to_json()).await? {
+    if !session::TABLE.insert(store, id, &s).await? {
         store.release_ssrc(&ssrc, id).await?;
         return Err(PlayError::Internal(format!("session {id} was created concurrently; try again")));
     }
@@ -277,7 +277,7 @@ async fn play_locked(
         Ok(()) => {
             s.state = SessionState::Playing;
             s.started_ms = Some(kit::clock::now_ms());
-            store.table_put(session::TABLE, id, &s.to_json()).await?;
+            session::TABLE.put(store, id, &s).await?;
             publish(shared, PlayEventKind::Started, &s, None).await;
             tracing::info!(stream = id, media_node = %s.media_node, transport = transport.as_str(), ssrc = %s.ssrc, "play started");
             Ok(PlayAnswer::of(&s, false))
@@ -546,7 +546,7 @@ pub async fn recover(shared: &Arc<Shared>, id: &str, dead: &str) {
 
 async fn recover_once(shared: &Arc<Shared>, id: &str, dead: &str, noticed: Instant) -> Result<(), PlayError> {
     let store = shared.store.as_ref();
-    let Some((mut s, _)) = session::get(store, id).await? else { return Ok(()) };
+    let Some(mut s) = session::get(store, id).await?.map(|read| read.row) else { return Ok(()) };
     if s.media_node != dead || s.sip_node != shared.node {
         return Ok(()); // already moved, or not ours
     }
@@ -556,7 +556,7 @@ async fn recover_once(shared: &Arc<Shared>, id: &str, dead: &str, noticed: Insta
     }
     if s.state != SessionState::Recovering {
         s.state = SessionState::Recovering;
-        store.table_put(session::TABLE, id, &s.to_json()).await?;
+        session::TABLE.put(store, id, &s).await?;
         // The old node no longer carries it (once per move: later attempts skip this block).
         let _ = store.release_load(NodeKind::Media.as_str(), dead).await;
         if let Some(mut d) = shared.plays.drop_dialog(id).or(s.dialog.take()) {
@@ -568,7 +568,7 @@ async fn recover_once(shared: &Arc<Shared>, id: &str, dead: &str, noticed: Insta
     s.state = SessionState::Playing;
     s.recoveries += 1;
     s.last_recovery_ms = Some(took);
-    store.table_put(session::TABLE, id, &s.to_json()).await?;
+    session::TABLE.put(store, id, &s).await?;
     metrics::PLAY_RECOVERIES.inc();
     publish(shared, PlayEventKind::Recovered, &s, None).await;
     tracing::info!(stream = id, from = dead, to = %s.media_node, took_ms = took, "session moved to another media node");

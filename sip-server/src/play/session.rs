@@ -1,12 +1,14 @@
 //! The play session record (Store table `sessions`, JSON, keyed by stream id) and its states.
 
 use cluster::store::Store;
+use cluster::table::{Table, Versioned};
 use gb::ids::{DeviceId, NodeId};
 use serde::{Deserialize, Serialize};
 
 use super::{PlayError, PlayTransport};
 
-pub const TABLE: &str = "sessions";
+/// The sessions, keyed by stream id.
+pub const TABLE: Table<Session> = Table::new("sessions");
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -68,37 +70,29 @@ pub struct Session {
     pub last_recovery_ms: Option<u64>,
 }
 
-impl Session {
-    pub fn to_json(&self) -> String {
-        serde_json::to_string(self).unwrap_or_default()
-    }
+pub async fn get(store: &dyn Store, stream_id: &str) -> Result<Option<Versioned<Session>>, PlayError> {
+    Ok(TABLE.get(store, stream_id).await?)
 }
 
-fn parse(stream_id: &str, raw: &str) -> Result<Session, PlayError> {
-    serde_json::from_str(raw).map_err(|e| PlayError::Internal(format!("session {stream_id} is corrupt: {e}")))
-}
-
-pub async fn get(store: &dyn Store, stream_id: &str) -> Result<Option<(Session, String)>, PlayError> {
-    match store.table_get(TABLE, stream_id).await? {
-        Some(raw) => Ok(Some((parse(stream_id, &raw)?, raw))),
-        None => Ok(None),
-    }
-}
-
+/// Every readable session; a corrupt one is logged by name (and left for an operator).
 pub async fn list(store: &dyn Store) -> Result<Vec<Session>, PlayError> {
-    let rows = store.table_list(TABLE).await?;
-    Ok(rows.into_iter().filter_map(|(id, raw)| parse(&id, &raw).ok()).collect())
+    let rows = TABLE.list(store).await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(_, row)| row.map_err(|e| tracing::warn!(error = %e, "unreadable play session skipped")).ok())
+        .collect())
 }
 
 /// Read-modify-write with compare-and-set, retried on a concurrent change. `f` returns false
 /// to leave the record alone. Returns the record as written (or as found).
 pub async fn update(store: &dyn Store, stream_id: &str, mut f: impl FnMut(&mut Session) -> bool) -> Result<Option<Session>, PlayError> {
     for _ in 0..32 {
-        let Some((mut s, raw)) = get(store, stream_id).await? else { return Ok(None) };
+        let Some(read) = get(store, stream_id).await? else { return Ok(None) };
+        let mut s = read.row.clone();
         if !f(&mut s) {
             return Ok(Some(s));
         }
-        if store.table_swap(TABLE, stream_id, &raw, &s.to_json()).await? {
+        if TABLE.swap(store, stream_id, &read, &s).await? {
             return Ok(Some(s));
         }
     }
@@ -107,8 +101,5 @@ pub async fn update(store: &dyn Store, stream_id: &str, mut f: impl FnMut(&mut S
 
 /// Removes the record; of several racing callers exactly one gets it back (and cleans up).
 pub async fn take(store: &dyn Store, stream_id: &str) -> Result<Option<Session>, PlayError> {
-    match store.table_take(TABLE, stream_id).await? {
-        Some(raw) => Ok(Some(parse(stream_id, &raw)?)),
-        None => Ok(None),
-    }
+    Ok(TABLE.take(store, stream_id).await?)
 }
