@@ -4,6 +4,7 @@
 //! `inbound` handles what devices send, `outbound` what we send them, `registrar` REGISTER,
 //! `server` the wiring and background tasks, `api` the HTTP side.
 
+pub mod answers;
 pub mod api;
 pub mod config;
 pub mod dialog;

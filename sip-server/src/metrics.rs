@@ -7,6 +7,10 @@ pub static UDP_OVERSIZE: Counter =
     Counter::new("gbc_sip_oversize_dropped_total", "SIP messages dropped for exceeding sip.max_message_bytes");
 pub static UDP_MALFORMED: Counter = Counter::new("gbc_sip_malformed_dropped_total", "SIP datagrams dropped because they do not parse");
 pub static REGISTERS: Counter = Counter::new("gbc_sip_registers_total", "REGISTER requests answered 200");
+pub static RETRANSMISSIONS_ANSWERED: Counter = Counter::new(
+    "gbc_sip_register_retransmissions_answered_total",
+    "Retransmitted REGISTERs answered again with the kept answer instead of being registered again",
+);
 pub static UNREGISTERS: Counter = Counter::new("gbc_sip_unregisters_total", "REGISTER requests with Expires: 0");
 pub static CHALLENGES: Counter = Counter::new("gbc_sip_auth_challenges_total", "401 challenges sent");
 pub static AUTH_FAILURES: Counter = Counter::new("gbc_sip_auth_failures_total", "REGISTER with a wrong password (403)");
@@ -46,6 +50,7 @@ pub fn render() -> String {
             &UDP_OVERSIZE,
             &UDP_MALFORMED,
             &REGISTERS,
+            &RETRANSMISSIONS_ANSWERED,
             &UNREGISTERS,
             &CHALLENGES,
             &AUTH_FAILURES,

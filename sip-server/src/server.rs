@@ -54,8 +54,9 @@ pub struct Shared {
     sn: AtomicU32,
     /// Handler slots (`sip.max_inflight`), shared by transactions and the stateless path.
     inflight: Arc<tokio::sync::Semaphore>,
-    /// (Call-ID, CSeq) of stateless REGISTERs in progress, to drop their retransmissions.
-    registering: Mutex<std::collections::HashSet<String>>,
+    /// Stateless REGISTERs by (Call-ID, CSeq): in progress (copies dropped) or answered
+    /// (copies answered again, not registered again).
+    registering: Mutex<crate::answers::AnswerCache<crate::stateless::Answer>>,
     /// Play sessions this node drives (dialogs, per-stream locks).
     pub plays: crate::play::Plays,
     /// Calls routed to other nodes, waiting for replies.
@@ -103,7 +104,7 @@ impl Shared {
         }
     }
 
-    pub fn lock_registering(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<String>> {
+    pub fn lock_registering(&self) -> std::sync::MutexGuard<'_, crate::answers::AnswerCache<crate::stateless::Answer>> {
         self.registering.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -277,7 +278,8 @@ pub async fn start(
         seen: Mutex::new(HashMap::new()),
         sn: AtomicU32::new(rand::random::<u32>() % 100_000),
         inflight: Arc::new(tokio::sync::Semaphore::new(cfg_max_inflight)),
-        registering: Mutex::new(std::collections::HashSet::new()),
+        // Timer J (64·T1); 16,384 answers of about 1 KiB cover several seconds of a storm.
+        registering: Mutex::new(crate::answers::AnswerCache::new(32_000, 16_384)),
         plays: crate::play::Plays::default(),
         rpc: crate::rpc::Pending::default(),
     });

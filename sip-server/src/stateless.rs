@@ -16,6 +16,7 @@ use gb::model::SipTransport;
 use rsipstack::sip::{Header, HeadersExt, Method, Request, SipMessage, StatusCode};
 use rsipstack::transport::SipAddr;
 
+use crate::answers::Seen;
 use crate::error::SipError;
 use crate::server::Shared;
 
@@ -64,27 +65,46 @@ pub fn classify(req: &Request, cfg: &crate::config::SipConfig) -> Option<Statele
 /// straight from our UDP socket.
 pub enum Responder<'a> {
     Transaction(&'a mut rsipstack::transaction::transaction::Transaction),
-    Udp(Box<Request>),
+    /// Straight from the UDP socket; the final answer sent is kept for retransmitted copies.
+    Udp {
+        req: Box<Request>,
+        final_answer: Option<Box<Answer>>,
+    },
 }
+
+/// A response as sent, and where to: what a retransmitted request gets again.
+pub type Answer = (SipMessage, Option<SipAddr>);
 
 impl Responder<'_> {
     pub fn request(&self) -> &Request {
         match self {
             Responder::Transaction(tx) => &tx.original,
-            Responder::Udp(req) => req,
+            Responder::Udp { req, .. } => req,
         }
     }
 
     pub async fn reply(&mut self, shared: &Shared, code: StatusCode, headers: Vec<Header>) -> Result<(), SipError> {
         match self {
             Responder::Transaction(tx) => tx.reply_with(code, headers, None).await.map_err(SipError::from),
-            Responder::Udp(req) => respond(shared, (**req).clone(), code, headers).await,
+            Responder::Udp { req, final_answer } => {
+                let is_final = code.code() >= 200;
+                let sent = send_response(shared, (**req).clone(), code, headers).await?;
+                if is_final {
+                    *final_answer = Some(Box::new(sent));
+                }
+                Ok(())
+            }
         }
     }
 }
 
 /// Sends a response to `req` from our UDP socket to where it came from (Via received/rport).
-async fn respond(shared: &Shared, mut req: Request, code: StatusCode, headers: Vec<Header>) -> Result<(), SipError> {
+async fn respond(shared: &Shared, req: Request, code: StatusCode, headers: Vec<Header>) -> Result<(), SipError> {
+    send_response(shared, req, code, headers).await.map(|_| ())
+}
+
+/// `respond`, returning what it sent.
+async fn send_response(shared: &Shared, mut req: Request, code: StatusCode, headers: Vec<Header>) -> Result<Answer, SipError> {
     if code.code() >= 200 {
         let to = req.to_header()?.clone();
         if to.tag()?.is_none() {
@@ -94,8 +114,9 @@ async fn respond(shared: &Shared, mut req: Request, code: StatusCode, headers: V
     let dest: Option<SipAddr> = shared.endpoint.get_destination_from_request(&req).await;
     let mut resp = shared.endpoint.make_response(&req, code, None);
     resp.headers.extend(headers);
-    shared.udp.send(SipMessage::Response(resp), dest.as_ref()).await?;
-    Ok(())
+    let msg = SipMessage::Response(resp);
+    shared.udp.send(msg.clone(), dest.as_ref()).await?;
+    Ok((msg, dest))
 }
 
 pub async fn handle(shared: Arc<Shared>, req: Request, kind: Stateless, from: SocketAddr) {
@@ -123,16 +144,26 @@ pub async fn handle(shared: Arc<Shared>, req: Request, kind: Stateless, from: So
     }
 }
 
-/// An authenticated REGISTER without a transaction: deduplicated while in progress, admitted
-/// like any other request (wait for a slot, else 503).
+/// An authenticated REGISTER without a transaction: deduplicated while in progress, its final
+/// answer repeated to later copies (`answers`), admitted like any other request (wait for a
+/// slot, else 503).
 async fn register(shared: &Arc<Shared>, req: Request, from: SocketAddr) -> Result<(), SipError> {
     let key = match (req.call_id_header(), req.cseq_header()) {
         (Ok(c), Ok(s)) => format!("{}\u{0}{}", c.value(), s.value()),
         _ => return respond(shared, req, StatusCode::BadRequest, vec![]).await,
     };
-    if !shared.lock_registering().insert(key.clone()) {
-        return Ok(()); // a retransmission: the original is being handled and will be answered
+    let seen = shared.lock_registering().begin(&key, kit::clock::now_ms());
+    match seen {
+        Seen::New => {}
+        // A retransmission: the original is being handled and will be answered.
+        Seen::InProgress => return Ok(()),
+        Seen::Answered((msg, dest)) => {
+            crate::metrics::RETRANSMISSIONS_ANSWERED.inc();
+            shared.udp.send(msg, dest.as_ref()).await?;
+            return Ok(());
+        }
     }
+    let mut final_answer = None;
     let result = async {
         let slot = match shared.try_admit() {
             Some(p) => Some(p),
@@ -144,12 +175,18 @@ async fn register(shared: &Arc<Shared>, req: Request, from: SocketAddr) -> Resul
             }
         };
         let Some(_slot) = slot else {
+            // Not kept: after a 503 the device is to try again, and then it is registered.
             return respond(shared, req, StatusCode::ServiceUnavailable, vec![Shared::shed()]).await;
         };
-        crate::registrar::on_register(shared, &mut Responder::Udp(Box::new(req)), (SipTransport::Udp, from.to_string()), None).await
+        let mut responder = Responder::Udp { req: Box::new(req), final_answer: None };
+        let result = crate::registrar::on_register(shared, &mut responder, (SipTransport::Udp, from.to_string()), None).await;
+        if let Responder::Udp { final_answer: sent, .. } = responder {
+            final_answer = sent;
+        }
+        result
     }
     .await;
-    shared.lock_registering().remove(&key);
+    shared.lock_registering().finish(&key, final_answer.map(|a| *a), kit::clock::now_ms());
     result
 }
 
