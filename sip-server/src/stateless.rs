@@ -88,8 +88,7 @@ impl Responder<'_> {
             Responder::Transaction(tx) => tx.reply_with(code, headers, None).await.map_err(SipError::from),
             Responder::Udp { req, final_answer } => {
                 let is_final = code.code() >= 200;
-                let sent = send_response(shared, (**req).clone(), code, headers).await?;
-                if is_final {
+                if let Some(sent) = send_response(shared, (**req).clone(), code, headers, is_final).await? {
                     *final_answer = Some(Box::new(sent));
                 }
                 Ok(())
@@ -100,11 +99,18 @@ impl Responder<'_> {
 
 /// Sends a response to `req` from our UDP socket to where it came from (Via received/rport).
 async fn respond(shared: &Shared, req: Request, code: StatusCode, headers: Vec<Header>) -> Result<(), SipError> {
-    send_response(shared, req, code, headers).await.map(|_| ())
+    send_response(shared, req, code, headers, false).await.map(|_| ())
 }
 
-/// `respond`, returning what it sent.
-async fn send_response(shared: &Shared, mut req: Request, code: StatusCode, headers: Vec<Header>) -> Result<Answer, SipError> {
+/// `respond`, returning what it sent when `keep` (a REGISTER's final answer, for its
+/// retransmissions; challenges and keepalive answers are not copied).
+async fn send_response(
+    shared: &Shared,
+    mut req: Request,
+    code: StatusCode,
+    headers: Vec<Header>,
+    keep: bool,
+) -> Result<Option<Answer>, SipError> {
     if code.code() >= 200 {
         let to = req.to_header()?.clone();
         if to.tag()?.is_none() {
@@ -115,8 +121,9 @@ async fn send_response(shared: &Shared, mut req: Request, code: StatusCode, head
     let mut resp = shared.endpoint.make_response(&req, code, None);
     resp.headers.extend(headers);
     let msg = SipMessage::Response(resp);
-    shared.udp.send(msg.clone(), dest.as_ref()).await?;
-    Ok((msg, dest))
+    let kept = keep.then(|| (msg.clone(), dest.clone()));
+    shared.udp.send(msg, dest.as_ref()).await?;
+    Ok(kept)
 }
 
 pub async fn handle(shared: Arc<Shared>, req: Request, kind: Stateless, from: SocketAddr) {
