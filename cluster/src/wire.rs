@@ -5,6 +5,12 @@ use gb::ids::{DeviceId, NodeId};
 pub use gb::sdp::MediaTransport;
 use serde::{Deserialize, Serialize};
 
+/// A contract as JSON. Every type in this module is a record of strings, numbers, options and
+/// enums with string keys, which serde_json always encodes: the one place that says so.
+pub fn to_json<T: Serialize>(contract: &T) -> String {
+    serde_json::to_string(contract).expect("wire contracts are records serde_json always encodes")
+}
+
 /// Pub/sub channel on which every online/offline change of a device is published (JSON
 /// `PresenceEvent`).
 pub const DEVICE_EVENTS: &str = "gbc:events:device";

@@ -9,8 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use cluster::store::Store;
-use cluster::wire::PresenceEvent;
-use cluster::wire::{NodeKind, SipNodeRecord, DEVICE_EVENTS};
+use cluster::wire::{NodeKind, PresenceEvent, SipNodeRecord, DEVICE_EVENTS};
 use gb::catalog::CatalogAggregator;
 use gb::ids::{DeviceId, NodeId, ServerId};
 use gb::model::SipTransport;
@@ -336,7 +335,7 @@ pub async fn run(cfg: SipConfig, api: ApiConfig, store: Arc<dyn Store>, shutdown
 /// routing a call to it; removed on a clean stop.
 async fn announce(shared: Arc<Shared>, api_addr: SocketAddr, shutdown: CancellationToken) {
     let rec = SipNodeRecord { id: shared.node.to_string(), sip: shared.contact_host.clone(), api_port: api_addr.port() };
-    let rec = serde_json::to_string(&rec).expect("a record of strings and numbers serialises");
+    let rec = cluster::wire::to_json(&rec);
     loop {
         if let Err(e) = shared.store.put_node(NodeKind::Sip.as_str(), shared.node.as_str(), &rec, 6000).await {
             tracing::warn!(error = %e, "announcing this node failed");

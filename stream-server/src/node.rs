@@ -22,8 +22,6 @@ use crate::ports::{PortLease, PortPool};
 use crate::receiver;
 use crate::stream::{valid_stream_id, CloseReason, StreamEntry, StreamStats, Transport, Worker};
 
-/// Store node kind for media nodes.
-
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
     #[error("stream id must be 1–128 characters of [A-Za-z0-9_.-]")]
@@ -101,7 +99,7 @@ impl Node {
         });
         tokio::spawn(async move {
             while let Some(ev) = rx.recv().await {
-                let Ok(json) = serde_json::to_string(&ev) else { continue };
+                let json = cluster::wire::to_json(&ev);
                 if let Err(e) = store.publish(STREAM_EVENTS, &json).await {
                     tracing::warn!("publishing stream event: {e}");
                 }

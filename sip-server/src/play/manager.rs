@@ -197,7 +197,7 @@ async fn publish(shared: &Shared, event: PlayEventKind, s: &Session, reason: Opt
         reason: reason.map(str::to_owned),
         at_ms: kit::clock::now_ms(),
     };
-    let ev = serde_json::to_string(&ev).expect("a record of strings and numbers serialises");
+    let ev = cluster::wire::to_json(&ev);
     if let Err(e) = shared.store.publish(PLAY_EVENTS, &ev).await {
         tracing::warn!(error = %e, "publishing play event failed");
     }

@@ -5,8 +5,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use cluster::store::{LoadCandidate, Store};
-use cluster::wire::MediaNodeRecord;
-use cluster::wire::{NodeKind, ReceiverAnswer, ReceiverOpen, ReceiverOpened};
+use cluster::wire::{MediaNodeRecord, NodeKind, ReceiverAnswer, ReceiverOpen, ReceiverOpened};
 use kit::http_client;
 
 use super::{PlayConfig, PlayError, PlayTransport};
@@ -84,7 +83,7 @@ impl MediaApi<'_> {
             no_viewer_secs: Some(self.cfg.no_viewer_secs),
             push_holds_open: Some(self.cfg.push_holds_open),
         };
-        let body = serde_json::to_string(&body).expect("a body of strings and numbers serialises");
+        let body = cluster::wire::to_json(&body);
         let r = self.call("POST", "/api/v1/receivers", Some(&body)).await?;
         if !r.ok() {
             return Err(self.fail(format!("open answered {}: {}", r.status, r.error_message())));
@@ -97,7 +96,7 @@ impl MediaApi<'_> {
     /// active, where it listens.
     pub async fn answer(&self, stream_id: &str, ssrc: Option<u32>, peer: Option<SocketAddr>) -> Result<(), PlayError> {
         let body = ReceiverAnswer { ssrc, peer: peer.map(|p| p.to_string()) };
-        let body = serde_json::to_string(&body).expect("a body of strings and numbers serialises");
+        let body = cluster::wire::to_json(&body);
         let r = self.call("POST", &format!("/api/v1/receivers/{stream_id}/answer"), Some(&body)).await?;
         if r.ok() {
             Ok(())
