@@ -131,7 +131,7 @@ pub async fn handle(shared: Arc<Shared>, req: Request, kind: Stateless, from: So
         Stateless::Challenge => {
             let gb_version = crate::headers::value(&req, "X-GB-Ver");
             crate::metrics::CHALLENGES.inc();
-            let challenges = crate::registrar::challenges(&shared, gb_version.as_deref(), false);
+            let challenges = crate::registrar::rules(&shared).challenges(gb_version.as_deref(), false, kit::clock::now_ms());
             respond(&shared, req, StatusCode::Unauthorized, challenges).await
         }
         Stateless::Register => register(&shared, req, from).await,
