@@ -1,7 +1,9 @@
 //! Every contract between gbcluster's processes, defined once: pub/sub channels, node kinds and
 //! records, events. A process that writes one and a process that reads it use the same type.
 
-use gb::ids::{DeviceId, NodeId};
+use std::fmt;
+
+use gb::ids::{ChannelId, DeviceId, NodeId};
 pub use gb::sdp::MediaTransport;
 use serde::{Deserialize, Serialize};
 
@@ -9,6 +11,33 @@ use serde::{Deserialize, Serialize};
 /// enums with string keys, which serde_json always encodes: the one place that says so.
 pub fn to_json<T: Serialize>(contract: &T) -> String {
     serde_json::to_string(contract).expect("wire contracts are records serde_json always encodes")
+}
+
+/// A stream's id on the media nodes. A GB play's is `<device>_<channel>`, so a second play of
+/// a channel finds the first and a session moved to another node keeps its id.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct StreamId(String);
+
+impl StreamId {
+    pub fn of_channel(device: &DeviceId, channel: &ChannelId) -> Self {
+        Self(format!("{device}_{channel}"))
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<&str> for StreamId {
+    fn from(s: &str) -> Self {
+        Self(s.to_owned())
+    }
+}
+
+impl fmt::Display for StreamId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
 }
 
 /// Pub/sub channel on which every online/offline change of a device is published (JSON
@@ -145,7 +174,7 @@ impl CloseReason {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StreamEvent {
     pub event: StreamEventKind,
-    pub stream_id: String,
+    pub stream_id: StreamId,
     /// The media node's id.
     pub node: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -225,7 +254,7 @@ pub enum PlayEventKind {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PlayEvent {
     pub event: PlayEventKind,
-    pub stream_id: String,
+    pub stream_id: StreamId,
     pub device_id: String,
     pub channel_id: String,
     pub media_node: String,

@@ -12,6 +12,8 @@ pub enum IdError {
     NotGbId(String),
     #[error("node id must be 1-64 chars of [A-Za-z0-9._-], got {0:?}")]
     BadNodeId(String),
+    #[error("GB SSRC must be 10 digits that fit 32 bits, got {0:?}")]
+    NotSsrc(String),
 }
 
 /// The 3-digit type code inside a GB id (digits 11-13).
@@ -199,6 +201,51 @@ mod tests {
     }
 }
 
+/// A GB28181 SSRC: 10 decimal digits (first digit 0 live, 1 history), so it fits a `u32`, the
+/// RTP header's field. Kept as text too, since SDP's `y=` and the Subject carry the digits.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Ssrc(String);
+
+impl Ssrc {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+    /// The value in RTP headers.
+    pub fn value(&self) -> u32 {
+        // Validated on construction: 10 digits that fit a u32.
+        self.0.parse().unwrap_or_default()
+    }
+}
+
+impl FromStr for Ssrc {
+    type Err = IdError;
+    fn from_str(s: &str) -> Result<Self, IdError> {
+        let s = s.trim();
+        if s.len() == 10 && s.bytes().all(|b| b.is_ascii_digit()) && s.parse::<u32>().is_ok() {
+            Ok(Self(s.to_owned()))
+        } else {
+            Err(IdError::NotSsrc(s.chars().take(40).collect()))
+        }
+    }
+}
+impl TryFrom<String> for Ssrc {
+    type Error = IdError;
+    fn try_from(s: String) -> Result<Self, IdError> {
+        s.parse()
+    }
+}
+impl From<Ssrc> for String {
+    fn from(id: Ssrc) -> String {
+        id.0
+    }
+}
+impl fmt::Display for Ssrc {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// The first six digits of a GB28181 SSRC (GB/T 28181 appendix: 10 decimal digits; the first is
 /// 0 for live, 1 for playback; the 2nd–6th are the 4th–8th digits of the domain id; the last
 /// four are a sequence). `None` if the domain has fewer than 8 digits.
@@ -214,5 +261,16 @@ mod ssrc_tests {
         assert_eq!(super::gb_ssrc_prefix("3402000000", false).as_deref(), Some("020000"));
         assert_eq!(super::gb_ssrc_prefix("4401020049", true).as_deref(), Some("110200"));
         assert_eq!(super::gb_ssrc_prefix("3402", false), None);
+    }
+
+    #[test]
+    fn ssrc_is_ten_digits_that_fit_rtp() {
+        let s: super::Ssrc = "0200000001".parse().unwrap();
+        assert_eq!((s.as_str(), s.value()), ("0200000001", 200_000_001));
+        assert_eq!("4294967295".parse::<super::Ssrc>().unwrap().value(), u32::MAX);
+        for bad in ["4294967296", "123", "02000000011", "02000x0001", ""] {
+            assert!(bad.parse::<super::Ssrc>().is_err(), "{bad}");
+        }
+        assert_eq!(serde_json::to_string(&s).unwrap(), "\"0200000001\"");
     }
 }

@@ -31,10 +31,15 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut body = serde_json::json!({"code": self.status.as_u16(), "message": self.message});
+        // A retryable error says when in the header too, for clients that only read that.
+        let retry_after = self.fields.iter().find(|(k, _)| *k == "retry_after_secs").and_then(|(_, v)| v.as_u64());
         for (k, v) in self.fields {
             body[k] = v;
         }
-        (self.status, Json(body)).into_response()
+        match retry_after {
+            Some(secs) => (self.status, [(axum::http::header::RETRY_AFTER, secs.to_string())], Json(body)).into_response(),
+            None => (self.status, Json(body)).into_response(),
+        }
     }
 }
 

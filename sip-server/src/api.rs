@@ -10,7 +10,8 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use cluster::store::DeviceFilter;
-use gb::ids::DeviceId;
+use cluster::wire::StreamId;
+use gb::ids::{ChannelId, DeviceId};
 use serde::Deserialize;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
@@ -157,6 +158,8 @@ async fn play(
             ApiError::new(StatusCode::BAD_REQUEST, format!("transport must be udp, tcp-passive or tcp-active, not {t:?}"))
         })?),
     };
+    let ch: ChannelId =
+        ch.parse().map_err(|_| ApiError::from(PlayError::BadRequest(format!("channel id {ch:?} is not a 20-digit GB id"))))?;
     let target = crate::play::manager::check_target(&s, &id, &ch).await?;
     // This node holds the device's connection: play here, on the device just checked.
     if target.node == s.node {
@@ -174,12 +177,12 @@ struct StopQuery {
     all: Option<bool>,
 }
 
-async fn stop_stream(s: &Arc<Shared>, stream_id: &str, all: bool) -> ApiResult<Json<serde_json::Value>> {
+async fn stop_stream(s: &Arc<Shared>, stream_id: &StreamId, all: bool) -> ApiResult<Json<serde_json::Value>> {
     let sess = crate::play::session::get(s.store.as_ref(), stream_id)
         .await?
-        .ok_or_else(|| ApiError::from(PlayError::NoSession(stream_id.to_owned())))?
+        .ok_or_else(|| ApiError::from(PlayError::NoSession(stream_id.to_string())))?
         .row;
-    let call = crate::rpc::Call::Stop { stream_id: stream_id.to_owned(), all };
+    let call = crate::rpc::Call::Stop { stream_id: stream_id.clone(), all };
     Ok(Json(crate::rpc::call(s, &sess.sip_node, call).await?))
 }
 
@@ -190,7 +193,9 @@ async fn stop_channel(
 ) -> ApiResult<impl IntoResponse> {
     let id = device_id(&dev)?;
     let q = kit::http::query(q)?;
-    stop_stream(&s, &crate::play::stream_id(id.as_str(), &ch), q.all.unwrap_or(false)).await
+    // No channel of that id, so no session of it either.
+    let ch: ChannelId = ch.parse().map_err(|_| ApiError::from(PlayError::NoSession(format!("{id}_{ch}"))))?;
+    stop_stream(&s, &StreamId::of_channel(&id, &ch), q.all.unwrap_or(false)).await
 }
 
 async fn delete_stream(
@@ -199,7 +204,7 @@ async fn delete_stream(
     q: Result<Query<StopQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<impl IntoResponse> {
     let q = kit::http::query(q)?;
-    stop_stream(&s, &stream, q.all.unwrap_or(false)).await
+    stop_stream(&s, &StreamId::from(stream.as_str()), q.all.unwrap_or(false)).await
 }
 
 async fn list_streams(State(s): State<Arc<Shared>>) -> ApiResult<impl IntoResponse> {
@@ -208,7 +213,9 @@ async fn list_streams(State(s): State<Arc<Shared>>) -> ApiResult<impl IntoRespon
 }
 
 async fn get_stream(State(s): State<Arc<Shared>>, Path(stream): Path<String>) -> ApiResult<impl IntoResponse> {
-    let sess = crate::play::session::get(s.store.as_ref(), &stream).await?.ok_or_else(|| ApiError::from(PlayError::NoSession(stream)))?;
+    let sess = crate::play::session::get(s.store.as_ref(), &StreamId::from(stream.as_str()))
+        .await?
+        .ok_or_else(|| ApiError::from(PlayError::NoSession(stream)))?;
     Ok(Json(sess.row))
 }
 

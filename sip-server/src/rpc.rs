@@ -8,8 +8,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use cluster::wire::NodeKind;
-use gb::ids::{DeviceId, NodeId};
+use cluster::wire::{NodeKind, StreamId};
+use gb::ids::{ChannelId, DeviceId, NodeId};
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
@@ -19,8 +19,8 @@ use crate::server::{node_channel, NodeCommand, Shared};
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "call", rename_all = "snake_case")]
 pub enum Call {
-    Play { device_id: DeviceId, channel_id: String, transport: Option<PlayTransport> },
-    Stop { stream_id: String, all: bool },
+    Play { device_id: DeviceId, channel_id: ChannelId, transport: Option<PlayTransport> },
+    Stop { stream_id: StreamId, all: bool },
 }
 
 pub type Reply = Result<serde_json::Value, PlayError>;

@@ -119,7 +119,7 @@ impl Node {
         self.events_pending.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let queued = self.events.try_send(StreamEvent {
             event,
-            stream_id: stream_id.to_owned(),
+            stream_id: stream_id.into(),
             node: self.id.clone(),
             reason,
             at_ms: kit::clock::now_ms(),

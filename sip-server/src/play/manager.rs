@@ -1,24 +1,25 @@
 //! Play, stop, teardown and recovery, run on the node that owns the session (see `play`).
 //!
-//! Every step that takes a resource (SSRC, load unit on a media node, receiver, dialog) has its
-//! release in `teardown`, which runs exactly once per session: the record is taken from the
-//! Store atomically and only the taker cleans up.
+//! Setting a session up is a pure machine (`saga`) that this module runs: what a failed set-up
+//! held is given back by `release`. A running session's resources (SSRC, load unit, receiver,
+//! dialog) are given back by `teardown`, which runs exactly once per session: the record is
+//! taken from the Store atomically and only the taker cleans up.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use cluster::registry::Device;
-use cluster::wire::{MediaNodeRecord, NodeKind, PlayEvent, PlayEventKind};
-use gb::ids::DeviceId;
+use cluster::wire::{MediaNodeRecord, NodeKind, PlayEvent, PlayEventKind, StreamId};
+use gb::ids::{ChannelId, DeviceId, Ssrc};
 use gb::model::SipTransport;
-use gb::sdp::{GbSdp, Session as SdpSession};
 use serde::Serialize;
 
-use super::media::{self, MediaApi};
+use super::media_nodes::{self, MediaApi};
+use super::saga::{Action, Event, Held, Setup};
 use super::session::{self, Session, SessionState};
-use super::{stream_id, PlayError, PlayTransport, TransportDefault};
+use super::{PlayError, PlayTransport, TransportDefault};
 use crate::dialog::{self, Dialog, InviteError, InviteRequest};
 use crate::metrics;
 use crate::server::Shared;
@@ -30,14 +31,14 @@ pub use cluster::wire::PLAY_EVENTS;
 #[derive(Default)]
 pub struct Plays {
     /// stream id → its dialog with the camera.
-    dialogs: Mutex<HashMap<String, Dialog>>,
+    dialogs: Mutex<HashMap<StreamId, Dialog>>,
     /// Call-ID → stream id, to match a camera's BYE.
-    by_call: Mutex<HashMap<String, String>>,
+    by_call: Mutex<HashMap<String, StreamId>>,
     /// stream id → (media node, its instance), for the sessions this node drives (events are
     /// matched here without reading the Store).
-    mine: Mutex<HashMap<String, (String, String)>>,
+    mine: Mutex<HashMap<StreamId, (String, String)>>,
     /// One operation at a time per stream id on this node.
-    locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    locks: Mutex<HashMap<StreamId, Arc<tokio::sync::Mutex<()>>>>,
     /// UDP dialogs: Call-ID → (our ACK, where it went), to answer a retransmitted 200.
     acks: Mutex<HashMap<String, (Vec<u8>, SocketAddr)>>,
 }
@@ -46,13 +47,31 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// One operation on a stream at a time: held for the operation, and on drop the stream's
+/// entry goes from the lock table when no one else waits for it.
+pub struct OpGuard<'a> {
+    guard: Option<tokio::sync::OwnedMutexGuard<()>>,
+    plays: &'a Plays,
+    id: StreamId,
+}
+
+impl Drop for OpGuard<'_> {
+    fn drop(&mut self) {
+        drop(self.guard.take());
+        let mut locks = lock(&self.plays.locks);
+        if locks.get(&self.id).is_some_and(|m| Arc::strong_count(m) == 1) {
+            locks.remove(&self.id);
+        }
+    }
+}
+
 /// The answer to a play.
 #[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct PlayAnswer {
-    pub stream_id: String,
+    pub stream_id: StreamId,
     pub media_node: String,
     pub urls: super::session::Urls,
-    pub ssrc: String,
+    pub ssrc: Ssrc,
     pub transport: PlayTransport,
     /// The channel was already playing: this play joined it.
     pub joined: bool,
@@ -74,43 +93,37 @@ impl PlayAnswer {
 }
 
 impl Plays {
-    async fn op_lock(&self, stream_id: &str) -> tokio::sync::OwnedMutexGuard<()> {
-        let m = lock(&self.locks).entry(stream_id.to_owned()).or_default().clone();
-        m.lock_owned().await
-    }
-
-    fn release_op_lock(&self, stream_id: &str) {
-        let mut g = lock(&self.locks);
-        if g.get(stream_id).is_some_and(|m| Arc::strong_count(m) == 1) {
-            g.remove(stream_id);
-        }
+    /// Waits for the stream's operation lock.
+    pub async fn op_lock(&self, id: &StreamId) -> OpGuard<'_> {
+        let m = lock(&self.locks).entry(id.clone()).or_default().clone();
+        OpGuard { guard: Some(m.lock_owned().await), plays: self, id: id.clone() }
     }
 
     /// The media node of a session this node drives.
-    pub fn media_node_of(&self, stream_id: &str) -> Option<String> {
-        lock(&self.mine).get(stream_id).map(|(n, _)| n.clone())
+    pub fn media_node_of(&self, id: &StreamId) -> Option<String> {
+        lock(&self.mine).get(id).map(|(n, _)| n.clone())
     }
 
     /// Sessions this node drives: (stream id, media node, its instance).
-    pub fn mine(&self) -> Vec<(String, String, String)> {
+    pub fn mine(&self) -> Vec<(StreamId, String, String)> {
         lock(&self.mine).iter().map(|(a, (n, i))| (a.clone(), n.clone(), i.clone())).collect()
     }
 
     /// The stream whose dialog has this Call-ID.
-    pub fn stream_of_call(&self, call_id: &str) -> Option<String> {
+    pub fn stream_of_call(&self, call_id: &str) -> Option<StreamId> {
         lock(&self.by_call).get(call_id).cloned()
     }
 
-    fn keep(&self, stream_id: &str, node: &MediaNodeRecord, d: Dialog) {
-        lock(&self.by_call).insert(d.call_id.clone(), stream_id.to_owned());
-        lock(&self.dialogs).insert(stream_id.to_owned(), d);
+    fn keep(&self, id: &StreamId, node: &MediaNodeRecord, d: Dialog) {
+        lock(&self.by_call).insert(d.call_id.clone(), id.clone());
+        lock(&self.dialogs).insert(id.clone(), d);
         let mut m = lock(&self.mine);
-        m.insert(stream_id.to_owned(), (node.id.clone(), node.instance.clone()));
+        m.insert(id.clone(), (node.id.clone(), node.instance.clone()));
         metrics::SESSIONS.set(m.len() as i64);
     }
 
-    fn drop_dialog(&self, stream_id: &str) -> Option<Dialog> {
-        let d = lock(&self.dialogs).remove(stream_id);
+    fn drop_dialog(&self, id: &StreamId) -> Option<Dialog> {
+        let d = lock(&self.dialogs).remove(id);
         if let Some(d) = &d {
             lock(&self.by_call).remove(&d.call_id);
             lock(&self.acks).remove(&d.call_id);
@@ -135,12 +148,12 @@ impl Plays {
         (lock(&self.dialogs).len(), lock(&self.by_call).len(), lock(&self.mine).len(), lock(&self.locks).len(), lock(&self.acks).len())
     }
 
-    fn forget(&self, stream_id: &str) -> Option<Dialog> {
+    fn forget(&self, id: &StreamId) -> Option<Dialog> {
         let mut m = lock(&self.mine);
-        m.remove(stream_id);
+        m.remove(id);
         metrics::SESSIONS.set(m.len() as i64);
         drop(m);
-        self.drop_dialog(stream_id)
+        self.drop_dialog(id)
     }
 }
 
@@ -171,17 +184,16 @@ async fn transport_for(shared: &Shared, dev: &Device, asked: Option<PlayTranspor
 }
 
 /// Checks the device and channel as the API does, on whichever node the request landed.
-pub async fn check_target(shared: &Shared, device_id: &DeviceId, channel_id: &str) -> Result<Device, PlayError> {
-    if channel_id.len() != 20 || !channel_id.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(PlayError::BadRequest(format!("channel id {channel_id:?} is not a 20-digit GB id")));
-    }
+pub async fn check_target(shared: &Shared, device_id: &DeviceId, channel_id: &ChannelId) -> Result<Device, PlayError> {
     let dev = shared.store.get_device(device_id).await?.ok_or_else(|| PlayError::DeviceUnknown(device_id.to_string()))?;
     if !dev.online {
         return Err(PlayError::DeviceOffline(device_id.to_string()));
     }
     // An IPC may be played by its own id; otherwise the channel must be in the catalog.
-    if channel_id != device_id.as_str() && !shared.store.list_channels(device_id).await?.iter().any(|c| c.id() == channel_id) {
-        return Err(PlayError::ChannelUnknown { device: device_id.to_string(), channel: channel_id.to_owned() });
+    if channel_id.as_str() != device_id.as_str()
+        && !shared.store.list_channels(device_id).await?.iter().any(|c| c.id() == channel_id.as_str())
+    {
+        return Err(PlayError::ChannelUnknown { device: device_id.to_string(), channel: channel_id.to_string() });
     }
     Ok(dev)
 }
@@ -205,26 +217,22 @@ async fn publish(shared: &Shared, event: PlayEventKind, s: &Session, reason: Opt
 
 /// Plays a channel on this node (the device's owner). Joins a running session of the channel.
 /// `dev` is the device as `check_target` returned it on this node (checked once per play).
-pub async fn play(shared: &Arc<Shared>, dev: Device, channel_id: &str, asked: Option<PlayTransport>) -> Result<PlayAnswer, PlayError> {
-    let id = stream_id(dev.id.as_str(), channel_id);
-    let plays = &shared.plays;
-    let _op = plays.op_lock(&id).await;
-    let result = play_locked(shared, &dev, &id, channel_id, asked).await;
-    drop(_op);
-    plays.release_op_lock(&id);
-    match &result {
-        Ok(a) if a.joined => metrics::PLAY_JOINS.inc(),
-        Ok(_) => metrics::PLAYS.inc(),
-        Err(_) => metrics::PLAY_FAILURES.inc(),
-    }
-    result
+pub async fn play(
+    shared: &Arc<Shared>,
+    dev: Device,
+    channel_id: &ChannelId,
+    asked: Option<PlayTransport>,
+) -> Result<PlayAnswer, PlayError> {
+    let id = StreamId::of_channel(&dev.id, channel_id);
+    let _op = shared.plays.op_lock(&id).await;
+    play_locked(shared, &dev, &id, channel_id, asked).await
 }
 
 async fn play_locked(
     shared: &Arc<Shared>,
     dev: &Device,
-    id: &str,
-    channel_id: &str,
+    id: &StreamId,
+    channel_id: &ChannelId,
     asked: Option<PlayTransport>,
 ) -> Result<PlayAnswer, PlayError> {
     let store = shared.store.as_ref();
@@ -241,19 +249,29 @@ async fn play_locked(
         if s.state != SessionState::Starting {
             return Ok(PlayAnswer::of(&s, true));
         }
-        return Err(PlayError::Internal(format!("session {id} is being set up by node {}; try again", s.sip_node)));
+        return Err(PlayError::Busy(format!("session {id} is being set up by node {}; try again", s.sip_node)));
     }
 
     let transport = transport_for(shared, dev, asked).await?;
     let prefix = gb::ids::gb_ssrc_prefix(&shared.domain, false)
         .ok_or_else(|| PlayError::Internal(format!("domain {:?} gives no GB SSRC prefix", shared.domain)))?;
-    let ssrc = store.allocate_ssrc(&prefix, id).await?.ok_or_else(|| PlayError::Internal(format!("all SSRCs under {prefix} are taken")))?;
-    let mut s = Session {
-        stream_id: id.to_owned(),
+    let ssrc = store
+        .allocate_ssrc(&prefix, id.as_str())
+        .await?
+        .ok_or_else(|| PlayError::SsrcExhausted(format!("all SSRCs under {prefix} are taken")))?;
+    let ssrc: Ssrc = match ssrc.parse() {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = store.release_ssrc(&ssrc, id.as_str()).await;
+            return Err(PlayError::Internal(format!("the Store gave a bad SSRC: {e}")));
+        }
+    };
+    let s = Session {
+        stream_id: id.clone(),
         device_id: dev.id.clone(),
-        channel_id: channel_id.to_owned(),
+        channel_id: channel_id.clone(),
         transport,
-        ssrc: ssrc.clone(),
+        ssrc,
         state: SessionState::Starting,
         sip_node: shared.node.clone(),
         media_node: String::new(),
@@ -269,136 +287,112 @@ async fn play_locked(
         recoveries: 0,
         last_recovery_ms: None,
     };
-    if !session::TABLE.insert(store, id, &s).await? {
-        store.release_ssrc(&ssrc, id).await?;
-        return Err(PlayError::Internal(format!("session {id} was created concurrently; try again")));
-    }
-    match establish(shared, dev, &mut s, &[]).await {
-        Ok(()) => {
-            s.state = SessionState::Playing;
-            s.started_ms = Some(kit::clock::now_ms());
-            session::TABLE.put(store, id, &s).await?;
+    let setup = Setup::play(s, dev.source_addr.clone(), shared.server_id.clone());
+    match drive(shared, dev, setup).await {
+        Ok(s) => {
             publish(shared, PlayEventKind::Started, &s, None).await;
-            tracing::info!(stream = id, media_node = %s.media_node, transport = transport.as_str(), ssrc = %s.ssrc, "play started");
+            tracing::info!(stream = %id, media_node = %s.media_node, transport = transport.as_str(), ssrc = %s.ssrc, "play started");
             Ok(PlayAnswer::of(&s, false))
         }
         Err(e) => {
-            tracing::warn!(stream = id, error = %e, "play failed");
-            // Nothing of the media side is held (establish cleans its own steps): drop the
-            // record and the SSRC.
-            let _ = session::take(store, id).await;
-            let _ = store.release_ssrc(&ssrc, id).await;
+            tracing::warn!(stream = %id, error = %e, "play failed");
             Err(e)
         }
     }
 }
 
-/// Media node + receiver + INVITE for `s` (its stream id and SSRC set). On success the session
-/// carries its node, addresses and Call-ID and the dialog is kept; on failure everything this
-/// step took is given back. `exclude`: nodes not to use.
-async fn establish(shared: &Arc<Shared>, dev: &Device, s: &mut Session, exclude: &[String]) -> Result<(), PlayError> {
+/// Runs a setup (`saga`) to its end: each action's result is the next event, and whatever
+/// the setup gives back on failure goes through `release`, the one table of undo steps.
+async fn drive(shared: &Arc<Shared>, dev: &Device, mut setup: Setup) -> Result<Session, PlayError> {
+    let mut event = Event::Start;
+    loop {
+        let actions;
+        (setup, actions) = setup.step(event, kit::clock::now_ms());
+        let mut next = None;
+        for action in actions {
+            match action {
+                Action::Finish(result) => return result.map(|s| *s),
+                Action::Release(held) => release(shared, dev, &setup.session.stream_id, held).await,
+                action => next = run(shared, dev, &setup.session, action).await.or(next),
+            }
+        }
+        event = next.ok_or_else(|| PlayError::Internal("play setup stalled (a bug)".into()))?;
+    }
+}
+
+/// Runs one step of a setup; its result is the setup's next event.
+async fn run(shared: &Arc<Shared>, dev: &Device, s: &Session, action: Action) -> Option<Event> {
+    let store = shared.store.as_ref();
     let cfg = &shared.cfg.play;
-    let ssrc_num: u32 = s.ssrc.parse().map_err(|_| PlayError::Internal(format!("bad ssrc {}", s.ssrc)))?;
-    let mut tried: Vec<String> = exclude.to_vec();
-    // A node that fails to open is skipped for the next choice (two tries in all).
-    let (node, ip, port) = loop {
-        let node = media::reserve(shared.store.as_ref(), &tried).await?;
-        let api = MediaApi { cfg, node: &node.id, api_url: &node.api_url };
-        match api.open(&s.stream_id, ssrc_num, s.transport).await {
-            Ok((ip, port)) => break (node, ip, port),
-            Err(e) => {
-                let _ = shared.store.release_load(NodeKind::Media.as_str(), &node.id).await;
-                tracing::warn!(stream = %s.stream_id, node = %node.id, error = %e, "media node could not open a receiver");
-                tried.push(node.id.clone());
-                if tried.len() - exclude.len() >= 2 {
-                    return Err(e);
+    let failed = |e: PlayError| Some(Event::Failed(e));
+    match action {
+        Action::Insert(row) => match session::TABLE.insert(store, s.stream_id.as_str(), &row).await {
+            Ok(inserted) => Some(Event::Inserted(inserted)),
+            Err(e) => failed(e.into()),
+        },
+        Action::Reserve { exclude } => match media_nodes::reserve(store, &exclude).await {
+            Ok(node) => Some(Event::Reserved(Box::new(node))),
+            Err(e) => failed(e),
+        },
+        Action::Open { node, ssrc, transport } => {
+            let api = MediaApi { cfg, node: &node.id, api_url: &node.api_url };
+            match api.open(s.stream_id.as_str(), ssrc, transport).await {
+                Ok((ip, port)) => Some(Event::Opened { ip, port }),
+                Err(e) => {
+                    tracing::warn!(node = %node.id, error = %e, "media node could not open a receiver");
+                    failed(e)
                 }
             }
         }
-    };
-    let api = MediaApi { cfg, node: &node.id, api_url: &node.api_url };
-    let undo = |e: PlayError| async {
-        let _ = api.close(&s.stream_id).await;
-        let _ = shared.store.release_load(NodeKind::Media.as_str(), &node.id).await;
-        e
-    };
-    let offer = GbSdp {
-        origin: shared.server_id.to_string(),
-        session: SdpSession::Play,
-        uri: None,
-        ip: ip.clone(),
-        time: (0, 0),
-        media_port: port,
-        transport: s.transport,
-        rtpmap: vec![(96, "PS".into()), (98, "H264".into()), (97, "MPEG4".into())],
-        direction: Some("recvonly".into()),
-        ssrc: Some(s.ssrc.clone()),
-        f: None,
-        download_speed: None,
-    };
-    let sdp = offer.to_text();
-    let invite = InviteRequest {
-        device: dev,
-        channel_id: &s.channel_id,
-        sdp: &sdp,
-        subject: format!("{}:{},{}:0", s.channel_id, s.ssrc, shared.server_id),
-        timeout: Duration::from_millis(cfg.invite_timeout_ms.max(500)),
-    };
-    let (dialog, answer) = match dialog::invite(shared, invite).await {
-        Ok(x) => x,
-        Err(InviteError::Refused { code, reason }) => return Err(undo(PlayError::CameraRefused { code, reason }).await),
-        Err(InviteError::Timeout(ms)) => return Err(undo(PlayError::CameraTimeout(ms)).await),
-        Err(InviteError::Sip(e)) => return Err(undo(e.into()).await),
-    };
-    let answer = match GbSdp::parse(&answer) {
-        Ok(a) => a,
-        Err(e) => {
-            let mut d = dialog;
-            let _ = dialog::bye(shared, dev, &mut d).await;
-            return Err(undo(PlayError::BadAnswer(e.to_string())).await);
-        }
-    };
-    // Some cameras stream with an SSRC of their own and say so in the answer: the receiver is
-    // told to accept it.
-    let theirs: Option<u32> = answer.ssrc.as_deref().and_then(|y| y.trim().parse().ok()).filter(|y| *y != ssrc_num);
-    if let Some(t) = theirs {
-        tracing::info!(stream = %s.stream_id, ours = %s.ssrc, theirs = t, "camera answered its own SSRC");
-    }
-    let peer = match s.transport {
-        PlayTransport::TcpActive => {
-            let ip =
-                if answer.ip == "0.0.0.0" { dev.source_addr.rsplit_once(':').map_or("", |(h, _)| h).to_owned() } else { answer.ip.clone() };
-            match format!("{ip}:{}", answer.media_port).parse::<SocketAddr>() {
-                Ok(p) if answer.media_port != 0 => Some(p),
-                _ => {
-                    let mut d = dialog;
-                    let _ = dialog::bye(shared, dev, &mut d).await;
-                    return Err(undo(PlayError::BadAnswer(format!(
-                        "no usable camera address in the answer ({}:{})",
-                        answer.ip, answer.media_port
-                    )))
-                    .await);
-                }
+        Action::Invite { sdp, subject } => {
+            let timeout = Duration::from_millis(cfg.invite_timeout_ms.max(500));
+            match dialog::invite(shared, InviteRequest { device: dev, channel_id: s.channel_id.as_str(), sdp: &sdp, subject, timeout })
+                .await
+            {
+                Ok((dialog, answer_sdp)) => Some(Event::Invited { dialog: Box::new(dialog), answer_sdp }),
+                Err(InviteError::Refused { code, reason }) => failed(PlayError::CameraRefused { code, reason }),
+                Err(InviteError::Timeout(ms)) => failed(PlayError::CameraTimeout(ms)),
+                Err(InviteError::Sip(e)) => failed(e.into()),
             }
         }
-        _ => None,
-    };
-    if theirs.is_some() || peer.is_some() {
-        if let Err(e) = api.answer(&s.stream_id, theirs, peer).await {
-            let mut d = dialog;
-            let _ = dialog::bye(shared, dev, &mut d).await;
-            return Err(undo(e).await);
+        Action::PassAnswer { node, ssrc, peer } => {
+            let api = MediaApi { cfg, node: &node.id, api_url: &node.api_url };
+            match api.answer(s.stream_id.as_str(), ssrc, peer).await {
+                Ok(()) => Some(Event::AnswerPassed),
+                Err(e) => failed(e),
+            }
         }
+        Action::Keep { node, dialog } => {
+            shared.plays.keep(&s.stream_id, &node, *dialog);
+            None
+        }
+        Action::Save(row) => match session::TABLE.put(store, s.stream_id.as_str(), &row).await {
+            Ok(()) => Some(Event::Saved),
+            Err(e) => failed(e.into()),
+        },
+        Action::Release(_) | Action::Finish(_) => None,
     }
-    s.media_node = node.id.clone();
-    s.media_api = node.api_url.clone();
-    s.rtp_addr = format!("{ip}:{port}");
-    s.call_id = Some(dialog.call_id.clone());
-    s.dialog = Some(dialog.clone());
-    s.urls = media::urls(&node, &s.stream_id);
-    s.media_instance = node.instance.clone();
-    shared.plays.keep(&s.stream_id, &node, dialog);
-    Ok(())
+}
+
+/// Gives back one thing a failed setup held (the undo of each step, in one place).
+async fn release(shared: &Arc<Shared>, dev: &Device, id: &StreamId, held: Held) {
+    let store = shared.store.as_ref();
+    let result = match held {
+        Held::Kept => {
+            shared.plays.forget(id);
+            Ok(())
+        }
+        Held::Dialog(mut d) => dialog::bye(shared, dev, &mut d).await.map(drop).map_err(PlayError::from),
+        Held::Receiver { node, api_url } => {
+            MediaApi { cfg: &shared.cfg.play, node: &node, api_url: &api_url }.close(id.as_str()).await.map(drop)
+        }
+        Held::Load { node } => store.release_load(NodeKind::Media.as_str(), &node).await.map_err(PlayError::from),
+        Held::Record => session::take(store, id).await.map(drop),
+        Held::Ssrc(ssrc) => store.release_ssrc(ssrc.as_str(), id.as_str()).await.map(drop).map_err(PlayError::from),
+    };
+    if let Err(e) = result {
+        tracing::info!(stream = %id, error = %e, "giving back what a failed play held failed");
+    }
 }
 
 /// Why a session ended.
@@ -443,31 +437,29 @@ impl EndReason {
 }
 
 /// Releases one holder (or all, `all`); the last one ends the session.
-pub async fn stop(shared: &Arc<Shared>, id: &str, all: bool) -> Result<Option<Session>, PlayError> {
+pub async fn stop(shared: &Arc<Shared>, id: &StreamId, all: bool) -> Result<Option<Session>, PlayError> {
     let _op = shared.plays.op_lock(id).await;
     let left = session::update(shared.store.as_ref(), id, |s| {
         s.holders = if all { 0 } else { s.holders.saturating_sub(1) };
         true
     })
     .await?
-    .ok_or_else(|| PlayError::NoSession(id.to_owned()))?;
-    let result = if left.holders == 0 { Ok(teardown_locked(shared, id, EndReason::Stopped).await) } else { Ok(Some(left)) };
-    drop(_op);
-    shared.plays.release_op_lock(id);
-    result
+    .ok_or_else(|| PlayError::NoSession(id.to_string()))?;
+    if left.holders == 0 {
+        Ok(teardown_locked(shared, id, EndReason::Stopped).await)
+    } else {
+        Ok(Some(left))
+    }
 }
 
 /// Ends a session for `reason`: BYE (when the camera still has the dialog), receiver closed,
 /// load unit, SSRC and record released. Runs once: returns the session if this call ended it.
-pub async fn teardown(shared: &Arc<Shared>, id: &str, reason: EndReason) -> Option<Session> {
+pub async fn teardown(shared: &Arc<Shared>, id: &StreamId, reason: EndReason) -> Option<Session> {
     let _op = shared.plays.op_lock(id).await;
-    let r = teardown_locked(shared, id, reason).await;
-    drop(_op);
-    shared.plays.release_op_lock(id);
-    r
+    teardown_locked(shared, id, reason).await
 }
 
-async fn teardown_locked(shared: &Arc<Shared>, id: &str, reason: EndReason) -> Option<Session> {
+async fn teardown_locked(shared: &Arc<Shared>, id: &StreamId, reason: EndReason) -> Option<Session> {
     let store = shared.store.as_ref();
     let s = match session::take(store, id).await {
         Ok(Some(s)) => s,
@@ -476,7 +468,7 @@ async fn teardown_locked(shared: &Arc<Shared>, id: &str, reason: EndReason) -> O
             return None;
         }
         Err(e) => {
-            tracing::warn!(stream = id, error = %e, "teardown: reading the session failed");
+            tracing::warn!(stream = %id, error = %e, "teardown: reading the session failed");
             return None;
         }
     };
@@ -486,23 +478,23 @@ async fn teardown_locked(shared: &Arc<Shared>, id: &str, reason: EndReason) -> O
         match store.get_device(&s.device_id).await {
             Ok(Some(dev)) => {
                 if let Err(e) = dialog::bye(shared, &dev, &mut d).await {
-                    tracing::info!(stream = id, error = %e, "BYE not answered");
+                    tracing::info!(stream = %id, error = %e, "BYE not answered");
                 }
             }
-            _ => tracing::info!(stream = id, "device gone: no BYE"),
+            _ => tracing::info!(stream = %id, "device gone: no BYE"),
         }
     }
     if !s.media_node.is_empty() {
         let api = MediaApi { cfg: &shared.cfg.play, node: &s.media_node, api_url: &s.media_api };
-        if let Err(e) = api.close(id).await {
-            tracing::info!(stream = id, error = %e, "closing the receiver failed (node gone?)");
+        if let Err(e) = api.close(id.as_str()).await {
+            tracing::info!(stream = %id, error = %e, "closing the receiver failed (node gone?)");
         }
         let _ = store.release_load(NodeKind::Media.as_str(), &s.media_node).await;
     }
-    let _ = store.release_ssrc(&s.ssrc, id).await;
+    let _ = store.release_ssrc(s.ssrc.as_str(), id.as_str()).await;
     metrics::SESSIONS_CLOSED.inc();
     publish(shared, PlayEventKind::Closed, &s, Some(reason.as_str())).await;
-    tracing::info!(stream = id, reason = reason.as_str(), media_node = %s.media_node, "play session closed");
+    tracing::info!(stream = %id, reason = reason.as_str(), media_node = %s.media_node, "play session closed");
     Some(s)
 }
 
@@ -523,18 +515,18 @@ pub async fn on_camera_bye(shared: &Arc<Shared>, call_id: &str) -> bool {
 /// (it was streaming into the void), a new node opens a receiver under the same stream id and
 /// SSRC, and the camera is INVITEd again. Retried with backoff; given up after
 /// `play.recover_attempts`.
-pub async fn recover(shared: &Arc<Shared>, id: &str, dead: &str) {
-    let noticed = Instant::now();
+pub async fn recover(shared: &Arc<Shared>, id: &StreamId, dead: &str) {
+    let noticed_ms = kit::clock::now_ms();
     let attempts = shared.cfg.play.recover_attempts.max(1);
     for attempt in 1..=attempts {
-        let _op = shared.plays.op_lock(id).await;
-        let outcome = recover_once(shared, id, dead, noticed).await;
-        drop(_op);
-        shared.plays.release_op_lock(id);
+        let outcome = {
+            let _op = shared.plays.op_lock(id).await;
+            recover_once(shared, id, dead, noticed_ms).await
+        };
         match outcome {
             Ok(()) => return,
             Err(e) => {
-                tracing::warn!(stream = id, attempt, error = %e, "recovering the session failed");
+                tracing::warn!(stream = %id, attempt, error = %e, "recovering the session failed");
                 if attempt < attempts {
                     tokio::time::sleep(Duration::from_millis(500 * u64::from(attempt))).await;
                 }
@@ -544,7 +536,7 @@ pub async fn recover(shared: &Arc<Shared>, id: &str, dead: &str) {
     teardown(shared, id, EndReason::RecoveryFailed).await;
 }
 
-async fn recover_once(shared: &Arc<Shared>, id: &str, dead: &str, noticed: Instant) -> Result<(), PlayError> {
+async fn recover_once(shared: &Arc<Shared>, id: &StreamId, dead: &str, noticed_ms: u64) -> Result<(), PlayError> {
     let store = shared.store.as_ref();
     let Some(mut s) = session::get(store, id).await?.map(|read| read.row) else { return Ok(()) };
     if s.media_node != dead || s.sip_node != shared.node {
@@ -556,26 +548,43 @@ async fn recover_once(shared: &Arc<Shared>, id: &str, dead: &str, noticed: Insta
     }
     if s.state != SessionState::Recovering {
         s.state = SessionState::Recovering;
-        session::TABLE.put(store, id, &s).await?;
+        session::TABLE.put(store, id.as_str(), &s).await?;
         // The old node no longer carries it (once per move: later attempts skip this block).
         let _ = store.release_load(NodeKind::Media.as_str(), dead).await;
         if let Some(mut d) = shared.plays.drop_dialog(id).or(s.dialog.take()) {
             let _ = dialog::bye(shared, &dev, &mut d).await;
         }
     }
-    establish(shared, &dev, &mut s, &[dead.to_owned()]).await?;
-    let took = noticed.elapsed().as_millis() as u64;
-    s.state = SessionState::Playing;
-    s.recoveries += 1;
-    s.last_recovery_ms = Some(took);
-    session::TABLE.put(store, id, &s).await?;
+    let setup = Setup::recover(s, dead.to_owned(), noticed_ms, dev.source_addr.clone(), shared.server_id.clone());
+    let s = drive(shared, &dev, setup).await?;
     metrics::PLAY_RECOVERIES.inc();
     publish(shared, PlayEventKind::Recovered, &s, None).await;
-    tracing::info!(stream = id, from = dead, to = %s.media_node, took_ms = took, "session moved to another media node");
+    tracing::info!(stream = %id, from = dead, to = %s.media_node, took_ms = s.last_recovery_ms, "session moved to another media node");
     Ok(())
 }
 
 /// The record of a node by id among `nodes`.
 pub fn node_by_id<'a>(nodes: &'a [MediaNodeRecord], id: &str) -> Option<&'a MediaNodeRecord> {
     nodes.iter().find(|n| n.id == id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn an_operation_lock_is_given_back_when_its_guard_goes() {
+        let plays = Plays::default();
+        let id = StreamId::from("34020000001320000001_34020000001320000001");
+        let first = plays.op_lock(&id).await;
+        assert_eq!(plays.held().3, 1);
+        // A second operation on the stream waits for the first, then takes the lock.
+        let waiting = async {
+            let _second = plays.op_lock(&id).await;
+            plays.held().3
+        };
+        let (_, during_second) = tokio::join!(async { drop(first) }, waiting);
+        assert_eq!(during_second, 1, "the entry stays while an operation holds it");
+        assert_eq!(plays.held().3, 0, "no entry left once every guard is gone");
+    }
 }

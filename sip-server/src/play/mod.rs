@@ -3,8 +3,10 @@
 //! unwatched, starved, hung up or its media node dies (then it moves, same stream id).
 //!
 //! - `session`: the session record kept in the Store (table `sessions`) and its states.
-//! - `media`: choosing a media node (atomic reservation) and its control API.
-//! - `manager`: play / stop / teardown / recover on the node that owns the device's dialog.
+//! - `media_nodes`: choosing a media node (atomic reservation) and its control API.
+//! - `saga`: setting a play (or a move) up as a pure machine with a ledger of what it took.
+//! - `manager`: play / stop / teardown / recover on the node that owns the device's dialog; it
+//!   runs the saga and gives back what a failed set-up held.
 //! - `watch`: what starts teardowns and recoveries (stream and device events, node liveness).
 //!
 //! Ownership: every session is driven by one sip-server node, the one holding the device's
@@ -12,7 +14,8 @@
 //! for it there (`crate::rpc`). That node alone keeps the dialog, so it alone can BYE.
 
 pub mod manager;
-pub mod media;
+pub mod media_nodes;
+pub mod saga;
 pub mod session;
 pub mod watch;
 
@@ -104,6 +107,14 @@ pub enum PlayError {
     OwnerUnreachable(String),
     #[error("no play session {0}")]
     NoSession(String),
+    /// Another operation on the same stream is under way (set-up, a racing play).
+    #[error("{0}")]
+    Busy(String),
+    #[error("no SSRC left: {0}")]
+    SsrcExhausted(String),
+    /// The Store did not answer (Redis down or failing over).
+    #[error("store unavailable: {0}")]
+    Store(String),
     #[error("{0}")]
     Internal(String),
 }
@@ -114,12 +125,24 @@ impl PlayError {
             PlayError::BadRequest(_) => StatusCode::BAD_REQUEST,
             PlayError::DeviceUnknown(_) | PlayError::ChannelUnknown { .. } | PlayError::NoSession(_) => StatusCode::NOT_FOUND,
             PlayError::DeviceOffline(_) => StatusCode::CONFLICT,
-            PlayError::NoMediaNode(_) => StatusCode::SERVICE_UNAVAILABLE,
+            PlayError::NoMediaNode(_) | PlayError::Busy(_) | PlayError::SsrcExhausted(_) | PlayError::Store(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             PlayError::MediaNode { .. } | PlayError::CameraRefused { .. } | PlayError::CameraTimeout(_) | PlayError::BadAnswer(_) => {
                 StatusCode::BAD_GATEWAY
             }
             PlayError::OwnerUnreachable(_) => StatusCode::GATEWAY_TIMEOUT,
             PlayError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// Whether the same request may succeed later without anyone changing anything (the
+    /// API says so, and how long to wait): capacity, exhaustion, a busy stream, the Store.
+    pub fn retry_after_secs(&self) -> Option<u32> {
+        match self {
+            PlayError::Busy(_) => Some(1),
+            PlayError::NoMediaNode(_) | PlayError::SsrcExhausted(_) | PlayError::Store(_) => Some(5),
+            _ => None,
         }
     }
 
@@ -135,7 +158,7 @@ impl PlayError {
 
 impl From<cluster::store::StoreError> for PlayError {
     fn from(e: cluster::store::StoreError) -> Self {
-        PlayError::Internal(format!("store: {e}"))
+        PlayError::Store(e.to_string())
     }
 }
 
@@ -154,12 +177,9 @@ impl From<PlayError> for kit::http::ApiError {
         if let Some(s) = e.sip_status() {
             err = err.with("sip_status", serde_json::json!(s));
         }
+        if let Some(secs) = e.retry_after_secs() {
+            err = err.with("retry_after_secs", serde_json::json!(secs));
+        }
         err
     }
-}
-
-/// Stream ids are derived from the channel, so a second play of a channel finds the first
-/// and a recovered session keeps its id.
-pub fn stream_id(device: &str, channel: &str) -> String {
-    format!("{device}_{channel}")
 }

@@ -2,7 +2,8 @@
 
 use cluster::store::Store;
 use cluster::table::{Table, Versioned};
-use gb::ids::{DeviceId, NodeId};
+use cluster::wire::StreamId;
+use gb::ids::{ChannelId, DeviceId, NodeId, Ssrc};
 use serde::{Deserialize, Serialize};
 
 use super::{PlayError, PlayTransport};
@@ -31,12 +32,12 @@ pub struct Urls {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Session {
-    pub stream_id: String,
+    pub stream_id: StreamId,
     pub device_id: DeviceId,
-    pub channel_id: String,
+    pub channel_id: ChannelId,
     pub transport: PlayTransport,
     /// GB SSRC (10 digits), held in the Store's SSRC table by this stream id.
-    pub ssrc: String,
+    pub ssrc: Ssrc,
     pub state: SessionState,
     /// The sip-server node that drives the session and holds its dialog.
     pub sip_node: NodeId,
@@ -70,8 +71,8 @@ pub struct Session {
     pub last_recovery_ms: Option<u64>,
 }
 
-pub async fn get(store: &dyn Store, stream_id: &str) -> Result<Option<Versioned<Session>>, PlayError> {
-    Ok(TABLE.get(store, stream_id).await?)
+pub async fn get(store: &dyn Store, stream_id: &StreamId) -> Result<Option<Versioned<Session>>, PlayError> {
+    Ok(TABLE.get(store, stream_id.as_str()).await?)
 }
 
 /// Every readable session; a corrupt one is logged by name (and left for an operator).
@@ -85,14 +86,18 @@ pub async fn list(store: &dyn Store) -> Result<Vec<Session>, PlayError> {
 
 /// Read-modify-write with compare-and-set, retried on a concurrent change. `f` returns false
 /// to leave the record alone. Returns the record as written (or as found).
-pub async fn update(store: &dyn Store, stream_id: &str, mut f: impl FnMut(&mut Session) -> bool) -> Result<Option<Session>, PlayError> {
+pub async fn update(
+    store: &dyn Store,
+    stream_id: &StreamId,
+    mut f: impl FnMut(&mut Session) -> bool,
+) -> Result<Option<Session>, PlayError> {
     for _ in 0..32 {
         let Some(read) = get(store, stream_id).await? else { return Ok(None) };
         let mut s = read.row.clone();
         if !f(&mut s) {
             return Ok(Some(s));
         }
-        if TABLE.swap(store, stream_id, &read, &s).await? {
+        if TABLE.swap(store, stream_id.as_str(), &read, &s).await? {
             return Ok(Some(s));
         }
     }
@@ -100,6 +105,6 @@ pub async fn update(store: &dyn Store, stream_id: &str, mut f: impl FnMut(&mut S
 }
 
 /// Removes the record; of several racing callers exactly one gets it back (and cleans up).
-pub async fn take(store: &dyn Store, stream_id: &str) -> Result<Option<Session>, PlayError> {
-    Ok(TABLE.take(store, stream_id).await?)
+pub async fn take(store: &dyn Store, stream_id: &StreamId) -> Result<Option<Session>, PlayError> {
+    Ok(TABLE.take(store, stream_id.as_str()).await?)
 }

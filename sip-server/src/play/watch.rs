@@ -6,11 +6,11 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use cluster::wire::{CloseReason, NodeKind, PresenceEvent, StreamEvent, StreamEventKind, DEVICE_EVENTS, STREAM_EVENTS};
+use cluster::wire::{CloseReason, NodeKind, PresenceEvent, StreamEvent, StreamEventKind, StreamId, DEVICE_EVENTS, STREAM_EVENTS};
 use tokio_util::sync::CancellationToken;
 
 use super::manager::{self, EndReason};
-use super::{media, session};
+use super::{media_nodes, session};
 use crate::error::SipError;
 use crate::server::Shared;
 
@@ -72,7 +72,7 @@ fn on_presence_event(shared: &Arc<Shared>, msg: &str) {
         return;
     }
     let prefix = format!("{}_", ev.device_id);
-    for (id, _, _) in shared.plays.mine().into_iter().filter(|(id, _, _)| id.starts_with(&prefix)) {
+    for (id, _, _) in shared.plays.mine().into_iter().filter(|(id, _, _)| id.as_str().starts_with(&prefix)) {
         let shared = shared.clone();
         tokio::spawn(async move { manager::teardown(&shared, &id, EndReason::DeviceOffline).await });
     }
@@ -96,10 +96,10 @@ pub async fn spawn(shared: Arc<Shared>, shutdown: CancellationToken) -> Result<(
 async fn liveness(shared: Arc<Shared>, shutdown: CancellationToken) {
     let mut tick = tokio::time::interval(Duration::from_millis(shared.cfg.play.media_check_ms.max(100)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut moving: HashSet<String> = HashSet::new();
-    let mut orphans_seen: HashSet<String> = HashSet::new();
+    let mut moving: HashSet<StreamId> = HashSet::new();
+    let mut orphans_seen: HashSet<StreamId> = HashSet::new();
     let mut ticks = 0u64;
-    let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel::<StreamId>();
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -116,7 +116,7 @@ async fn liveness(shared: Arc<Shared>, shutdown: CancellationToken) {
         if mine.is_empty() {
             continue;
         }
-        let live: std::collections::HashMap<String, String> = match media::live_nodes(shared.store.as_ref()).await {
+        let live: std::collections::HashMap<String, String> = match media_nodes::live_nodes(shared.store.as_ref()).await {
             Ok(n) => n.into_iter().map(|n| (n.id, n.instance)).collect(),
             Err(e) => {
                 tracing::warn!(error = %e, "media node liveness check failed");
@@ -156,11 +156,11 @@ async fn liveness(shared: Arc<Shared>, shutdown: CancellationToken) {
 /// Sessions driven by a sip-server node that is gone (its record expired): seen so on two
 /// checks in a row, they are closed by whichever node takes the record first — BYE from the
 /// stored dialog, receiver, SSRC and load released — rather than held forever.
-async fn reap_orphans(shared: &Arc<Shared>, seen: &mut HashSet<String>) {
+async fn reap_orphans(shared: &Arc<Shared>, seen: &mut HashSet<StreamId>) {
     let Ok(live) = shared.store.list_nodes(NodeKind::Sip.as_str()).await else { return };
     let live: HashSet<String> = live.into_iter().map(|(id, _)| id).collect();
     let Ok(all) = session::list(shared.store.as_ref()).await else { return };
-    let orphans: HashSet<String> =
+    let orphans: HashSet<StreamId> =
         all.into_iter().filter(|s| s.sip_node != shared.node && !live.contains(s.sip_node.as_str())).map(|s| s.stream_id).collect();
     for id in orphans.iter().filter(|id| seen.contains(*id)) {
         tracing::warn!(stream = %id, "the sip-server driving this session is gone: closing it");
