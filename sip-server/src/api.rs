@@ -98,9 +98,9 @@ async fn delete_device(State(s): State<Arc<Shared>>, Path(id): Path<String>) -> 
     if !s.store.delete_device(&id).await? {
         return Err(ApiError::new(StatusCode::NOT_FOUND, format!("device {id} not found")));
     }
-    s.forget(&id);
+    s.links.forget(&id);
     let _ = s.store.table_take(crate::play::manager::PREFS, id.as_str()).await;
-    if let Some(d) = dev.filter(|d| d.node != s.node) {
+    if let Some(d) = dev.filter(|d| d.node != s.me.node) {
         if let Ok(json) = serde_json::to_string(&NodeCommand::Forget { device_id: id.clone() }) {
             let _ = s.store.publish(&node_channel(&d.node), &json).await;
         }
@@ -162,7 +162,7 @@ async fn play(
         ch.parse().map_err(|_| ApiError::from(PlayError::BadRequest(format!("channel id {ch:?} is not a 20-digit GB id"))))?;
     let target = crate::play::manager::check_target(&s, &id, &ch).await?;
     // This node holds the device's connection: play here, on the device just checked.
-    if target.node == s.node {
+    if target.node == s.me.node {
         let answer = crate::play::manager::play(&s, target, &ch, transport).await?;
         return Ok(Json(serde_json::to_value(answer).map_err(|e| PlayError::Internal(e.to_string()))?));
     }

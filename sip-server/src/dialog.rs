@@ -14,6 +14,7 @@ use rsipstack::sip::{SipMessage, StatusCodeKind};
 use tokio::time::Instant;
 
 use crate::error::SipError;
+use crate::handles::Identity;
 use crate::outbound::{parse_request, start_transaction, token, Route};
 use crate::server::Shared;
 
@@ -143,7 +144,7 @@ struct Head<'a> {
     cseq: u32,
 }
 
-fn head(shared: &Shared, d: &Dialog, h: Head<'_>) -> String {
+fn head(me: &Identity, d: &Dialog, h: Head<'_>) -> String {
     let to_tag = h.to_tag.map(|t| format!(";tag={t}")).unwrap_or_default();
     format!(
         "{method} {uri} SIP/2.0\r\nVia: SIP/2.0/{proto} {host};rport;branch=z9hG4bK{branch}\r\n\
@@ -152,10 +153,10 @@ fn head(shared: &Shared, d: &Dialog, h: Head<'_>) -> String {
         method = h.method,
         uri = h.uri,
         proto = h.proto,
-        host = shared.contact_host,
+        host = me.contact_host,
         branch = h.branch,
-        server = shared.server_id,
-        domain = shared.domain,
+        server = me.server_id,
+        domain = me.domain,
         local = d.local_tag,
         channel = d.channel_id,
         call = d.call_id,
@@ -166,10 +167,10 @@ fn head(shared: &Shared, d: &Dialog, h: Head<'_>) -> String {
 /// Sends the INVITE and drives it to a confirmed dialog (ACK sent) or an error (CANCEL sent on
 /// timeout). Returns the dialog and the camera's SDP answer.
 pub async fn invite(shared: &Shared, req: InviteRequest<'_>) -> Result<(Dialog, String), InviteError> {
-    let route = Route::to(shared, req.device)?;
+    let route = Route::to(&shared.links, req.device)?;
     let request_uri = format!("sip:{}@{}", req.channel_id, route.addr);
     let mut dialog = Dialog {
-        call_id: format!("{}@{}", token(), shared.contact_host),
+        call_id: format!("{}@{}", token(), shared.me.contact_host),
         local_tag: token(),
         remote_tag: String::new(),
         remote_uri: request_uri.clone(),
@@ -179,19 +180,19 @@ pub async fn invite(shared: &Shared, req: InviteRequest<'_>) -> Result<(Dialog, 
     };
     let branch = token();
     let mut text = head(
-        shared,
+        &shared.me,
         &dialog,
         Head { method: "INVITE", uri: &request_uri, proto: route.proto, branch: &branch, to_tag: None, cseq: dialog.cseq },
     );
     text.push_str(&format!(
         "Contact: <sip:{}@{}>\r\nSubject: {}\r\nContent-Type: APPLICATION/SDP\r\nContent-Length: {}\r\n\r\n{}",
-        shared.server_id,
-        shared.contact_host,
+        shared.me.server_id,
+        shared.me.contact_host,
         req.subject,
         req.sdp.len(),
         req.sdp
     ));
-    let mut tx = start_transaction(shared, &route, parse_request(text.as_bytes())?).await?;
+    let mut tx = start_transaction(&shared.links, &route, parse_request(text.as_bytes())?).await?;
     crate::metrics::INVITES.inc();
 
     let mut state = InviteState::Calling;
@@ -228,13 +229,13 @@ pub async fn invite(shared: &Shared, req: InviteRequest<'_>) -> Result<(Dialog, 
             InviteAction::SendAck => send_ack(shared, &route, &dialog).await?,
             InviteAction::SendCancel => {
                 let cancel = head(
-                    shared,
+                    &shared.me,
                     &dialog,
                     Head { method: "CANCEL", uri: &request_uri, proto: route.proto, branch: &branch, to_tag: None, cseq: dialog.cseq },
                 );
                 let cancel = format!("{cancel}Content-Length: 0\r\n\r\n");
                 // The CANCEL is its own transaction; its 200 is absorbed there.
-                if let Ok(mut ctx) = start_transaction(shared, &route, parse_request(cancel.as_bytes())?).await {
+                if let Ok(mut ctx) = start_transaction(&shared.links, &route, parse_request(cancel.as_bytes())?).await {
                     tokio::spawn(async move { while ctx.receive().await.is_some() {} });
                 }
                 crate::metrics::INVITE_TIMEOUTS.inc();
@@ -264,7 +265,7 @@ pub async fn invite(shared: &Shared, req: InviteRequest<'_>) -> Result<(Dialog, 
 
 fn ack_bytes(shared: &Shared, route: &Route, d: &Dialog) -> String {
     let h = head(
-        shared,
+        &shared.me,
         d,
         Head { method: "ACK", uri: &d.remote_uri, proto: route.proto, branch: &token(), to_tag: Some(&d.remote_tag), cseq: d.cseq },
     );
@@ -284,15 +285,15 @@ async fn send_ack(shared: &Shared, route: &Route, d: &Dialog) -> Result<(), SipE
 /// Returns the final status (481 means the camera had already forgotten the call).
 pub async fn bye(shared: &Shared, device: &Device, d: &mut Dialog) -> Result<u16, SipError> {
     shared.plays.forget_ack(&d.call_id);
-    let route = Route::to(shared, device)?;
+    let route = Route::to(&shared.links, device)?;
     d.cseq += 1;
     let h = head(
-        shared,
+        &shared.me,
         d,
         Head { method: "BYE", uri: &d.remote_uri, proto: route.proto, branch: &token(), to_tag: Some(&d.remote_tag), cseq: d.cseq },
     );
     let text = format!("{h}Content-Length: 0\r\n\r\n");
-    let mut tx = start_transaction(shared, &route, parse_request(text.as_bytes())?).await?;
+    let mut tx = start_transaction(&shared.links, &route, parse_request(text.as_bytes())?).await?;
     crate::metrics::BYES_SENT.inc();
     match crate::outbound::final_status(&mut tx, Duration::from_secs(5)).await {
         Some(code) => Ok(code),

@@ -44,7 +44,7 @@ pub async fn on_message(shared: &Arc<Shared>, tx: &mut Transaction) -> Result<()
         Body::Catalog { sum_num, items } => {
             tx.reply(StatusCode::OK).await?;
             metrics::CATALOG_ITEMS.add(items.len() as u64);
-            if let Some(done) = shared.catalog_push(device_id.as_str(), msg.header.sn, sum_num, items) {
+            if let Some(done) = shared.catalogs.push(device_id.as_str(), msg.header.sn, sum_num, items) {
                 store_catalog(shared, done).await;
             }
         }
@@ -101,26 +101,22 @@ async fn follow_rebinding(
     peer: (gb::model::SipTransport, String),
     tcp_conn: Option<rsipstack::transport::SipConnection>,
 ) -> Result<(), SipError> {
-    let known = shared.seen.lock().unwrap_or_else(|e| e.into_inner()).get(device_id).cloned();
+    let known = shared.links.seen(device_id);
     if known.as_ref() == Some(&peer) {
         return Ok(());
     }
     let Some(mut dev) = shared.store.get_device(device_id).await? else { return Ok(()) };
-    if dev.transport != peer.0 || dev.source_addr != peer.1 || dev.node != shared.node {
+    if dev.transport != peer.0 || dev.source_addr != peer.1 || dev.node != shared.me.node {
         tracing::info!(device_id = %device_id, old = %dev.source_addr, new = %peer.1, "device source address changed; following it");
         dev.transport = peer.0;
         dev.source_addr = peer.1.clone();
-        dev.node = shared.node.clone();
+        dev.node = shared.me.node.clone();
         let now = kit::clock::now_ms();
         let expiry = dev.registered_at_ms + u64::from(dev.expires_secs) * 1000;
         shared.store.upsert_device(&dev, (now + shared.keepalive_timeout_ms()).min(expiry)).await?;
-        if peer.0 == gb::model::SipTransport::Tcp {
-            if let Some(c) = tcp_conn {
-                shared.tcp_conns.lock().unwrap_or_else(|e| e.into_inner()).insert(device_id.clone(), c);
-            }
-        }
     }
-    shared.seen.lock().unwrap_or_else(|e| e.into_inner()).insert(device_id.clone(), peer);
+    // The connection it came on is the one to use from now on (TCP).
+    shared.links.remember(device_id, peer, tcp_conn);
     Ok(())
 }
 

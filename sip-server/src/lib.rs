@@ -9,6 +9,7 @@ pub mod api;
 pub mod config;
 pub mod dialog;
 pub mod error;
+pub mod handles;
 pub mod headers;
 pub mod inbound;
 pub mod metrics;

@@ -16,6 +16,7 @@ use rsipstack::transaction::transaction::Transaction;
 use rsipstack::transport::{SipAddr, SipConnection};
 
 use crate::error::SipError;
+use crate::handles::Links;
 use crate::metrics;
 use crate::server::{node_channel, NodeCommand, Shared};
 
@@ -37,15 +38,15 @@ pub struct Route {
 }
 
 impl Route {
-    pub fn to(shared: &Shared, dev: &Device) -> Result<Route, SipError> {
+    pub fn to(links: &Links, dev: &Device) -> Result<Route, SipError> {
         let addr: SocketAddr = dev
             .source_addr
             .parse()
             .map_err(|_| SipError::Config(format!("device {} has a bad source address {:?}", dev.id, dev.source_addr)))?;
         let (conn, proto, t): (SipConnection, &str, _) = match dev.transport {
-            SipTransport::Udp => (shared.udp.clone().into(), "UDP", rsipstack::sip::Transport::Udp),
+            SipTransport::Udp => (links.udp.clone().into(), "UDP", rsipstack::sip::Transport::Udp),
             SipTransport::Tcp => {
-                let c = shared.tcp_conns.lock().unwrap_or_else(|e| e.into_inner()).get(&dev.id).cloned();
+                let c = links.tcp_conn(&dev.id);
                 (
                     c.ok_or_else(|| SipError::NotRegistered(format!("{} (its TCP connection is gone)", dev.id)))?,
                     "TCP",
@@ -71,9 +72,9 @@ pub fn parse_request(bytes: &[u8]) -> Result<rsipstack::sip::Request, SipError> 
 }
 
 /// Starts a client transaction for `req` over `route`.
-pub async fn start_transaction(shared: &Shared, route: &Route, req: rsipstack::sip::Request) -> Result<Transaction, SipError> {
+pub async fn start_transaction(links: &Links, route: &Route, req: rsipstack::sip::Request) -> Result<Transaction, SipError> {
     let key = TransactionKey::from_request(&req, TransactionRole::Client)?;
-    let mut tx = Transaction::new_client(key, req, shared.endpoint.clone(), Some(route.conn.clone()));
+    let mut tx = Transaction::new_client(key, req, links.endpoint.clone(), Some(route.conn.clone()));
     tx.destination = Some(route.dest.clone());
     tx.send().await?;
     Ok(tx)
@@ -97,7 +98,7 @@ pub async fn final_status(tx: &mut Transaction, within: Duration) -> Option<u16>
 
 /// Sends `method` with `body` to the device and waits for the final response code.
 pub async fn send_request(shared: &Shared, dev: &Device, method: &str, content_type: &str, body: &[u8]) -> Result<u16, SipError> {
-    let route = Route::to(shared, dev)?;
+    let route = Route::to(&shared.links, dev)?;
     let addr = route.addr;
     let cseq: u32 = rand::random::<u32>() % 100_000 + 1;
     let text = format!(
@@ -113,10 +114,10 @@ pub async fn send_request(shared: &Shared, dev: &Device, method: &str, content_t
          Content-Length: {len}\r\n\r\n",
         dev_id = dev.id,
         proto = route.proto,
-        host = shared.contact_host,
+        host = shared.me.contact_host,
         branch = token(),
-        server = shared.server_id,
-        domain = shared.domain,
+        server = shared.me.server_id,
+        domain = shared.me.domain,
         tag = token(),
         call = token(),
         len = body.len(),
@@ -124,7 +125,7 @@ pub async fn send_request(shared: &Shared, dev: &Device, method: &str, content_t
     let mut bytes = text.into_bytes();
     bytes.extend_from_slice(body);
     let req = parse_request(&bytes)?;
-    let mut tx = start_transaction(shared, &route, req).await?;
+    let mut tx = start_transaction(&shared.links, &route, req).await?;
     match final_status(&mut tx, REQUEST_TIMEOUT).await {
         Some(code) if (200..300).contains(&code) => Ok(code),
         Some(code) => Err(SipError::Refused { device: dev.id.to_string(), code }),
@@ -153,7 +154,7 @@ pub async fn request_query(shared: &Arc<Shared>, device_id: &DeviceId, cmd: &str
         return Err(SipError::NotRegistered(device_id.to_string()));
     }
     let sn = shared.next_sn();
-    if dev.node == shared.node {
+    if dev.node == shared.me.node {
         let shared = shared.clone();
         let (device_id, cmd) = (device_id.clone(), cmd.to_owned());
         tokio::spawn(async move {

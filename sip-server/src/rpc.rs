@@ -65,7 +65,7 @@ pub async fn handle(shared: &Arc<Shared>, call: Call) -> Reply {
 
 /// Runs `call` on `node`: here if it is this node, else through the Store.
 pub async fn call(shared: &Arc<Shared>, node: &NodeId, call: Call) -> Reply {
-    if *node == shared.node {
+    if *node == shared.me.node {
         return handle(shared, call).await;
     }
     let live = shared.store.list_nodes(NodeKind::Sip.as_str()).await.map_err(PlayError::from)?;
@@ -75,7 +75,7 @@ pub async fn call(shared: &Arc<Shared>, node: &NodeId, call: Call) -> Reply {
     let id = shared.rpc.next.fetch_add(1, Ordering::Relaxed) ^ (u64::from(rand::random::<u32>()) << 32);
     let (tx, rx) = oneshot::channel();
     shared.rpc.lock().insert(id, tx);
-    let cmd = NodeCommand::Call { id, from: shared.node.clone(), call };
+    let cmd = NodeCommand::Call { id, from: shared.me.node.clone(), call };
     let json = serde_json::to_string(&cmd).map_err(|e| PlayError::Internal(e.to_string()))?;
     if let Err(e) = shared.store.publish(&node_channel(node), &json).await {
         shared.rpc.lock().remove(&id);

@@ -2,20 +2,16 @@
 //! shared state every handler reads, and the background tasks (presence sweeper, catalog
 //! timeouts, commands routed to this node over the Store).
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cluster::store::Store;
 use cluster::wire::{NodeKind, PresenceEvent, SipNodeRecord, DEVICE_EVENTS};
-use gb::catalog::CatalogAggregator;
 use gb::ids::{DeviceId, NodeId, ServerId};
-use gb::model::SipTransport;
 use gb::sip::digest::NonceIssuer;
 use rsipstack::sip::{Method, SipMessage};
-use rsipstack::transaction::endpoint::EndpointInnerRef;
 use rsipstack::transaction::transaction::Transaction;
 use rsipstack::transport::udp::{UdpConnection, UdpInner};
 use rsipstack::transport::{SipAddr, SipConnection, TcpListenerConnection, TransportLayer};
@@ -25,37 +21,20 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{ApiConfig, SipConfig};
 use crate::error::SipError;
+use crate::handles::{Admission, Catalogs, Identity, Links};
 use crate::metrics;
 
-/// State shared by every handler on this node.
+/// Everything a node's handlers share, as narrow handles (`handles`): most functions take
+/// the one they need.
 pub struct Shared {
     pub cfg: SipConfig,
-    pub server_id: ServerId,
-    pub domain: String,
-    pub node: NodeId,
+    pub me: Identity,
     pub store: Arc<dyn Store>,
-    pub endpoint: EndpointInnerRef,
-    /// Our UDP socket, used to send to UDP devices (so requests leave from the port they
-    /// registered to, which is what their NAT mapping allows back in).
-    pub udp: UdpConnection,
-    /// The same socket, for our receive loop.
-    pub udp_socket: Arc<tokio::net::UdpSocket>,
-    pub udp_addr: SocketAddr,
-    pub tcp_addr: SocketAddr,
-    /// host:port for Via/Contact of requests we send.
-    pub contact_host: String,
+    pub links: Links,
+    pub admission: Admission,
     pub nonces: NonceIssuer,
-    /// TCP connections of devices registered over TCP on this node.
-    pub tcp_conns: Mutex<HashMap<DeviceId, SipConnection>>,
-    /// Last observed (transport, source) per device on this node, to notice NAT rebinding.
-    pub seen: Mutex<HashMap<DeviceId, (SipTransport, String)>>,
-    pub catalogs: Mutex<CatalogAggregator>,
+    pub catalogs: Catalogs,
     sn: AtomicU32,
-    /// Handler slots (`sip.max_inflight`), shared by transactions and the stateless path.
-    inflight: Arc<tokio::sync::Semaphore>,
-    /// Stateless REGISTERs by (Call-ID, CSeq): in progress (copies dropped) or answered
-    /// (copies answered again, not registered again).
-    registering: Mutex<crate::answers::AnswerCache<crate::stateless::Answer>>,
     /// Play sessions this node drives (dialogs, per-stream locks).
     pub plays: crate::play::Plays,
     /// Calls routed to other nodes, waiting for replies.
@@ -65,23 +44,6 @@ pub struct Shared {
 impl Shared {
     pub fn next_sn(&self) -> u32 {
         self.sn.fetch_add(1, Ordering::Relaxed) % 1_000_000_000 + 1
-    }
-
-    /// A handler slot, waiting up to `sip.admission_wait_ms`; `None` means shed (see `shed`).
-    pub async fn admit(&self) -> Option<Slot> {
-        let wait = Duration::from_millis(self.cfg.admission_wait_ms);
-        tokio::time::timeout(wait, self.inflight.clone().acquire_owned()).await.ok()?.ok().map(Slot::new)
-    }
-
-    /// A handler slot if one is free now.
-    pub fn try_admit(&self) -> Option<Slot> {
-        self.inflight.clone().try_acquire_owned().ok().map(Slot::new)
-    }
-
-    /// Counts a request shed for overload and gives the header of its 503.
-    pub fn shed() -> rsipstack::sip::Header {
-        metrics::OVERLOAD_REJECTED.inc();
-        rsipstack::sip::Header::Other("Retry-After".into(), "5".into())
     }
 
     /// A 200 to an INVITE of ours arrived again (our ACK was lost): send the ACK again.
@@ -96,15 +58,11 @@ impl Shared {
         let ack = self.plays.ack_of(&call_id);
         match ack {
             Some((bytes, to)) => {
-                let _ = self.udp_socket.send_to(&bytes, to).await;
+                let _ = self.links.udp_socket.send_to(&bytes, to).await;
                 true
             }
             None => false,
         }
-    }
-
-    pub fn lock_registering(&self) -> std::sync::MutexGuard<'_, crate::answers::AnswerCache<crate::stateless::Answer>> {
-        self.registering.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     pub fn keepalive_timeout_ms(&self) -> u64 {
@@ -117,38 +75,12 @@ impl Shared {
             online,
             reason: reason.to_owned(),
             at_ms: kit::clock::now_ms(),
-            node: self.node.clone(),
+            node: self.me.node.clone(),
         };
-        tracing::info!(device_id = %device_id, online, reason, node = %self.node, "device presence changed");
-        if let Ok(json) = serde_json::to_string(&ev) {
-            if let Err(e) = self.store.publish(DEVICE_EVENTS, &json).await {
-                tracing::warn!(error = %e, "publishing presence event failed");
-            }
+        tracing::info!(device_id = %device_id, online, reason, node = %self.me.node, "device presence changed");
+        if let Err(e) = self.store.publish(DEVICE_EVENTS, &cluster::wire::to_json(&ev)).await {
+            tracing::warn!(error = %e, "publishing presence event failed");
         }
-    }
-
-    fn lock_catalogs(&self) -> std::sync::MutexGuard<'_, CatalogAggregator> {
-        self.catalogs.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    pub fn catalog_push(&self, device: &str, sn: u32, sum_num: u32, items: Vec<gb::model::Channel>) -> Option<gb::catalog::CatalogDone> {
-        self.lock_catalogs().push(Instant::now(), device, sn, sum_num, items)
-    }
-}
-
-/// A handler slot: held while a request is handled, counted in `gbc_sip_inflight`.
-pub struct Slot(#[allow(dead_code)] tokio::sync::OwnedSemaphorePermit);
-
-impl Slot {
-    fn new(permit: tokio::sync::OwnedSemaphorePermit) -> Self {
-        metrics::INFLIGHT.add(1);
-        Slot(permit)
-    }
-}
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        metrics::INFLIGHT.add(-1);
     }
 }
 
@@ -258,27 +190,15 @@ pub async fn start(
     .await;
 
     let secret = store.shared_secret("nonce").await?;
-    let cfg_max_inflight = cfg.max_inflight.max(1);
     let shared = Arc::new(Shared {
         nonces: NonceIssuer::new(&secret, cfg.nonce_ttl_secs),
-        catalogs: Mutex::new(CatalogAggregator::new(Duration::from_millis(cfg.catalog_timeout_ms), cfg.catalog_max_items, 4096)),
+        catalogs: Catalogs::new(Duration::from_millis(cfg.catalog_timeout_ms), cfg.catalog_max_items),
+        admission: Admission::new(cfg.max_inflight, Duration::from_millis(cfg.admission_wait_ms)),
         cfg,
-        server_id,
-        domain,
-        node,
+        me: Identity { server_id, domain, node, contact_host },
         store,
-        endpoint: inner,
-        udp,
-        udp_socket,
-        udp_addr,
-        tcp_addr,
-        contact_host,
-        tcp_conns: Mutex::new(HashMap::new()),
-        seen: Mutex::new(HashMap::new()),
+        links: Links::new(inner, udp, udp_socket, udp_addr, tcp_addr),
         sn: AtomicU32::new(rand::random::<u32>() % 100_000),
-        inflight: Arc::new(tokio::sync::Semaphore::new(cfg_max_inflight)),
-        // Timer J (64·T1); 16,384 answers of about 1 KiB cover several seconds of a storm.
-        registering: Mutex::new(crate::answers::AnswerCache::new(32_000, 16_384)),
         plays: crate::play::Plays::default(),
         rpc: crate::rpc::Pending::default(),
     });
@@ -303,10 +223,10 @@ pub async fn start(
                     // Wait a while for a slot (a burst queues; the transaction already absorbs the
                     // device's retransmissions), then shed with 503 so devices back off instead of
                     // piling up behind a slow Store.
-                    match shared.admit().await {
+                    match shared.admission.admit().await {
                         Some(_slot) => dispatch(shared, tx).await,
                         None => {
-                            let _ = tx.reply_with(rsipstack::sip::StatusCode::ServiceUnavailable, vec![Shared::shed()], None).await;
+                            let _ = tx.reply_with(rsipstack::sip::StatusCode::ServiceUnavailable, vec![Admission::shed()], None).await;
                         }
                     }
                 });
@@ -320,7 +240,7 @@ pub async fn start(
 
     let api_addr = crate::api::serve(shared.clone(), &api, shutdown.clone()).await?;
     tokio::spawn(announce(shared.clone(), api_addr, shutdown.clone()));
-    tracing::info!(sip = %udp_addr, api = %api_addr, node = %shared.node, server_id = %shared.server_id, "sip-server listening (udp+tcp)");
+    tracing::info!(sip = %udp_addr, api = %api_addr, node = %shared.me.node, server_id = %shared.me.server_id, "sip-server listening (udp+tcp)");
     Ok(SipServerHandle { shared, sip_addr: udp_addr, api_addr })
 }
 
@@ -334,10 +254,10 @@ pub async fn run(cfg: SipConfig, api: ApiConfig, store: Arc<dyn Store>, shutdown
 /// Keeps this node's record (kind `sip`) in the Store, so other nodes know it is alive before
 /// routing a call to it; removed on a clean stop.
 async fn announce(shared: Arc<Shared>, api_addr: SocketAddr, shutdown: CancellationToken) {
-    let rec = SipNodeRecord { id: shared.node.to_string(), sip: shared.contact_host.clone(), api_port: api_addr.port() };
+    let rec = SipNodeRecord { id: shared.me.node.to_string(), sip: shared.me.contact_host.clone(), api_port: api_addr.port() };
     let rec = cluster::wire::to_json(&rec);
     loop {
-        if let Err(e) = shared.store.put_node(NodeKind::Sip.as_str(), shared.node.as_str(), &rec, 6000).await {
+        if let Err(e) = shared.store.put_node(NodeKind::Sip.as_str(), shared.me.node.as_str(), &rec, 6000).await {
             tracing::warn!(error = %e, "announcing this node failed");
         }
         tokio::select! {
@@ -345,12 +265,12 @@ async fn announce(shared: Arc<Shared>, api_addr: SocketAddr, shutdown: Cancellat
             _ = tokio::time::sleep(Duration::from_secs(2)) => {}
         }
     }
-    let _ = shared.store.remove_node(NodeKind::Sip.as_str(), shared.node.as_str()).await;
+    let _ = shared.store.remove_node(NodeKind::Sip.as_str(), shared.me.node.as_str()).await;
 }
 
 async fn udp_loop(shared: Arc<Shared>, shutdown: CancellationToken) {
     let mut buf = vec![0u8; 65_536];
-    let sock = shared.udp_socket.clone();
+    let sock = shared.links.udp_socket.clone();
     let max = shared.cfg.max_message_bytes;
     let mut last_warn = Instant::now() - Duration::from_secs(60);
     loop {
@@ -422,8 +342,8 @@ async fn udp_loop(shared: Arc<Shared>, shutdown: CancellationToken) {
             }
         }
         let from_addr = SipAddr { r#type: Some(rsipstack::sip::Transport::Udp), addr: from.into() };
-        let conn: SipConnection = shared.udp.clone().into();
-        if let Err(e) = shared.endpoint.on_received_message(msg, conn, &from_addr).await {
+        let conn: SipConnection = shared.links.udp.clone().into();
+        if let Err(e) = shared.links.endpoint.on_received_message(msg, conn, &from_addr).await {
             tracing::debug!(peer = %from, error = %e, "SIP message not accepted by the transaction layer");
         }
     }
@@ -498,7 +418,7 @@ async fn catalog_timeouts(shared: Arc<Shared>, shutdown: CancellationToken) {
             _ = shutdown.cancelled() => break,
             _ = tick.tick() => {}
         }
-        let done = shared.lock_catalogs().expire(Instant::now());
+        let done = shared.catalogs.expire();
         for c in done {
             tracing::warn!(device_id = %c.device_id, sn = c.sn, got = c.items.len(), sum_num = c.sum_num, "catalog timed out; storing what arrived");
             crate::inbound::store_catalog(&shared, c).await;
@@ -507,7 +427,7 @@ async fn catalog_timeouts(shared: Arc<Shared>, shutdown: CancellationToken) {
 }
 
 async fn spawn_node_commands(shared: Arc<Shared>, shutdown: CancellationToken) -> Result<(), SipError> {
-    let mut sub = shared.store.subscribe(&node_channel(&shared.node)).await?;
+    let mut sub = shared.store.subscribe(&node_channel(&shared.me.node)).await?;
     tokio::spawn(async move {
         loop {
             let msg = tokio::select! {
@@ -523,7 +443,7 @@ async fn spawn_node_commands(shared: Arc<Shared>, shutdown: CancellationToken) -
                         }
                     });
                 }
-                Ok(NodeCommand::Forget { device_id }) => shared.forget(&device_id),
+                Ok(NodeCommand::Forget { device_id }) => shared.links.forget(&device_id),
                 Ok(NodeCommand::Call { id, from, call }) => crate::rpc::serve(shared.clone(), id, from, call),
                 Ok(NodeCommand::Reply { id, reply }) => shared.rpc.complete(id, reply),
                 Err(e) => tracing::warn!(error = %e, "bad node command"),
@@ -531,12 +451,4 @@ async fn spawn_node_commands(shared: Arc<Shared>, shutdown: CancellationToken) -
         }
     });
     Ok(())
-}
-
-impl Shared {
-    /// Drops what this node remembers of a device (after DELETE).
-    pub fn forget(&self, id: &DeviceId) {
-        self.tcp_conns.lock().unwrap_or_else(|e| e.into_inner()).remove(id);
-        self.seen.lock().unwrap_or_else(|e| e.into_inner()).remove(id);
-    }
 }

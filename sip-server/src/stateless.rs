@@ -117,12 +117,12 @@ async fn send_response(
             req.headers.unique_push(to.with_tag(rsipstack::transaction::make_tag()).into());
         }
     }
-    let dest: Option<SipAddr> = shared.endpoint.get_destination_from_request(&req).await;
-    let mut resp = shared.endpoint.make_response(&req, code, None);
+    let dest: Option<SipAddr> = shared.links.endpoint.get_destination_from_request(&req).await;
+    let mut resp = shared.links.endpoint.make_response(&req, code, None);
     resp.headers.extend(headers);
     let msg = SipMessage::Response(resp);
     let kept = keep.then(|| (msg.clone(), dest.clone()));
-    shared.udp.send(msg, dest.as_ref()).await?;
+    shared.links.udp.send(msg, dest.as_ref()).await?;
     Ok(kept)
 }
 
@@ -159,31 +159,31 @@ async fn register(shared: &Arc<Shared>, req: Request, from: SocketAddr) -> Resul
         (Ok(c), Ok(s)) => format!("{}\u{0}{}", c.value(), s.value()),
         _ => return respond(shared, req, StatusCode::BadRequest, vec![]).await,
     };
-    let seen = shared.lock_registering().begin(&key, kit::clock::now_ms());
+    let seen = shared.admission.registering().begin(&key, kit::clock::now_ms());
     match seen {
         Seen::New => {}
         // A retransmission: the original is being handled and will be answered.
         Seen::InProgress => return Ok(()),
         Seen::Answered((msg, dest)) => {
             crate::metrics::RETRANSMISSIONS_ANSWERED.inc();
-            shared.udp.send(msg, dest.as_ref()).await?;
+            shared.links.udp.send(msg, dest.as_ref()).await?;
             return Ok(());
         }
     }
     let mut final_answer = None;
     let result = async {
-        let slot = match shared.try_admit() {
+        let slot = match shared.admission.try_admit() {
             Some(p) => Some(p),
             None => {
                 // Queued: 100 Trying slows the device's retransmissions to every T2 (4 s)
                 // instead of every 0.5-2 s, so a storm does not multiply itself.
                 respond(shared, req.clone(), StatusCode::Trying, vec![]).await?;
-                shared.admit().await
+                shared.admission.admit().await
             }
         };
         let Some(_slot) = slot else {
             // Not kept: after a 503 the device is to try again, and then it is registered.
-            return respond(shared, req, StatusCode::ServiceUnavailable, vec![Shared::shed()]).await;
+            return respond(shared, req, StatusCode::ServiceUnavailable, vec![crate::handles::Admission::shed()]).await;
         };
         let mut responder = Responder::Udp { req: Box::new(req), final_answer: None };
         let result = crate::registrar::on_register(shared, &mut responder, (SipTransport::Udp, from.to_string()), None).await;
@@ -193,7 +193,7 @@ async fn register(shared: &Arc<Shared>, req: Request, from: SocketAddr) -> Resul
         result
     }
     .await;
-    shared.lock_registering().finish(&key, final_answer.map(|a| *a), kit::clock::now_ms());
+    shared.admission.registering().finish(&key, final_answer.map(|a| *a), kit::clock::now_ms());
     result
 }
 

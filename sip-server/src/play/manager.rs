@@ -253,8 +253,8 @@ async fn play_locked(
     }
 
     let transport = transport_for(shared, dev, asked).await?;
-    let prefix = gb::ids::gb_ssrc_prefix(&shared.domain, false)
-        .ok_or_else(|| PlayError::Internal(format!("domain {:?} gives no GB SSRC prefix", shared.domain)))?;
+    let prefix = gb::ids::gb_ssrc_prefix(&shared.me.domain, false)
+        .ok_or_else(|| PlayError::Internal(format!("domain {:?} gives no GB SSRC prefix", shared.me.domain)))?;
     let ssrc = store
         .allocate_ssrc(&prefix, id.as_str())
         .await?
@@ -273,7 +273,7 @@ async fn play_locked(
         transport,
         ssrc,
         state: SessionState::Starting,
-        sip_node: shared.node.clone(),
+        sip_node: shared.me.node.clone(),
         media_node: String::new(),
         media_api: String::new(),
         media_instance: String::new(),
@@ -287,7 +287,7 @@ async fn play_locked(
         recoveries: 0,
         last_recovery_ms: None,
     };
-    let setup = Setup::play(s, dev.source_addr.clone(), shared.server_id.clone());
+    let setup = Setup::play(s, dev.source_addr.clone(), shared.me.server_id.clone());
     match drive(shared, dev, setup).await {
         Ok(s) => {
             publish(shared, PlayEventKind::Started, &s, None).await;
@@ -539,7 +539,7 @@ pub async fn recover(shared: &Arc<Shared>, id: &StreamId, dead: &str) {
 async fn recover_once(shared: &Arc<Shared>, id: &StreamId, dead: &str, noticed_ms: u64) -> Result<(), PlayError> {
     let store = shared.store.as_ref();
     let Some(mut s) = session::get(store, id).await?.map(|read| read.row) else { return Ok(()) };
-    if s.media_node != dead || s.sip_node != shared.node {
+    if s.media_node != dead || s.sip_node != shared.me.node {
         return Ok(()); // already moved, or not ours
     }
     let dev = store.get_device(&s.device_id).await?.ok_or_else(|| PlayError::DeviceUnknown(s.device_id.to_string()))?;
@@ -555,7 +555,7 @@ async fn recover_once(shared: &Arc<Shared>, id: &StreamId, dead: &str, noticed_m
             let _ = dialog::bye(shared, &dev, &mut d).await;
         }
     }
-    let setup = Setup::recover(s, dead.to_owned(), noticed_ms, dev.source_addr.clone(), shared.server_id.clone());
+    let setup = Setup::recover(s, dead.to_owned(), noticed_ms, dev.source_addr.clone(), shared.me.server_id.clone());
     let s = drive(shared, &dev, setup).await?;
     metrics::PLAY_RECOVERIES.inc();
     publish(shared, PlayEventKind::Recovered, &s, None).await;

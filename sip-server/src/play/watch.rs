@@ -161,7 +161,7 @@ async fn reap_orphans(shared: &Arc<Shared>, seen: &mut HashSet<StreamId>) {
     let live: HashSet<String> = live.into_iter().map(|(id, _)| id).collect();
     let Ok(all) = session::list(shared.store.as_ref()).await else { return };
     let orphans: HashSet<StreamId> =
-        all.into_iter().filter(|s| s.sip_node != shared.node && !live.contains(s.sip_node.as_str())).map(|s| s.stream_id).collect();
+        all.into_iter().filter(|s| s.sip_node != shared.me.node && !live.contains(s.sip_node.as_str())).map(|s| s.stream_id).collect();
     for id in orphans.iter().filter(|id| seen.contains(*id)) {
         tracing::warn!(stream = %id, "the sip-server driving this session is gone: closing it");
         let (shared, id) = (shared.clone(), id.clone());
@@ -175,7 +175,7 @@ async fn reap_orphans(shared: &Arc<Shared>, seen: &mut HashSet<StreamId>) {
 /// released).
 async fn close_leftovers(shared: &Arc<Shared>) {
     let Ok(all) = session::list(shared.store.as_ref()).await else { return };
-    for s in all.into_iter().filter(|s| s.sip_node == shared.node) {
+    for s in all.into_iter().filter(|s| s.sip_node == shared.me.node) {
         tracing::info!(stream = %s.stream_id, "session left over from an earlier run of this node: closing it");
         manager::teardown(shared, &s.stream_id, EndReason::Restarted).await;
     }

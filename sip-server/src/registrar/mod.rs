@@ -19,11 +19,11 @@ use machine::{Action, Counter, Event, Lookup, Note, Register, Registration, Rule
 pub fn rules(shared: &Shared) -> Rules<'_> {
     Rules {
         cfg: &shared.cfg,
-        realm: &shared.domain,
+        realm: &shared.me.domain,
         nonces: &shared.nonces,
-        node: &shared.node,
-        udp_addr: shared.udp_addr.to_string(),
-        tcp_addr: shared.tcp_addr.to_string(),
+        node: &shared.me.node,
+        udp_addr: shared.links.udp_addr.to_string(),
+        tcp_addr: shared.links.tcp_addr.to_string(),
     }
 }
 
@@ -35,7 +35,7 @@ pub async fn observed_source(shared: &Shared, tx: &Transaction) -> Option<(SipTr
         let remote = conn.get_remote_addr()?;
         Some((SipTransport::Tcp, remote.addr.to_string()))
     } else {
-        let dest = shared.endpoint.get_destination_from_request(&tx.original).await?;
+        let dest = shared.links.endpoint.get_destination_from_request(&tx.original).await?;
         Some((SipTransport::Udp, dest.addr.to_string()))
     }
 }
@@ -113,7 +113,7 @@ async fn run(
             tracing::warn!(device = %keys.device, peer = %source, failures = n, "REGISTER with a wrong password");
         }
         Action::ClearDeviceFailures { key } => store.clear_auth_failures(&key).await?,
-        Action::Forget(device_id) => shared.forget(&device_id),
+        Action::Forget(device_id) => shared.links.forget(&device_id),
         Action::Store { device, deadline_ms } => store.upsert_device(&device, deadline_ms).await?,
         Action::RememberRoute(device_id) => remember_route(shared, device_id, (transport, source), tcp_conn),
         Action::Publish { device_id, online, reason } => shared.publish_presence(&device_id, online, reason).await,
@@ -130,10 +130,7 @@ fn remember_route(
     (transport, source): (SipTransport, &str),
     tcp_conn: &Option<rsipstack::transport::SipConnection>,
 ) {
-    if let (SipTransport::Tcp, Some(conn)) = (transport, tcp_conn) {
-        shared.tcp_conns.lock().unwrap_or_else(|e| e.into_inner()).insert(device_id.clone(), conn.clone());
-    }
-    shared.seen.lock().unwrap_or_else(|e| e.into_inner()).insert(device_id, (transport, source.to_owned()));
+    shared.links.remember(&device_id, (transport, source.to_owned()), tcp_conn.clone());
 }
 
 fn count(counter: Counter) {
