@@ -266,27 +266,7 @@ async fn play_locked(
             return Err(PlayError::Internal(format!("the Store gave a bad SSRC: {e}")));
         }
     };
-    let s = Session {
-        stream_id: id.clone(),
-        device_id: dev.id.clone(),
-        channel_id: channel_id.clone(),
-        transport,
-        ssrc,
-        state: SessionState::Starting,
-        sip_node: shared.me.node.clone(),
-        media_node: String::new(),
-        media_api: String::new(),
-        media_instance: String::new(),
-        rtp_addr: String::new(),
-        call_id: None,
-        dialog: None,
-        holders: 1,
-        urls: Default::default(),
-        created_ms: kit::clock::now_ms(),
-        started_ms: None,
-        recoveries: 0,
-        last_recovery_ms: None,
-    };
+    let s = Session::starting(dev.id.clone(), channel_id.clone(), transport, ssrc, shared.me.node.clone(), kit::clock::now_ms());
     let setup = Setup::play(s, dev.source_addr.clone(), shared.me.server_id.clone());
     match drive(shared, dev, setup).await {
         Ok(s) => {

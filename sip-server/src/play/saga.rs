@@ -540,27 +540,7 @@ mod tests {
     fn session() -> Session {
         let dev: DeviceId = "34020000001320000001".parse().unwrap();
         let ch: ChannelId = "34020000001320000001".parse().unwrap();
-        Session {
-            stream_id: cluster::wire::StreamId::of_channel(&dev, &ch),
-            device_id: dev,
-            channel_id: ch,
-            transport: PlayTransport::Udp,
-            ssrc: "0200000001".parse().unwrap(),
-            state: SessionState::Starting,
-            sip_node: "sip-a".parse::<NodeId>().unwrap(),
-            media_node: String::new(),
-            media_api: String::new(),
-            media_instance: String::new(),
-            rtp_addr: String::new(),
-            call_id: None,
-            dialog: None,
-            holders: 1,
-            urls: Default::default(),
-            created_ms: NOW - 10,
-            started_ms: None,
-            recoveries: 0,
-            last_recovery_ms: None,
-        }
+        Session::starting(dev, ch, PlayTransport::Udp, "0200000001".parse().unwrap(), "sip-a".parse::<NodeId>().unwrap(), NOW - 10)
     }
 
     fn play(w: &World) -> Setup {

@@ -71,6 +71,40 @@ pub struct Session {
     pub last_recovery_ms: Option<u64>,
 }
 
+impl Session {
+    /// A new session of a channel, being set up by `sip_node` with one holder.
+    pub fn starting(
+        device_id: DeviceId,
+        channel_id: ChannelId,
+        transport: PlayTransport,
+        ssrc: Ssrc,
+        sip_node: NodeId,
+        now_ms: u64,
+    ) -> Self {
+        Self {
+            stream_id: StreamId::of_channel(&device_id, &channel_id),
+            device_id,
+            channel_id,
+            transport,
+            ssrc,
+            state: SessionState::Starting,
+            sip_node,
+            media_node: String::new(),
+            media_api: String::new(),
+            media_instance: String::new(),
+            rtp_addr: String::new(),
+            call_id: None,
+            dialog: None,
+            holders: 1,
+            urls: Urls::default(),
+            created_ms: now_ms,
+            started_ms: None,
+            recoveries: 0,
+            last_recovery_ms: None,
+        }
+    }
+}
+
 pub async fn get(store: &dyn Store, stream_id: &StreamId) -> Result<Option<Versioned<Session>>, PlayError> {
     Ok(TABLE.get(store, stream_id.as_str()).await?)
 }

@@ -505,6 +505,18 @@ mod tests {
     /// The actions of a first, successful registration.
     const REGISTERED: &[&str] =
         &["lookup", "store", "remember route", "reply 200", "count Register", "log Registered", "publish online", "query"];
+    /// The same, after earlier failed attempts of the device.
+    const REGISTERED_CLEARING_FAILURES: &[&str] = &[
+        "lookup",
+        "clear failures",
+        "store",
+        "remember route",
+        "reply 200",
+        "count Register",
+        "log Registered",
+        "publish online",
+        "query",
+    ];
     const CHALLENGED: &[&str] = &["count Challenge", "reply 401"];
 
     struct Case {
@@ -762,17 +774,7 @@ mod tests {
             req: md5,
             found: || Lookup { device_failures: 4, source_failures: 4, ..Default::default() },
             was_online: false,
-            expect: &[
-                "lookup",
-                "clear failures",
-                "store",
-                "remember route",
-                "reply 200",
-                "count Register",
-                "log Registered",
-                "publish online",
-                "query",
-            ],
+            expect: REGISTERED_CLEARING_FAILURES,
             check: no_check,
         },
         Case {
@@ -781,17 +783,7 @@ mod tests {
             req: md5,
             found: || Lookup { device_failures: 1000, ..Default::default() },
             was_online: false,
-            expect: &[
-                "lookup",
-                "clear failures",
-                "store",
-                "remember route",
-                "reply 200",
-                "count Register",
-                "log Registered",
-                "publish online",
-                "query",
-            ],
+            expect: REGISTERED_CLEARING_FAILURES,
             check: no_check,
         },
         Case {
