@@ -5,6 +5,7 @@
 //! Compare-and-set works on the row as it was read: `get` returns a `Versioned<T>` that keeps
 //! the stored text, and `swap` writes only if the row is still exactly that.
 
+use std::borrow::Cow;
 use std::marker::PhantomData;
 
 use serde::de::DeserializeOwned;
@@ -13,9 +14,10 @@ use serde::Serialize;
 use crate::store::{Store, StoreError, StoreResult};
 
 /// One table of the Store, by name, with rows of type `T`. Holds no connection: declare it as a
-/// `const` and pass the Store to each call.
+/// `const` (or, for a table per group or per camera, make one with `named`) and pass the Store
+/// to each call.
 pub struct Table<T> {
-    name: &'static str,
+    name: Cow<'static, str>,
     row: PhantomData<fn() -> T>,
 }
 
@@ -28,23 +30,34 @@ pub struct Versioned<T> {
 
 impl<T: Serialize + DeserializeOwned> Table<T> {
     pub const fn new(name: &'static str) -> Self {
-        Self { name, row: PhantomData }
+        Self { name: Cow::Borrowed(name), row: PhantomData }
     }
 
-    pub fn name(&self) -> &'static str {
-        self.name
+    /// A table whose name is made at run time (e.g. `lpr_wl:<group>`).
+    pub fn named(name: String) -> Self {
+        Self { name: Cow::Owned(name), row: PhantomData }
     }
 
-    fn encode(&self, id: &str, row: &T) -> StoreResult<String> {
-        serde_json::to_string(row).map_err(|e| StoreError::Encode { table: self.name, id: id.to_owned(), error: e.to_string() })
+    pub fn name(&self) -> &str {
+        &self.name
     }
 
-    fn decode(&self, id: &str, stored: &str) -> StoreResult<T> {
-        serde_json::from_str(stored).map_err(|e| StoreError::CorruptRow { table: self.name, id: id.to_owned(), error: e.to_string() })
+    /// The row as stored (for a pipeline of several writes).
+    pub fn encode(&self, id: &str, row: &T) -> StoreResult<String> {
+        serde_json::to_string(row).map_err(|e| StoreError::Encode { table: self.name.to_string(), id: id.to_owned(), error: e.to_string() })
+    }
+
+    /// A stored row read back.
+    pub fn decode(&self, id: &str, stored: &str) -> StoreResult<T> {
+        serde_json::from_str(stored).map_err(|e| StoreError::CorruptRow {
+            table: self.name.to_string(),
+            id: id.to_owned(),
+            error: e.to_string(),
+        })
     }
 
     pub async fn get(&self, store: &dyn Store, id: &str) -> StoreResult<Option<Versioned<T>>> {
-        match store.table_get(self.name, id).await? {
+        match store.table_get(&self.name, id).await? {
             Some(stored) => Ok(Some(Versioned { row: self.decode(id, &stored)?, stored })),
             None => Ok(None),
         }
@@ -52,23 +65,23 @@ impl<T: Serialize + DeserializeOwned> Table<T> {
 
     /// Writes the row only if `id` is absent; says whether it did.
     pub async fn insert(&self, store: &dyn Store, id: &str, row: &T) -> StoreResult<bool> {
-        store.table_insert(self.name, id, &self.encode(id, row)?).await
+        store.table_insert(&self.name, id, &self.encode(id, row)?).await
     }
 
     /// Writes the row whatever was there.
     pub async fn put(&self, store: &dyn Store, id: &str, row: &T) -> StoreResult<()> {
-        store.table_put(self.name, id, &self.encode(id, row)?).await
+        store.table_put(&self.name, id, &self.encode(id, row)?).await
     }
 
     /// Compare-and-set: replaces the row only if it is still exactly as `read`.
     pub async fn swap(&self, store: &dyn Store, id: &str, read: &Versioned<T>, row: &T) -> StoreResult<bool> {
-        store.table_swap(self.name, id, &read.stored, &self.encode(id, row)?).await
+        store.table_swap(&self.name, id, &read.stored, &self.encode(id, row)?).await
     }
 
     /// Removes the row and returns it: of several callers racing, exactly one gets it. A corrupt
     /// row is removed all the same (it is reported, and would never read better later).
     pub async fn take(&self, store: &dyn Store, id: &str) -> StoreResult<Option<T>> {
-        match store.table_take(self.name, id).await? {
+        match store.table_take(&self.name, id).await? {
             Some(stored) => self.decode(id, &stored).map(Some),
             None => Ok(None),
         }
@@ -76,7 +89,7 @@ impl<T: Serialize + DeserializeOwned> Table<T> {
 
     /// Every row, sorted by id; each one that does not read is an `Err` in its place.
     pub async fn list(&self, store: &dyn Store) -> StoreResult<Vec<(String, StoreResult<T>)>> {
-        let rows = store.table_list(self.name).await?;
+        let rows = store.table_list(&self.name).await?;
         Ok(rows
             .into_iter()
             .map(|(id, stored)| {
@@ -107,7 +120,7 @@ mod tests {
         ROWS.put(&store, "a", &Row { n: 1 }).await.unwrap();
         store.table_put("rows", "b", "{not json").await.unwrap();
         match ROWS.get(&store, "b").await {
-            Err(StoreError::CorruptRow { table: "rows", id, .. }) => assert_eq!(id, "b"),
+            Err(StoreError::CorruptRow { table, id, .. }) => assert_eq!((table.as_str(), id.as_str()), ("rows", "b")),
             other => panic!("{other:?}"),
         }
         let listed = ROWS.list(&store).await.unwrap();
@@ -140,7 +153,7 @@ mod tests {
         const BAD: Table<std::collections::HashMap<(u8, u8), u8>> = Table::new("bad");
         let store = MemoryStore::new();
         let row = std::collections::HashMap::from([((1, 2), 3)]);
-        assert!(matches!(BAD.put(&store, "x", &row).await, Err(StoreError::Encode { table: "bad", .. })));
+        assert!(matches!(BAD.put(&store, "x", &row).await, Err(StoreError::Encode { ref table, .. }) if table == "bad"));
         assert!(store.table_get("bad", "x").await.unwrap().is_none());
     }
 }

@@ -15,12 +15,23 @@ use kit::http::ApiError;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use crate::commands::Command;
 use crate::proto::{self, Reply, Sender, WhiteListEntry};
-use crate::service::{Command, Group, Lpr, LprError};
+use crate::reply::{plate_reply, Outcome};
+use crate::service::{Lpr, LprError};
+use crate::whitelist::Group;
 
 impl From<LprError> for ApiError {
     fn from(e: LprError) -> Self {
-        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
+        use cluster::store::StoreError;
+        match e {
+            // A row that does not read is ours to fix; trying again will not help.
+            LprError::Store(StoreError::CorruptRow { .. } | StoreError::Encode { .. }) => {
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+            }
+            // The Store or the disk failing, or a row racing: the camera resends.
+            _ => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+        }
     }
 }
 
@@ -79,20 +90,10 @@ async fn plate_result(State(lpr): State<Arc<Lpr>>, ConnectInfo(peer): Peer, body
     if !fresh {
         crate::metrics::DUPLICATES.inc();
     }
-    let mut reply = Reply { plateid: pr.plateid, ..Default::default() };
-    if pr.is_offline {
-        reply.continue_offline = Some(pr.plateid.unwrap_or(0));
-    }
-    if passage.gate_opened && fresh {
-        reply.open_gate = Some(cam.gate_io);
+    let outcome = Outcome { plateid: pr.plateid, offline: pr.is_offline, fresh, opens: passage.gate_opened, gate_io: cam.gate_io };
+    let mut reply = plate_reply(outcome, &group);
+    if reply.open_gate.is_some() {
         crate::metrics::GATE_OPENS.inc();
-    }
-    if fresh && !pr.is_offline {
-        let payloads = if passage.gate_opened { &group.serial_on_open } else { &group.serial_on_deny };
-        for p in payloads {
-            let len = proto::decode_base64(&p.data, "data", 64 * 1024).map(|d| d.len()).unwrap_or(0);
-            reply.serial_data.push((p.serial_channel, p.data.clone(), len));
-        }
     }
     if fresh {
         // The stored JSON as is: no second serialisation on the hot path.
@@ -329,8 +330,8 @@ async fn get_snapshot(State(lpr): State<Arc<Lpr>>, Path(id): Path<String>) -> Ap
 
 async fn get_snapshot_image(State(lpr): State<Arc<Lpr>>, Path(id): Path<String>) -> ApiResult<Response> {
     let rec = lpr.snapshot(&id).await?.ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no snapshot request {id}")))?;
-    let rel = rec["image"].as_str().ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not uploaded yet"))?;
-    let bytes = lpr.read_image(rel).await.ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "image file missing"))?;
+    let rel = rec.image.ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not uploaded yet"))?;
+    let bytes = lpr.read_image(&rel).await.ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "image file missing"))?;
     Ok(([(header::CONTENT_TYPE, "image/jpeg")], Body::from(bytes)).into_response())
 }
 

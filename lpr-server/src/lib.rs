@@ -4,18 +4,26 @@
 //! whitelist and policy, keeps the camera's offline backlog flowing, and carries queued
 //! operator commands and whitelist changes. Several nodes share one Store.
 //!
-//! `proto` and `multipart` read the wire (sans-I/O), `gate` decides, `service` keeps state,
-//! `api` is HTTP, `events` the SSE stream, `outbox` the webhook.
+//! `proto` and `multipart` read the wire (sans-I/O); `gate` decides the gate and `reply` what a
+//! reply says (pure); `service` holds the state that `cameras`, `whitelist`, `commands`,
+//! `passages` and `snapshots` keep in the Store; `api` is HTTP, `events` the SSE stream,
+//! `outbox` the webhook.
 
 pub mod api;
+pub mod cameras;
+pub mod commands;
 pub mod config;
 pub mod events;
 pub mod gate;
 pub mod metrics;
 pub mod multipart;
 pub mod outbox;
+pub mod passages;
 pub mod proto;
+pub mod reply;
 pub mod service;
+pub mod snapshots;
+pub mod whitelist;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -74,17 +82,22 @@ async fn offline_watch(lpr: Arc<Lpr>, shutdown: CancellationToken) {
             _ = tick.tick() => {}
         }
         let now = service::now_ms();
-        let Ok(rows) = lpr.store.table_list(service::CAMERAS).await else { continue };
-        for (serial, raw) in rows {
-            let Ok(mut c) = serde_json::from_str::<service::Camera>(&raw) else { continue };
-            let limit = lpr.cfg.offline_after_secs * 1000;
-            if c.last_seen_ms == 0 || now.saturating_sub(c.last_seen_ms) <= limit || c.offline_reported {
+        let store = lpr.store.as_ref();
+        let limit = lpr.cfg.offline_after_secs * 1000;
+        let Ok(rows) = cameras::CAMERAS.list(store).await else { continue };
+        let silent = rows
+            .into_iter()
+            .filter_map(|(serial, row)| row.ok().map(|c| (serial, c)))
+            .filter(|(_, c)| c.last_seen_ms != 0 && now.saturating_sub(c.last_seen_ms) > limit && !c.offline_reported);
+        for (serial, _) in silent {
+            // Compare-and-set on the row as read now: of the nodes seeing it, one reports it.
+            let Ok(Some(read)) = cameras::CAMERAS.get(store, &serial).await else { continue };
+            let mut c = read.row.clone();
+            if c.offline_reported || now.saturating_sub(c.last_seen_ms) <= limit {
                 continue;
             }
             c.offline_reported = true;
-            let new = serde_json::to_string(&c).unwrap_or_default();
-            // Compare-and-set: of the nodes seeing it, one reports it.
-            if lpr.store.table_swap(service::CAMERAS, &serial, &raw, &new).await.unwrap_or(false) {
+            if cameras::CAMERAS.swap(store, &serial, &read, &c).await.unwrap_or(false) {
                 lpr.publish(
                     serde_json::json!({"event": "camera_offline", "serialno": serial, "last_seen_ms": c.last_seen_ms, "at_ms": now}),
                 )

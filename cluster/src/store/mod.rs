@@ -26,10 +26,10 @@ pub enum StoreError {
     Corrupt(String),
     /// A row of a typed `Table` that does not read as its type: reported, never dropped.
     #[error("row {id:?} of table {table} is corrupt: {error}")]
-    CorruptRow { table: &'static str, id: String, error: String },
+    CorruptRow { table: String, id: String, error: String },
     /// A row that could not be written as JSON (nothing was written).
     #[error("row {id:?} of table {table} cannot be encoded: {error}")]
-    Encode { table: &'static str, id: String, error: String },
+    Encode { table: String, id: String, error: String },
     #[error("store url not supported: {0}")]
     BadUrl(String),
 }
