@@ -85,6 +85,21 @@ pub struct MediaNodeRecord {
     pub updated_ms: u64,
 }
 
+/// An nvr-pusher node's record in the Store (kind `nvr`), read by the other pushers to choose
+/// where a play goes and to reach the node holding a play handle.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NvrNodeRecord {
+    pub id: String,
+    /// Changes every time the node's process starts (its sessions are lost with a restart).
+    pub instance: String,
+    pub api_url: String,
+    pub sessions: u64,
+    pub max_sessions: u64,
+    /// Output bit rate of all sessions, Mbit/s.
+    pub mbps: f64,
+    pub updated_ms: u64,
+}
+
 /// Pub/sub channel of play session events (JSON, the sip-server's `PlayEvent`).
 pub const PLAY_EVENTS: &str = "gbc:events:play";
 

@@ -13,6 +13,7 @@ use axum::routing::{any, get, post};
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
+use crate::calls::Call;
 use crate::service::{Pusher, FORWARDED};
 
 /// Largest request body (the calls' bodies are a few hundred bytes).
@@ -23,11 +24,11 @@ fn forwarded(h: &HeaderMap) -> bool {
 }
 
 async fn real_stream(State(p): State<Arc<Pusher>>, headers: HeaderMap, body: Bytes) -> Json<Value> {
-    Json(p.play("/REAL_STREAM", &body, forwarded(&headers)).await)
+    Json(p.play(Call::RealStream, &body, forwarded(&headers)).await)
 }
 
 async fn back_stream(State(p): State<Arc<Pusher>>, headers: HeaderMap, body: Bytes) -> Json<Value> {
-    Json(p.play("/BACK_STREAM", &body, forwarded(&headers)).await)
+    Json(p.play(Call::BackStream, &body, forwarded(&headers)).await)
 }
 
 async fn on_handle(
@@ -46,14 +47,7 @@ async fn sessions(State(p): State<Arc<Pusher>>) -> Json<Value> {
 }
 
 async fn nodes(State(p): State<Arc<Pusher>>) -> Json<Value> {
-    let items: Vec<Value> = p
-        .store
-        .list_nodes(cluster::wire::NodeKind::Nvr.as_str())
-        .await
-        .unwrap_or_default()
-        .into_iter()
-        .filter_map(|(_, raw)| serde_json::from_str(&raw).ok())
-        .collect();
+    let items = p.nodes().await;
     Json(json!({"total": items.len(), "items": items}))
 }
 

@@ -4,17 +4,23 @@
 //!
 //! `request` reads the calls, `status` shapes the replies, `vendor` builds the vendors' URLs
 //! and PTZ mappings, `isapi` / `dahua` speak their HTTP APIs (`vendor_http`: digest auth),
-//! `source` pulls RTSP with retina, `remux` turns frames into FLV tags, `session` runs one play,
-//! `service` holds the sessions and the node's place in the cluster, `api` is HTTP.
+//! `source` pulls RTSP with retina, `remux` turns frames into FLV tags, `session` runs one play;
+//! `service` holds the node's sessions, which `nodes` (its place in the cluster), `routing`
+//! (calls reach the node holding the play), `plays` (start, end) and `calls` (the six calls)
+//! work on; `api` is HTTP.
 
 pub mod api;
+pub mod calls;
 pub mod config;
 pub mod dahua;
 pub mod isapi;
 pub mod metrics;
+pub mod nodes;
 pub mod onvif;
+pub mod plays;
 pub mod remux;
 pub mod request;
+pub mod routing;
 pub mod service;
 pub mod session;
 pub mod source;
@@ -49,7 +55,7 @@ pub async fn start(cfg: NvrConfig, store: Arc<dyn Store>, shutdown: Cancellation
     let pusher = Pusher::new(cfg, store, shutdown.clone());
     *pusher.api_url.lock().unwrap_or_else(|e| e.into_inner()) = advertise;
     pusher.clear_leftovers().await;
-    let rec = serde_json::to_string(&pusher.record())?;
+    let rec = cluster::wire::to_json(&pusher.record());
     pusher
         .store
         .put_node(cluster::wire::NodeKind::Nvr.as_str(), &pusher.node, &rec, 6000)

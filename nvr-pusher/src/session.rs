@@ -21,7 +21,7 @@ use crate::config::NvrConfig;
 use crate::remux::{RemuxStats, Remuxer};
 use crate::request::NvrTarget;
 use crate::source::{RtspSource, SourceError, SourceInfo};
-use crate::status::Status;
+use crate::status::{Failure, Status};
 use crate::vendor::{self, LocalTime, NvrCategory};
 
 /// The reason STOP gives (such a session is forgotten at once, not kept for BEATS).
@@ -373,14 +373,14 @@ pub async fn run(
     s: Arc<Session>,
     cfg: NvrConfig,
     mut commands: mpsc::Receiver<Command>,
-    ready: oneshot::Sender<Result<SourceInfo, (Status, String)>>,
+    ready: oneshot::Sender<Result<SourceInfo, Failure>>,
 ) -> (Status, String) {
     let opts = media::flv::FlvOptions { hevc: cfg.hevc_flv, ..Default::default() };
     let mut r = Runner { s: s.clone(), cfg, remux: Remuxer::new(opts), out: Vec::with_capacity(8), segment: None };
     let (src, rtmp, info) = match r.start().await {
         Ok(x) => x,
         Err(e) => {
-            let _ = ready.send(Err(e.clone()));
+            let _ = ready.send(Err(Failure::new(e.0, e.1.clone())));
             s.set_state(SessionState::Ended { status: e.0.code(), reason: e.1.clone() });
             return e;
         }

@@ -49,6 +49,34 @@ impl Status {
     }
 }
 
+/// Why a call failed: the status code its reply carries and a message for people. The one
+/// error type of the pusher: record search, ONVIF, the Store, forwarding and the session
+/// runner's start all fail with one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message} (status {})", status.code())]
+pub struct Failure {
+    pub status: Status,
+    pub message: String,
+}
+
+impl Failure {
+    pub fn new(status: Status, message: impl Into<String>) -> Self {
+        Self { status, message: message.into() }
+    }
+
+    /// The reply that reports it.
+    pub fn reply(&self) -> Value {
+        self.status.reply(&self.message, Value::Null)
+    }
+}
+
+/// A Store failure ends a play before it starts (the original's live-play code).
+impl From<cluster::store::StoreError> for Failure {
+    fn from(e: cluster::store::StoreError) -> Self {
+        Failure::new(Status::LivePlay, format!("the Store: {e}"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -68,5 +96,19 @@ mod tests {
             assert_eq!(Status::from_code(c).map(Status::code), Some(c));
         }
         assert_eq!(Status::from_code(610), None);
+    }
+}
+
+#[cfg(test)]
+mod failure_tests {
+    use super::*;
+
+    #[test]
+    fn a_failure_is_reported_with_its_status() {
+        let f = Failure::new(Status::NoRecording, "no recording of channel 3");
+        assert_eq!(f.reply(), json!({"status_code": 607, "status_message": "no recording of channel 3"}));
+        let store: Failure = cluster::store::StoreError::Corrupt("x".into()).into();
+        assert_eq!(store.status, Status::LivePlay);
+        assert!(store.message.starts_with("the Store: "), "{}", store.message);
     }
 }
