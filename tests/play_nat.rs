@@ -126,7 +126,7 @@ async fn a_camera_behind_nat_plays_through_its_observed_address() {
     let env = [
         ("GBC_SIP__LISTEN", "10.200.1.1:5060"),
         ("GBC_SIP__PUBLIC_ADDR", "10.200.1.1:5060"),
-        ("GBC_API__LISTEN", "0.0.0.0:8080"),
+        ("GBC_SIP__API__LISTEN", "0.0.0.0:8080"),
         ("GBC_STREAM__HTTP_LISTEN", "0.0.0.0:8081"),
         ("GBC_STREAM__RTMP_LISTEN", "0.0.0.0:1935"),
         ("GBC_STREAM__PUBLIC_IP", "10.200.1.1"),

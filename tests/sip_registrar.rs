@@ -290,7 +290,7 @@ async fn a_query_asked_on_another_node_is_routed_to_the_owner_over_redis() {
 
 #[tokio::test]
 async fn api_requires_the_bearer_token_and_answers_errors_as_json() {
-    let p = SipProc::start(None, &[("GBC_API__TOKEN", "s3cret"), ("GBC_SIP__QUERY_ON_REGISTER", "false")]);
+    let p = SipProc::start(None, &[("GBC_SIP__API__TOKEN", "s3cret"), ("GBC_SIP__QUERY_ON_REGISTER", "false")]);
     let c = reqwest::Client::new();
     let r = c.get(p.api("/api/v1/devices")).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 401);

@@ -122,3 +122,29 @@ async fn redis_restart_is_survived_commands_and_subscriptions_recover() {
     }
     assert_eq!(got.as_deref(), Some("after"), "subscription did not come back");
 }
+
+#[tokio::test]
+async fn a_corrupt_device_row_is_reported_by_name_and_does_not_hide_the_others() {
+    let redis = RedisServer::start().expect("redis-server on PATH");
+    let store = RedisStore::connect(&redis.url()).await.expect("connect");
+    let now = clock::now_ms();
+    let (good, bad): (cluster::registry::Device, cluster::registry::Device) = (
+        conformance::dev(&"34020000001320000101".parse().unwrap(), now, 3600),
+        conformance::dev(&"34020000001320000102".parse().unwrap(), now, 3600),
+    );
+    store.upsert_device(&good, now + 180_000).await.unwrap();
+    store.upsert_device(&bad, now + 180_000).await.unwrap();
+    // Someone (a bad migration, a hand edit) breaks one row.
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut c = client.get_multiplexed_async_connection().await.unwrap();
+    let _: () = redis::cmd("HSET").arg(format!("{{gbc}}:dev:{}", bad.id)).arg("rec").arg("{not json").query_async(&mut c).await.unwrap();
+    match store.get_device(&bad.id).await {
+        Err(cluster::store::StoreError::CorruptRow { table, id, .. }) => {
+            assert_eq!((table.as_str(), id.as_str()), ("devices", bad.id.as_str()))
+        }
+        other => panic!("{other:?}"),
+    }
+    let (listed, total) = store.list_devices(Default::default(), 0, 10).await.unwrap();
+    assert_eq!(total, 2);
+    assert_eq!(listed.iter().map(|d| d.id.as_str()).collect::<Vec<_>>(), [good.id.as_str()], "the readable one still listed");
+}

@@ -38,7 +38,6 @@ struct Config {
     store: StoreConfig,
     log: LogConfig,
     sip: sip_server::SipConfig,
-    api: sip_server::ApiConfig,
     sim: gbsim::SimConfig,
     stream: stream_server::StreamConfig,
     lpr: lpr_server::LprConfig,
@@ -288,13 +287,18 @@ async fn sim_media(m: MediaArgs, shutdown: CancellationToken) -> anyhow::Result<
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let mut cfg: Config = kit::config::load(cli.config.as_deref()).context("loading config")?;
+    // `[api]` was the sip-server's API section before it was `[sip.api]`.
+    let (mut cfg, renamed): (Config, _) =
+        kit::config::load_renaming(cli.config.as_deref(), &[("api", "sip.api")]).context("loading config")?;
     kit::telemetry::init(&cfg.log.level);
+    if !renamed.is_empty() {
+        tracing::warn!("the [api] section (GBC_API__*) is the sip-server's and is now [sip.api] (GBC_SIP__API__*); read as that");
+    }
     let shutdown = shutdown_on_signal();
     match cli.cmd.unwrap_or(Cmd::All { demo: false }) {
         Cmd::All { demo } => {
             let store = cluster::store::open(cfg.store.url.as_deref()).await.context("opening store")?;
-            let handle = sip_server::start(cfg.sip.clone(), cfg.api.clone(), store.clone(), shutdown.clone()).await?;
+            let handle = sip_server::start(cfg.sip.clone(), store.clone(), shutdown.clone()).await?;
             let media = stream_server::start(cfg.stream.clone(), store.clone(), shutdown.clone()).await?;
             lpr_server::start(cfg.lpr.clone(), store.clone(), shutdown.clone()).await?;
             let nvr = nvr_pusher::start(cfg.nvr.clone(), store, shutdown.clone()).await?;
@@ -316,7 +320,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Cmd::Sip => {
             let store = cluster::store::open(cfg.store.url.as_deref()).await.context("opening store")?;
-            sip_server::run(cfg.sip, cfg.api, store, shutdown).await?;
+            sip_server::run(cfg.sip, store, shutdown).await?;
         }
         Cmd::Stream => {
             let store = cluster::store::open(cfg.store.url.as_deref()).await.context("opening store")?;

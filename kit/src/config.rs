@@ -44,8 +44,45 @@ pub fn apply_env(table: &mut toml::Table, vars: impl Iterator<Item = (String, St
     }
 }
 
+/// Moves the keys of section `from` (dotted path) into section `to`, keeping any key `to`
+/// already has: an old section name keeps working. Returns whether `from` was there.
+pub fn rename_section(table: &mut toml::Table, from: &str, to: &str) -> bool {
+    let Some(toml::Value::Table(old)) = take_path(table, from) else { return false };
+    let mut cur = table;
+    for p in to.split('.') {
+        let entry = cur.entry(p.to_owned()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        let toml::Value::Table(t) = entry else { return true };
+        cur = t;
+    }
+    for (k, v) in old {
+        cur.entry(k).or_insert(v);
+    }
+    true
+}
+
+fn take_path(table: &mut toml::Table, path: &str) -> Option<toml::Value> {
+    let (parents, last) = match path.rsplit_once('.') {
+        Some((p, l)) => (Some(p), l),
+        None => (None, path),
+    };
+    let mut cur = table;
+    for p in parents.into_iter().flat_map(|p| p.split('.')) {
+        match cur.get_mut(p) {
+            Some(toml::Value::Table(t)) => cur = t,
+            _ => return None,
+        }
+    }
+    cur.remove(last)
+}
+
 /// Loads `T` from the file (if any) with the process environment applied.
 pub fn load<T: DeserializeOwned>(path: Option<&Path>) -> Result<T, ConfigError> {
+    load_renaming(path, &[]).map(|(t, _)| t)
+}
+
+/// `load`, with old section names (`(old, new)`, dotted) read as the new ones. Also returns
+/// the old names that were used, for the caller to warn about.
+pub fn load_renaming<T: DeserializeOwned>(path: Option<&Path>, renames: &[(&str, &'static str)]) -> Result<(T, Vec<String>), ConfigError> {
     let mut table = match path {
         Some(p) => {
             let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read { path: p.display().to_string(), source })?;
@@ -54,7 +91,9 @@ pub fn load<T: DeserializeOwned>(path: Option<&Path>) -> Result<T, ConfigError> 
         None => toml::Table::new(),
     };
     apply_env(&mut table, std::env::vars());
-    T::deserialize(toml::Value::Table(table)).map_err(|e| ConfigError::Parse(e.to_string()))
+    let used = renames.iter().filter(|(old, new)| rename_section(&mut table, old, new)).map(|(old, _)| (*old).to_owned()).collect();
+    let t = T::deserialize(toml::Value::Table(table)).map_err(|e| ConfigError::Parse(e.to_string()))?;
+    Ok((t, used))
 }
 
 #[cfg(test)]
@@ -70,6 +109,19 @@ mod tests {
         listen: String,
         port: u16,
         tags: Vec<String>,
+    }
+
+    #[test]
+    fn an_old_section_name_is_read_as_the_new_one_without_overriding_it() {
+        let mut t: toml::Table = toml::from_str("[api]\nlisten = \"old\"\ntoken = \"t\"\n[sip.api]\nlisten = \"new\"").unwrap();
+        assert!(rename_section(&mut t, "api", "sip.api"));
+        assert!(!t.contains_key("api"));
+        assert_eq!(t["sip"]["api"]["listen"].as_str(), Some("new"), "the new name wins");
+        assert_eq!(t["sip"]["api"]["token"].as_str(), Some("t"), "the old section's other keys are kept");
+        let mut t: toml::Table = toml::from_str("[api]\ntoken = \"t\"").unwrap();
+        assert!(rename_section(&mut t, "api", "sip.api"));
+        assert_eq!(t["sip"]["api"]["token"].as_str(), Some("t"), "sections are made as needed");
+        assert!(!rename_section(&mut t, "api", "sip.api"), "nothing to move");
     }
 
     #[test]

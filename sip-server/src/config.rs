@@ -1,4 +1,4 @@
-//! `[sip]` and `[api]` config sections. Every key has a default; `docs/config.md` lists them.
+//! `[sip]` with its `[sip.api]` and `[sip.play]` config sections. Every key has a default; `docs/config.md` lists them.
 
 use serde::Deserialize;
 
@@ -73,6 +73,9 @@ pub struct SipConfig {
     pub udp_recv_buffer_bytes: usize,
     /// `[sip.play]`: play on demand.
     pub play: crate::play::PlayConfig,
+    /// `[sip.api]`: the web tier's HTTP API this sip-server serves (the `[api]` section of
+    /// earlier versions, still read).
+    pub api: ApiConfig,
 }
 
 impl Default for SipConfig {
@@ -105,6 +108,7 @@ impl Default for SipConfig {
             admission_wait_ms: 10_000,
             udp_recv_buffer_bytes: 8 << 20,
             play: crate::play::PlayConfig::default(),
+            api: ApiConfig::default(),
         }
     }
 }

@@ -19,7 +19,7 @@ use rsipstack::EndpointBuilder;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{ApiConfig, SipConfig};
+use crate::config::SipConfig;
 use crate::error::SipError;
 use crate::handles::{Admission, Catalogs, Identity, Links};
 use crate::metrics;
@@ -138,12 +138,8 @@ fn parse_addr(s: &str, what: &str) -> Result<SocketAddr, SipError> {
 }
 
 /// Binds the SIP (UDP+TCP) and API listeners and starts serving until `shutdown`.
-pub async fn start(
-    cfg: SipConfig,
-    api: ApiConfig,
-    store: Arc<dyn Store>,
-    shutdown: CancellationToken,
-) -> Result<SipServerHandle, SipError> {
+pub async fn start(cfg: SipConfig, store: Arc<dyn Store>, shutdown: CancellationToken) -> Result<SipServerHandle, SipError> {
+    let api = cfg.api.clone();
     let server_id: ServerId = cfg.server_id.parse().map_err(|e| SipError::Config(format!("sip.server_id: {e}")))?;
     let domain = cfg.domain.clone().unwrap_or_else(|| server_id.domain().to_owned());
     let node = match &cfg.node_id {
@@ -245,8 +241,8 @@ pub async fn start(
 }
 
 /// Runs until `shutdown`.
-pub async fn run(cfg: SipConfig, api: ApiConfig, store: Arc<dyn Store>, shutdown: CancellationToken) -> Result<(), SipError> {
-    let _handle = start(cfg, api, store, shutdown.clone()).await?;
+pub async fn run(cfg: SipConfig, store: Arc<dyn Store>, shutdown: CancellationToken) -> Result<(), SipError> {
+    let _handle = start(cfg, store, shutdown.clone()).await?;
     shutdown.cancelled().await;
     Ok(())
 }

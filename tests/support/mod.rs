@@ -49,7 +49,7 @@ impl SipProc {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_gbcluster"));
         cmd.arg("sip")
             .env("GBC_SIP__LISTEN", format!("127.0.0.1:{sip_port}"))
-            .env("GBC_API__LISTEN", format!("127.0.0.1:{api_port}"))
+            .env("GBC_SIP__API__LISTEN", format!("127.0.0.1:{api_port}"))
             .env("RUST_LOG", "info,rsipstack=warn");
         if let Some(u) = redis_url {
             cmd.env("GBC_STORE__URL", u);

@@ -9,7 +9,8 @@ use crate::registry::{Device, StoredChannel};
 use gb::ids::{ChannelId, DeviceId, NodeId};
 use gb::model::{Channel, DeviceInfo, DeviceStatus, SipTransport};
 
-fn dev(id: &DeviceId, now: u64, expires: u32) -> Device {
+/// A registered device as a test writes it.
+pub fn dev(id: &DeviceId, now: u64, expires: u32) -> Device {
     Device {
         id: id.clone(),
         transport: SipTransport::Udp,

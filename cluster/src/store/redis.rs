@@ -327,10 +327,19 @@ impl RedisStore {
     }
 }
 
-fn decode_device(fields: Vec<Option<String>>) -> StoreResult<Option<Device>> {
+/// Device rows name themselves in errors as rows of table `devices`.
+fn corrupt_device(id: &str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::CorruptRow { table: "devices".into(), id: id.to_owned(), error: e.to_string() }
+}
+
+fn encode_device_field<T: serde::Serialize>(id: &str, value: &T) -> StoreResult<String> {
+    serde_json::to_string(value).map_err(|e| StoreError::Encode { table: "devices".into(), id: id.to_owned(), error: e.to_string() })
+}
+
+fn decode_device(id: &str, fields: Vec<Option<String>>) -> StoreResult<Option<Device>> {
     let mut it = fields.into_iter();
     let Some(Some(rec)) = it.next() else { return Ok(None) };
-    let mut dev: Device = serde_json::from_str(&rec).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let mut dev: Device = serde_json::from_str(&rec).map_err(|e| corrupt_device(id, e))?;
     if let Some(Some(v)) = it.next() {
         dev.last_seen_ms = v.parse().unwrap_or(dev.last_seen_ms);
     }
@@ -341,13 +350,17 @@ fn decode_device(fields: Vec<Option<String>>) -> StoreResult<Option<Device>> {
         dev.expires_secs = v.parse().unwrap_or(dev.expires_secs);
     }
     if let Some(Some(v)) = it.next() {
-        dev.info = serde_json::from_str(&v).unwrap_or_default();
+        // What a query learnt: unreadable, it is asked again, not fatal to the device.
+        dev.info = serde_json::from_str(&v).unwrap_or_else(|e| {
+            tracing::warn!(device = id, error = %e, "unreadable device info ignored");
+            Default::default()
+        });
     }
     if let Some(Some(v)) = it.next() {
         dev.channel_count = v.parse().unwrap_or(0);
     }
     if let Some(Some(v)) = it.next() {
-        dev.status = serde_json::from_str(&v).ok();
+        dev.status = serde_json::from_str(&v).map_err(|e| tracing::warn!(device = id, error = %e, "unreadable device status ignored")).ok();
     }
     Ok(Some(dev))
 }
@@ -359,7 +372,7 @@ impl Store for RedisStore {
     async fn upsert_device(&self, dev: &Device, presence_deadline_ms: u64) -> StoreResult<()> {
         let id = dev.id.as_str();
         let key = dev_key(&dev.id);
-        let rec = serde_json::to_string(dev).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let rec = encode_device_field(id, dev)?;
         let reg_expiry = dev.registered_at_ms + u64::from(dev.expires_secs) * 1000;
         let mut p = redis::pipe();
         p.atomic()
@@ -388,7 +401,7 @@ impl Store for RedisStore {
     async fn get_device(&self, id: &DeviceId) -> StoreResult<Option<Device>> {
         let fields: Vec<Option<String>> =
             redis::cmd("HMGET").arg(dev_key(id)).arg(&DEVICE_FIELDS[..]).query_async(&mut self.conn().await).await?;
-        decode_device(fields)
+        decode_device(id.as_str(), fields)
     }
 
     async fn list_devices(&self, filter: DeviceFilter, offset: usize, limit: usize) -> StoreResult<(Vec<Device>, usize)> {
@@ -409,9 +422,13 @@ impl Store for RedisStore {
         }
         let rows: Vec<Vec<Option<String>>> = p.query_async(&mut c).await?;
         let mut out = Vec::with_capacity(rows.len());
-        for row in rows {
-            if let Some(d) = decode_device(row)? {
-                out.push(d);
+        for (id, row) in ids.iter().zip(rows) {
+            // One corrupt row must not hide every other device: it is logged by name and left
+            // for an operator (`get_device` reports it).
+            match decode_device(id, row) {
+                Ok(Some(d)) => out.push(d),
+                Ok(None) => {}
+                Err(e) => tracing::warn!(error = %e, "unreadable device skipped in a listing"),
             }
         }
         Ok((out, total))
@@ -499,12 +516,12 @@ impl Store for RedisStore {
     }
 
     async fn set_device_info(&self, id: &DeviceId, info: &DeviceInfo) -> StoreResult<()> {
-        let json = serde_json::to_string(info).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let json = encode_device_field(id.as_str(), info)?;
         self.set_field_if_exists(id, "info", json).await
     }
 
     async fn set_device_status(&self, id: &DeviceId, status: &DeviceStatus) -> StoreResult<()> {
-        let json = serde_json::to_string(status).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let json = encode_device_field(id.as_str(), status)?;
         self.set_field_if_exists(id, "status", json).await
     }
 
@@ -520,7 +537,12 @@ impl Store for RedisStore {
             let mut pairs = Vec::with_capacity(chunk.len());
             for ch in chunk {
                 distinct.insert(ch.id());
-                pairs.push((ch.id(), serde_json::to_string(ch).map_err(|e| StoreError::Corrupt(e.to_string()))?));
+                let json = serde_json::to_string(ch).map_err(|e| StoreError::Encode {
+                    table: format!("channels:{id}"),
+                    id: ch.id().to_owned(),
+                    error: e.to_string(),
+                })?;
+                pairs.push((ch.id(), json));
             }
             if !pairs.is_empty() {
                 p.hset_multiple(&key, &pairs).ignore();
@@ -536,8 +558,13 @@ impl Store for RedisStore {
     async fn list_channels(&self, id: &DeviceId) -> StoreResult<Vec<StoredChannel>> {
         let all: Vec<(String, String)> = self.conn().await.hgetall(channels_key(id)).await?;
         let mut out = Vec::with_capacity(all.len());
-        for (_, json) in all {
-            out.push(serde_json::from_str::<StoredChannel>(&json).map_err(|e| StoreError::Corrupt(e.to_string()))?);
+        for (channel, json) in all {
+            let row = serde_json::from_str::<StoredChannel>(&json).map_err(|e| StoreError::CorruptRow {
+                table: format!("channels:{id}"),
+                id: channel,
+                error: e.to_string(),
+            })?;
+            out.push(row);
         }
         out.sort_by(|a, b| a.id().cmp(b.id()));
         Ok(out)
