@@ -1,13 +1,15 @@
 //! Media formats as GB devices send them and players take them, sans-I/O: bytes in, values
 //! out. The path of a packet through the modules is the order below: `rtp` (packets and the
 //! RFC 4571 TCP framing) → `ps` / `ts` (containers) → `es` (elementary-stream frames) →
-//! `access_unit` (codec configs and frames, via `codec`) → `flv` (tags). `ps_mux` writes PS
+//! `access_unit` (codec configs and frames, via `codec`) → `flv` (tags) or `fmp4` (segments for
+//! browsers). `ps_mux` writes PS
 //! (the camera simulator's side).
 
 pub mod access_unit;
 pub mod codec;
 pub mod es;
 pub mod flv;
+pub mod fmp4;
 pub mod ps;
 pub mod ps_mux;
 pub mod rtp;
