@@ -177,6 +177,8 @@ async fn plays_spread_over_the_cluster_route_between_nodes_and_move_when_a_media
         assert_decodes(s["urls"]["http_flv"].as_str().unwrap());
     }
     for s in &streams[..2] {
+        // Fragmented MP4 for browsers, from the same media node.
+        assert_decodes(s["urls"]["fmp4"].as_str().unwrap());
         assert_decodes(s["urls"]["rtmp"].as_str().unwrap());
     }
 

@@ -565,3 +565,42 @@ async fn h265_push_to_nginx_as_codec_12() {
     }
     panic!("nginx recorded {frames} HEVC frames of 50");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fragmented_mp4_for_browsers_carries_every_frame_from_one_muxer_per_stream() {
+    let node = MediaProc::start(None, &[]);
+    let src = source("h264_640x360_4s.h264", Some("aac_4s.aac"));
+    let opened = node.open("mp4a", Some(300_000_001), "udp", None).await;
+    // Two viewers of the fMP4 form: one muxer serves both (the hub sees a single viewer).
+    let url = node.url("/live/mp4a.mp4");
+    let probes: Vec<_> = (0..2)
+        .map(|_| {
+            Command::new("ffprobe")
+                .args(["-v", "error"])
+                .args(support::FFPROBE_COUNT)
+                .arg(&url)
+                .stdout(Stdio::piped())
+                .spawn()
+                .expect("ffprobe")
+        })
+        .collect();
+    node.wait_viewers("mp4a", 1).await;
+    let target = format!("{}:{}", opened["ip"].as_str().unwrap(), opened["port"]).parse().unwrap();
+    let opts = SendOptions { transport: SendTransport::Udp, target, ssrc: 300_000_001, loops: 1, impairment: Impairment::default() };
+    media::send(&src, opts, CancellationToken::new()).await.expect("send");
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(node.stream("mp4a").await["viewers"], 1, "one fMP4 muxer reads the hub for both viewers");
+    assert_eq!(node.close("mp4a").await, 200);
+    for probe in probes {
+        let r = tokio::task::spawn_blocking(move || probe_result(probe)).await.unwrap();
+        assert!(r.contains(&("h264".into(), 640, 360, 100)), "fMP4 video: {r:?}\n{}", node.log_text());
+        let audio = r.iter().find(|s| s.0 == "aac").unwrap_or_else(|| panic!("no aac in {r:?}"));
+        // The last audio frames may still wait for their duration when the stream closes.
+        assert!(audio.3 + 3 >= audio_frames(&src) && audio.3 <= audio_frames(&src), "fMP4 audio: {r:?}");
+    }
+    // A stream that is not there, and a form that is not served.
+    let r = reqwest::get(node.url("/live/nope.mp4")).await.unwrap();
+    assert_eq!(r.status().as_u16(), 404);
+    let r = reqwest::get(node.url("/live/mp4a.avi")).await.unwrap();
+    assert_eq!(r.status().as_u16(), 404);
+}

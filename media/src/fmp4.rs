@@ -2,7 +2,9 @@
 //! init segment (`ftyp` + `moov` with one track per codec: `avc1`/`hvc1` with the avcC/hvcC
 //! record, `mp4a` with the AAC AudioSpecificConfig) and media segments (`moof` + `mdat`).
 //!
-//! `Fmp4Muxer` takes the same `MediaEvent`s as the FLV muxer. A sample's duration is the
+//! `Fmp4Muxer` takes the same `MediaEvent`s as the FLV muxer, or the FLV tags themselves
+//! (`push_flv`: an output started on demand from a stream's FLV hub; FLV bodies are already
+//! length-prefixed, so a sample is a slice of the tag, not a copy). A sample's duration is the
 //! distance to the next one, so each track holds back its newest sample until the next
 //! arrives (one frame of latency, exact durations). Video goes out length-prefixed without
 //! parameter sets (they live in the init segment, as `avc1`/`hvc1` require); a new
@@ -13,6 +15,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use crate::access_unit::{AccessUnit, AudioConfig, MediaEvent, VideoConfig};
 use crate::codec::{h264, h265, nal};
 use crate::es::Codec;
+use crate::flv::{FlvTag, TagKind};
 
 /// Video timescale: the 90 kHz of RTP and PES, so no timestamp is rounded.
 const VIDEO_TIMESCALE: u32 = 90_000;
@@ -126,6 +129,81 @@ impl Fmp4Muxer {
         }
     }
 
+    /// Takes in one FLV tag as `flv::FlvMuxer` writes them (AVC, H.265 as codec 12 or
+    /// Enhanced RTMP `hvc1`, AAC); anything else is left out. Timestamps are the tag's
+    /// milliseconds.
+    pub fn push_flv(&mut self, tag: &FlvTag) {
+        let body = tag.body();
+        match tag.kind {
+            TagKind::Video => self.flv_video(tag, &body),
+            TagKind::Audio => self.flv_audio(tag, &body),
+            TagKind::Script => {}
+        }
+    }
+
+    fn flv_video(&mut self, tag: &FlvTag, body: &Bytes) {
+        let Some(&first) = body.first() else { return };
+        // (codec, packet type, where the composition offset starts or None, where data starts)
+        let (codec, packet, cts_at, data_at) = if first & 0x80 != 0 {
+            // Enhanced RTMP: FourCC after the first byte; packet type in the low nibble.
+            if body.get(1..5) != Some(b"hvc1".as_slice()) {
+                return;
+            }
+            match first & 0x0f {
+                0 => (Codec::H265, 0, None, 5),
+                1 => (Codec::H265, 1, Some(5), 8),
+                3 => (Codec::H265, 1, None, 5),
+                _ => return,
+            }
+        } else {
+            let codec = match first & 0x0f {
+                7 => Codec::H264,
+                12 => Codec::H265,
+                _ => return,
+            };
+            (codec, *body.get(1).unwrap_or(&2), Some(2), 5)
+        };
+        if body.len() < data_at {
+            return;
+        }
+        if packet == 0 {
+            let record = body.slice(data_at..);
+            let sps = match codec {
+                Codec::H264 => avcc_sps(&record).and_then(|s| h264::parse_sps(s).ok()).map(|s| (s.width, s.height, s.fps)),
+                _ => hvcc_sps(&record).and_then(|s| h265::parse_sps(s).ok()).map(|s| (s.width, s.height, None)),
+            };
+            let Some((width, height, fps)) = sps else { return };
+            self.push(&MediaEvent::VideoConfig(VideoConfig { codec, width, height, fps, record }));
+            return;
+        }
+        if packet != 1 || self.video.as_ref().is_none_or(|v| v.codec != codec) {
+            return;
+        }
+        let cts_ms = cts_at.map_or(0, |at| {
+            let raw = (u32::from(body[at]) << 16) | (u32::from(body[at + 1]) << 8) | u32::from(body[at + 2]);
+            ((raw << 8) as i32) >> 8 // 24-bit signed
+        });
+        let Some(data) = without_parameter_sets(codec, body.slice(data_at..)) else { return };
+        let dts = u64::from(tag.timestamp) * 90;
+        let origin = *self.origin.get_or_insert(dts);
+        let s = Sample { dts: dts.saturating_sub(origin), cto: cts_ms.saturating_mul(90), duration: self.video_ticks, key: tag.key, data };
+        self.video_track.push(s, self.video_ticks);
+    }
+
+    fn flv_audio(&mut self, tag: &FlvTag, body: &Bytes) {
+        if body.len() < 2 || body[0] >> 4 != 10 {
+            return; // not AAC: G.711 has no MSE mapping
+        }
+        if body[1] == 0 {
+            let asc = body.slice(2..);
+            let Some((sample_rate, channels)) = asc_rate_channels(&asc) else { return };
+            self.push(&MediaEvent::AudioConfig(AudioConfig { codec: Codec::Aac, sample_rate, channels, asc }));
+            return;
+        }
+        let dts = u64::from(tag.timestamp) * 90;
+        self.frame(&AccessUnit { codec: Codec::Aac, pts: dts, dts, key: true, data: body.slice(2..) });
+    }
+
     /// Annex B → 4-byte length prefixes, parameter sets and delimiters left out.
     fn length_prefixed(&mut self, codec: Codec, annex_b: &[u8]) -> Bytes {
         self.nal_scratch.clear();
@@ -178,6 +256,23 @@ impl Fmp4Muxer {
         self.video_track.ready.len()
     }
 
+    /// Whether a sample waits for the next one to know its duration.
+    pub fn has_pending(&self) -> bool {
+        self.video_track.last.is_some() || self.audio_track.last.is_some()
+    }
+
+    /// The source has stalled (or ended): the newest samples go into the next fragment with
+    /// their usual duration instead of waiting.
+    pub fn flush(&mut self) {
+        for track in [&mut self.video_track, &mut self.audio_track] {
+            if let Some(s) = track.last.take() {
+                if track.ready.len() < MAX_PENDING {
+                    track.ready.push(s);
+                }
+            }
+        }
+    }
+
     /// A media segment (`moof` + `mdat`) with every sample whose duration is known, or `None`
     /// when there is none.
     pub fn take_fragment(&mut self) -> Option<Bytes> {
@@ -198,6 +293,70 @@ impl Fmp4Muxer {
         }
         Some(fragment(self.sequence, &tracks))
     }
+}
+
+/// The first SPS in an AVCDecoderConfigurationRecord.
+fn avcc_sps(record: &[u8]) -> Option<&[u8]> {
+    if record.get(5)? & 0x1f == 0 {
+        return None;
+    }
+    let len = usize::from(u16::from_be_bytes([*record.get(6)?, *record.get(7)?]));
+    record.get(8..8 + len)
+}
+
+/// The first SPS (NAL type 33) in an HEVCDecoderConfigurationRecord.
+fn hvcc_sps(record: &[u8]) -> Option<&[u8]> {
+    let arrays = *record.get(22)?;
+    let mut i = 23;
+    for _ in 0..arrays {
+        let kind = record.get(i)? & 0x3f;
+        let count = u16::from_be_bytes([*record.get(i + 1)?, *record.get(i + 2)?]);
+        i += 3;
+        for _ in 0..count {
+            let len = usize::from(u16::from_be_bytes([*record.get(i)?, *record.get(i + 1)?]));
+            let unit = record.get(i + 2..i + 2 + len)?;
+            if kind == 33 {
+                return Some(unit);
+            }
+            i += 2 + len;
+        }
+    }
+    None
+}
+
+/// Sample rate and channels of an AudioSpecificConfig with an indexed rate (every camera's;
+/// an explicit 24-bit rate is not taken).
+fn asc_rate_channels(asc: &[u8]) -> Option<(u32, u8)> {
+    const RATES: [u32; 13] = [96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350];
+    let bits = u16::from_be_bytes([*asc.first()?, *asc.get(1)?]);
+    let index = usize::from((bits >> 7) & 0xf);
+    Some((*RATES.get(index)?, ((bits >> 3) & 0xf) as u8))
+}
+
+/// Length-prefixed NALs without parameter sets and delimiters: the same bytes (no copy) when
+/// there are none, as in nearly every frame; `None` when nothing is left or the framing is bad.
+fn without_parameter_sets(codec: Codec, data: Bytes) -> Option<Bytes> {
+    let drop = |unit: &[u8]| match codec {
+        Codec::H264 => matches!(h264::nal_type(unit), 7..=9),
+        _ => matches!(h265::nal_type(unit), 32..=35),
+    };
+    let mut units = Vec::new();
+    let mut i = 0;
+    while i < data.len() {
+        let len = u32::from_be_bytes(data.get(i..i + 4)?.try_into().ok()?) as usize;
+        let unit = i + 4..(i + 4).checked_add(len).filter(|end| *end <= data.len())?;
+        units.push(unit);
+        i = units.last()?.end;
+    }
+    if !units.iter().any(|u| drop(&data[u.clone()])) {
+        return (!data.is_empty()).then_some(data);
+    }
+    let mut out = BytesMut::with_capacity(data.len());
+    for u in units.iter().filter(|u| !drop(&data[(*u).clone()])) {
+        out.put_u32(u.len() as u32);
+        out.put_slice(&data[u.clone()]);
+    }
+    (!out.is_empty()).then(|| out.freeze())
 }
 
 // ---- boxes ----------------------------------------------------------------------------------
@@ -522,6 +681,42 @@ mod tests {
         assert_eq!((field(6), field(8), field(9) as i32), (3600, DELTA_FLAGS, 3600), "second: pts after dts");
         let tfdt = f.windows(4).position(|w| w == b"tfdt").unwrap() + 8;
         assert_eq!(u64::from_be_bytes(f[tfdt..tfdt + 8].try_into().unwrap()), 0, "time starts at 0");
+    }
+
+    #[test]
+    fn h265_from_flv_tags_in_both_hevc_forms_gets_an_hvc1_track_of_its_size() {
+        use crate::flv::{FlvMuxer, FlvOptions, HevcMode};
+        use crate::test_vectors::{H265_PPS, H265_SPS_352X288, H265_VPS};
+        let record = h265::hevc_config(&H265_VPS, &H265_SPS_352X288, &H265_PPS).unwrap();
+        let cfg = VideoConfig { codec: Codec::H265, width: 352, height: 288, fps: None, record: record.into() };
+        for hevc in [HevcMode::Enhanced, HevcMode::Codec12] {
+            let mut flv = FlvMuxer::new(FlvOptions { hevc, ..Default::default() });
+            let mut m = Fmp4Muxer::new();
+            m.push_flv(&flv.push(&MediaEvent::VideoConfig(cfg.clone())).unwrap());
+            let init = m.take_init_segment().unwrap_or_else(|| panic!("{hevc:?}: an init segment"));
+            assert!(init.windows(4).any(|w| w == b"hvcC") && init.windows(4).any(|w| w == b"hvc1"));
+            let tkhd = init.windows(4).position(|w| w == b"tkhd").unwrap() + 4;
+            let wh = &init[tkhd + 76..tkhd + 84];
+            assert_eq!(wh, [1, 0x60, 0, 0, 1, 0x20, 0, 0], "{hevc:?}: 352x288 in 16.16");
+            for (i, key) in [(0u64, true), (1, false)] {
+                let mut data = vec![0, 0, 0, 1];
+                data.extend_from_slice(&H265_VPS);
+                data.extend_from_slice(&[0, 0, 0, 1, if key { 0x26 } else { 0x02 }, 0x01, 0xaf]);
+                let au = AccessUnit { codec: Codec::H265, pts: i * 3600, dts: i * 3600, key, data: data.into() };
+                m.push_flv(&flv.push(&MediaEvent::Frame(au)).unwrap());
+            }
+            let f = m.take_fragment().expect("the first frame, its duration known");
+            let mdat = f.windows(4).position(|w| w == b"mdat").unwrap() + 4;
+            assert_eq!(&f[mdat..], [0, 0, 0, 3, 0x26, 0x01, 0xaf], "{hevc:?}: the slice alone, the VPS left out");
+        }
+    }
+
+    #[test]
+    fn aac_configuration_is_read_from_the_flv_sequence_header() {
+        assert_eq!(asc_rate_channels(&[0x12, 0x10]), Some((44_100, 2)));
+        assert_eq!(asc_rate_channels(&[0x15, 0x88]), Some((8_000, 1)));
+        assert_eq!(asc_rate_channels(&[0x17, 0x80]), None, "explicit rates are not taken");
+        assert_eq!(asc_rate_channels(&[0x12]), None);
     }
 
     #[test]

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use media::access_unit::AccessUnitBuilder;
+use media::flv::{FlvMuxer, FlvOptions};
 use media::fmp4::Fmp4Muxer;
 use media::{Codec, EsFrame, MediaEvent};
 
@@ -49,9 +50,9 @@ fn probe(path: &Path) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).expect("ffprobe JSON")
 }
 
-#[test]
-fn h264_and_aac_in_fragments_probe_and_decode_as_the_source() {
-    let (h264, aac, mp4) = (tmp("v.h264"), tmp("a.aac"), tmp("out.mp4"));
+/// x264 video and AAC audio as the media node's pipeline sees them: access-unit events.
+fn source_events(tag: &str) -> Vec<MediaEvent> {
+    let (h264, aac) = (tmp(&format!("{tag}.h264")), tmp(&format!("{tag}.aac")));
     ffmpeg(&[
         "-f",
         "lavfi",
@@ -74,6 +75,8 @@ fn h264_and_aac_in_fragments_probe_and_decode_as_the_source() {
     ffmpeg(&["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100", "-t", "2", "-c:a", "aac", "-f", "adts", aac.to_str().unwrap()]);
     let video = std::fs::read(&h264).unwrap();
     let audio = std::fs::read(&aac).unwrap();
+    let _ = std::fs::remove_file(h264);
+    let _ = std::fs::remove_file(aac);
 
     let mut builder = AccessUnitBuilder::new();
     let mut events = Vec::new();
@@ -95,12 +98,17 @@ fn h264_and_aac_in_fragments_probe_and_decode_as_the_source() {
             next_audio += 1;
         }
     }
+    events
+}
 
+/// Runs `feed` over the events, taking the init segment and a fragment after each video
+/// frame, and returns the file.
+fn mux(events: &[MediaEvent], mut feed: impl FnMut(&mut Fmp4Muxer, &MediaEvent)) -> Vec<u8> {
     let mut mux = Fmp4Muxer::new();
     let mut file = Vec::new();
     let mut fragments = 0;
-    for ev in &events {
-        mux.push(ev);
+    for ev in events {
+        feed(&mut mux, ev);
         if let Some(init) = mux.take_init_segment() {
             // Video's configuration comes first, then audio's: the second init (both tracks)
             // replaces the first before any fragment, as a player would start over.
@@ -115,8 +123,14 @@ fn h264_and_aac_in_fragments_probe_and_decode_as_the_source() {
         }
     }
     assert!(fragments >= 48, "a fragment per video frame ({fragments})");
-    std::fs::write(&mp4, &file).unwrap();
+    file
+}
 
+/// The file probes as the source (codec, size, rate, every frame but the one held back, the
+/// audio) and decodes without a complaint.
+fn check(file: &[u8], name: &str) {
+    let mp4 = tmp(name);
+    std::fs::write(&mp4, file).unwrap();
     let p = probe(&mp4);
     let streams = p["streams"].as_array().unwrap();
     let v = streams.iter().find(|s| s["codec_type"] == "video").expect("a video stream");
@@ -126,11 +140,26 @@ fn h264_and_aac_in_fragments_probe_and_decode_as_the_source() {
     assert_eq!(v["r_frame_rate"].as_str(), Some("25/1"));
     let a = streams.iter().find(|s| s["codec_type"] == "audio").expect("an audio stream");
     assert_eq!((a["codec_name"].as_str(), a["sample_rate"].as_str()), (Some("aac"), Some("44100")));
-
-    // Decodes end to end without a complaint.
     let out = Command::new("ffmpeg").args(["-v", "error", "-i"]).arg(&mp4).args(["-f", "null", "-"]).output().unwrap();
     assert!(out.status.success() && out.stderr.is_empty(), "decoding: {}", String::from_utf8_lossy(&out.stderr));
-    for f in [h264, aac, mp4] {
-        let _ = std::fs::remove_file(f);
-    }
+    let _ = std::fs::remove_file(mp4);
+}
+
+#[test]
+fn h264_and_aac_in_fragments_probe_and_decode_as_the_source() {
+    let events = source_events("direct");
+    check(&mux(&events, |m, ev| m.push(ev)), "direct.mp4");
+}
+
+#[test]
+fn the_same_from_a_streams_flv_tags() {
+    // As the media node serves fMP4 on demand: from the FLV tags its hub already has.
+    let events = source_events("flv");
+    let mut flv = FlvMuxer::new(FlvOptions::default());
+    let file = mux(&events, |m, ev| {
+        if let Some(tag) = flv.push(ev) {
+            m.push_flv(&tag);
+        }
+    });
+    check(&file, "flv.mp4");
 }

@@ -126,3 +126,39 @@ fn ts_demuxer_never_panics_and_stays_bounded() {
         }
     }
 }
+
+#[test]
+fn fmp4_muxer_takes_any_flv_tag_and_keeps_its_boxes_whole() {
+    use media::flv::{FlvMuxer, FlvOptions, TagKind};
+    use media::fmp4::Fmp4Muxer;
+    // Real tags as seeds: an AVC header and frame, an AAC header and frame.
+    let record = media::codec::h264::avc_config(&media::test_vectors::H264_SPS_320X240, &media::test_vectors::H264_PPS).unwrap();
+    let cfg = media::VideoConfig { codec: media::Codec::H264, width: 320, height: 240, fps: None, record: record.into() };
+    let mut flv = FlvMuxer::new(FlvOptions::default());
+    let header = flv.push(&media::MediaEvent::VideoConfig(cfg)).unwrap();
+    let au = media::AccessUnit { codec: media::Codec::H264, pts: 0, dts: 0, key: true, data: vec![0, 0, 0, 1, 0x65, 0x88].into() };
+    let frame = flv.push(&media::MediaEvent::Frame(au)).unwrap();
+    let seeds = [header.body().to_vec(), frame.body().to_vec(), vec![0xAF, 0, 0x12, 0x10], vec![0xAF, 1, 0x21, 0x10, 0x04]];
+    let whole = |seg: &[u8]| {
+        let mut i = 0;
+        while i < seg.len() {
+            let size = u32::from_be_bytes(seg[i..i + 4].try_into().unwrap()) as usize;
+            assert!(size >= 8 && i + size <= seg.len());
+            i += size;
+        }
+    };
+    let mut m = Mutator::new(11);
+    let mut mux = Fmp4Muxer::new();
+    for round in 0..ROUNDS {
+        let seed = &seeds[round % seeds.len()];
+        let body = m.mutate(&[seed]);
+        let kind = if round % 4 < 2 { TagKind::Video } else { TagKind::Audio };
+        mux.push_flv(&media::flv::FlvTag::new(kind, round as u32 * 40, round % 8 == 1, round % 4 % 2 == 0, &body));
+        if let Some(init) = mux.take_init_segment() {
+            whole(&init);
+        }
+        if let Some(f) = mux.take_fragment() {
+            whole(&f);
+        }
+    }
+}

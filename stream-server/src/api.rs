@@ -119,10 +119,23 @@ async fn node_info(State(node): State<Arc<Node>>) -> impl IntoResponse {
     Json(node.record(0.0))
 }
 
-/// `GET /live/{stream_id}.flv`: the GOP cache, then live tags, until the viewer or stream goes.
-async fn http_flv(State(node): State<Arc<Node>>, Path(file): Path<String>) -> ApiResult<Response> {
-    let id = file.strip_suffix(".flv").ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "expected /live/{stream_id}.flv"))?;
+/// `GET /live/{stream_id}.flv` (HTTP-FLV) or `.mp4` (fragmented MP4 for Media Source
+/// Extensions): what a player starts with, then the live stream, until the viewer or the
+/// stream goes.
+async fn live(State(node): State<Arc<Node>>, Path(file): Path<String>) -> ApiResult<Response> {
+    let (id, form) = file
+        .rsplit_once('.')
+        .filter(|(_, ext)| matches!(*ext, "flv" | "mp4"))
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "expected /live/{stream_id}.flv or .mp4"))?;
     let entry = node.get(id).ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no stream {id}")))?;
+    if form == "mp4" {
+        return fmp4(entry).await;
+    }
+    http_flv(entry).await
+}
+
+/// HTTP-FLV: the GOP cache, then live tags.
+async fn http_flv(entry: Arc<crate::stream::StreamEntry>) -> ApiResult<Response> {
     let mut sub = entry.hub.subscribe_when_ready().await;
     let mut gate = ViewerGate::new(&sub);
     let header = Bytes::copy_from_slice(&media::flv::file_header(sub.has_audio, sub.has_video || !sub.has_audio));
@@ -174,6 +187,56 @@ async fn http_flv(State(node): State<Arc<Node>>, Path(file): Path<String>) -> Ap
         .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response()))
 }
 
+/// Fragmented MP4: the init segment and the fragments since the last key frame, then live
+/// fragments, from the stream's one fMP4 muxer (`fmp4_feed`).
+async fn fmp4(entry: Arc<crate::stream::StreamEntry>) -> ApiResult<Response> {
+    let feed = crate::fmp4_feed::Fmp4Feed::of(&entry);
+    // The hub's own wait for video, and a little more for its first frames.
+    let wait = crate::hub::VIDEO_WAIT + std::time::Duration::from_secs(2);
+    let Some(mut sub) = feed.subscribe(wait).await else {
+        return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, format!("stream {} has no H.264, H.265 or AAC yet", entry.id)));
+    };
+    let start = std::mem::take(&mut sub.start);
+    let cancel = entry.cancel.clone();
+    let stream_id = entry.id.clone();
+    let body = async_stream(move |tx| async move {
+        for b in start {
+            if tx.send(b).await.is_err() {
+                return;
+            }
+        }
+        loop {
+            let seg = tokio::select! {
+                _ = cancel.cancelled() => return,
+                r = sub.rx.recv() => r,
+            };
+            match seg {
+                Ok(seg) => {
+                    tokio::select! {
+                        biased;
+                        r = tx.send(seg.bytes) => if r.is_err() { return },
+                        _ = feed.lagging(&sub.rx) => {
+                            tracing::info!(stream = %stream_id, "fMP4 viewer stalled a whole queue behind: dropped");
+                            return;
+                        }
+                    }
+                }
+                Err(RecvError::Lagged(n)) => {
+                    tracing::info!(stream = %stream_id, "fMP4 viewer {n} fragments behind: dropped");
+                    return;
+                }
+                Err(RecvError::Closed) => return,
+            }
+        }
+    });
+    Ok(Response::builder()
+        .header(header::CONTENT_TYPE, "video/mp4")
+        .header(header::CACHE_CONTROL, "no-cache")
+        .header(header::ACCESS_CONTROL_ALLOW_ORIGIN, "*")
+        .body(body)
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response()))
+}
+
 /// A response body fed by a task through a small channel: a viewer whose socket is slow blocks
 /// only its own task, which then lags on the hub queue and is dropped.
 fn async_stream<F, Fut>(f: F) -> Body
@@ -217,7 +280,7 @@ pub fn router(node: Arc<Node>) -> Router {
     Router::new()
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/metrics", get(metrics))
-        .route("/live/{file}", get(http_flv))
+        .route("/live/{file}", get(live))
         .with_state(node)
         .merge(api)
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such endpoint") })

@@ -124,6 +124,15 @@ impl Hub {
         self.tx.receiver_count()
     }
 
+    /// Tags a viewer may fall behind before it is dropped.
+    pub fn queue_len(&self) -> usize {
+        self.queue
+    }
+
+    pub fn max_gop_bytes(&self) -> usize {
+        self.max_gop_bytes
+    }
+
     /// Resolves once `rx` has fallen a whole queue behind. A viewer whose socket has stopped
     /// draining sits in a write and never reads its queue, so it cannot see the lag itself:
     /// race each write against this and drop the viewer when it wins.

@@ -77,6 +77,8 @@ pub struct StreamEntry {
     /// The SSRC the camera's SDP answer named, when not the one we offered (`NO_SSRC` if none):
     /// some cameras stream with their own. Packets with it are then accepted too.
     pub answered_ssrc: std::sync::atomic::AtomicU64,
+    /// The fMP4 muxer while a browser watches that form (`fmp4_feed`).
+    pub fmp4: Mutex<std::sync::Weak<crate::fmp4_feed::Fmp4Feed>>,
 }
 
 /// `StreamEntry::answered_ssrc` when the camera kept ours.

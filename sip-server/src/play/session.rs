@@ -28,6 +28,9 @@ pub struct Urls {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rtmp: Option<String>,
     pub http_flv: String,
+    /// Fragmented MP4 for browsers' Media Source Extensions (H.264/H.265 and AAC).
+    #[serde(default)]
+    pub fmp4: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
