@@ -256,6 +256,11 @@ impl Fmp4Muxer {
         self.video_track.ready.len()
     }
 
+    /// Which tracks have a configuration: (video, audio).
+    pub fn tracks(&self) -> (bool, bool) {
+        (self.video.is_some(), self.audio.is_some())
+    }
+
     /// Whether a sample waits for the next one to know its duration.
     pub fn has_pending(&self) -> bool {
         self.video_track.last.is_some() || self.audio_track.last.is_some()

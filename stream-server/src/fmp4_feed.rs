@@ -18,6 +18,10 @@ use crate::stream::StreamEntry;
 
 /// A stalled source still shows its newest frame after this long (its duration is guessed).
 const FLUSH_IDLE: Duration = Duration::from_millis(200);
+/// A stream that starts while its feed listens: how much video may pass (tag time) before the
+/// init segment goes out without audio. A camera sends its audio header within a frame or two;
+/// an init without it would have to be replaced by one with it, which players refuse.
+const AUDIO_WAIT_MS: u32 = 500;
 
 /// A piece of the fMP4 byte stream.
 #[derive(Debug, Clone)]
@@ -143,12 +147,13 @@ async fn run(feed: Weak<Fmp4Feed>, entry: Arc<StreamEntry>) {
     let cancel = entry.cancel.clone();
     let mut sub = entry.hub.subscribe_when_ready().await;
     let mut mux = Fmp4Muxer::new();
-    let mut video = sub.has_video;
     let start = std::mem::take(&mut sub.start);
+    // Joined a flowing stream: its headers are all in the start, nothing to wait for.
+    let mut state = State { video: sub.has_video, init_sent: false, wait_audio: start.is_empty(), first_video_ms: None };
     let mut pending = false;
     for tag in &start {
         let Some(f) = feed.upgrade() else { return };
-        pending |= step(&f, &mut mux, tag, &mut video);
+        pending |= step(&f, &mut mux, tag, &mut state);
     }
     loop {
         let tag = tokio::select! {
@@ -158,33 +163,70 @@ async fn run(feed: Weak<Fmp4Feed>, entry: Arc<StreamEntry>) {
         };
         let Some(f) = feed.upgrade() else { return }; // the last viewer went
         match tag {
-            Some(Ok(tag)) => pending = step(&f, &mut mux, &tag, &mut video),
+            Some(Ok(tag)) => pending = step(&f, &mut mux, &tag, &mut state),
             // Behind the hub: start again from its cache at the next key frame.
             Some(Err(RecvError::Lagged(_))) => {
                 tracing::info!("fMP4 muxer fell behind its hub; resuming at the next key frame");
                 mux = Fmp4Muxer::new();
+                state.init_sent = false;
                 pending = false;
             }
             Some(Err(RecvError::Closed)) => return,
-            None => {
+            None if state.init_sent => {
                 mux.flush();
                 publish(&f, &mut mux);
                 pending = false;
             }
+            None => pending = false,
+        }
+    }
+}
+
+/// What the muxer task knows of the stream's tracks.
+struct State {
+    /// The stream has video (the hub said so, or a video header came).
+    video: bool,
+    init_sent: bool,
+    /// The stream began after the feed: the first init waits for audio (`AUDIO_WAIT_MS`).
+    wait_audio: bool,
+    first_video_ms: Option<u32>,
+}
+
+impl State {
+    /// Whether the first init segment can go: every track the stream has is configured, or
+    /// the audio has had its chance.
+    fn init_ready(&mut self, mux: &Fmp4Muxer, tag: &media::flv::FlvTag) -> bool {
+        let (video, audio) = mux.tracks();
+        if video && tag.kind == TagKind::Video {
+            self.first_video_ms.get_or_insert(tag.timestamp);
+        }
+        let waited = self.first_video_ms.is_some_and(|first| tag.timestamp.saturating_sub(first) >= AUDIO_WAIT_MS);
+        match (video, audio) {
+            (true, true) => true,
+            (true, false) => !self.wait_audio || waited,
+            (false, true) => !self.video,
+            (false, false) => false,
         }
     }
 }
 
 /// One tag into the muxer; out go the init segment and fragments it completes. Returns whether
 /// a sample waits for its duration.
-fn step(feed: &Fmp4Feed, mux: &mut Fmp4Muxer, tag: &media::flv::FlvTag, video: &mut bool) -> bool {
-    *video |= tag.kind == TagKind::Video && tag.header;
+fn step(feed: &Fmp4Feed, mux: &mut Fmp4Muxer, tag: &media::flv::FlvTag, state: &mut State) -> bool {
+    state.video |= tag.kind == TagKind::Video && tag.header;
     mux.push_flv(tag);
+    if !state.init_sent {
+        if !state.init_ready(mux, tag) {
+            // Samples wait in the muxer (bounded) for the first fragment after the init.
+            return mux.has_pending();
+        }
+        state.init_sent = true;
+    }
     if let Some(init) = mux.take_init_segment() {
         feed.publish_init(init);
     }
     // A fragment per video frame; audio-only streams, one per audio frame.
-    if (tag.kind == TagKind::Video || !*video) && !tag.header {
+    if (tag.kind == TagKind::Video || !state.video) && !tag.header {
         publish(feed, mux);
     }
     mux.has_pending()
@@ -222,6 +264,90 @@ mod tests {
         // A new configuration: the old fragments are of no use to a newcomer.
         feed.publish_init(b(9));
         assert_eq!(feed.subscribe(Duration::ZERO).await.unwrap().start, [b(9)]);
+    }
+
+    /// FLV tags of a stream that begins after its feed: video first, audio `audio_after` frames
+    /// later (or never).
+    fn tags(frames: u64, audio_after: Option<u64>) -> Vec<media::flv::FlvTag> {
+        use media::test_vectors::{H264_PPS, H264_SPS_320X240};
+        use media::{AccessUnit, AudioConfig, Codec, MediaEvent, VideoConfig};
+        let mut flv = media::flv::FlvMuxer::new(Default::default());
+        let record = media::codec::h264::avc_config(&H264_SPS_320X240, &H264_PPS).unwrap();
+        let mut out = vec![flv
+            .push(&MediaEvent::VideoConfig(VideoConfig {
+                codec: Codec::H264,
+                width: 320,
+                height: 240,
+                fps: Some(25.0),
+                record: record.into(),
+            }))
+            .unwrap()];
+        for i in 0..frames {
+            let data = vec![0, 0, 0, 1, if i == 0 { 0x65 } else { 0x41 }, 0x88];
+            out.push(
+                flv.push(&MediaEvent::Frame(AccessUnit {
+                    codec: Codec::H264,
+                    pts: i * 3600,
+                    dts: i * 3600,
+                    key: i == 0,
+                    data: data.into(),
+                }))
+                .unwrap(),
+            );
+            if audio_after == Some(i) {
+                let cfg = AudioConfig { codec: Codec::Aac, sample_rate: 8000, channels: 1, asc: Bytes::from_static(&[0x15, 0x88]) };
+                out.push(flv.push(&MediaEvent::AudioConfig(cfg)).unwrap());
+            }
+            if audio_after.is_some_and(|a| i >= a) {
+                out.push(
+                    flv.push(&MediaEvent::Frame(AccessUnit {
+                        codec: Codec::Aac,
+                        pts: i * 3600,
+                        dts: i * 3600,
+                        key: true,
+                        data: vec![1, 2, 3].into(),
+                    }))
+                    .unwrap(),
+                );
+            }
+        }
+        out
+    }
+
+    /// Runs tags through `step` as the task does; returns the init segments published.
+    fn run_tags(tags: &[media::flv::FlvTag]) -> (Vec<Bytes>, Fmp4Feed) {
+        let feed = Fmp4Feed::new(1024, 1 << 20);
+        let mut rx = feed.tx.subscribe();
+        let mut mux = Fmp4Muxer::new();
+        let mut state = State { video: false, init_sent: false, wait_audio: true, first_video_ms: None };
+        for t in tags {
+            step(&feed, &mut mux, t, &mut state);
+        }
+        let mut inits = vec![];
+        while let Ok(seg) = rx.try_recv() {
+            if seg.init {
+                inits.push(seg.bytes);
+            }
+        }
+        (inits, feed)
+    }
+
+    #[tokio::test]
+    async fn a_stream_starting_after_its_feed_gets_one_init_with_the_audio_that_comes_late() {
+        let (inits, feed) = run_tags(&tags(30, Some(3)));
+        assert_eq!(inits.len(), 1, "no video-only init to be replaced");
+        assert!(inits[0].windows(4).any(|w| w == b"mp4a") && inits[0].windows(4).any(|w| w == b"avc1"));
+        let sub = feed.subscribe(Duration::ZERO).await.unwrap();
+        assert!(sub.start.len() >= 2, "the frames before the audio header are not lost");
+    }
+
+    #[tokio::test]
+    async fn a_video_only_stream_waits_half_a_second_then_goes_without_audio() {
+        let (inits, _) = run_tags(&tags(10, None));
+        assert!(inits.is_empty(), "360 ms of video: still waiting for audio");
+        let (inits, _) = run_tags(&tags(20, None));
+        assert_eq!(inits.len(), 1);
+        assert!(!inits[0].windows(4).any(|w| w == b"mp4a"));
     }
 
     #[tokio::test]
