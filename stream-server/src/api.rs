@@ -139,52 +139,9 @@ async fn http_flv(entry: Arc<crate::stream::StreamEntry>) -> ApiResult<Response>
     let mut sub = entry.hub.subscribe_when_ready().await;
     let mut gate = ViewerGate::new(&sub);
     let header = Bytes::copy_from_slice(&media::flv::file_header(sub.has_audio, sub.has_video || !sub.has_audio));
-    let start: Vec<Bytes> = std::mem::take(&mut sub.start).into_iter().map(|t| t.wire).collect();
-    let cancel = entry.cancel.clone();
-    let stream_id = entry.id.clone();
-    let entry = entry.clone();
-    let body = async_stream(move |tx| async move {
-        if tx.send(header).await.is_err() {
-            return;
-        }
-        for b in start {
-            if tx.send(b).await.is_err() {
-                return;
-            }
-        }
-        loop {
-            let tag = tokio::select! {
-                _ = cancel.cancelled() => return,
-                r = sub.rx.recv() => r,
-            };
-            match tag {
-                Ok(tag) => {
-                    if gate.pass(&tag) {
-                        tokio::select! {
-                            // The write first: the lag watch (a timer) is armed only if it blocks.
-                            biased;
-                            r = tx.send(tag.wire) => if r.is_err() { return },
-                            _ = entry.hub.lagging(&sub.rx) => {
-                                tracing::info!(stream = %stream_id, "HTTP-FLV viewer stalled a whole queue behind: dropped");
-                                return;
-                            }
-                        }
-                    }
-                }
-                Err(RecvError::Lagged(n)) => {
-                    tracing::info!(stream = %stream_id, "HTTP-FLV viewer {n} tags behind: dropped");
-                    return;
-                }
-                Err(RecvError::Closed) => return,
-            }
-        }
-    });
-    Ok(Response::builder()
-        .header(header::CONTENT_TYPE, "video/x-flv")
-        .header(header::CACHE_CONTROL, "no-cache")
-        .header(header::ACCESS_CONTROL_ALLOW_ORIGIN, "*")
-        .body(body)
-        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response()))
+    let start: Vec<Bytes> = std::iter::once(header).chain(std::mem::take(&mut sub.start).into_iter().map(|t| t.wire)).collect();
+    let live = Live { start, queue: entry.hub.queue_len(), cancel: entry.cancel.clone(), stream_id: entry.id.clone(), what: "HTTP-FLV" };
+    Ok(live.response("video/x-flv", sub.rx, move |tag| gate.pass(&tag).then_some(tag.wire)))
 }
 
 /// Fragmented MP4: the init segment and the fragments since the last key frame, then live
@@ -193,48 +150,76 @@ async fn fmp4(entry: Arc<crate::stream::StreamEntry>) -> ApiResult<Response> {
     let feed = crate::fmp4_feed::Fmp4Feed::of(&entry);
     // The hub's own wait for video, and a little more for its first frames.
     let wait = crate::hub::VIDEO_WAIT + std::time::Duration::from_secs(2);
-    let Some(mut sub) = feed.subscribe(wait).await else {
+    let Some(sub) = feed.subscribe(wait).await else {
         return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, format!("stream {} has no H.264, H.265 or AAC yet", entry.id)));
     };
-    let start = std::mem::take(&mut sub.start);
-    let cancel = entry.cancel.clone();
-    let stream_id = entry.id.clone();
-    let body = async_stream(move |tx| async move {
-        for b in start {
-            if tx.send(b).await.is_err() {
-                return;
-            }
-        }
-        loop {
-            let seg = tokio::select! {
-                _ = cancel.cancelled() => return,
-                r = sub.rx.recv() => r,
-            };
-            match seg {
-                Ok(seg) => {
-                    tokio::select! {
-                        biased;
-                        r = tx.send(seg.bytes) => if r.is_err() { return },
-                        _ = feed.lagging(&sub.rx) => {
-                            tracing::info!(stream = %stream_id, "fMP4 viewer stalled a whole queue behind: dropped");
-                            return;
-                        }
-                    }
-                }
-                Err(RecvError::Lagged(n)) => {
-                    tracing::info!(stream = %stream_id, "fMP4 viewer {n} fragments behind: dropped");
+    let live = Live { start: sub.start, queue: feed.queue_len(), cancel: entry.cancel.clone(), stream_id: entry.id.clone(), what: "fMP4" };
+    // The body holds the feed: its muxer runs while a viewer does.
+    Ok(live.response("video/mp4", sub.rx, move |seg| {
+        let _viewer_of = &feed;
+        Some(seg.bytes)
+    }))
+}
+
+/// A live HTTP response: what a player starts with, then a hub-like queue, until the viewer or
+/// the stream goes. A viewer a whole queue behind is dropped and slows nobody.
+struct Live {
+    start: Vec<Bytes>,
+    queue: usize,
+    cancel: tokio_util::sync::CancellationToken,
+    stream_id: String,
+    /// The form, for the log.
+    what: &'static str,
+}
+
+impl Live {
+    /// `bytes` turns each queued item into what is written (`None`: skipped).
+    fn response<T: Clone + Send + 'static>(
+        self,
+        content_type: &'static str,
+        mut rx: tokio::sync::broadcast::Receiver<T>,
+        mut bytes: impl FnMut(T) -> Option<Bytes> + Send + 'static,
+    ) -> Response {
+        let Live { start, queue, cancel, stream_id, what } = self;
+        let body = async_stream(move |tx| async move {
+            for b in start {
+                if tx.send(b).await.is_err() {
                     return;
                 }
-                Err(RecvError::Closed) => return,
             }
-        }
-    });
-    Ok(Response::builder()
-        .header(header::CONTENT_TYPE, "video/mp4")
-        .header(header::CACHE_CONTROL, "no-cache")
-        .header(header::ACCESS_CONTROL_ALLOW_ORIGIN, "*")
-        .body(body)
-        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response()))
+            loop {
+                let item = tokio::select! {
+                    _ = cancel.cancelled() => return,
+                    r = rx.recv() => r,
+                };
+                match item {
+                    Ok(item) => {
+                        let Some(b) = bytes(item) else { continue };
+                        tokio::select! {
+                            // The write first: the lag watch (a timer) is armed only if it blocks.
+                            biased;
+                            r = tx.send(b) => if r.is_err() { return },
+                            _ = crate::hub::lagging(&rx, queue) => {
+                                tracing::info!(stream = %stream_id, "{what} viewer stalled a whole queue behind: dropped");
+                                return;
+                            }
+                        }
+                    }
+                    Err(RecvError::Lagged(n)) => {
+                        tracing::info!(stream = %stream_id, "{what} viewer {n} behind: dropped");
+                        return;
+                    }
+                    Err(RecvError::Closed) => return,
+                }
+            }
+        });
+        Response::builder()
+            .header(header::CONTENT_TYPE, content_type)
+            .header(header::CACHE_CONTROL, "no-cache")
+            .header(header::ACCESS_CONTROL_ALLOW_ORIGIN, "*")
+            .body(body)
+            .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+    }
 }
 
 /// A response body fed by a task through a small channel: a viewer whose socket is slow blocks

@@ -130,15 +130,9 @@ impl Fmp4Feed {
         Some(Fmp4Subscription { start, rx: self.tx.subscribe() })
     }
 
-    pub fn viewers(&self) -> usize {
-        self.tx.receiver_count()
-    }
-
-    /// Resolves once `rx` has fallen a whole queue behind (see `Hub::lagging`).
-    pub async fn lagging(&self, rx: &broadcast::Receiver<Segment>) {
-        while rx.len() < self.queue {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+    /// Fragments a viewer may fall behind before it is dropped.
+    pub fn queue_len(&self) -> usize {
+        self.queue
     }
 }
 

@@ -133,16 +133,18 @@ impl Hub {
         self.max_gop_bytes
     }
 
-    /// Resolves once `rx` has fallen a whole queue behind. A viewer whose socket has stopped
-    /// draining sits in a write and never reads its queue, so it cannot see the lag itself:
-    /// race each write against this and drop the viewer when it wins.
+    /// Resolves once `rx` has fallen a whole queue behind (see [`lagging`]).
     pub async fn lagging(&self, rx: &broadcast::Receiver<FlvTag>) {
-        loop {
-            if rx.len() >= self.queue {
-                return;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        }
+        lagging(rx, self.queue).await
+    }
+}
+
+/// Resolves once `rx` has fallen `queue` items behind. A viewer whose socket has stopped
+/// draining sits in a write and never reads its queue, so it cannot see the lag itself: race
+/// each write against this and drop the viewer when it wins.
+pub async fn lagging<T: Clone>(rx: &broadcast::Receiver<T>, queue: usize) {
+    while rx.len() < queue {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
 }
 
