@@ -1,4 +1,4 @@
-//! Control API (ZLMediaKit-like, REST) and HTTP-FLV playback. `docs/openapi.yaml` documents it.
+//! Control API (ZLMediaKit-like, REST) and live playback: HTTP-FLV and fragmented MP4. `docs/openapi-stream.yaml` documents it.
 //! Errors are `{"code":…, "message":…}`.
 
 use std::convert::Infallible;
