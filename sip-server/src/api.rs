@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::ApiConfig;
 use crate::error::SipError;
+use crate::events::Feed;
 use crate::metrics;
 use crate::play::{PlayError, PlayTransport};
 use crate::server::{node_channel, NodeCommand, Shared};
@@ -48,6 +49,8 @@ struct ListQuery {
     offset: Option<usize>,
     limit: Option<usize>,
     online: Option<bool>,
+    /// Ids starting with this (digits only).
+    q: Option<String>,
 }
 
 async fn list_devices(
@@ -57,7 +60,11 @@ async fn list_devices(
     let q = kit::http::query(q)?;
     let offset = q.offset.unwrap_or(0);
     let limit = q.limit.unwrap_or(100).min(1000);
-    let (items, total) = s.store.list_devices(DeviceFilter { online: q.online }, offset, limit).await?;
+    let id_prefix = q.q.map(|p| p.trim().to_owned()).filter(|p| !p.is_empty());
+    if id_prefix.as_deref().is_some_and(|p| p.len() > 20 || !p.bytes().all(|b| b.is_ascii_digit())) {
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, "q: a device id or its first digits"));
+    }
+    let (items, total) = s.store.list_devices(DeviceFilter { online: q.online, id_prefix }, offset, limit).await?;
     Ok(Json(json!({"total": total, "offset": offset, "limit": limit, "items": items})))
 }
 
@@ -219,6 +226,29 @@ async fn get_stream(State(s): State<Arc<Shared>>, Path(stream): Path<String>) ->
     Ok(Json(sess.row))
 }
 
+/// `GET /streams/{id}/stats`: the media node's figures for the stream (the console's overlay).
+async fn stream_stats(State(s): State<Arc<Shared>>, Path(stream): Path<String>) -> ApiResult<impl IntoResponse> {
+    let sess = crate::play::session::get(s.store.as_ref(), &StreamId::from(stream.as_str()))
+        .await?
+        .ok_or_else(|| ApiError::from(PlayError::NoSession(stream.clone())))?
+        .row;
+    if sess.media_api.is_empty() {
+        return Err(PlayError::NoSession(stream).into());
+    }
+    let api = crate::play::media_nodes::MediaApi { cfg: &s.cfg.play, node: &sess.media_node, api_url: &sess.media_api };
+    Ok(Json(api.stream_stats(sess.stream_id.as_str()).await?))
+}
+
+/// `GET /auth` (open): whether the console must ask for a token.
+async fn auth_info(State(s): State<Arc<Shared>>) -> impl IntoResponse {
+    Json(json!({"token_required": !s.cfg.api.token.is_empty(), "node": s.me.node}))
+}
+
+/// `GET /session`: answers 200 only to a right token (the console's sign-in check).
+async fn session(State(s): State<Arc<Shared>>) -> impl IntoResponse {
+    Json(json!({"node": s.me.node, "server_id": s.me.server_id.to_string(), "domain": s.me.domain}))
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct TransportPref {
@@ -264,7 +294,7 @@ async fn metrics_text(State(s): State<Arc<Shared>>) -> impl IntoResponse {
     if let Ok((_, total)) = s.store.list_devices(DeviceFilter::default(), 0, 0).await {
         metrics::DEVICES.set(total as i64);
     }
-    if let Ok((_, online)) = s.store.list_devices(DeviceFilter { online: Some(true) }, 0, 0).await {
+    if let Ok((_, online)) = s.store.list_devices(DeviceFilter::online(true), 0, 0).await {
         metrics::DEVICES_ONLINE.set(online as i64);
     }
     let (dialogs, _, _, locks, acks) = s.plays.held();
@@ -274,8 +304,10 @@ async fn metrics_text(State(s): State<Arc<Shared>>) -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], metrics::render())
 }
 
-pub fn router(shared: Arc<Shared>, token: &str) -> Router {
+pub fn router(shared: Arc<Shared>, feed: Arc<Feed>, token: &str) -> Router {
+    let events = Router::new().route("/api/v1/events", get(|State(feed): State<Arc<Feed>>| async move { feed.respond() })).with_state(feed);
     let mut api = Router::new()
+        .route("/api/v1/session", get(session))
         .route("/api/v1/devices", get(list_devices))
         .route("/api/v1/devices/{id}", get(get_device).delete(delete_device))
         .route("/api/v1/devices/{id}/channels", get(list_channels))
@@ -285,15 +317,19 @@ pub fn router(shared: Arc<Shared>, token: &str) -> Router {
         .route("/api/v1/devices/{id}/play-transport", put(set_play_transport).get(get_play_transport))
         .route("/api/v1/streams", get(list_streams))
         .route("/api/v1/streams/{id}", get(get_stream).delete(delete_stream))
-        .with_state(shared.clone());
+        .route("/api/v1/streams/{id}/stats", get(stream_stats))
+        .with_state(shared.clone())
+        .merge(events);
     if !token.is_empty() {
         api = api.layer(middleware::from_fn_with_state(Arc::new(token.to_owned()), kit::http::require_token));
     }
     Router::new()
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/metrics", get(metrics_text))
+        .route("/api/v1/auth", get(auth_info))
         .with_state(shared)
         .merge(api)
+        .merge(crate::console::router())
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such endpoint") })
 }
 
@@ -301,7 +337,8 @@ pub async fn serve(shared: Arc<Shared>, cfg: &ApiConfig, shutdown: CancellationT
     let listener =
         tokio::net::TcpListener::bind(&cfg.listen).await.map_err(|source| SipError::Bind { addr: cfg.listen.clone(), source })?;
     let addr = listener.local_addr()?;
-    let app = router(shared, &cfg.token);
+    let feed = Feed::start(shared.store.clone(), shutdown.clone());
+    let app = router(shared, feed, &cfg.token);
     tokio::spawn(async move {
         let r = axum::serve(listener, app).with_graceful_shutdown(async move { shutdown.cancelled().await }).await;
         if let Err(e) = r {

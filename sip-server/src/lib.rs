@@ -7,8 +7,10 @@
 pub mod answers;
 pub mod api;
 pub mod config;
+pub mod console;
 pub mod dialog;
 pub mod error;
+pub mod events;
 pub mod handles;
 pub mod headers;
 pub mod inbound;

@@ -317,6 +317,10 @@ pub struct SimProc {
 }
 
 impl SimProc {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// `devices` cameras from `first_id`, registering to `server` over `transport` (udp|tcp).
     pub fn start(server: SocketAddr, first_id: &str, devices: usize, transport: &str, env: &[(&str, &str)]) -> Self {
         let log = std::env::temp_dir().join(format!("gbc-sim-{first_id}-{}.log", std::process::id()));

@@ -202,10 +202,23 @@ pub async fn run_all(store: Arc<dyn Store>) {
     let mine: Vec<_> = page.iter().filter(|x| d.contains(&x.id)).map(|x| x.id.clone()).collect();
     assert_eq!(mine, d, "sorted by id");
     assert!(total >= 5);
-    let (online, _) = store.list_devices(DeviceFilter { online: Some(true) }, 0, 10_000).await.expect("list");
+    let (online, _) = store.list_devices(DeviceFilter::online(true), 0, 10_000).await.expect("list");
     assert_eq!(online.iter().filter(|x| d.contains(&x.id)).count(), 4);
-    let (offline, _) = store.list_devices(DeviceFilter { online: Some(false) }, 0, 10_000).await.expect("list");
+    let (offline, _) = store.list_devices(DeviceFilter::online(false), 0, 10_000).await.expect("list");
     assert!(offline.iter().any(|x| x.id == d[4]));
+    // Search by id prefix: exactly the ids that start with it, paged, counted.
+    let prefix = &d[0].as_str()[..19];
+    let want: Vec<_> = d.iter().filter(|x| x.as_str().starts_with(prefix)).cloned().collect();
+    let by_prefix = DeviceFilter { online: None, id_prefix: Some(prefix.to_owned()) };
+    let (found, n) = store.list_devices(by_prefix.clone(), 0, 1000).await.expect("search");
+    assert_eq!(found.iter().map(|x| x.id.clone()).collect::<Vec<_>>(), want, "prefix {prefix}");
+    assert_eq!(n, want.len());
+    let (second, _) = store.list_devices(by_prefix, 1, 1).await.expect("search page");
+    assert_eq!(second.iter().map(|x| x.id.clone()).collect::<Vec<_>>(), want[1..2.min(want.len())].to_vec());
+    let online_prefix = DeviceFilter { online: Some(false), id_prefix: Some(d[4].as_str().to_owned()) };
+    assert_eq!(store.list_devices(online_prefix, 0, 10).await.expect("search").1, 1);
+    let (none, zero) = store.list_devices(DeviceFilter { online: None, id_prefix: Some("9".repeat(20)) }, 0, 10).await.expect("search");
+    assert!(none.is_empty() && zero == 0);
     let (p1, t1) = store.list_devices(DeviceFilter::default(), 1, 2).await.expect("page");
     assert_eq!(p1.len(), 2);
     assert_eq!(t1, total);

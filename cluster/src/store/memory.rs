@@ -104,7 +104,7 @@ impl Store for MemoryStore {
 
     async fn list_devices(&self, filter: DeviceFilter, offset: usize, limit: usize) -> StoreResult<(Vec<Device>, usize)> {
         let g = self.lock();
-        let matching = g.devices.values().filter(|e| filter.online.is_none_or(|o| e.dev.online == o));
+        let matching = g.devices.values().filter(|e| filter.matches(e.dev.id.as_str(), e.dev.online));
         let total = matching.clone().count();
         let page = matching.skip(offset).take(limit).map(|e| e.dev.clone()).collect();
         Ok((page, total))

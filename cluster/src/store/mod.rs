@@ -43,9 +43,22 @@ impl From<StoreError> for kit::http::ApiError {
     }
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DeviceFilter {
     pub online: Option<bool>,
+    /// Only ids that start with this (the console's search box). Devices are kept in id order,
+    /// so this is a range lookup, not a scan: it stays fast with tens of thousands of devices.
+    pub id_prefix: Option<String>,
+}
+
+impl DeviceFilter {
+    pub fn online(online: bool) -> Self {
+        Self { online: Some(online), id_prefix: None }
+    }
+
+    fn matches(&self, id: &str, online: bool) -> bool {
+        self.online.is_none_or(|o| o == online) && self.id_prefix.as_deref().is_none_or(|p| id.starts_with(p))
+    }
 }
 
 /// What a keepalive found.

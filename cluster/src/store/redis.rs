@@ -411,11 +411,20 @@ impl Store for RedisStore {
             Some(false) => OFFLINE,
         };
         let mut c = self.conn().await;
-        let total: usize = c.zcard(set).await?;
+        // Every member has score 0, so the sets are in id order and a prefix is a lexical range.
+        let prefix = filter.id_prefix.as_deref().filter(|p| !p.is_empty());
+        let range = prefix.map(|p| (format!("[{p}"), format!("({p}\u{ff}")));
+        let total: usize = match &range {
+            Some((min, max)) => c.zlexcount(set, min, max).await?,
+            None => c.zcard(set).await?,
+        };
         if limit == 0 || offset >= total {
             return Ok((Vec::new(), total));
         }
-        let ids: Vec<String> = c.zrange(set, offset as isize, (offset + limit - 1) as isize).await?;
+        let ids: Vec<String> = match &range {
+            Some((min, max)) => c.zrangebylex_limit(set, min, max, offset as isize, limit as isize).await?,
+            None => c.zrange(set, offset as isize, (offset + limit - 1) as isize).await?,
+        };
         let mut p = redis::pipe();
         for id in &ids {
             p.cmd("HMGET").arg(format!("{DEV_PREFIX}{id}")).arg(&DEVICE_FIELDS[..]);

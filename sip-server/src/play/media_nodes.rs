@@ -105,6 +105,16 @@ impl MediaApi<'_> {
         }
     }
 
+    /// What the media node measures of a stream (codec, size, fps, bitrate, loss, viewers).
+    pub async fn stream_stats(&self, stream_id: &str) -> Result<serde_json::Value, PlayError> {
+        let r = self.call("GET", &format!("/api/v1/streams/{stream_id}"), None).await?;
+        match r.status {
+            200..=299 => r.json().ok_or_else(|| self.fail("stream stats unreadable".into())),
+            404 => Err(PlayError::NoSession(stream_id.to_owned())),
+            s => Err(self.fail(format!("stream stats answered {s}: {}", r.error_message()))),
+        }
+    }
+
     /// Closes the receiver; `Ok(false)` when it was not there.
     pub async fn close(&self, stream_id: &str) -> Result<bool, PlayError> {
         let r = self.call("DELETE", &format!("/api/v1/receivers/{stream_id}"), None).await?;

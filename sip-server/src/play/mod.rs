@@ -146,6 +146,27 @@ impl PlayError {
         }
     }
 
+    /// A stable name for the failure, for programs (the console words its message from it).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            PlayError::BadRequest(_) => "bad_request",
+            PlayError::DeviceUnknown(_) => "device_unknown",
+            PlayError::ChannelUnknown { .. } => "channel_unknown",
+            PlayError::DeviceOffline(_) => "device_offline",
+            PlayError::NoMediaNode(_) => "no_media_node",
+            PlayError::MediaNode { .. } => "media_node_failed",
+            PlayError::CameraRefused { .. } => "camera_refused",
+            PlayError::CameraTimeout(_) => "camera_timeout",
+            PlayError::BadAnswer(_) => "camera_bad_answer",
+            PlayError::OwnerUnreachable(_) => "owner_unreachable",
+            PlayError::NoSession(_) => "no_session",
+            PlayError::Busy(_) => "busy",
+            PlayError::SsrcExhausted(_) => "ssrc_exhausted",
+            PlayError::Store(_) => "store_unavailable",
+            PlayError::Internal(_) => "internal",
+        }
+    }
+
     /// The SIP status behind a camera failure (408 for no answer).
     pub fn sip_status(&self) -> Option<u16> {
         match self {
@@ -173,7 +194,7 @@ impl From<crate::error::SipError> for PlayError {
 
 impl From<PlayError> for kit::http::ApiError {
     fn from(e: PlayError) -> Self {
-        let mut err = kit::http::ApiError::new(e.status(), e.to_string());
+        let mut err = kit::http::ApiError::new(e.status(), e.to_string()).with("kind", serde_json::json!(e.kind()));
         if let Some(s) = e.sip_status() {
             err = err.with("sip_status", serde_json::json!(s));
         }

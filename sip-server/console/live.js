@@ -1,0 +1,156 @@
+// Live view: a grid of 1, 4, 9 or 16 tiles, each its own player. A tile holds its play session
+// while it shows it: closing the tile stops the player and releases the hold.
+
+import { api, plainWords } from './api.js';
+import { Tree, el } from './devices.js';
+import { Fmp4Player } from './player.js';
+
+const LAYOUTS = [1, 4, 9, 16];
+let root = null;
+let grid = null;
+let tiles = [];
+let selected = 0;
+
+const CODEC_NAMES = { avc1: 'H.264', hvc1: 'H.265', mp4a: 'AAC' };
+
+class Tile {
+  constructor(index) {
+    this.index = index;
+    this.title = el('span', { class: 'title' }, '');
+    this.close = el('button', { class: 'close', 'aria-label': 'Close tile ' + (index + 1), hidden: true, onclick: (e) => { e.stopPropagation(); this.stop(); } }, '\u00d7');
+    this.video = el('video', { muted: true, playsinline: true, autoplay: true });
+    this.video.muted = true;
+    this.message = el('p', { class: 'message' }, 'Choose a channel');
+    this.overlay = el('div', { class: 'overlay', hidden: true });
+    this.node = el('div', { class: 'tile', tabindex: '0', 'data-tile': index, 'aria-label': 'Tile ' + (index + 1), onclick: () => select(this.index), onkeydown: (e) => { if (e.key === 'Delete') this.stop(); } },
+      el('div', { class: 'tile-head' }, this.title, this.close), this.video, this.message, this.overlay);
+    this.play = null;
+  }
+
+  busy() { return this.play !== null; }
+
+  async start({ device, channel, name }) {
+    this.stop();
+    const play = { device, channel, name, streamId: null, player: null, stats: null, ctl: new AbortController() };
+    this.play = play;
+    this.title.textContent = name;
+    this.close.hidden = false;
+    this.say('Starting\u2026');
+    let answer;
+    try {
+      answer = await api(`/api/v1/devices/${device}/channels/${channel}/play`, { method: 'POST', body: {}, signal: play.ctl.signal });
+    } catch (e) {
+      if (this.play === play) this.say(plainWords(e), true);
+      return;
+    }
+    if (this.play !== play) {
+      // Closed while the camera was being asked: give the hold back at once.
+      release(answer.stream_id);
+      return;
+    }
+    play.streamId = answer.stream_id;
+    this.node.dataset.stream = answer.stream_id;
+    play.player = new Fmp4Player(this.video, answer.urls.fmp4, {
+      onError: (m) => { if (this.play === play) this.say(m, true); },
+      onFirstFrame: () => { if (this.play === play) { this.say(''); this.overlay.hidden = false; } },
+    });
+    play.player.start();
+    play.last = { t: performance.now(), bytes: 0, frames: 0 };
+    play.timer = setInterval(() => this.measure(play), 1000);
+  }
+
+  say(text, error = false) {
+    this.message.textContent = text;
+    this.message.hidden = !text;
+    this.message.classList.toggle('error', error);
+  }
+
+  async measure(play) {
+    const v = this.video;
+    const now = performance.now();
+    const frames = v.getVideoPlaybackQuality ? v.getVideoPlaybackQuality().totalVideoFrames : 0;
+    const secs = (now - play.last.t) / 1000;
+    const fps = (frames - play.last.frames) / secs;
+    const kbps = ((play.player.bytes - play.last.bytes) * 8) / 1000 / secs;
+    play.last = { t: now, bytes: play.player.bytes, frames };
+    if (!play.statsAt || now - play.statsAt > 3000) {
+      play.statsAt = now;
+      api(`/api/v1/streams/${play.streamId}/stats`).then((s) => { play.stats = s; }, () => {});
+    }
+    const s = play.stats;
+    const loss = s && s.packets + s.lost > 0 ? ((100 * s.lost) / (s.packets + s.lost)).toFixed(2) + '% loss' : '';
+    const codecs = play.player.codecs.map((c) => CODEC_NAMES[c.slice(0, 4)] || c).join(' + ');
+    this.overlay.textContent = [codecs, v.videoWidth ? `${v.videoWidth}\u00d7${v.videoHeight}` : '', fps > 0 ? fps.toFixed(0) + ' fps' : '', kbps.toFixed(0) + ' kbit/s', loss]
+      .filter(Boolean).join(' \u00b7 ');
+  }
+
+  stop() {
+    const play = this.play;
+    if (!play) return;
+    this.play = null;
+    play.ctl.abort();
+    clearInterval(play.timer);
+    if (play.player) play.player.stop();
+    if (play.streamId) release(play.streamId);
+    delete this.node.dataset.stream;
+    this.title.textContent = '';
+    this.close.hidden = true;
+    this.overlay.hidden = true;
+    this.say('Choose a channel');
+  }
+}
+
+/** Gives one hold on a session back (the session ends when nobody holds or watches it). */
+function release(streamId) {
+  api(`/api/v1/streams/${streamId}`, { method: 'DELETE', keepalive: true }).catch(() => {});
+}
+
+function select(i) {
+  selected = i;
+  tiles.forEach((t) => t.node.classList.toggle('selected', t.index === i));
+}
+
+function layout(n) {
+  n = LAYOUTS.includes(n) ? n : 4;
+  localStorage.setItem('gbc.layout', n);
+  while (tiles.length < n) tiles.push(new Tile(tiles.length));
+  for (const t of tiles.splice(n)) t.stop();
+  grid.style.setProperty('--cols', Math.sqrt(n));
+  grid.replaceChildren(...tiles.map((t) => t.node));
+  for (const b of root.querySelectorAll('.layouts button')) b.setAttribute('aria-pressed', String(Number(b.dataset.n) === n));
+  select(Math.min(selected, n - 1));
+}
+
+function build(el_) {
+  root = el_;
+  grid = el('div', { class: 'grid' });
+  const left = el('div', { class: 'side' });
+  const tools = el('div', { class: 'layouts', role: 'group', 'aria-label': 'Layout' },
+    ...LAYOUTS.map((n) => el('button', { 'data-n': n, onclick: () => layout(n), title: n + ' tiles' }, String(n))),
+    el('button', { class: 'quiet', onclick: () => closeAll(), title: 'Close every tile' }, 'Close all'));
+  root.append(el('div', { class: 'split live' }, left, el('div', { class: 'wall' }, tools, grid)));
+  new Tree(left, { onChannel: (dev, ch) => play({ device: dev.id, channel: ch.id, name: ch.name || ch.id }) }).load();
+  layout(Number(localStorage.getItem('gbc.layout')) || 4);
+  window.addEventListener('pagehide', () => closeAll());
+}
+
+export function show(el_) {
+  if (!root) build(el_);
+}
+
+/** Plays a channel: in the chosen tile if it is free, else the first free one, else the chosen. */
+export function play(what) {
+  if (location.hash !== '#/live') location.hash = '#/live';
+  if (!root) build(document.getElementById('page-live'));
+  const already = tiles.find((t) => t.play && t.play.channel === what.channel && t.play.device === what.device);
+  if (already) return select(already.index);
+  const free = tiles[selected].busy() ? tiles.find((t) => !t.busy()) : tiles[selected];
+  const tile = free || tiles[selected];
+  select(tile.index);
+  tile.start(what);
+  if (free) select(tiles.find((t) => !t.busy()) ? tiles.find((t) => !t.busy()).index : tile.index);
+}
+
+export function closeAll() {
+  for (const t of tiles) t.stop();
+}
