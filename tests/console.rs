@@ -175,6 +175,15 @@ async fn console_signs_in_shows_devices_live_and_plays_a_wall_of_cameras() {
     page.screenshot("console_live_closed").await;
     assert!(released, "sessions left: {}", authed_json(&sip.api("/api/v1/streams")).await);
 
+    // The same over HLS (what Safari and iOS play; this Chromium has an HLS player of its own).
+    page.eval("const f = document.querySelector('select.form'); f.value = 'hls'; f.dispatchEvent(new Event('change'))").await;
+    click_channel(&mut page, "#page-live", &dev(STAY, 1), 1).await;
+    let hls = wait_decoding(&mut page, 1, "console_live_hls").await;
+    assert_eq!((hls[0].1, hls[0].2), (640, 360));
+    let src = page.eval("document.querySelector('.tile[data-stream] video').src").await;
+    assert!(src.as_str().is_some_and(|s| s.ends_with(".m3u8")), "played over HLS: {src}");
+    page.eval("document.querySelectorAll('.tile .close').forEach(b => b.hidden || b.click())").await;
+
     // An offline camera's channel: the tile says so in plain words.
     click_channel(&mut page, "#page-live", &gone, 0).await;
     let said = page

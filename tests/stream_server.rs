@@ -604,3 +604,81 @@ async fn fragmented_mp4_for_browsers_carries_every_frame_from_one_muxer_per_stre
     let r = reqwest::get(node.url("/live/mp4a.avi")).await.unwrap();
     assert_eq!(r.status().as_u16(), 404);
 }
+
+/// HLS: the playlist lists one-GOP fMP4 segments cut at key frames from the stream's one fMP4
+/// feed; a segment with its init decodes on its own (ffprobe), ffmpeg follows the live
+/// playlist, and the window slides with sequence numbers that only go up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn hls_serves_one_gop_fmp4_segments_that_decode_and_a_live_playlist() {
+    let node = MediaProc::start(None, &[]);
+    let src = source("h264_640x360_4s.h264", Some("aac_4s.aac"));
+    let opened = node.open("hls1", Some(300_000_011), "udp", None).await;
+    let target = format!("{}:{}", opened["ip"].as_str().unwrap(), opened["port"]).parse().unwrap();
+    let stop = CancellationToken::new();
+    let sending = tokio::spawn({
+        let stop = stop.clone();
+        async move {
+            let opts =
+                SendOptions { transport: SendTransport::Udp, target, ssrc: 300_000_011, loops: 0, impairment: Impairment::default() };
+            media::send(&src, opts, stop).await
+        }
+    });
+    support::eventually(Duration::from_secs(10), || async { node.stream("hls1").await["video_frames"].as_u64() > Some(10) }).await;
+
+    let get = |path: String| async move {
+        let r = reqwest::get(path).await.unwrap();
+        let status = r.status().as_u16();
+        let ty = r.headers().get("content-type").map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default();
+        (status, ty, r.bytes().await.unwrap())
+    };
+    let (status, ty, body) = get(node.url("/live/hls1.m3u8")).await;
+    assert_eq!((status, ty.as_str()), (200, "application/vnd.apple.mpegurl"), "{}", String::from_utf8_lossy(&body));
+    let playlist = String::from_utf8(body.to_vec()).unwrap();
+    assert!(playlist.starts_with("#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:1\n"), "{playlist}");
+    assert!(playlist.contains("#EXT-X-MAP:URI=\"hls1.1.init.mp4\""), "{playlist}");
+    // The fixture's GOP is 1 s at 25 fps: each segment is one GOP.
+    assert!(playlist.contains("#EXTINF:1.000,\nhls1.0.m4s\n"), "{playlist}");
+    assert!(playlist.matches("#EXTINF:").count() >= 3, "players start three segments from the end: {playlist}");
+
+    // A segment and its init, on their own, are 25 frames of 640x360 H.264 and AAC.
+    let (_, _, init) = get(node.url("/live/hls1.1.init.mp4")).await;
+    let (status, ty, seg) = get(node.url("/live/hls1.0.m4s")).await;
+    assert_eq!((status, ty.as_str()), (200, "video/mp4"));
+    let file = std::env::temp_dir().join(format!("gbc-hls-{}.mp4", std::process::id()));
+    std::fs::write(&file, [init.as_ref(), seg.as_ref()].concat()).unwrap();
+    let r = ffprobe_frames(file.to_str().unwrap(), &[]);
+    assert!(r.contains(&("h264".into(), 640, 360, 25)), "segment 0: {r:?}");
+    assert!(r.iter().any(|s| s.0 == "aac" && s.3 >= 40), "segment 0 audio: {r:?}");
+    let decoded = Command::new("ffmpeg").args(["-v", "error", "-i"]).arg(&file).args(["-f", "null", "-"]).output().unwrap();
+    assert!(decoded.status.success() && decoded.stderr.is_empty(), "decodes cleanly: {}", String::from_utf8_lossy(&decoded.stderr));
+    let _ = std::fs::remove_file(&file);
+
+    // ffmpeg follows the live playlist for 3 s: video of the camera's size all the way.
+    let out = std::env::temp_dir().join(format!("gbc-hls-live-{}.mp4", std::process::id()));
+    let url = node.url("/live/hls1.m3u8");
+    let copied = tokio::task::spawn_blocking({
+        let out = out.clone();
+        move || Command::new("ffmpeg").args(["-v", "error", "-y", "-i", &url, "-t", "3", "-c", "copy"]).arg(&out).output().unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(copied.status.success(), "{}", String::from_utf8_lossy(&copied.stderr));
+    let r = ffprobe_frames(out.to_str().unwrap(), &[]);
+    let video = r.iter().find(|s| s.0 == "h264").unwrap_or_else(|| panic!("{r:?}"));
+    assert!((video.1, video.2) == (640, 360) && (70..=80).contains(&video.3), "3 s of 25 fps: {r:?}");
+    let _ = std::fs::remove_file(&out);
+
+    // The window slides: later playlists start further on, sequence numbers only go up, and a
+    // segment that slid out is gone.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let (_, _, later) = get(node.url("/live/hls1.m3u8")).await;
+    let later = String::from_utf8(later.to_vec()).unwrap();
+    let seq = |p: &str| p.lines().find_map(|l| l.strip_prefix("#EXT-X-MEDIA-SEQUENCE:")).unwrap().parse::<u64>().unwrap();
+    assert!(seq(&later) > seq(&playlist), "{later}");
+    assert_eq!(later.matches("#EXTINF:").count(), 6, "{later}");
+    assert_eq!(get(node.url("/live/hls1.0.m4s")).await.0, 404, "slid out of the window");
+    assert_eq!(node.stream("hls1").await["viewers"], 1, "the packager reads the one fMP4 feed");
+    assert_eq!(get(node.url("/live/nope.m3u8")).await.0, 404);
+    stop.cancel();
+    sending.await.unwrap().unwrap();
+}

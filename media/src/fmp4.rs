@@ -251,6 +251,23 @@ impl Fmp4Muxer {
         self.video_track.ready.first().is_some_and(|s| s.key)
     }
 
+    /// Where the next fragment lies on the stream's clock: (start, duration) in seconds of its
+    /// video, or of its audio when it has no video; `None` when no sample is ready. An HLS
+    /// playlist's `#EXTINF` is the sum of these.
+    pub fn fragment_span(&self) -> Option<(f64, f64)> {
+        let (track, scale) = if self.video_track.ready.is_empty() {
+            (&self.audio_track, f64::from(self.audio.as_ref().map_or(0, |a| a.sample_rate)))
+        } else {
+            (&self.video_track, f64::from(VIDEO_TIMESCALE))
+        };
+        let first = track.ready.first()?;
+        if scale <= 0.0 {
+            return None;
+        }
+        let ticks: u64 = track.ready.iter().map(|s| u64::from(s.duration)).sum();
+        Some((first.dts as f64 / scale, ticks as f64 / scale))
+    }
+
     /// Video samples waiting for the next fragment.
     pub fn pending_video(&self) -> usize {
         self.video_track.ready.len()
@@ -673,7 +690,9 @@ mod tests {
         m.push(&frame(4600, 8200, false));
         m.push(&frame(8200, 4600, false));
         assert!(m.fragment_starts_with_key());
+        assert_eq!(m.fragment_span(), Some((0.0, 0.08)), "two samples of 3600 ticks from the origin");
         let f = m.take_fragment().expect("two samples");
+        assert_eq!(m.fragment_span(), None, "nothing ready");
         let b = boxes(&f);
         assert_eq!(b.iter().map(|b| b.0.as_str()).collect::<Vec<_>>(), ["moof", "mdat"]);
         // Each sample: 4-byte length + the 3-byte slice NAL (the SPS left out).

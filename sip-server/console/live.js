@@ -3,7 +3,7 @@
 
 import { api, plainWords } from './api.js';
 import { Tree, el } from './devices.js';
-import { Fmp4Player } from './player.js';
+import { playerFor } from './player.js';
 
 const LAYOUTS = [1, 4, 9, 16];
 let root = null;
@@ -50,7 +50,7 @@ class Tile {
     }
     play.streamId = answer.stream_id;
     this.node.dataset.stream = answer.stream_id;
-    play.player = new Fmp4Player(this.video, answer.urls.fmp4, {
+    play.player = playerFor(localStorage.getItem('gbc.form') || 'auto', this.video, answer.urls, {
       onError: (m) => { if (this.play === play) this.say(m, true); },
       onFirstFrame: () => { if (this.play === play) { this.say(''); this.overlay.hidden = false; } },
     });
@@ -71,15 +71,18 @@ class Tile {
     const frames = v.getVideoPlaybackQuality ? v.getVideoPlaybackQuality().totalVideoFrames : 0;
     const secs = (now - play.last.t) / 1000;
     const fps = (frames - play.last.frames) / secs;
-    const kbps = ((play.player.bytes - play.last.bytes) * 8) / 1000 / secs;
+    const s = play.stats;
+    // HLS: the browser fetches by itself; the media node's ingest rate stands in.
+    const kbps = play.player.bytes === null ? (s ? s.bitrate_kbps : 0) : ((play.player.bytes - play.last.bytes) * 8) / 1000 / secs;
     play.last = { t: now, bytes: play.player.bytes, frames };
     if (!play.statsAt || now - play.statsAt > 3000) {
       play.statsAt = now;
       api(`/api/v1/streams/${play.streamId}/stats`).then((s) => { play.stats = s; }, () => {});
     }
-    const s = play.stats;
     const loss = s && s.packets + s.lost > 0 ? ((100 * s.lost) / (s.packets + s.lost)).toFixed(2) + '% loss' : '';
-    const codecs = play.player.codecs.map((c) => CODEC_NAMES[c.slice(0, 4)] || c).join(' + ');
+    const codecs = play.player.codecs.length
+      ? play.player.codecs.map((c) => CODEC_NAMES[c.slice(0, 4)] || c).join(' + ')
+      : s ? [s.video_codec, s.audio_codec].filter(Boolean).map((c) => c.toUpperCase().replace('H264', 'H.264').replace('H265', 'H.265')).join(' + ') : '';
     this.overlay.textContent = [codecs, v.videoWidth ? `${v.videoWidth}\u00d7${v.videoHeight}` : '', fps > 0 ? fps.toFixed(0) + ' fps' : '', kbps.toFixed(0) + ' kbit/s', loss]
       .filter(Boolean).join(' \u00b7 ');
   }
@@ -121,13 +124,22 @@ function layout(n) {
   select(Math.min(selected, n - 1));
 }
 
+/** How tiles get their video: fMP4 through MSE, or HLS (what Safari and iOS play). */
+function formPicker() {
+  const pick = el('select', { 'aria-label': 'Browser stream', class: 'form', onchange: () => localStorage.setItem('gbc.form', pick.value) },
+    el('option', { value: 'auto' }, 'Auto'), el('option', { value: 'fmp4' }, 'fMP4 (MSE)'), el('option', { value: 'hls' }, 'HLS'));
+  pick.value = localStorage.getItem('gbc.form') || 'auto';
+  return el('label', { class: 'muted' }, 'Stream ', pick);
+}
+
 function build(el_) {
   root = el_;
   grid = el('div', { class: 'grid' });
   const left = el('div', { class: 'side' });
   const tools = el('div', { class: 'layouts', role: 'group', 'aria-label': 'Layout' },
     ...LAYOUTS.map((n) => el('button', { 'data-n': n, onclick: () => layout(n), title: n + ' tiles' }, String(n))),
-    el('button', { class: 'quiet', onclick: () => closeAll(), title: 'Close every tile' }, 'Close all'));
+    el('button', { class: 'quiet', onclick: () => closeAll(), title: 'Close every tile' }, 'Close all'),
+    formPicker());
   root.append(el('div', { class: 'split live' }, left, el('div', { class: 'wall' }, tools, grid)));
   new Tree(left, { onChannel: (dev, ch) => play({ device: dev.id, channel: ch.id, name: ch.name || ch.id }) }).load();
   layout(Number(localStorage.getItem('gbc.layout')) || 4);

@@ -174,3 +174,43 @@ function concat(parts) {
   for (const p of parts) { out.set(p, at); at += p.length; }
   return out;
 }
+
+/** HLS through the browser's own player (Safari, iOS, recent Chromium): the video element
+ *  reads the playlist itself, so bytes and codecs come from the media node's figures. */
+export class HlsPlayer {
+  constructor(video, url, { onError, onFirstFrame }) {
+    this.video = video;
+    this.url = url;
+    this.onError = onError;
+    this.onFirstFrame = onFirstFrame;
+    this.bytes = null;
+    this.codecs = [];
+    this.stopped = false;
+  }
+
+  static supported() {
+    return document.createElement('video').canPlayType('application/vnd.apple.mpegurl') !== '';
+  }
+
+  start() {
+    if (!HlsPlayer.supported()) return this.onError('This browser cannot play HLS; choose fMP4.');
+    this.video.addEventListener('loadeddata', () => this.onFirstFrame && this.onFirstFrame(), { once: true });
+    this.video.addEventListener('error', () => {
+      if (!this.stopped) this.onError('The browser could not play this stream over HLS.');
+    }, { once: true });
+    this.video.src = this.url;
+    this.video.play().catch(() => {});
+  }
+
+  stop() {
+    this.stopped = true;
+    this.video.removeAttribute('src');
+    this.video.load();
+  }
+}
+
+/** The player for `urls` in the chosen form: `auto` takes fMP4 where MSE exists, else HLS. */
+export function playerFor(form, video, urls, callbacks) {
+  const hls = form === 'hls' || (form === 'auto' && !window.MediaSource && HlsPlayer.supported());
+  return hls ? new HlsPlayer(video, urls.hls, callbacks) : new Fmp4Player(video, urls.fmp4, callbacks);
+}

@@ -119,19 +119,100 @@ async fn node_info(State(node): State<Arc<Node>>) -> impl IntoResponse {
     Json(node.record(0.0))
 }
 
-/// `GET /live/{stream_id}.flv` (HTTP-FLV) or `.mp4` (fragmented MP4 for Media Source
-/// Extensions): what a player starts with, then the live stream, until the viewer or the
-/// stream goes.
-async fn live(State(node): State<Arc<Node>>, Path(file): Path<String>) -> ApiResult<Response> {
-    let (id, form) = file
-        .rsplit_once('.')
-        .filter(|(_, ext)| matches!(*ext, "flv" | "mp4"))
-        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "expected /live/{stream_id}.flv or .mp4"))?;
-    let entry = node.get(id).ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no stream {id}")))?;
-    if form == "mp4" {
-        return fmp4(entry).await;
+/// What `GET /live/{file}` asks for.
+#[derive(Debug, PartialEq, Eq)]
+enum LiveForm<'a> {
+    /// `{id}.flv`
+    HttpFlv(&'a str),
+    /// `{id}.mp4`: fragmented MP4, live
+    Fmp4(&'a str),
+    /// `{id}.m3u8`
+    HlsPlaylist(&'a str),
+    /// `{id}.{version}.init.mp4`
+    HlsInit(&'a str, u32),
+    /// `{id}.{seq}.m4s`
+    HlsSegment(&'a str, u64),
+}
+
+impl<'a> LiveForm<'a> {
+    fn parse(file: &'a str) -> Option<Self> {
+        if let Some(rest) = file.strip_suffix(".init.mp4") {
+            let (id, v) = rest.rsplit_once('.')?;
+            return Some(LiveForm::HlsInit(id, v.parse().ok()?));
+        }
+        if let Some(rest) = file.strip_suffix(".m4s") {
+            let (id, seq) = rest.rsplit_once('.')?;
+            return Some(LiveForm::HlsSegment(id, seq.parse().ok()?));
+        }
+        let (id, ext) = file.rsplit_once('.')?;
+        match ext {
+            "flv" => Some(LiveForm::HttpFlv(id)),
+            "mp4" => Some(LiveForm::Fmp4(id)),
+            "m3u8" => Some(LiveForm::HlsPlaylist(id)),
+            _ => None,
+        }
+        .filter(|f| !matches!(f, LiveForm::HttpFlv("") | LiveForm::Fmp4("") | LiveForm::HlsPlaylist("")))
     }
-    http_flv(entry).await
+
+    fn stream_id(&self) -> &'a str {
+        match self {
+            LiveForm::HttpFlv(id)
+            | LiveForm::Fmp4(id)
+            | LiveForm::HlsPlaylist(id)
+            | LiveForm::HlsInit(id, _)
+            | LiveForm::HlsSegment(id, _) => id,
+        }
+    }
+}
+
+/// `GET /live/{stream_id}.flv` (HTTP-FLV), `.mp4` (fragmented MP4 for Media Source
+/// Extensions) or `.m3u8` (HLS, with its `.init.mp4` and `.m4s` segments).
+async fn live(State(node): State<Arc<Node>>, Path(file): Path<String>) -> ApiResult<Response> {
+    let form =
+        LiveForm::parse(&file).ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "expected /live/{stream_id}.flv, .mp4 or .m3u8"))?;
+    let id = form.stream_id();
+    let entry = node.get(id).ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no stream {id}")))?;
+    match form {
+        LiveForm::HttpFlv(_) => http_flv(entry).await,
+        LiveForm::Fmp4(_) => fmp4(entry).await,
+        LiveForm::HlsPlaylist(id) => hls_playlist(&entry, id).await,
+        LiveForm::HlsInit(_, version) => {
+            let init = crate::hls::Hls::running(&entry).and_then(|h| h.init(version));
+            let init = init.ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no init segment {version} of {id}")))?;
+            Ok(hls_response("video/mp4", "max-age=3600", Body::from(init)))
+        }
+        LiveForm::HlsSegment(_, seq) => {
+            let seg = crate::hls::Hls::running(&entry).and_then(|h| h.segment(seq));
+            let seg = seg.ok_or_else(|| {
+                ApiError::new(StatusCode::NOT_FOUND, format!("segment {seq} of {id} is not (or no longer) in the window"))
+            })?;
+            // The fragments as the feed made them, one after another: no copy into one buffer.
+            let parts = futures::stream::iter(seg.parts.into_iter().map(Ok::<_, Infallible>));
+            let mut r = hls_response("video/mp4", "max-age=60", Body::from_stream(parts));
+            r.headers_mut().insert(header::CONTENT_LENGTH, seg.bytes.into());
+            Ok(r)
+        }
+    }
+}
+
+/// The HLS playlist, started with the first request; waits until it lists three segments (the
+/// first from the GOP cache, so about two GOPs).
+async fn hls_playlist(entry: &Arc<crate::stream::StreamEntry>, id: &str) -> ApiResult<Response> {
+    let hls = crate::hls::Hls::of(entry);
+    let wait = crate::hub::VIDEO_WAIT + std::time::Duration::from_secs(12);
+    match hls.playlist(id, wait).await {
+        Some(text) => Ok(hls_response("application/vnd.apple.mpegurl", "no-cache", Body::from(text))),
+        None => Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, format!("stream {id} has no complete HLS segment yet"))),
+    }
+}
+
+fn hls_response(content_type: &'static str, cache: &'static str, body: Body) -> Response {
+    Response::builder()
+        .header(header::CONTENT_TYPE, content_type)
+        .header(header::CACHE_CONTROL, cache)
+        .header(header::ACCESS_CONTROL_ALLOW_ORIGIN, "*")
+        .body(body)
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
 }
 
 /// HTTP-FLV: the GOP cache, then live tags.
@@ -153,7 +234,8 @@ async fn fmp4(entry: Arc<crate::stream::StreamEntry>) -> ApiResult<Response> {
     let Some(sub) = feed.subscribe(wait).await else {
         return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, format!("stream {} has no H.264, H.265 or AAC yet", entry.id)));
     };
-    let live = Live { start: sub.start, queue: feed.queue_len(), cancel: entry.cancel.clone(), stream_id: entry.id.clone(), what: "fMP4" };
+    let start = sub.start.into_iter().map(|s| s.bytes).collect();
+    let live = Live { start, queue: feed.queue_len(), cancel: entry.cancel.clone(), stream_id: entry.id.clone(), what: "fMP4" };
     // The body holds the feed: its muxer runs while a viewer does.
     Ok(live.response("video/mp4", sub.rx, move |seg| {
         let _viewer_of = &feed;
@@ -269,4 +351,21 @@ pub fn router(node: Arc<Node>) -> Router {
         .with_state(node)
         .merge(api)
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such endpoint") })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::LiveForm;
+
+    #[test]
+    fn live_file_names_read_as_their_forms() {
+        assert_eq!(LiveForm::parse("a_b.flv"), Some(LiveForm::HttpFlv("a_b")));
+        assert_eq!(LiveForm::parse("a_b.mp4"), Some(LiveForm::Fmp4("a_b")));
+        assert_eq!(LiveForm::parse("a_b.m3u8"), Some(LiveForm::HlsPlaylist("a_b")));
+        assert_eq!(LiveForm::parse("a_b.3.init.mp4"), Some(LiveForm::HlsInit("a_b", 3)));
+        assert_eq!(LiveForm::parse("a.b.17.m4s"), Some(LiveForm::HlsSegment("a.b", 17)));
+        for bad in ["a_b", "a_b.ts", ".flv", "a_b.x.m4s", "a_b.init.mp4", "a_b.-1.m4s", "a_b.99999999999999999999999.m4s"] {
+            assert_eq!(LiveForm::parse(bad), None, "{bad}");
+        }
+    }
 }

@@ -29,13 +29,18 @@ pub struct Segment {
     pub bytes: Bytes,
     /// An init segment (a new configuration: the player starts over with it).
     pub init: bool,
+    /// A fragment that starts with a video key frame (or any audio-only fragment): where a
+    /// player may begin, and where HLS cuts its segments.
+    pub key: bool,
+    /// Its duration in seconds on the stream's clock (0 for an init segment).
+    pub duration: f64,
 }
 
 #[derive(Default)]
 struct Cache {
     init: Option<Bytes>,
     /// Fragments since the last one that starts with a key frame (that one first).
-    gop: Vec<Bytes>,
+    gop: Vec<Segment>,
     gop_bytes: usize,
     /// The GOP outgrew the bound: nothing cached until the next key frame.
     overflow: bool,
@@ -52,7 +57,8 @@ pub struct Fmp4Feed {
 
 /// What a new viewer gets: the init segment and cached fragments, then the live queue.
 pub struct Fmp4Subscription {
-    pub start: Vec<Bytes>,
+    /// The init segment first, then the GOP's fragments (the first a key one).
+    pub start: Vec<Segment>,
     pub rx: broadcast::Receiver<Segment>,
 }
 
@@ -91,12 +97,13 @@ impl Fmp4Feed {
         // Fragments of the old configuration are of no use to a new viewer.
         c.gop.clear();
         c.gop_bytes = 0;
-        let _ = self.tx.send(Segment { bytes, init: true });
+        let _ = self.tx.send(Segment { bytes, init: true, key: false, duration: 0.0 });
         drop(c);
         self.ready.send_if_modified(|r| !std::mem::replace(r, true));
     }
 
-    fn publish_fragment(&self, bytes: Bytes, key: bool) {
+    fn publish_fragment(&self, bytes: Bytes, key: bool, duration: f64) {
+        let seg = Segment { bytes, init: false, key, duration };
         let mut c = self.lock();
         if key {
             c.gop.clear();
@@ -104,17 +111,17 @@ impl Fmp4Feed {
             c.overflow = false;
         }
         if !c.overflow && (key || !c.gop.is_empty()) {
-            c.gop_bytes += bytes.len();
+            c.gop_bytes += seg.bytes.len();
             if c.gop_bytes > self.max_gop_bytes {
                 c.gop.clear();
                 c.gop_bytes = 0;
                 c.overflow = true;
             } else {
-                c.gop.push(bytes.clone());
+                c.gop.push(seg.clone());
             }
         }
         // Sent under the lock: a subscriber sees each fragment once, in its start or its queue.
-        let _ = self.tx.send(Segment { bytes, init: false });
+        let _ = self.tx.send(seg);
     }
 
     /// The init segment and the cached GOP, then the live queue; waits up to `wait` for the
@@ -125,7 +132,7 @@ impl Fmp4Feed {
         let c = self.lock();
         let init = c.init.clone()?;
         let mut start = Vec::with_capacity(c.gop.len() + 1);
-        start.push(init);
+        start.push(Segment { bytes: init, init: true, key: false, duration: 0.0 });
         start.extend(c.gop.iter().cloned());
         Some(Fmp4Subscription { start, rx: self.tx.subscribe() })
     }
@@ -227,9 +234,11 @@ fn step(feed: &Fmp4Feed, mux: &mut Fmp4Muxer, tag: &media::flv::FlvTag, state: &
 }
 
 fn publish(feed: &Fmp4Feed, mux: &mut Fmp4Muxer) {
-    let key = mux.fragment_starts_with_key();
+    // An audio-only stream has no key frames: every fragment is a place to begin.
+    let key = mux.fragment_starts_with_key() || mux.pending_video() == 0;
+    let duration = mux.fragment_span().map_or(0.0, |(_, d)| d);
     if let Some(f) = mux.take_fragment() {
-        feed.publish_fragment(f, key);
+        feed.publish_fragment(f, key, duration);
     }
 }
 
@@ -241,23 +250,28 @@ mod tests {
         Bytes::from(vec![n; 10])
     }
 
+    fn bytes(segments: &[Segment]) -> Vec<Bytes> {
+        segments.iter().map(|s| s.bytes.clone()).collect()
+    }
+
     #[tokio::test]
     async fn a_new_viewer_starts_with_the_init_and_the_fragments_since_the_last_key() {
         let feed = Fmp4Feed::new(16, 1 << 20);
         assert!(feed.subscribe(Duration::from_millis(10)).await.is_none(), "nothing to start with yet");
         feed.publish_init(b(0));
-        feed.publish_fragment(b(1), false); // before any key frame: not cached
-        feed.publish_fragment(b(2), true);
-        feed.publish_fragment(b(3), false);
-        feed.publish_fragment(b(4), true);
-        feed.publish_fragment(b(5), false);
+        feed.publish_fragment(b(1), false, 0.04); // before any key frame: not cached
+        feed.publish_fragment(b(2), true, 0.04);
+        feed.publish_fragment(b(3), false, 0.04);
+        feed.publish_fragment(b(4), true, 0.04);
+        feed.publish_fragment(b(5), false, 0.04);
         let mut sub = feed.subscribe(Duration::ZERO).await.unwrap();
-        assert_eq!(sub.start, [b(0), b(4), b(5)]);
-        feed.publish_fragment(b(6), false);
+        assert_eq!(bytes(&sub.start), [b(0), b(4), b(5)]);
+        assert_eq!(sub.start.iter().map(|s| (s.init, s.key)).collect::<Vec<_>>(), [(true, false), (false, true), (false, false)]);
+        feed.publish_fragment(b(6), false, 0.04);
         assert_eq!(sub.rx.try_recv().unwrap().bytes, b(6), "then the live queue, nothing twice");
         // A new configuration: the old fragments are of no use to a newcomer.
         feed.publish_init(b(9));
-        assert_eq!(feed.subscribe(Duration::ZERO).await.unwrap().start, [b(9)]);
+        assert_eq!(bytes(&feed.subscribe(Duration::ZERO).await.unwrap().start), [b(9)]);
     }
 
     /// FLV tags of a stream that begins after its feed: video first, audio `audio_after` frames
@@ -349,10 +363,10 @@ mod tests {
         let feed = Fmp4Feed::new(16, 25);
         feed.publish_init(b(0));
         for i in 1..6 {
-            feed.publish_fragment(b(i), i == 1);
+            feed.publish_fragment(b(i), i == 1, 0.04);
         }
-        assert_eq!(feed.subscribe(Duration::ZERO).await.unwrap().start, [b(0)], "over 25 bytes: nothing until the next key");
-        feed.publish_fragment(b(7), true);
-        assert_eq!(feed.subscribe(Duration::ZERO).await.unwrap().start, [b(0), b(7)]);
+        assert_eq!(bytes(&feed.subscribe(Duration::ZERO).await.unwrap().start), [b(0)], "over 25 bytes: nothing until the next key");
+        feed.publish_fragment(b(7), true, 0.04);
+        assert_eq!(bytes(&feed.subscribe(Duration::ZERO).await.unwrap().start), [b(0), b(7)]);
     }
 }

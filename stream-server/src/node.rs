@@ -229,6 +229,7 @@ impl Node {
             push_holds_open: AtomicBool::new(false),
             answered_ssrc: std::sync::atomic::AtomicU64::new(crate::stream::NO_SSRC),
             fmp4: Mutex::new(std::sync::Weak::new()),
+            hls: Mutex::new(std::sync::Weak::new()),
         });
         {
             let mut g = self.lock();

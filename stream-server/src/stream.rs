@@ -79,6 +79,8 @@ pub struct StreamEntry {
     pub answered_ssrc: std::sync::atomic::AtomicU64,
     /// The fMP4 muxer while a browser watches that form (`fmp4_feed`).
     pub fmp4: Mutex<std::sync::Weak<crate::fmp4_feed::Fmp4Feed>>,
+    /// The HLS packager while players poll its playlist (`hls`).
+    pub hls: Mutex<std::sync::Weak<crate::hls::Hls>>,
 }
 
 /// `StreamEntry::answered_ssrc` when the camera kept ours.

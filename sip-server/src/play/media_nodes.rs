@@ -132,5 +132,6 @@ pub fn urls(node: &MediaNodeRecord, stream_id: &str) -> super::session::Urls {
         rtmp: node.rtmp_port.map(|p| format!("rtmp://{}:{p}/live/{stream_id}", node.public_ip)),
         http_flv: format!("{}/live/{stream_id}.flv", node.api_url.trim_end_matches('/')),
         fmp4: format!("{}/live/{stream_id}.mp4", node.api_url.trim_end_matches('/')),
+        hls: format!("{}/live/{stream_id}.m3u8", node.api_url.trim_end_matches('/')),
     }
 }

@@ -31,6 +31,9 @@ pub struct Urls {
     /// Fragmented MP4 for browsers' Media Source Extensions (H.264/H.265 and AAC).
     #[serde(default)]
     pub fmp4: String,
+    /// HLS (fMP4 segments) for Safari and iOS.
+    #[serde(default)]
+    pub hls: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
