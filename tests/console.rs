@@ -14,9 +14,10 @@ use support::{eventually, get_json, MediaProc, SimProc, SipProc};
 use testkit::RedisServer;
 
 const TOKEN: &str = "console-secret-7";
-/// Three cameras that stay, and one that leaves.
+/// Three cameras that stay, one that leaves, and one that streams H.265.
 const STAY: &str = "34020000001320000001";
 const LEAVE: &str = "34020000001320000201";
+const HEVC: &str = "34020000001320000301";
 
 fn dev(first: &str, i: usize) -> String {
     gbsim::device_id(first, i).unwrap()
@@ -86,12 +87,20 @@ async fn console_signs_in_shows_devices_live_and_plays_a_wall_of_cameras() {
     let _media = MediaProc::start(Some(&url), &[]);
     let _stay = SimProc::start(sip.sip_addr(), STAY, 3, "udp", &[("GBC_SIM__KEEPALIVE_SECS", "5")]);
     let leave = SimProc::start(sip.sip_addr(), LEAVE, 1, "tcp", &[("GBC_SIM__KEEPALIVE_SECS", "5")]);
+    let hevc_file = support::fixture("h265_320x240_2s.h265");
+    let _hevc = SimProc::start(
+        sip.sip_addr(),
+        HEVC,
+        1,
+        "udp",
+        &[("GBC_SIM__KEEPALIVE_SECS", "5"), ("GBC_SIM__MEDIA_VIDEO", hevc_file.to_str().unwrap())],
+    );
     let ready = eventually(Duration::from_secs(20), || async {
         let v = authed_json(&sip.api("/api/v1/devices?online=true")).await;
-        v["total"].as_u64() == Some(4) && v["items"].as_array().is_some_and(|a| a.iter().all(|d| d["channel_count"].as_u64() == Some(2)))
+        v["total"].as_u64() == Some(5) && v["items"].as_array().is_some_and(|a| a.iter().all(|d| d["channel_count"].as_u64() == Some(2)))
     })
     .await;
-    assert!(ready, "four cameras online with their catalogs");
+    assert!(ready, "five cameras online with their catalogs");
     assert_eq!(get_json(&sip.api("/api/v1/auth")).await.1["token_required"], true);
 
     let chromium = Chromium::start();
@@ -112,8 +121,8 @@ async fn console_signs_in_shows_devices_live_and_plays_a_wall_of_cameras() {
 
     // The right token: the devices appear, online, with their channels' GB2312 names.
     page.eval(&format!("document.getElementById('token').value = '{TOKEN}'; document.getElementById('sign-in').requestSubmit()")).await;
-    let listed = page.wait_for("document.querySelectorAll('#page-devices .dev.online').length === 4", Duration::from_secs(10)).await;
-    assert_eq!(listed, Value::Bool(true), "four online devices listed");
+    let listed = page.wait_for("document.querySelectorAll('#page-devices .dev.online').length === 5", Duration::from_secs(10)).await;
+    assert_eq!(listed, Value::Bool(true), "five online devices listed");
     assert!(!page.eval("location.href").await.as_str().unwrap().contains(TOKEN), "the token is not in the URL");
     let row = format!("document.querySelector('#page-devices .dev[data-id=\"{}\"]')", dev(STAY, 0));
     page.eval(&format!("{row}.querySelector('.caret').click(); {row}.querySelector('.name').click()")).await;
@@ -176,12 +185,41 @@ async fn console_signs_in_shows_devices_live_and_plays_a_wall_of_cameras() {
     assert!(released, "sessions left: {}", authed_json(&sip.api("/api/v1/streams")).await);
 
     // The same over HLS (what Safari and iOS play; this Chromium has an HLS player of its own).
-    page.eval("const f = document.querySelector('select.form'); f.value = 'hls'; f.dispatchEvent(new Event('change'))").await;
+    page.eval("{ const f = document.querySelector('select.form'); f.value = 'hls'; f.dispatchEvent(new Event('change')) }").await;
     click_channel(&mut page, "#page-live", &dev(STAY, 1), 1).await;
     let hls = wait_decoding(&mut page, 1, "console_live_hls").await;
     assert_eq!((hls[0].1, hls[0].2), (640, 360));
     let src = page.eval("document.querySelector('.tile[data-stream] video').src").await;
     assert!(src.as_str().is_some_and(|s| s.ends_with(".m3u8")), "played over HLS: {src}");
+    page.eval("document.querySelectorAll('.tile .close').forEach(b => b.hidden || b.click())").await;
+
+    // H.265: plays where the browser decodes it; where it does not (Debian's Chromium without a
+    // GPU), the tile says so in plain words.
+    page.eval("{ const f = document.querySelector('select.form'); f.value = 'fmp4'; f.dispatchEvent(new Event('change')) }").await;
+    let decodes = page.eval("MediaSource.isTypeSupported('video/mp4; codecs=\"hvc1.1.6.L63.90\"')").await == Value::Bool(true);
+    click_channel(&mut page, "#page-live", &dev(HEVC, 0), 0).await;
+    if decodes {
+        let h = wait_decoding(&mut page, 1, "console_live_h265").await;
+        assert_eq!((h[0].1, h[0].2), (320, 240));
+    } else {
+        let said = page
+            .wait_for(
+                "document.querySelector('.tile .message.error') && document.querySelector('.tile .message.error').textContent",
+                Duration::from_secs(15),
+            )
+            .await;
+        page.screenshot("console_live_h265_unsupported").await;
+        assert!(said.as_str().is_some_and(|m| m.starts_with("This browser cannot decode H.265 video.")), "{said}");
+        // The tile that cannot play gives its hold back at once (no viewer either).
+        let hevc_stream = format!("{}_{}", dev(HEVC, 0), gbsim::device::channel_ids(&dev(HEVC, 0), 0, 2)[0]);
+        let released = eventually(Duration::from_secs(10), || async {
+            authed_json(&sip.api("/api/v1/streams")).await["items"]
+                .as_array()
+                .is_some_and(|a| a.iter().all(|s| s["stream_id"] != hevc_stream.as_str()))
+        })
+        .await;
+        assert!(released, "the H.265 session is released");
+    }
     page.eval("document.querySelectorAll('.tile .close').forEach(b => b.hidden || b.click())").await;
 
     // An offline camera's channel: the tile says so in plain words.
@@ -194,4 +232,181 @@ async fn console_signs_in_shows_devices_live_and_plays_a_wall_of_cameras() {
         .await;
     page.screenshot("console_live_offline_device").await;
     assert_eq!(said.as_str(), Some("The device is offline."));
+
+    // At phone width the tree and the wall stack, nothing wider than the screen.
+    page.call(
+        "Emulation.setDeviceMetricsOverride",
+        serde_json::json!({"width": 390, "height": 844, "deviceScaleFactor": 1, "mobile": true}),
+    )
+    .await;
+    click_channel(&mut page, "#page-live", &dev(STAY, 2), 1).await;
+    wait_decoding(&mut page, 1, "console_phone").await;
+    let wide = page.eval("document.documentElement.scrollWidth").await;
+    assert!(wide.as_u64().is_some_and(|w| w <= 390), "page {wide} px wide at 390");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn console_without_a_token_shows_the_cluster_lpr_passages_and_nvr_sessions() {
+    let redis = RedisServer::start().expect("redis-server");
+    let url = redis.url();
+    let sip = SipProc::start(Some(&url), &[("GBC_SIP__API__LPR_TOKEN", "lpr-tok"), ("GBC_SIP__KEEPALIVE_INTERVAL_SECS", "5")]);
+    let media = MediaProc::start(Some(&url), &[]);
+    let _cam = SimProc::start(sip.sip_addr(), STAY, 1, "udp", &[("GBC_SIM__KEEPALIVE_SECS", "5")]);
+    let images = std::env::temp_dir().join(format!("gbc-console-lpr-{}", std::process::id()));
+    let lpr = support::LprProc::start(&url, &images, &[("GBC_LPR__API_TOKEN", "lpr-tok")]);
+    let rtmp = support::NginxRtmp::start();
+    let rtsp = support::rtsp::RtspServer::start("h264");
+    let nvr_port = testkit::free_port();
+    let mut nvr_cmd = std::process::Command::new(env!("CARGO_BIN_EXE_gbcluster"));
+    nvr_cmd
+        .arg("nvr")
+        .env("GBC_NVR__LISTEN", format!("127.0.0.1:{nvr_port}"))
+        .env("GBC_NVR__NODE_ID", "nvr-console")
+        .env("GBC_NVR__RTMP_TARGET", format!("rtmp://127.0.0.1:{}/live", rtmp.port))
+        .env("GBC_STORE__URL", &url)
+        .env("RUST_LOG", "info");
+    let nvr_log = std::env::temp_dir().join(format!("gbc-console-nvr-{}.log", std::process::id()));
+    let mut nvr = support::spawn_and_wait(nvr_cmd, nvr_port, &nvr_log, "nvr-pusher");
+    let channel = gbsim::device::channel_ids(&dev(STAY, 0), 0, 2)[0].clone();
+    assert!(
+        eventually(Duration::from_secs(20), || async {
+            get_json(&sip.api(&format!("/api/v1/devices/{}/channels", dev(STAY, 0)))).await.1["total"] == 2
+        })
+        .await
+    );
+
+    let chromium = Chromium::start();
+    let mut page = chromium.open(&sip.api("/")).await;
+    // No token configured: no sign-in, straight to the pages.
+    assert_eq!(page.wait_for("!document.getElementById('nav').hidden", Duration::from_secs(10)).await, Value::Bool(true));
+    assert_eq!(page.eval("document.getElementById('sign-in').hidden").await, Value::Bool(true));
+    page.eval("location.hash = '#/cluster'").await;
+
+    // Cluster: the media node with its load, a session with a live bitrate plot, stopped from
+    // the page.
+    let media_id = get_json(&media.url("/api/v1/node")).await.1["id"].as_str().unwrap().to_owned();
+    let row = page.wait_for(&format!("!!document.querySelector('#cl-media tr[data-node=\"{media_id}\"]')"), Duration::from_secs(10)).await;
+    let shown = page.eval("document.getElementById('page-cluster').textContent").await;
+    assert_eq!(row, Value::Bool(true), "media node {media_id} listed: {shown}");
+    let r =
+        reqwest::Client::new().post(sip.api(&format!("/api/v1/devices/{}/channels/{channel}/play", dev(STAY, 0)))).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let stream = format!("{}_{channel}", dev(STAY, 0));
+    // Keep a viewer on it so the plot has something to show for a few refreshes.
+    let viewer = tokio::spawn({
+        let u = media.url(&format!("/live/{stream}.flv"));
+        async move {
+            let mut r = reqwest::get(u).await.unwrap();
+            while let Ok(Some(_)) = r.chunk().await {}
+        }
+    });
+    let plot = format!("document.querySelector('#cl-sessions tr[data-stream=\"{stream}\"] svg.spark')");
+    let label = page
+        .wait_for(
+            &format!("{plot} && /bitrate: [1-9]/.test({plot}.getAttribute('aria-label')) && {plot}.getAttribute('aria-label')"),
+            Duration::from_secs(15),
+        )
+        .await;
+    page.screenshot("console_cluster").await;
+    assert!(label.as_str().is_some_and(|l| l.starts_with("bitrate: ")), "bitrate plot: {label}");
+    page.eval(&format!("document.querySelector('#cl-sessions tr[data-stream=\"{stream}\"] button').click()")).await;
+    assert!(
+        eventually(Duration::from_secs(10), || async { get_json(&sip.api("/api/v1/streams")).await.1["total"] == 0 }).await,
+        "stopped from the page"
+    );
+    viewer.abort();
+
+    // LPR: a plate result from `gbcluster sim lpr` shows within a second of being stored, its
+    // image loaded.
+    page.eval("location.hash = '#/lpr'").await;
+    assert_eq!(page.wait_for("!!document.querySelector('#lpr-live .empty')", Duration::from_secs(10)).await, Value::Bool(true));
+    let image = support::fixture("still.jpg");
+    let mut sim = std::process::Command::new(env!("CARGO_BIN_EXE_gbcluster"))
+        .args([
+            "sim",
+            "lpr",
+            "--server",
+            &lpr.url(""),
+            "--cameras",
+            "1",
+            "--rate",
+            "1",
+            "--plates",
+            "3",
+            "--seconds",
+            "4",
+            "--serial-prefix",
+            "cons",
+        ])
+        .arg("--image")
+        .arg(&image)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let t0 = Instant::now();
+    let (mut stored, mut shown) = (None, None);
+    let api = lpr.url("/api/v1/lpr/passages?limit=1");
+    let client = reqwest::Client::new();
+    while t0.elapsed() < Duration::from_secs(15) && (stored.is_none() || shown.is_none()) {
+        if stored.is_none() {
+            let v: Value = client.get(&api).bearer_auth("lpr-tok").send().await.unwrap().json().await.unwrap();
+            if v["total"].as_u64() > Some(0) {
+                stored = Some(t0.elapsed());
+            }
+        }
+        if shown.is_none() && page.eval("document.querySelectorAll('#lpr-live article').length > 0").await == Value::Bool(true) {
+            shown = Some(t0.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (stored, shown) = (stored.expect("a passage stored"), shown.expect("a passage shown"));
+    assert!(shown <= stored + Duration::from_secs(1), "shown at {shown:?}, stored at {stored:?}");
+    let loaded = page.wait_for("(document.querySelector('#lpr-live article img.full') || {}).naturalWidth", Duration::from_secs(5)).await;
+    assert_eq!(loaded.as_u64(), Some(1280), "the full image loaded");
+    let plate = page.eval("document.querySelector('#lpr-live article .plate').textContent").await;
+    assert!(plate.as_str().is_some_and(|p| p.chars().count() >= 7), "plate shown: {plate}");
+    let _ = sim.wait();
+    // The camera is listed; the gate opens from the page (a queued command).
+    let open = page.wait_for("!!document.querySelector('#lpr-cameras tr[data-camera] button')", Duration::from_secs(5)).await;
+    assert_eq!(open, Value::Bool(true));
+    page.eval("document.querySelector('#lpr-cameras tr[data-camera] button').click()").await;
+    let said = page.wait_for("/Open gate sent/.test(document.getElementById('lpr-status').textContent)", Duration::from_secs(5)).await;
+    assert_eq!(said, Value::Bool(true));
+    // A whitelist entry added on the page reaches the lpr-server.
+    page.eval("{ const f = document.querySelectorAll('#page-lpr form.inline'); const add = f[f.length - 1]; add.querySelector('input').value = '京A12345'; add.requestSubmit() }").await;
+    let listed = eventually(Duration::from_secs(5), || async {
+        let v: Value =
+            client.get(lpr.url("/api/v1/lpr/groups/default/whitelist")).bearer_auth("lpr-tok").send().await.unwrap().json().await.unwrap();
+        v["items"].as_array().is_some_and(|a| a.iter().any(|e| e["plate"] == "京A12345"))
+    })
+    .await;
+    assert!(listed, "whitelist entry stored");
+    assert_eq!(
+        page.wait_for("/京A12345/.test(document.getElementById('lpr-whitelist').textContent)", Duration::from_secs(5)).await,
+        Value::Bool(true)
+    );
+    page.screenshot("console_lpr").await;
+
+    // NVR: start a push from the form, see its session with beats, stop it.
+    page.eval("location.hash = '#/nvr'").await;
+    assert_eq!(page.wait_for("!!document.querySelector('#page-nvr form')", Duration::from_secs(5)).await, Value::Bool(true));
+    let rtsp_url = format!("rtsp://127.0.0.1:{}/Streaming/Channels/101", rtsp.port);
+    page.eval(&format!(
+        "{{ const f = document.querySelector('#page-nvr form'); f.nvr_category.value = '2'; f.nvr_category.dispatchEvent(new Event('change'));
+         f.nvr_addr.value = '127.0.0.1'; f.nvr_user.value = '{}'; f.nvr_pwd.value = '{}'; f.rtsp_url.value = '{rtsp_url}'; f.requestSubmit() }}",
+        support::rtsp::USER,
+        support::rtsp::PASSWORD
+    ))
+    .await;
+    let started = page.wait_for("/Pushing to rtmp/.test(document.getElementById('nvr-status').textContent)", Duration::from_secs(30)).await;
+    let said = page.eval("document.getElementById('nvr-status').textContent").await;
+    assert_eq!(started, Value::Bool(true), "{said}\n{}", std::fs::read_to_string(&nvr_log).unwrap_or_default());
+    let row = page.wait_for("!!document.querySelector('#nvr-sessions tr[data-handle]')", Duration::from_secs(5)).await;
+    assert_eq!(row, Value::Bool(true));
+    page.screenshot("console_nvr").await;
+    page.eval("document.querySelector('#nvr-sessions tr[data-handle] button:last-child').click()").await;
+    let gone = page.wait_for("/stopped/.test(document.getElementById('nvr-status').textContent)", Duration::from_secs(10)).await;
+    assert_eq!(gone, Value::Bool(true), "{}", page.eval("document.getElementById('nvr-status').textContent").await);
+    let _ = nvr.kill();
+    let _ = nvr.wait();
 }

@@ -4,60 +4,16 @@
 
 mod support;
 
-use std::process::{Child, Command};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
 use serde_json::{json, Value};
-use support::eventually;
+use support::{eventually, LprProc};
 use testkit::{free_port, RedisServer};
 
 const PLATE_PATH: &str = "/devicemanagement/php/plateresult.php";
 const HB_PATH: &str = "/devicemanagement/php/receivedeviceinfo.php";
-
-struct LprProc {
-    child: Child,
-    port: u16,
-    log: std::path::PathBuf,
-}
-
-impl LprProc {
-    fn start(redis: &str, dir: &std::path::Path, env: &[(&str, &str)]) -> Self {
-        let port = free_port();
-        Self::start_on(port, redis, dir, env)
-    }
-
-    fn start_on(port: u16, redis: &str, dir: &std::path::Path, env: &[(&str, &str)]) -> Self {
-        let log = std::env::temp_dir().join(format!("gbc-lpr-{port}-{}.log", std::process::id()));
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_gbcluster"));
-        cmd.arg("lpr")
-            .env("GBC_LPR__LISTEN", format!("127.0.0.1:{port}"))
-            .env("GBC_LPR__IMAGE_DIR", dir)
-            .env("GBC_LPR__FSYNC", "false")
-            .env("GBC_STORE__URL", redis)
-            .env("RUST_LOG", "info");
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let child = support::spawn_and_wait(cmd, port, &log, "lpr-server");
-        Self { child, port, log }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for LprProc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn client() -> reqwest::Client {
     reqwest::Client::builder().timeout(Duration::from_secs(40)).build().unwrap()

@@ -100,6 +100,19 @@ pub struct NvrNodeRecord {
     pub updated_ms: u64,
 }
 
+/// Pub/sub channel of the lpr-servers' events (passages, IO, serial data, snapshots, cameras
+/// online/offline), JSON with a `kind`.
+pub const LPR_EVENTS: &str = "gbc:events:lpr";
+
+/// An lpr-server's record in the Store (kind `lpr`), refreshed by its heartbeat: where the web
+/// tier reaches its management API.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LprNodeRecord {
+    pub id: String,
+    pub api_url: String,
+    pub updated_ms: u64,
+}
+
 /// Pub/sub channel of play session events (JSON, the sip-server's `PlayEvent`).
 pub const PLAY_EVENTS: &str = "gbc:events:play";
 
@@ -113,6 +126,8 @@ pub enum NodeKind {
     Media,
     /// nvr-pushers (load pool of pushes).
     Nvr,
+    /// lpr-servers (record: `LprNodeRecord`).
+    Lpr,
 }
 
 impl NodeKind {
@@ -121,6 +136,7 @@ impl NodeKind {
             NodeKind::Sip => "sip",
             NodeKind::Media => "media",
             NodeKind::Nvr => "nvr",
+            NodeKind::Lpr => "lpr",
         }
     }
 }

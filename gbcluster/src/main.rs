@@ -297,6 +297,10 @@ async fn main() -> anyhow::Result<()> {
     let shutdown = shutdown_on_signal();
     match cli.cmd.unwrap_or(Cmd::All { demo: false }) {
         Cmd::All { demo } => {
+            // One process: the console reaches this lpr-server with its own token.
+            if cfg.sip.api.lpr_token.is_empty() {
+                cfg.sip.api.lpr_token = cfg.lpr.api_token.clone();
+            }
             let store = cluster::store::open(cfg.store.url.as_deref()).await.context("opening store")?;
             let handle = sip_server::start(cfg.sip.clone(), store.clone(), shutdown.clone()).await?;
             let media = stream_server::start(cfg.stream.clone(), store.clone(), shutdown.clone()).await?;

@@ -60,6 +60,7 @@ pub async fn start(cfg: LprConfig, store: Arc<dyn Store>, shutdown: Cancellation
         });
     }
     tokio::spawn(offline_watch(lpr.clone(), shutdown.clone()));
+    tokio::spawn(announce(lpr.clone(), addr, shutdown.clone()));
     outbox::spawn(lpr.clone(), shutdown.clone());
     let app = api::router(lpr.clone()).into_make_service_with_connect_info::<SocketAddr>();
     tokio::spawn(async move {
@@ -69,6 +70,26 @@ pub async fn start(cfg: LprConfig, store: Arc<dyn Store>, shutdown: Cancellation
     });
     tracing::info!(%addr, node = %lpr.node, "lpr-server listening");
     Ok(Running { lpr, addr })
+}
+
+/// Keeps this node's record in the Store (kind `lpr`, 6 s TTL refreshed every 2 s) so the web
+/// tier finds the management API; removed on shutdown.
+async fn announce(lpr: Arc<Lpr>, addr: SocketAddr, shutdown: CancellationToken) {
+    let ip = if addr.ip().is_unspecified() { "127.0.0.1".to_owned() } else { addr.ip().to_string() };
+    let api_url = format!("http://{ip}:{}", addr.port());
+    let kind = cluster::wire::NodeKind::Lpr.as_str();
+    let mut tick = tokio::time::interval(Duration::from_secs(2));
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = tick.tick() => {}
+        }
+        let rec = cluster::wire::LprNodeRecord { id: lpr.node.clone(), api_url: api_url.clone(), updated_ms: service::now_ms() };
+        if let Err(e) = lpr.store.put_node(kind, &lpr.node, &cluster::wire::to_json(&rec), 6000).await {
+            tracing::warn!(error = %e, "lpr node record not refreshed");
+        }
+    }
+    let _ = lpr.store.remove_node(kind, &lpr.node).await;
 }
 
 /// Raises `camera_offline` once for each camera not heard from for `offline_after_secs`. Every

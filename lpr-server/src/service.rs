@@ -27,7 +27,7 @@ pub const SNAPSHOTS: &str = "lpr_snapshots";
 /// IO triggers and serial data from cameras.
 pub const DEVICE_EVENTS: &str = "lpr_events";
 pub const WAKE: &str = "gbc:lpr:wake";
-pub const EVENTS: &str = "gbc:events:lpr";
+pub const EVENTS: &str = cluster::wire::LPR_EVENTS;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LprError {

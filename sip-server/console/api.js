@@ -114,3 +114,11 @@ export async function readEvents(on, signal, onOpen) {
     if (buf.length > 1 << 20) buf = ''; // a frame this long is not ours
   }
 }
+
+/** An image (or any file) from the API as an object URL, fetched with the token: `<img src>`
+ *  cannot send a header, and the token must not go in the URL. Revoke it when done. */
+export async function apiBlobUrl(path, signal) {
+  const r = await fetch(path, { headers: headers({}), signal });
+  if (!r.ok) throw new ApiError(r.status, await r.json().catch(() => ({})));
+  return URL.createObjectURL(await r.blob());
+}

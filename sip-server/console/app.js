@@ -1,12 +1,16 @@
-// The console's shell: sign-in, the page router (#/devices, #/live), the cluster's event
-// stream (re-dispatched on `window` as `gbc:<event>`), and messages to the operator.
+// The console's shell: sign-in, the page router (#/devices, #/live, #/cluster, #/lpr, #/nvr),
+// the cluster's event stream (re-dispatched on `window` as `gbc:presence`, `gbc:play`,
+// `gbc:stream`, `gbc:lpr`, `gbc:resync`; actions of the pages use other names), and messages.
 
 import { api, setToken, hasToken, onUnauthorized, plainWords, readEvents } from './api.js';
 import * as devices from './devices.js';
 import * as live from './live.js';
+import * as cluster from './cluster.js';
+import * as lpr from './lpr.js';
+import * as nvr from './nvr.js';
 
 const $ = (id) => document.getElementById(id);
-const pages = { devices, live };
+const pages = { devices, live, cluster, lpr, nvr };
 let started = false;
 let events = null;
 

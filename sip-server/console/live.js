@@ -51,12 +51,20 @@ class Tile {
     play.streamId = answer.stream_id;
     this.node.dataset.stream = answer.stream_id;
     play.player = playerFor(localStorage.getItem('gbc.form') || 'auto', this.video, answer.urls, {
-      onError: (m) => { if (this.play === play) this.say(m, true); },
+      onError: (m) => { if (this.play === play) { this.say(m, true); this.release(play); } },
       onFirstFrame: () => { if (this.play === play) { this.say(''); this.overlay.hidden = false; } },
     });
     play.player.start();
     play.last = { t: performance.now(), bytes: 0, frames: 0 };
     play.timer = setInterval(() => this.measure(play), 1000);
+  }
+
+  /** Gives the session back while the tile still shows why it stopped. */
+  release(play) {
+    clearInterval(play.timer);
+    this.overlay.hidden = true;
+    if (play.streamId) release(play.streamId);
+    play.streamId = null;
   }
 
   say(text, error = false) {

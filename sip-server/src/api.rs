@@ -318,8 +318,11 @@ pub fn router(shared: Arc<Shared>, feed: Arc<Feed>, token: &str) -> Router {
         .route("/api/v1/streams", get(list_streams))
         .route("/api/v1/streams/{id}", get(get_stream).delete(delete_stream))
         .route("/api/v1/streams/{id}/stats", get(stream_stats))
+        .route("/api/v1/cluster", get(crate::cluster_view::nodes))
+        .route("/api/v1/cluster/streams", get(crate::cluster_view::streams))
         .with_state(shared.clone())
-        .merge(events);
+        .merge(events)
+        .merge(crate::proxy::router(shared.clone()));
     if !token.is_empty() {
         api = api.layer(middleware::from_fn_with_state(Arc::new(token.to_owned()), kit::http::require_token));
     }

@@ -120,10 +120,13 @@ pub struct ApiConfig {
     pub listen: String,
     /// Bearer token required on `/api/*`; empty: no auth.
     pub token: String,
+    /// Token this node sends to the lpr-servers' API when the console goes through it
+    /// (`/api/v1/lpr/…`); `gbcluster all` fills it from `lpr.api_token`.
+    pub lpr_token: String,
 }
 
 impl Default for ApiConfig {
     fn default() -> Self {
-        Self { listen: "0.0.0.0:8080".into(), token: String::new() }
+        Self { listen: "0.0.0.0:8080".into(), token: String::new(), lpr_token: String::new() }
     }
 }

@@ -18,6 +18,9 @@ const ASSETS: &[(&str, &str, &[u8])] = &[
     ("devices.js", "text/javascript; charset=utf-8", include_bytes!("../console/devices.js")),
     ("live.js", "text/javascript; charset=utf-8", include_bytes!("../console/live.js")),
     ("player.js", "text/javascript; charset=utf-8", include_bytes!("../console/player.js")),
+    ("cluster.js", "text/javascript; charset=utf-8", include_bytes!("../console/cluster.js")),
+    ("lpr.js", "text/javascript; charset=utf-8", include_bytes!("../console/lpr.js")),
+    ("nvr.js", "text/javascript; charset=utf-8", include_bytes!("../console/nvr.js")),
     ("favicon.svg", "image/svg+xml", include_bytes!("../console/favicon.svg")),
 ];
 

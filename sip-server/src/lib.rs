@@ -6,6 +6,7 @@
 
 pub mod answers;
 pub mod api;
+pub mod cluster_view;
 pub mod config;
 pub mod console;
 pub mod dialog;
@@ -17,6 +18,7 @@ pub mod inbound;
 pub mod metrics;
 pub mod outbound;
 pub mod play;
+pub mod proxy;
 pub mod registrar;
 pub mod rpc;
 pub mod server;

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod cdp;
+pub mod rtsp;
 
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
@@ -341,6 +342,51 @@ impl SimProc {
     }
 
     pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An lpr-server process (`gbcluster lpr`) on a free port, images under `dir`, killed on drop.
+pub struct LprProc {
+    child: Child,
+    pub port: u16,
+    pub log: std::path::PathBuf,
+}
+
+impl LprProc {
+    pub fn start(redis: &str, dir: &std::path::Path, env: &[(&str, &str)]) -> Self {
+        let port = free_port();
+        Self::start_on(port, redis, dir, env)
+    }
+
+    pub fn start_on(port: u16, redis: &str, dir: &std::path::Path, env: &[(&str, &str)]) -> Self {
+        let log = std::env::temp_dir().join(format!("gbc-lpr-{port}-{}.log", std::process::id()));
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_gbcluster"));
+        cmd.arg("lpr")
+            .env("GBC_LPR__LISTEN", format!("127.0.0.1:{port}"))
+            .env("GBC_LPR__IMAGE_DIR", dir)
+            .env("GBC_LPR__FSYNC", "false")
+            .env("GBC_STORE__URL", redis)
+            .env("RUST_LOG", "info");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = spawn_and_wait(cmd, port, &log, "lpr-server");
+        Self { child, port, log }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for LprProc {
+    fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

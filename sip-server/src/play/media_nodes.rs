@@ -115,6 +115,16 @@ impl MediaApi<'_> {
         }
     }
 
+    /// Every stream of the node with its figures.
+    pub async fn streams(&self) -> Result<Vec<serde_json::Value>, PlayError> {
+        let r = self.call("GET", "/api/v1/streams", None).await?;
+        if !r.ok() {
+            return Err(self.fail(format!("streams answered {}: {}", r.status, r.error_message())));
+        }
+        let v = r.json().ok_or_else(|| self.fail("streams unreadable".into()))?;
+        Ok(v["items"].as_array().cloned().unwrap_or_default())
+    }
+
     /// Closes the receiver; `Ok(false)` when it was not there.
     pub async fn close(&self, stream_id: &str) -> Result<bool, PlayError> {
         let r = self.call("DELETE", &format!("/api/v1/receivers/{stream_id}"), None).await?;
