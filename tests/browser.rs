@@ -6,10 +6,9 @@ mod support;
 
 use std::time::Duration;
 
-use gbsim::media::{self, Impairment, MediaSource, SendOptions, SendTransport};
+use gbsim::media::MediaSource;
 use support::cdp::Chromium;
 use support::{fixture, MediaProc};
-use tokio_util::sync::CancellationToken;
 
 /// A page that plays `url` (fragmented MP4) through MSE, the codec string read from the init
 /// segment's avcC as a player must, and reports in `window.report`.
@@ -61,18 +60,7 @@ v.addEventListener('error', () => {{ window.report.error = v.error && v.error.me
 async fn chromium_plays_the_fragmented_mp4_of_a_live_stream() {
     let node = MediaProc::start(None, &[]);
     let src = MediaSource::load(&fixture("h264_640x360_4s.h264"), 25.0, Some(fixture("aac_4s.aac").as_path())).expect("fixture");
-    let opened = node.open("browser1", Some(400_000_001), "udp", None).await;
-    let target = format!("{}:{}", opened["ip"].as_str().unwrap(), opened["port"]).parse().unwrap();
-    let stop = CancellationToken::new();
-    let sending = tokio::spawn({
-        let stop = stop.clone();
-        async move {
-            let opts =
-                SendOptions { transport: SendTransport::Udp, target, ssrc: 400_000_001, loops: 0, impairment: Impairment::default() };
-            media::send(&src, opts, stop).await
-        }
-    });
-    support::eventually(Duration::from_secs(10), || async { node.stream("browser1").await["video_frames"].as_u64() > Some(25) }).await;
+    let (stop, sending) = node.feed_looping("browser1", 400_000_001, src, 25).await;
 
     let page_file = std::env::temp_dir().join(format!("gbc-mse-{}.html", std::process::id()));
     std::fs::write(&page_file, mse_page(&node.url("/live/browser1.mp4"))).unwrap();

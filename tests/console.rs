@@ -14,10 +14,11 @@ use support::{eventually, get_json, MediaProc, SimProc, SipProc};
 use testkit::RedisServer;
 
 const TOKEN: &str = "console-secret-7";
-/// Three cameras that stay, one that leaves, and one that streams H.265.
+/// Three cameras that stay, one that leaves, one that streams H.265 and one that is busy.
 const STAY: &str = "34020000001320000001";
 const LEAVE: &str = "34020000001320000201";
 const HEVC: &str = "34020000001320000301";
+const BUSY: &str = "34020000001320000401";
 
 fn dev(first: &str, i: usize) -> String {
     gbsim::device_id(first, i).unwrap()
@@ -31,6 +32,19 @@ async fn authed_json(url: &str) -> Value {
 async fn js(page: &mut Page, expr: &str) -> Value {
     let text = page.eval(&format!("JSON.stringify({expr})")).await;
     serde_json::from_str(text.as_str().unwrap_or("null")).unwrap_or(Value::Null)
+}
+
+/// Waits until `device` is registered with its two channels.
+async fn wait_catalog(sip: &SipProc, device: &str) {
+    let path = sip.api(&format!("/api/v1/devices/{device}/channels"));
+    assert!(eventually(Duration::from_secs(20), || async { get_json(&path).await.1["total"] == 2 }).await, "{device} and its catalog");
+}
+
+/// The console of a node without a token: no sign-in, straight to the pages.
+async fn open_without_token(chromium: &Chromium, sip: &SipProc) -> Page {
+    let mut page = chromium.open(&sip.api("/")).await;
+    assert_eq!(page.wait_for("!document.getElementById('nav').hidden", Duration::from_secs(10)).await, Value::Bool(true));
+    page
 }
 
 /// Opens a device's channels in the tree of `page_sel` and clicks channel `j`.
@@ -95,12 +109,13 @@ async fn console_signs_in_shows_devices_live_and_plays_a_wall_of_cameras() {
         "udp",
         &[("GBC_SIM__KEEPALIVE_SECS", "5"), ("GBC_SIM__MEDIA_VIDEO", hevc_file.to_str().unwrap())],
     );
+    let _busy = SimProc::start(sip.sip_addr(), BUSY, 1, "udp", &[("GBC_SIM__KEEPALIVE_SECS", "5"), ("GBC_SIM__INVITE_REFUSE", "486")]);
     let ready = eventually(Duration::from_secs(20), || async {
         let v = authed_json(&sip.api("/api/v1/devices?online=true")).await;
-        v["total"].as_u64() == Some(5) && v["items"].as_array().is_some_and(|a| a.iter().all(|d| d["channel_count"].as_u64() == Some(2)))
+        v["total"].as_u64() == Some(6) && v["items"].as_array().is_some_and(|a| a.iter().all(|d| d["channel_count"].as_u64() == Some(2)))
     })
     .await;
-    assert!(ready, "five cameras online with their catalogs");
+    assert!(ready, "six cameras online with their catalogs");
     assert_eq!(get_json(&sip.api("/api/v1/auth")).await.1["token_required"], true);
 
     let chromium = Chromium::start();
@@ -121,8 +136,8 @@ async fn console_signs_in_shows_devices_live_and_plays_a_wall_of_cameras() {
 
     // The right token: the devices appear, online, with their channels' GB2312 names.
     page.eval(&format!("document.getElementById('token').value = '{TOKEN}'; document.getElementById('sign-in').requestSubmit()")).await;
-    let listed = page.wait_for("document.querySelectorAll('#page-devices .dev.online').length === 5", Duration::from_secs(10)).await;
-    assert_eq!(listed, Value::Bool(true), "five online devices listed");
+    let listed = page.wait_for("document.querySelectorAll('#page-devices .dev.online').length === 6", Duration::from_secs(10)).await;
+    assert_eq!(listed, Value::Bool(true), "six online devices listed");
     assert!(!page.eval("location.href").await.as_str().unwrap().contains(TOKEN), "the token is not in the URL");
     let row = format!("document.querySelector('#page-devices .dev[data-id=\"{}\"]')", dev(STAY, 0));
     page.eval(&format!("{row}.querySelector('.caret').click(); {row}.querySelector('.name').click()")).await;
@@ -233,6 +248,17 @@ async fn console_signs_in_shows_devices_live_and_plays_a_wall_of_cameras() {
     page.screenshot("console_live_offline_device").await;
     assert_eq!(said.as_str(), Some("The device is offline."));
 
+    // A camera that refuses the INVITE: said with its SIP status.
+    page.eval("document.querySelectorAll('.tile .close').forEach(b => b.hidden || b.click())").await;
+    click_channel(&mut page, "#page-live", &dev(BUSY, 0), 0).await;
+    let said = page
+        .wait_for(
+            "document.querySelector('.tile .message.error') && document.querySelector('.tile .message.error').textContent",
+            Duration::from_secs(10),
+        )
+        .await;
+    assert_eq!(said.as_str(), Some("The camera refused to send video (486 Busy Here)."));
+
     // At phone width the tree and the wall stack, nothing wider than the screen.
     page.call(
         "Emulation.setDeviceMetricsOverride",
@@ -268,17 +294,10 @@ async fn console_without_a_token_shows_the_cluster_lpr_passages_and_nvr_sessions
     let nvr_log = std::env::temp_dir().join(format!("gbc-console-nvr-{}.log", std::process::id()));
     let mut nvr = support::spawn_and_wait(nvr_cmd, nvr_port, &nvr_log, "nvr-pusher");
     let channel = gbsim::device::channel_ids(&dev(STAY, 0), 0, 2)[0].clone();
-    assert!(
-        eventually(Duration::from_secs(20), || async {
-            get_json(&sip.api(&format!("/api/v1/devices/{}/channels", dev(STAY, 0)))).await.1["total"] == 2
-        })
-        .await
-    );
+    wait_catalog(&sip, &dev(STAY, 0)).await;
 
     let chromium = Chromium::start();
-    let mut page = chromium.open(&sip.api("/")).await;
-    // No token configured: no sign-in, straight to the pages.
-    assert_eq!(page.wait_for("!document.getElementById('nav').hidden", Duration::from_secs(10)).await, Value::Bool(true));
+    let mut page = open_without_token(&chromium, &sip).await;
     assert_eq!(page.eval("document.getElementById('sign-in').hidden").await, Value::Bool(true));
     page.eval("location.hash = '#/cluster'").await;
 
@@ -409,4 +428,62 @@ async fn console_without_a_token_shows_the_cluster_lpr_passages_and_nvr_sessions
     assert_eq!(gone, Value::Bool(true), "{}", page.eval("document.getElementById('nvr-status').textContent").await);
     let _ = nvr.kill();
     let _ = nvr.wait();
+
+    // No media node left: a play says so in plain words.
+    let mut media = media;
+    media.terminate();
+    assert!(
+        eventually(Duration::from_secs(10), || async { get_json(&sip.api("/api/v1/cluster")).await.1["media"] == serde_json::json!([]) })
+            .await
+    );
+    page.eval("location.hash = '#/live'").await;
+    click_channel(&mut page, "#page-live", &dev(STAY, 0), 0).await;
+    let said = page
+        .wait_for(
+            "document.querySelector('.tile .message.error') && document.querySelector('.tile .message.error').textContent",
+            Duration::from_secs(10),
+        )
+        .await;
+    page.screenshot("console_no_media_node").await;
+    assert_eq!(said.as_str(), Some("No media node is available to receive the video."));
+}
+
+/// Figure for docs/benchmarks.md (`scripts/bench-console`): from the click on a channel to the
+/// first frame the page's `<video>` presents (`requestVideoFrameCallback`), cold each time (the
+/// session closed in between, so it includes the INVITE), over fMP4; gbsim's clip has a 1 s GOP.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "a benchmark: scripts/bench-console"]
+async fn bench_click_to_first_frame() {
+    let clicks: usize = std::env::var("CLICKS").ok().and_then(|v| v.parse().ok()).unwrap_or(20);
+    let redis = RedisServer::start().expect("redis-server");
+    let url = redis.url();
+    let sip = SipProc::start(Some(&url), &[("GBC_SIP__KEEPALIVE_INTERVAL_SECS", "5"), ("GBC_SIP__PLAY__NO_VIEWER_SECS", "2")]);
+    let _media = MediaProc::start(Some(&url), &[]);
+    let _cam = SimProc::start(sip.sip_addr(), STAY, 1, "udp", &[("GBC_SIM__KEEPALIVE_SECS", "5")]);
+    wait_catalog(&sip, &dev(STAY, 0)).await;
+    let chromium = Chromium::start();
+    let mut page = open_without_token(&chromium, &sip).await;
+    page.eval("location.hash = '#/live'").await;
+    page.eval("document.querySelector('.layouts button[data-n=\"1\"]').click()").await;
+    let mut ms = Vec::with_capacity(clicks);
+    for i in 0..clicks {
+        page.eval(
+            "{ const v = document.querySelector('.tile video'); window.bench = { t0: performance.now(), t1: null };
+               v.requestVideoFrameCallback(() => { window.bench.t1 = performance.now(); }); }",
+        )
+        .await;
+        click_channel(&mut page, "#page-live", &dev(STAY, 0), 0).await;
+        let took = page.wait_for("window.bench.t1 !== null && window.bench.t1 - window.bench.t0", Duration::from_secs(15)).await;
+        let took = took.as_f64().unwrap_or_else(|| panic!("click {i}: no frame"));
+        ms.push(took);
+        page.eval("document.querySelector('.tile .close').click()").await;
+        assert!(eventually(Duration::from_secs(10), || async { get_json(&sip.api("/api/v1/streams")).await.1["total"] == 0 }).await);
+    }
+    ms.sort_by(f64::total_cmp);
+    let at = |q: f64| ms[((ms.len() as f64 * q).ceil() as usize).clamp(1, ms.len()) - 1];
+    println!(
+        "{}",
+        serde_json::json!({"clicks": clicks, "first_frame_ms_p50": at(0.5).round(), "first_frame_ms_p95": at(0.95).round(),
+                           "min": ms[0].round(), "max": ms[ms.len() - 1].round()})
+    );
 }

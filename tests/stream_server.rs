@@ -612,18 +612,7 @@ async fn fragmented_mp4_for_browsers_carries_every_frame_from_one_muxer_per_stre
 async fn hls_serves_one_gop_fmp4_segments_that_decode_and_a_live_playlist() {
     let node = MediaProc::start(None, &[]);
     let src = source("h264_640x360_4s.h264", Some("aac_4s.aac"));
-    let opened = node.open("hls1", Some(300_000_011), "udp", None).await;
-    let target = format!("{}:{}", opened["ip"].as_str().unwrap(), opened["port"]).parse().unwrap();
-    let stop = CancellationToken::new();
-    let sending = tokio::spawn({
-        let stop = stop.clone();
-        async move {
-            let opts =
-                SendOptions { transport: SendTransport::Udp, target, ssrc: 300_000_011, loops: 0, impairment: Impairment::default() };
-            media::send(&src, opts, stop).await
-        }
-    });
-    support::eventually(Duration::from_secs(10), || async { node.stream("hls1").await["video_frames"].as_u64() > Some(10) }).await;
+    let (stop, sending) = node.feed_looping("hls1", 300_000_011, src, 10).await;
 
     let get = |path: String| async move {
         let r = reqwest::get(path).await.unwrap();

@@ -50,13 +50,32 @@ class Tile {
     }
     play.streamId = answer.stream_id;
     this.node.dataset.stream = answer.stream_id;
-    play.player = playerFor(localStorage.getItem('gbc.form') || 'auto', this.video, answer.urls, {
-      onError: (m) => { if (this.play === play) { this.say(m, true); this.release(play); } },
+    play.urls = answer.urls;
+    play.retries = 0;
+    this.attach(play);
+    play.last = { t: performance.now(), bytes: 0, frames: 0 };
+    play.timer = setInterval(() => this.measure(play), 1000);
+  }
+
+  /** A player for the play's stream. A stream that breaks off or a decoder that gives up is
+   *  tried again twice (the media node starts a new player at a key frame) before the tile
+   *  says so; what cannot work (an unsupported codec) is said at once. */
+  attach(play) {
+    play.player = playerFor(localStorage.getItem('gbc.form') || 'auto', this.video, play.urls, {
+      onError: (m, retryable) => {
+        if (this.play !== play) return;
+        if (retryable && play.retries < 2) {
+          play.retries += 1;
+          this.say('Reconnecting\u2026');
+          setTimeout(() => { if (this.play === play) this.attach(play); }, 500);
+          return;
+        }
+        this.say(m, true);
+        this.release(play);
+      },
       onFirstFrame: () => { if (this.play === play) { this.say(''); this.overlay.hidden = false; } },
     });
     play.player.start();
-    play.last = { t: performance.now(), bytes: 0, frames: 0 };
-    play.timer = setInterval(() => this.measure(play), 1000);
   }
 
   /** Gives the session back while the tile still shows why it stopped. */
@@ -81,7 +100,7 @@ class Tile {
     const fps = (frames - play.last.frames) / secs;
     const s = play.stats;
     // HLS: the browser fetches by itself; the media node's ingest rate stands in.
-    const kbps = play.player.bytes === null ? (s ? s.bitrate_kbps : 0) : ((play.player.bytes - play.last.bytes) * 8) / 1000 / secs;
+    const kbps = play.player.bytes === null ? (s ? s.bitrate_kbps : 0) : Math.max(0, ((play.player.bytes - play.last.bytes) * 8) / 1000 / secs);
     play.last = { t: now, bytes: play.player.bytes, frames };
     if (!play.statsAt || now - play.statsAt > 3000) {
       play.statsAt = now;

@@ -47,7 +47,9 @@ export function codecsOf(buf, moov) {
 }
 
 export class Fmp4Player {
-  /** `onError(message)` once if it cannot play; `onFirstFrame()` when a picture shows. */
+  /** `onError(message, retryable)` once if it cannot play; `onFirstFrame()` when a picture
+   *  shows. Retryable: the stream broke off or the decoder gave up (a new player on the same
+   *  URL starts over from the node's init segment and GOP cache). */
   constructor(video, url, { onError, onFirstFrame }) {
     this.video = video;
     this.url = url;
@@ -67,7 +69,7 @@ export class Fmp4Player {
     this.video.src = URL.createObjectURL(this.ms);
     this.ms.addEventListener('sourceopen', () => this.pump(), { once: true });
     this.video.addEventListener('loadeddata', () => this.onFirstFrame && this.onFirstFrame(), { once: true });
-    this.video.addEventListener('error', () => this.fail('The browser could not decode this stream.'));
+    this.video.addEventListener('error', () => this.fail('The browser could not decode this stream.', true));
     this.timer = setInterval(() => this.keepLive(), 1000);
   }
 
@@ -79,11 +81,11 @@ export class Fmp4Player {
     this.video.load();
   }
 
-  fail(message) {
+  fail(message, retryable = false) {
     if (this.failed || this.ctl.signal.aborted) return;
     this.failed = true;
     this.stop();
-    if (this.onError) this.onError(message);
+    if (this.onError) this.onError(message, retryable);
   }
 
   async pump() {
@@ -99,7 +101,7 @@ export class Fmp4Player {
     try {
       for (;;) {
         const { value, done } = await reader.read();
-        if (done) return this.fail('The stream ended.');
+        if (done) return this.fail('The stream ended.', true);
         this.bytes += value.length;
         if (this.sb) { this.append(value); continue; }
         const joined = new Uint8Array(head.length + value.length);
@@ -123,7 +125,7 @@ export class Fmp4Player {
         this.append(head);
       }
     } catch (e) {
-      if (!this.ctl.signal.aborted) this.fail('The stream was interrupted.');
+      if (!this.ctl.signal.aborted) this.fail('The stream was interrupted.', true);
     }
   }
 

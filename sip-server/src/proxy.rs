@@ -131,45 +131,20 @@ fn split_node(query: &str) -> (Option<String>, String) {
     (node, rest.join("&"))
 }
 
-async fn lpr(
-    State(s): State<Arc<Shared>>,
-    Path(rest): Path<String>,
-    m: Method,
-    RawQuery(q): RawQuery,
-    h: HeaderMap,
-    body: Bytes,
-) -> Response {
-    forward(&s, Target::Lpr(rest), m, q, &h, body).await
-}
-
-async fn nvr_api(
-    State(s): State<Arc<Shared>>,
-    Path(rest): Path<String>,
-    m: Method,
-    RawQuery(q): RawQuery,
-    h: HeaderMap,
-    body: Bytes,
-) -> Response {
-    forward(&s, Target::NvrApi(rest), m, q, &h, body).await
-}
-
-async fn nvr_call(
-    State(s): State<Arc<Shared>>,
-    Path(rest): Path<String>,
-    m: Method,
-    RawQuery(q): RawQuery,
-    h: HeaderMap,
-    body: Bytes,
-) -> Response {
-    forward(&s, Target::NvrCall(rest), m, q, &h, body).await
+/// A route that forwards to the `Target` its path makes.
+fn forwarding(make: fn(String) -> Target) -> axum::routing::MethodRouter<Arc<Shared>> {
+    axum::routing::any(
+        move |State(s): State<Arc<Shared>>, Path(rest): Path<String>, m: Method, RawQuery(q): RawQuery, h: HeaderMap, body: Bytes| async move {
+            forward(&s, make(rest), m, q, &h, body).await
+        },
+    )
 }
 
 pub fn router(shared: Arc<Shared>) -> axum::Router {
-    use axum::routing::any;
     axum::Router::new()
-        .route("/api/v1/lpr/{*rest}", any(lpr))
-        .route("/api/v1/nvr/{*rest}", any(nvr_api))
-        .route("/api/v1/nvr-calls/{*rest}", any(nvr_call))
+        .route("/api/v1/lpr/{*rest}", forwarding(Target::Lpr))
+        .route("/api/v1/nvr/{*rest}", forwarding(Target::NvrApi))
+        .route("/api/v1/nvr-calls/{*rest}", forwarding(Target::NvrCall))
         .with_state(shared)
 }
 

@@ -149,8 +149,7 @@ async fn run(feed: Weak<Fmp4Feed>, entry: Arc<StreamEntry>) {
     let mut sub = entry.hub.subscribe_when_ready().await;
     let mut mux = Fmp4Muxer::new();
     let start = std::mem::take(&mut sub.start);
-    // Joined a flowing stream: its headers are all in the start, nothing to wait for.
-    let mut state = State { video: sub.has_video, init_sent: false, wait_audio: start.is_empty(), first_video_ms: None };
+    let mut state = State::joining(sub.has_video, sub.has_audio);
     let mut pending = false;
     for tag in &start {
         let Some(f) = feed.upgrade() else { return };
@@ -194,6 +193,15 @@ struct State {
 }
 
 impl State {
+    /// The state of a feed that joins a hub which has seen video and audio headers or not.
+    /// Waiting for audio depends on whether the hub has seen its header, not on whether the
+    /// stream is flowing: a stream that has just started has video in the hub's start and its
+    /// audio header a few frames later, and an init without it would have to be replaced by one
+    /// with it, which players refuse (seen in Chromium as a decode error on a cold start).
+    fn joining(has_video: bool, has_audio: bool) -> Self {
+        State { video: has_video, init_sent: false, wait_audio: !has_audio, first_video_ms: None }
+    }
+
     /// Whether the first init segment can go: every track the stream has is configured, or
     /// the audio has had its chance.
     fn init_ready(&mut self, mux: &Fmp4Muxer, tag: &media::flv::FlvTag) -> bool {
@@ -217,7 +225,9 @@ fn step(feed: &Fmp4Feed, mux: &mut Fmp4Muxer, tag: &media::flv::FlvTag, state: &
     state.video |= tag.kind == TagKind::Video && tag.header;
     mux.push_flv(tag);
     if !state.init_sent {
-        if !state.init_ready(mux, tag) {
+        // Decided on a frame, never on a header: the hub's start carries the video and the
+        // audio header one after the other, and an init after the first would lack the second.
+        if tag.header || !state.init_ready(mux, tag) {
             // Samples wait in the muxer (bounded) for the first fragment after the init.
             return mux.has_pending();
         }
@@ -324,10 +334,15 @@ mod tests {
 
     /// Runs tags through `step` as the task does; returns the init segments published.
     fn run_tags(tags: &[media::flv::FlvTag]) -> (Vec<Bytes>, Fmp4Feed) {
+        run_tags_joining(tags, false, false)
+    }
+
+    /// The tags through a feed that joined a hub knowing (`has_video`, `has_audio`).
+    fn run_tags_joining(tags: &[media::flv::FlvTag], has_video: bool, has_audio: bool) -> (Vec<Bytes>, Fmp4Feed) {
         let feed = Fmp4Feed::new(1024, 1 << 20);
         let mut rx = feed.tx.subscribe();
         let mut mux = Fmp4Muxer::new();
-        let mut state = State { video: false, init_sent: false, wait_audio: true, first_video_ms: None };
+        let mut state = State::joining(has_video, has_audio);
         for t in tags {
             step(&feed, &mut mux, t, &mut state);
         }
@@ -347,6 +362,20 @@ mod tests {
         assert!(inits[0].windows(4).any(|w| w == b"mp4a") && inits[0].windows(4).any(|w| w == b"avc1"));
         let sub = feed.subscribe(Duration::ZERO).await.unwrap();
         assert!(sub.start.len() >= 2, "the frames before the audio header are not lost");
+    }
+
+    #[tokio::test]
+    async fn joining_a_stream_that_just_started_still_waits_for_its_audio_header() {
+        // The hub had the video header and a few frames, not yet the audio header.
+        let (inits, _) = run_tags_joining(&tags(30, Some(3)), true, false);
+        assert_eq!(inits.len(), 1, "one init, with the audio that came after the join");
+        assert!(inits[0].windows(4).any(|w| w == b"mp4a"));
+        // A hub that has both starts with both headers: the init goes with the first frame.
+        let all = tags(30, Some(0));
+        let start = [all[0].clone(), all[2].clone(), all[1].clone()];
+        let (inits, _) = run_tags_joining(&start, true, true);
+        assert_eq!(inits.len(), 1);
+        assert!(inits[0].windows(4).any(|w| w == b"mp4a"));
     }
 
     #[tokio::test]

@@ -305,6 +305,30 @@ impl MediaProc {
         get_json(&self.url(&format!("/api/v1/streams/{stream_id}"))).await.1
     }
 
+    /// Opens a UDP receiver for `stream_id` and sends `src` to it in a loop until the returned
+    /// token is cancelled; returns once the node has seen `frames` video frames.
+    pub async fn feed_looping(
+        &self,
+        stream_id: &str,
+        ssrc: u32,
+        src: gbsim::media::MediaSource,
+        frames: u64,
+    ) -> (tokio_util::sync::CancellationToken, tokio::task::JoinHandle<std::io::Result<gbsim::media::SendStats>>) {
+        use gbsim::media::{Impairment, SendOptions, SendTransport};
+        let opened = self.open(stream_id, Some(ssrc), "udp", None).await;
+        let target = format!("{}:{}", opened["ip"].as_str().unwrap(), opened["port"]).parse().unwrap();
+        let stop = tokio_util::sync::CancellationToken::new();
+        let sending = tokio::spawn({
+            let stop = stop.clone();
+            async move {
+                let opts = SendOptions { transport: SendTransport::Udp, target, ssrc, loops: 0, impairment: Impairment::default() };
+                gbsim::media::send(&src, opts, stop).await
+            }
+        });
+        eventually(Duration::from_secs(10), || async { self.stream(stream_id).await["video_frames"].as_u64() > Some(frames) }).await;
+        (stop, sending)
+    }
+
     pub async fn wait_viewers(&self, stream_id: &str, n: u64) {
         let ok = eventually(Duration::from_secs(10), || async { self.stream(stream_id).await["viewers"].as_u64() == Some(n) }).await;
         assert!(ok, "{stream_id}: {n} viewer(s) never attached");
