@@ -184,6 +184,21 @@ async fn console_signs_in_shows_devices_live_and_plays_a_wall_of_cameras() {
         .await;
     assert!(overlay.as_str().is_some_and(|o| !o.is_empty()), "overlay shows codec, size, fps: {overlay}");
 
+    // The PTZ pad on the tile: holding Left sends a move, letting go a stop (gbsim takes both).
+    page.eval("document.querySelector('.tile[data-stream] .ptz-toggle').click()").await;
+    page.eval(
+        "{ const b = document.querySelector('.tile[data-stream] .ptz-btn[aria-label=\"Left\"]');
+           b.dispatchEvent(new PointerEvent('pointerdown', { bubbles: true })); setTimeout(() => b.dispatchEvent(new PointerEvent('pointerup', { bubbles: true })), 200); }",
+    )
+    .await;
+    let controls = || async {
+        let text = reqwest::get(sip.api("/metrics")).await.unwrap().text().await.unwrap();
+        text.lines().find_map(|l| l.strip_prefix("gbc_sip_device_controls_total ")).and_then(|v| v.trim().parse::<u64>().ok()).unwrap_or(0)
+    };
+    assert!(eventually(Duration::from_secs(5), || async { controls().await == 2 }).await, "a move and a stop sent: {}", controls().await);
+    page.screenshot("console_live_ptz").await;
+    assert_eq!(page.eval("document.querySelectorAll('.toast.error').length").await, serde_json::json!(0), "no error shown");
+
     // A 2x2 wall: four cameras at once.
     page.eval("document.querySelector('.layouts button[data-n=\"4\"]').click()").await;
     click_channel(&mut page, "#page-live", &dev(STAY, 0), 1).await;

@@ -221,6 +221,25 @@ async fn keepalives_refresh_and_missing_ones_take_the_device_offline_with_an_eve
     assert_eq!(stranger.keepalive().await.code(), Some(404));
 }
 
+/// Quirk: some device stacks send `<Notify CmdType="Keepalive" SN="…" DeviceID="…">`. Such
+/// keepalives got 400 and the device fell offline and re-registered in a loop.
+#[tokio::test]
+async fn a_keepalive_with_its_header_in_root_attributes_keeps_the_device_online() {
+    let p = SipProc::start(
+        None,
+        &[("GBC_SIP__KEEPALIVE_INTERVAL_SECS", "1"), ("GBC_SIP__KEEPALIVE_MISSES", "2"), ("GBC_SIP__QUERY_ON_REGISTER", "false")],
+    );
+    let id = "34020000001320000521";
+    let mut dev = RawDevice::new(p.sip_addr(), id, None).await;
+    assert_eq!(dev.register("12345678", 3600).await.code(), Some(200));
+    for sn in 0..5 {
+        let body = format!("<?xml version=\"1.0\" encoding=\"GB2312\"?>\r\n<Notify CmdType=\"Keepalive\" SN=\"{sn}\" DeviceID=\"{id}\"><Status>OK</Status></Notify>\r\n");
+        assert_eq!(dev.exchange("MESSAGE", &[], body.as_bytes()).await.code(), Some(200), "keepalive {sn}");
+        tokio::time::sleep(Duration::from_millis(700)).await;
+    }
+    assert_eq!(device(&p, id).await["online"], true, "kept alive past the 2 s timeout");
+}
+
 #[tokio::test]
 async fn registration_expiry_takes_the_device_offline() {
     let p = SipProc::start(None, &[("GBC_SIP__MIN_EXPIRES_SECS", "1"), ("GBC_SIP__QUERY_ON_REGISTER", "false")]);

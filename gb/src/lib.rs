@@ -7,6 +7,7 @@ pub mod catalog;
 pub mod ids;
 pub mod manscdp;
 pub mod model;
+pub mod ptz;
 pub mod sdp;
 pub mod sip;
 pub mod xml;

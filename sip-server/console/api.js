@@ -69,6 +69,8 @@ export function plainWords(err) {
     case 'no_media_node': return 'No media node is available to receive the video.';
     case 'media_node_failed': return 'The media node did not accept the stream: ' + err.message;
     case 'owner_unreachable': return 'The signalling node that holds this device does not answer.';
+    case 'device_refused': return `The device refused the command${sip}.`;
+    case 'device_timeout': return 'The device did not answer the command.';
     case 'busy': return 'This stream is being set up right now; try again in a moment.';
     case 'ssrc_exhausted': return 'The cluster has no stream numbers left (too many streams).';
     case 'store_unavailable': return 'The cluster\u2019s shared store (Redis) does not answer.';

@@ -18,12 +18,18 @@ class Tile {
     this.index = index;
     this.title = el('span', { class: 'title' }, '');
     this.close = el('button', { class: 'close', 'aria-label': 'Close tile ' + (index + 1), hidden: true, onclick: (e) => { e.stopPropagation(); this.stop(); } }, '\u00d7');
+    this.pad = ptzPad(() => this.play);
+    this.ptz = el('button', { class: 'close ptz-toggle', 'aria-label': 'PTZ controls of tile ' + (index + 1), 'aria-expanded': 'false', hidden: true, title: 'PTZ', onclick: (e) => {
+      e.stopPropagation();
+      this.pad.hidden = !this.pad.hidden;
+      this.ptz.setAttribute('aria-expanded', String(!this.pad.hidden));
+    } }, '\u2725');
     this.video = el('video', { muted: true, playsinline: true, autoplay: true });
     this.video.muted = true;
     this.message = el('p', { class: 'message' }, 'Choose a channel');
     this.overlay = el('div', { class: 'overlay', hidden: true });
     this.node = el('div', { class: 'tile', tabindex: '0', 'data-tile': index, 'aria-label': 'Tile ' + (index + 1), onclick: () => select(this.index), onkeydown: (e) => { if (e.key === 'Delete') this.stop(); } },
-      el('div', { class: 'tile-head' }, this.title, this.close), this.video, this.message, this.overlay);
+      el('div', { class: 'tile-head' }, this.title, el('span', {}, this.ptz, this.close)), this.video, this.message, this.overlay, this.pad);
     this.play = null;
   }
 
@@ -35,6 +41,7 @@ class Tile {
     this.play = play;
     this.title.textContent = name;
     this.close.hidden = false;
+    this.ptz.hidden = false;
     this.say('Starting\u2026');
     let answer;
     try {
@@ -125,9 +132,56 @@ class Tile {
     delete this.node.dataset.stream;
     this.title.textContent = '';
     this.close.hidden = true;
+    this.ptz.hidden = true;
+    this.pad.hidden = true;
+    this.ptz.setAttribute('aria-expanded', 'false');
     this.overlay.hidden = true;
     this.say('Choose a channel');
   }
+}
+
+/** A PTZ pad over a tile: hold an arrow or a zoom button to move (released: stop), and call
+ *  or set a preset. `current()` is the tile's play (device and channel). */
+function ptzPad(current) {
+  const speed = el('input', { type: 'range', min: '1', max: '255', value: '128', 'aria-label': 'PTZ speed' });
+  const send = (body) => {
+    const p = current();
+    if (!p) return Promise.resolve();
+    return api(`/api/v1/devices/${p.device}/channels/${p.channel}/ptz`, { method: 'POST', body }).catch((e) => window.gbcToast(plainWords(e), 'error'));
+  };
+  const hold = (label, glyph, move, stop) => {
+    const b = el('button', { class: 'ptz-btn', 'aria-label': label, title: label, type: 'button' }, glyph);
+    const start = (e) => {
+      e.preventDefault();
+      e.stopPropagation();
+      if (b.classList.contains('held')) return;
+      b.classList.add('held');
+      send(move());
+    };
+    const end = () => {
+      if (!b.classList.contains('held')) return;
+      b.classList.remove('held');
+      send({ command: stop });
+    };
+    b.addEventListener('pointerdown', start);
+    for (const ev of ['pointerup', 'pointerleave', 'pointercancel', 'blur']) b.addEventListener(ev, end);
+    b.addEventListener('keydown', (e) => { if ((e.key === 'Enter' || e.key === ' ') && !e.repeat) start(e); });
+    b.addEventListener('keyup', (e) => { if (e.key === 'Enter' || e.key === ' ') end(); });
+    b.addEventListener('click', (e) => e.stopPropagation());
+    return b;
+  };
+  const dir = (label, glyph, command) => hold(label, glyph, () => ({ command, speed: Number(speed.value) }), 'stop');
+  const zoom = (label, glyph, command) => hold(label, glyph, () => ({ command, zoom_speed: Math.max(1, Math.round(Number(speed.value) / 17)) }), 'stop');
+  const preset = el('input', { type: 'number', min: '1', max: '255', value: '1', 'aria-label': 'Preset number' });
+  const presetAction = (label, command) => el('button', { type: 'button', class: 'quiet', onclick: (e) => { e.stopPropagation(); send({ command, preset: Number(preset.value) }); } }, label);
+  const pad = el('div', { class: 'ptz', hidden: true, onclick: (e) => e.stopPropagation() },
+    el('div', { class: 'ptz-grid' },
+      dir('Up left', '\u2196', 'up_left'), dir('Up', '\u2191', 'up'), dir('Up right', '\u2197', 'up_right'),
+      dir('Left', '\u2190', 'left'), zoom('Zoom in', '+', 'zoom_in'), dir('Right', '\u2192', 'right'),
+      dir('Down left', '\u2199', 'down_left'), dir('Down', '\u2193', 'down'), dir('Down right', '\u2198', 'down_right')),
+    el('div', { class: 'ptz-row' }, zoom('Zoom out', '\u2212', 'zoom_out'), speed),
+    el('div', { class: 'ptz-row' }, el('label', {}, 'Preset ', preset), presetAction('Call', 'preset_call'), presetAction('Set', 'preset_set')));
+  return pad;
 }
 
 /** Gives one hold on a session back (the session ends when nobody holds or watches it). */

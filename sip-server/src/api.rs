@@ -226,6 +226,21 @@ async fn get_stream(State(s): State<Arc<Shared>>, Path(stream): Path<String>) ->
     Ok(Json(sess.row))
 }
 
+/// `POST /devices/{dev}/channels/{ch}/ptz`: a PTZ command (`control::PtzRequest`).
+async fn ptz(
+    State(s): State<Arc<Shared>>,
+    Path((dev, ch)): Path<(String, String)>,
+    body: Result<Json<crate::control::PtzRequest>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult<impl IntoResponse> {
+    let id = device_id(&dev)?;
+    let ch: ChannelId =
+        ch.parse().map_err(|_| ApiError::from(PlayError::BadRequest(format!("channel id {ch:?} is not a 20-digit GB id"))))?;
+    let req = kit::http::json_body(body)?;
+    let cmd = crate::control::ptz_command(&req)?;
+    let bytes = cmd.encode(gb::ptz::DEFAULT_ADDRESS).map_err(|e| ApiError::from(PlayError::BadRequest(e.to_string())))?;
+    Ok(Json(crate::control::ptz(&s, &id, &ch, bytes).await?))
+}
+
 /// `GET /streams/{id}/stats`: the media node's figures for the stream (the console's overlay).
 async fn stream_stats(State(s): State<Arc<Shared>>, Path(stream): Path<String>) -> ApiResult<impl IntoResponse> {
     let sess = crate::play::session::get(s.store.as_ref(), &StreamId::from(stream.as_str()))
@@ -314,6 +329,7 @@ pub fn router(shared: Arc<Shared>, feed: Arc<Feed>, token: &str) -> Router {
         .route("/api/v1/devices/{id}/{query}", post(requery))
         .route("/api/v1/devices/{id}/password", put(set_password))
         .route("/api/v1/devices/{id}/channels/{ch}/play", post(play).delete(stop_channel))
+        .route("/api/v1/devices/{id}/channels/{ch}/ptz", post(ptz))
         .route("/api/v1/devices/{id}/play-transport", put(set_play_transport).get(get_play_transport))
         .route("/api/v1/streams", get(list_streams))
         .route("/api/v1/streams/{id}", get(get_stream).delete(delete_stream))

@@ -40,9 +40,15 @@ impl Feed {
         for (channel, name) in CHANNELS {
             let (store, feed, shutdown) = (store.clone(), feed.clone(), shutdown.clone());
             tokio::spawn(async move {
+                let mut again = false;
                 while !shutdown.is_cancelled() {
                     match store.subscribe(channel).await {
                         Ok(mut sub) => loop {
+                            // Subscribed again after a break (Redis restarted): events of the
+                            // gap are lost, so every client reloads what it shows.
+                            if std::mem::take(&mut again) {
+                                let _ = feed.frames.send(frame("resync", "{}"));
+                            }
                             tokio::select! {
                                 _ = shutdown.cancelled() => return,
                                 msg = sub.recv() => match msg {
@@ -55,6 +61,7 @@ impl Feed {
                         },
                         Err(e) => tracing::warn!(channel, error = %e, "console feed cannot subscribe; retrying"),
                     }
+                    again = true;
                     tokio::select! {
                         _ = shutdown.cancelled() => return,
                         _ = tokio::time::sleep(Duration::from_secs(1)) => {}

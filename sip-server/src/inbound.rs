@@ -56,7 +56,7 @@ pub async fn on_message(shared: &Arc<Shared>, tx: &mut Transaction) -> Result<()
             tx.reply(StatusCode::OK).await?;
             shared.store.set_device_status(&device_id, &status).await?;
         }
-        Body::Query | Body::Other => {
+        Body::Query | Body::DeviceControl { .. } | Body::Other => {
             tracing::info!(device_id = %device_id, cmd = %msg.header.cmd_type, sn = msg.header.sn, "MESSAGE with a CmdType we do not handle; answered 200");
             tx.reply(StatusCode::OK).await?;
         }

@@ -9,6 +9,7 @@ pub mod api;
 pub mod cluster_view;
 pub mod config;
 pub mod console;
+pub mod control;
 pub mod dialog;
 pub mod error;
 pub mod events;

@@ -22,6 +22,8 @@ pub static CATALOG_ITEMS: Counter = Counter::new("gbc_sip_catalog_items_total", 
 pub static CATALOGS_DONE: Counter = Counter::new("gbc_sip_catalogs_total", "Catalogs stored (complete or timed out)");
 pub static OFFLINE_EVENTS: Counter = Counter::new("gbc_sip_offline_transitions_total", "Devices this node took offline");
 pub static QUERY_FAILURES: Counter = Counter::new("gbc_sip_query_failures_total", "Requests to devices that failed or timed out");
+pub static DEVICE_CONTROLS: Counter =
+    Counter::new("gbc_sip_device_controls_total", "DeviceControl commands sent to devices (PTZ, presets, cruise, scan)");
 pub static BAD_REQUESTS: Counter = Counter::new("gbc_sip_bad_requests_total", "Requests answered 4xx for malformed content");
 pub static OVERLOAD_REJECTED: Counter =
     Counter::new("gbc_sip_overload_rejected_total", "Requests answered 503 because sip.max_inflight were in progress");
@@ -61,6 +63,7 @@ pub fn render() -> String {
             &CATALOGS_DONE,
             &OFFLINE_EVENTS,
             &QUERY_FAILURES,
+            &DEVICE_CONTROLS,
             &BAD_REQUESTS,
             &OVERLOAD_REJECTED,
             &INVITES,

@@ -1,7 +1,7 @@
 //! Request/reply between sip-server nodes over the Store's pub/sub: a call is published on the
 //! target node's command channel, its reply on the caller's, matched by id, bounded by a
-//! timeout. Used where only one node can act — the one holding a device's connection (INVITE)
-//! or a session's dialog (BYE).
+//! timeout. Used where only one node can act — the one holding a device's connection (INVITE,
+//! DeviceControl) or a session's dialog (BYE).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -19,8 +19,21 @@ use crate::server::{node_channel, NodeCommand, Shared};
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "call", rename_all = "snake_case")]
 pub enum Call {
-    Play { device_id: DeviceId, channel_id: ChannelId, transport: Option<PlayTransport> },
-    Stop { stream_id: StreamId, all: bool },
+    Play {
+        device_id: DeviceId,
+        channel_id: ChannelId,
+        transport: Option<PlayTransport>,
+    },
+    Stop {
+        stream_id: StreamId,
+        all: bool,
+    },
+    /// A PTZ command (the 16 hex digits of `<PTZCmd>`) for a device this node holds.
+    Ptz {
+        device_id: DeviceId,
+        channel_id: ChannelId,
+        ptz_cmd: String,
+    },
 }
 
 pub type Reply = Result<serde_json::Value, PlayError>;
@@ -59,6 +72,16 @@ pub async fn handle(shared: &Arc<Shared>, call: Call) -> Reply {
             Ok(
                 serde_json::json!({"stream_id": stream_id, "holders": left.as_ref().map_or(0, |s| s.holders), "ended": left.is_none_or(|s| s.holders == 0)}),
             )
+        }
+        Call::Ptz { device_id, channel_id, ptz_cmd } => {
+            let (cmd, address) = gb::ptz::PtzCommand::decode_hex(&ptz_cmd).map_err(|e| PlayError::BadRequest(e.to_string()))?;
+            let bytes = cmd.encode(address).map_err(|e| PlayError::BadRequest(e.to_string()))?;
+            let dev = shared.store.get_device(&device_id).await?.ok_or_else(|| PlayError::DeviceUnknown(device_id.to_string()))?;
+            if dev.node != shared.me.node {
+                // Moved again since the caller looked: not routed twice.
+                return Err(PlayError::OwnerUnreachable(format!("{} (the device moved to {})", shared.me.node, dev.node)));
+            }
+            crate::control::send_ptz(shared, &dev, &channel_id, bytes).await
         }
     }
 }

@@ -32,6 +32,16 @@ pub fn query(cmd: &str, sn: u32, device_id: &str, extra: &str) -> Vec<u8> {
     ))
 }
 
+/// `DeviceControl` with a PTZ command (annex A.3) for `device_id` (the channel). PTZ commands
+/// have no Response message: the device's 200 to the MESSAGE is the acknowledgement.
+pub fn device_control_ptz(sn: u32, device_id: &str, cmd: &crate::ptz::PtzBytes) -> Vec<u8> {
+    encode_gbk(&format!(
+        "{DECL}<Control>\r\n<CmdType>DeviceControl</CmdType>\r\n<SN>{sn}</SN>\r\n<DeviceID>{}</DeviceID>\r\n<PTZCmd>{cmd}</PTZCmd>\r\n\
+         <Info>\r\n<ControlPriority>5</ControlPriority>\r\n</Info>\r\n</Control>\r\n",
+        escape(device_id)
+    ))
+}
+
 pub fn keepalive(sn: u32, device_id: &str) -> Vec<u8> {
     encode_gbk(&format!(
         "{DECL}<Notify>\r\n<CmdType>Keepalive</CmdType>\r\n<SN>{sn}</SN>\r\n<DeviceID>{}</DeviceID>\r\n<Status>OK</Status>\r\n</Notify>\r\n",

@@ -52,6 +52,10 @@ pub enum Body {
     DeviceStatus(DeviceStatus),
     /// A query sent to a device (what the simulator receives).
     Query,
+    /// `DeviceControl` sent to a device: the PTZ command's hex text when it has one.
+    DeviceControl {
+        ptz_cmd: Option<String>,
+    },
     /// Anything else: answered 200 and logged.
     Other,
 }
@@ -68,6 +72,13 @@ fn num<T: std::str::FromStr>(el: &Element, name: &str) -> Option<T> {
 
 fn text(el: &Element, name: &str) -> Option<String> {
     el.text_of(name).map(str::to_owned)
+}
+
+/// A header field of the root: a child element as the standard has it, or an attribute of the
+/// root as some device stacks send it (`<Notify CmdType="Keepalive" SN="1" DeviceID="…">`;
+/// refusing those made such devices re-register in a loop).
+fn header_field<'a>(root: &'a Element, name: &str) -> Option<&'a str> {
+    root.text_of(name).or_else(|| root.attr(name).map(str::trim).filter(|v| !v.is_empty()))
 }
 
 fn channel(item: &Element) -> Channel {
@@ -110,11 +121,11 @@ pub fn parse(bytes: &[u8]) -> Result<Message, ManscdpError> {
         "response" => Root::Response,
         _ => Root::Other,
     };
-    let cmd_type = root.text_of("cmdtype").ok_or(ManscdpError::Missing("CmdType"))?.to_owned();
+    let cmd_type = header_field(&root, "cmdtype").ok_or(ManscdpError::Missing("CmdType"))?.to_owned();
     let header = Header {
         root: root_kind,
-        sn: num(&root, "sn").unwrap_or(0),
-        device_id: root.text_of("deviceid").unwrap_or_default().to_owned(),
+        sn: header_field(&root, "sn").and_then(|t| t.parse().ok()).unwrap_or(0),
+        device_id: header_field(&root, "deviceid").unwrap_or_default().to_owned(),
         cmd_type,
     };
     let cmd = header.cmd_type.to_ascii_lowercase();
@@ -148,6 +159,7 @@ pub fn parse(bytes: &[u8]) -> Result<Message, ManscdpError> {
                 .unwrap_or_default(),
         }),
         (Root::Query, _) => Body::Query,
+        (Root::Control, "devicecontrol") => Body::DeviceControl { ptz_cmd: text(&root, "ptzcmd") },
         _ => Body::Other,
     };
     Ok(Message { header, body })
@@ -164,6 +176,27 @@ mod tests {
         assert_eq!(m.header.sn, 43);
         assert_eq!(m.header.device_id, "34020000001320000001");
         assert_eq!(m.body, Body::Keepalive { status: Some("OK".into()) });
+    }
+
+    /// Quirk: some device stacks put the header in attributes of the root element.
+    #[test]
+    fn keepalive_with_its_header_in_root_attributes() {
+        let m = parse(b"<?xml version=\"1.0\"?><Notify CmdType=\"Keepalive\" SN=\"17\" DeviceID=\" 34020000001320000001 \"><Status>OK</Status></Notify>").unwrap();
+        assert_eq!(m.header.cmd_type, "Keepalive");
+        assert_eq!((m.header.sn, m.header.device_id.as_str()), (17, "34020000001320000001"));
+        assert_eq!(m.body, Body::Keepalive { status: Some("OK".into()) });
+        // Elements win over attributes; an empty attribute is no value.
+        let m = parse(b"<Notify cmdtype=\"Alarm\" sn=\"\"><CmdType>Keepalive</CmdType><SN>5</SN></Notify>").unwrap();
+        assert_eq!((m.header.cmd_type.as_str(), m.header.sn), ("Keepalive", 5));
+        assert_eq!(parse(b"<Notify CmdType=\"  \"/>"), Err(ManscdpError::Missing("CmdType")));
+    }
+
+    #[test]
+    fn device_control_round_trips_its_ptz_command() {
+        let cmd = crate::ptz::PtzCommand::CallPreset(3).encode(1).unwrap();
+        let m = parse(&build::device_control_ptz(9, "34020000001310000001", &cmd)).unwrap();
+        assert_eq!((m.header.root, m.header.sn, m.header.device_id.as_str()), (Root::Control, 9, "34020000001310000001"));
+        assert_eq!(m.body, Body::DeviceControl { ptz_cmd: Some("A50F01820003003A".into()) });
     }
 
     #[test]

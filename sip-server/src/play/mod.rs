@@ -81,7 +81,8 @@ impl Default for PlayConfig {
     }
 }
 
-/// Why a play or stop failed, with the HTTP status the API answers.
+/// Why a play, a stop or another call routed to the device's node (a device control) failed,
+/// with the HTTP status the API answers.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum PlayError {
@@ -105,6 +106,12 @@ pub enum PlayError {
     BadAnswer(String),
     #[error("node {0}, which holds the device's connection, did not answer in time")]
     OwnerUnreachable(String),
+    /// A device refused a request other than a play's INVITE (a DeviceControl, …).
+    #[error("the device refused the {request}: {code}")]
+    DeviceRefused { request: String, code: u16 },
+    /// A device did not answer a request other than a play's INVITE.
+    #[error("the device did not answer the {request} within {ms} ms")]
+    DeviceTimeout { request: String, ms: u64 },
     #[error("no play session {0}")]
     NoSession(String),
     /// Another operation on the same stream is under way (set-up, a racing play).
@@ -131,7 +138,8 @@ impl PlayError {
             PlayError::MediaNode { .. } | PlayError::CameraRefused { .. } | PlayError::CameraTimeout(_) | PlayError::BadAnswer(_) => {
                 StatusCode::BAD_GATEWAY
             }
-            PlayError::OwnerUnreachable(_) => StatusCode::GATEWAY_TIMEOUT,
+            PlayError::OwnerUnreachable(_) | PlayError::DeviceTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+            PlayError::DeviceRefused { .. } => StatusCode::BAD_GATEWAY,
             PlayError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -159,6 +167,8 @@ impl PlayError {
             PlayError::CameraTimeout(_) => "camera_timeout",
             PlayError::BadAnswer(_) => "camera_bad_answer",
             PlayError::OwnerUnreachable(_) => "owner_unreachable",
+            PlayError::DeviceRefused { .. } => "device_refused",
+            PlayError::DeviceTimeout { .. } => "device_timeout",
             PlayError::NoSession(_) => "no_session",
             PlayError::Busy(_) => "busy",
             PlayError::SsrcExhausted(_) => "ssrc_exhausted",
@@ -170,8 +180,8 @@ impl PlayError {
     /// The SIP status behind a camera failure (408 for no answer).
     pub fn sip_status(&self) -> Option<u16> {
         match self {
-            PlayError::CameraRefused { code, .. } => Some(*code),
-            PlayError::CameraTimeout(_) => Some(408),
+            PlayError::CameraRefused { code, .. } | PlayError::DeviceRefused { code, .. } => Some(*code),
+            PlayError::CameraTimeout(_) | PlayError::DeviceTimeout { .. } => Some(408),
             _ => None,
         }
     }

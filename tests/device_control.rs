@@ -1,0 +1,114 @@
+//! Device control across real processes: the API's PTZ commands reach the device as the
+//! standard's `DeviceControl` with the exact `<PTZCmd>` bytes (annex A.3, checksum included),
+//! and the device's answer maps to HTTP — 200, a refusal 502 with its SIP status, silence 504;
+//! bad parameters are a 400 naming the field, an offline device a 409.
+
+mod support;
+
+use std::time::Duration;
+
+use gb::sip::lite::LiteMessage;
+use serde_json::{json, Value};
+use support::{RawDevice, SipProc};
+
+async fn post_ptz(sip: &SipProc, device: &str, channel: &str, body: Value) -> (u16, Value) {
+    let r = reqwest::Client::new()
+        .post(sip.api(&format!("/api/v1/devices/{device}/channels/{channel}/ptz")))
+        .json(&body)
+        .timeout(Duration::from_secs(30))
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+}
+
+/// The next DeviceControl MESSAGE the device receives (retransmissions skipped).
+async fn next_control(dev: &RawDevice) -> LiteMessage {
+    loop {
+        let m = dev.recv(Duration::from_secs(5)).await.expect("a MESSAGE reaches the device");
+        if m.method() == Some("MESSAGE") && String::from_utf8_lossy(&m.body).contains("<CmdType>DeviceControl</CmdType>") {
+            return m;
+        }
+    }
+}
+
+fn ptz_cmd(m: &LiteMessage) -> String {
+    let body = String::from_utf8_lossy(&m.body);
+    body.split("<PTZCmd>").nth(1).and_then(|r| r.split("</PTZCmd>").next()).unwrap_or_default().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ptz_commands_reach_the_device_as_the_standards_bytes_and_answers_map_to_http() {
+    let sip = SipProc::start(None, &[("GBC_SIP__QUERY_ON_REGISTER", "false")]);
+    let id = "34020000001320000801";
+    let mut dev = RawDevice::new(sip.sip_addr(), id, None).await;
+    assert_eq!(dev.register("12345678", 3600).await.code(), Some(200));
+
+    // Each command and the bytes the standard's table gives for it (worked out in gb::ptz).
+    let cases = [
+        (json!({"command": "left", "speed": 50}), "A50F0102320000E9"),
+        (json!({"command": "up", "speed": 100}), "A50F010800640021"),
+        (json!({"command": "zoom_out", "zoom_speed": 15}), "A50F01200000F0C5"),
+        (json!({"command": "focus_far", "speed": 32}), "A50F014120000016"),
+        (json!({"command": "preset_call", "preset": 3}), "A50F01820003003A"),
+        (json!({"command": "stop"}), "A50F0100000000B5"),
+    ];
+    for (body, bytes) in cases {
+        let call = tokio::spawn({
+            let url = sip.api("");
+            let body = body.clone();
+            async move {
+                let r =
+                    reqwest::Client::new().post(format!("{url}/api/v1/devices/{id}/channels/{id}/ptz")).json(&body).send().await.unwrap();
+                (r.status().as_u16(), r.json::<Value>().await.unwrap())
+            }
+        });
+        let m = next_control(&dev).await;
+        let text = String::from_utf8_lossy(&m.body).into_owned();
+        assert!(text.starts_with("<?xml") && text.contains("<Control>") && text.contains(&format!("<DeviceID>{id}</DeviceID>")), "{text}");
+        assert_eq!(ptz_cmd(&m), bytes, "{body}");
+        let reply = m.response(200, "OK", "dev1", &[], None);
+        dev.sock.send_to(&reply, sip.sip_addr()).await.unwrap();
+        let (code, answer) = call.await.unwrap();
+        assert_eq!((code, answer["ptz_cmd"].as_str()), (200, Some(bytes)), "{answer}");
+    }
+
+    // The device refuses: 502 with its status.
+    let call = tokio::spawn({
+        let url = sip.api("");
+        async move {
+            let r = reqwest::Client::new()
+                .post(format!("{url}/api/v1/devices/{id}/channels/{id}/ptz"))
+                .json(&json!({"command": "right"}))
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap())
+        }
+    });
+    let m = next_control(&dev).await;
+    dev.sock.send_to(&m.response(486, "Busy Here", "dev1", &[], None), sip.sip_addr()).await.unwrap();
+    let (code, answer) = call.await.unwrap();
+    assert_eq!((code, answer["kind"].as_str(), answer["sip_status"].as_u64()), (502, Some("device_refused"), Some(486)), "{answer}");
+
+    // Bad parameters: 400 naming the field, nothing sent.
+    let (code, answer) = post_ptz(&sip, id, id, json!({"command": "left", "speed": 300})).await;
+    assert_eq!((code, answer["message"].as_str()), (400, Some("bad request: speed must be 0-255, not 300")));
+    let (code, answer) = post_ptz(&sip, id, id, json!({"command": "zoom_in", "zoom_speed": 16})).await;
+    assert_eq!((code, answer["message"].as_str()), (400, Some("bad request: zoom_speed must be 0-15, not 16")));
+    let (code, answer) = post_ptz(&sip, id, id, json!({"command": "spin"})).await;
+    assert!(code == 400 && answer["message"].as_str().unwrap().contains("command \"spin\" is unknown"), "{answer}");
+    let (code, _) = post_ptz(&sip, id, "34020000001310000999", json!({"command": "stop"})).await;
+    assert_eq!(code, 404, "a channel not in the catalog");
+    assert!(dev.recv(Duration::from_millis(300)).await.is_none_or(|m| !String::from_utf8_lossy(&m.body).contains("DeviceControl")));
+
+    // Silence: 504 once the request times out.
+    let (code, answer) = post_ptz(&sip, id, id, json!({"command": "stop"})).await;
+    assert_eq!((code, answer["kind"].as_str()), (504, Some("device_timeout")), "{answer}");
+    assert!(answer["message"].as_str().unwrap().contains("did not answer the PTZ command"), "{answer}");
+
+    // Offline (unregistered): 409 and nothing is sent.
+    assert_eq!(dev.register("12345678", 0).await.code(), Some(200));
+    let (code, answer) = post_ptz(&sip, id, id, json!({"command": "stop"})).await;
+    assert_eq!((code, answer["kind"].as_str()), (409, Some("device_offline")), "{answer}");
+}
