@@ -112,3 +112,36 @@ async fn ptz_commands_reach_the_device_as_the_standards_bytes_and_answers_map_to
     let (code, answer) = post_ptz(&sip, id, id, json!({"command": "stop"})).await;
     assert_eq!((code, answer["kind"].as_str()), (409, Some("device_offline")), "{answer}");
 }
+
+/// Against gbsim's PTZ head: presets set and deleted through the API are what the camera's
+/// `PresetQuery` answer lists (its Response matched to the query by SN), per channel.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn presets_set_through_the_api_are_listed_by_the_cameras_preset_query() {
+    let sip = SipProc::start(None, &[]);
+    let first = "34020000001320000811";
+    let _cam = support::SimProc::start(sip.sip_addr(), first, 1, "udp", &[("GBC_SIM__KEEPALIVE_SECS", "5")]);
+    let dev = gbsim::device_id(first, 0).unwrap();
+    let channels = gbsim::device::channel_ids(&dev, 0, 2);
+    let path = sip.api(&format!("/api/v1/devices/{dev}/channels"));
+    assert!(support::eventually(Duration::from_secs(20), || async { support::get_json(&path).await.1["total"] == 2 }).await);
+    let ch = &channels[0];
+    for body in [
+        json!({"command": "right", "speed": 200}),
+        json!({"command": "stop"}),
+        json!({"command": "preset_set", "preset": 1}),
+        json!({"command": "preset_set", "preset": 5}),
+        json!({"command": "preset_set", "preset": 9}),
+        json!({"command": "preset_delete", "preset": 5}),
+        json!({"command": "preset_call", "preset": 1}),
+    ] {
+        let (code, answer) = post_ptz(&sip, &dev, ch, body.clone()).await;
+        assert_eq!(code, 200, "{body}: {answer}");
+    }
+    let (code, list) = support::get_json(&sip.api(&format!("/api/v1/devices/{dev}/channels/{ch}/presets"))).await;
+    assert_eq!(code, 200, "{list}");
+    assert_eq!(list["items"], json!([{"preset": 1, "name": "预置位1"}, {"preset": 9, "name": "预置位9"}]), "{list}");
+    let (code, other) = support::get_json(&sip.api(&format!("/api/v1/devices/{dev}/channels/{}/presets", channels[1]))).await;
+    assert_eq!((code, other["total"].as_u64()), (200, Some(0)), "{other}");
+    let (code, _) = support::get_json(&sip.api(&format!("/api/v1/devices/{dev}/channels/34020000001310009999/presets"))).await;
+    assert_eq!(code, 404);
+}

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use gb::manscdp::{self, build, Body};
+use gb::manscdp::{self, build, Body, Message};
 use gb::model::{Channel, DeviceInfo};
 use gb::sip::digest::{Algorithm, Challenge};
 use gb::sip::lite::LiteMessage;
@@ -45,6 +45,8 @@ pub struct SimDevice {
     registered_once: bool,
     calls: crate::call::Calls,
     shutdown: CancellationToken,
+    /// A PTZ head per channel that has been sent a command.
+    ptz: std::collections::HashMap<String, crate::ptz::PtzHead>,
 }
 
 /// The channel ids of device `index` (what its catalog lists and INVITEs are addressed to):
@@ -101,6 +103,7 @@ impl SimDevice {
             nc: 0,
             outbox: VecDeque::new(),
             registered_once: false,
+            ptz: std::collections::HashMap::new(),
         }
     }
 
@@ -280,8 +283,21 @@ impl SimDevice {
             let _ = self.link.send(m.response(501, "Not Implemented", &token(), &[], None)).await;
             return;
         }
+        let parsed = manscdp::parse(&m.body);
+        // A PTZ command a camera cannot read is refused, as cameras do (400); one it can moves
+        // the channel's head. PTZ commands have no Response message: the 200 is the answer.
+        if let Ok(Message { header, body: Body::DeviceControl { ptz_cmd: Some(hex) } }) = &parsed {
+            match gb::ptz::PtzCommand::decode_hex(hex) {
+                Ok((cmd, _address)) => self.ptz.entry(header.device_id.clone()).or_default().apply(cmd, kit::clock::now_ms()),
+                Err(e) => {
+                    tracing::info!(device = %self.id, error = %e, "unreadable PTZ command refused");
+                    let _ = self.link.send(m.response(400, "Bad Request", &token(), &[], None)).await;
+                    return;
+                }
+            }
+        }
         let _ = self.link.send(m.response(200, "OK", &token(), &[], None)).await;
-        let Ok(q) = manscdp::parse(&m.body) else { return };
+        let Ok(q) = parsed else { return };
         if q.body != Body::Query {
             return;
         }
@@ -311,6 +327,14 @@ impl SimDevice {
             "devicestatus" => {
                 let now = gb::sip::gb_date(kit::clock::now_ms(), 480);
                 self.outbox.push_back(build::device_status_response(sn, &self.id, &now[..19]));
+            }
+            "presetquery" => {
+                let presets: Vec<(u32, String)> = self
+                    .ptz
+                    .get(&q.header.device_id)
+                    .map(|h| h.presets().into_iter().map(|(n, name)| (u32::from(n), name)).collect())
+                    .unwrap_or_default();
+                self.outbox.push_back(build::preset_query_response(sn, &q.header.device_id, &presets));
             }
             _ => {}
         }

@@ -7,6 +7,7 @@ pub mod config;
 pub mod device;
 pub mod lpr;
 pub mod media;
+pub mod ptz;
 pub mod stats;
 pub mod transport;
 

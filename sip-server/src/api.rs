@@ -241,6 +241,14 @@ async fn ptz(
     Ok(Json(crate::control::ptz(&s, &id, &ch, bytes).await?))
 }
 
+/// `GET /devices/{dev}/channels/{ch}/presets`: the channel's presets (`PresetQuery`).
+async fn presets(State(s): State<Arc<Shared>>, Path((dev, ch)): Path<(String, String)>) -> ApiResult<impl IntoResponse> {
+    let id = device_id(&dev)?;
+    let ch: ChannelId =
+        ch.parse().map_err(|_| ApiError::from(PlayError::BadRequest(format!("channel id {ch:?} is not a 20-digit GB id"))))?;
+    Ok(Json(crate::control::presets(&s, &id, &ch).await?))
+}
+
 /// `GET /streams/{id}/stats`: the media node's figures for the stream (the console's overlay).
 async fn stream_stats(State(s): State<Arc<Shared>>, Path(stream): Path<String>) -> ApiResult<impl IntoResponse> {
     let sess = crate::play::session::get(s.store.as_ref(), &StreamId::from(stream.as_str()))
@@ -330,6 +338,7 @@ pub fn router(shared: Arc<Shared>, feed: Arc<Feed>, token: &str) -> Router {
         .route("/api/v1/devices/{id}/password", put(set_password))
         .route("/api/v1/devices/{id}/channels/{ch}/play", post(play).delete(stop_channel))
         .route("/api/v1/devices/{id}/channels/{ch}/ptz", post(ptz))
+        .route("/api/v1/devices/{id}/channels/{ch}/presets", get(presets))
         .route("/api/v1/devices/{id}/play-transport", put(set_play_transport).get(get_play_transport))
         .route("/api/v1/streams", get(list_streams))
         .route("/api/v1/streams/{id}", get(get_stream).delete(delete_stream))

@@ -1,5 +1,6 @@
 //! Device control from the API: `DeviceControl` with a PTZ command of annex A.3 (`gb::ptz`) —
-//! moves and stop, focus and iris, presets, cruise, scan, auxiliary switches. It is sent by the
+//! moves and stop, focus and iris, presets, cruise, scan, auxiliary switches — and the
+//! `PresetQuery` that lists a channel's presets (its Response awaited through `handles::Waiters`). It is sent by the
 //! node that holds the device's connection (a call routed over the Store, like a play). A PTZ
 //! command has no Response message: the device's final answer to the MESSAGE is the
 //! acknowledgement, so it maps to HTTP at once — 200, a refusal 502 with the SIP status, no
@@ -178,11 +179,67 @@ pub async fn send_ptz(
     crate::metrics::DEVICE_CONTROLS.inc();
     match crate::outbound::send_request(shared, dev, "MESSAGE", gb::manscdp::CONTENT_TYPE, &body).await {
         Ok(_) => Ok(serde_json::json!({"device_id": dev.id, "channel_id": channel_id, "ptz_cmd": cmd.to_string()})),
-        Err(SipError::Refused { code, .. }) => Err(PlayError::DeviceRefused { request: "PTZ command".into(), code }),
-        Err(SipError::Timeout { timeout_ms, .. }) => Err(PlayError::DeviceTimeout { request: "PTZ command".into(), ms: timeout_ms }),
-        Err(SipError::NotRegistered(d)) => Err(PlayError::DeviceOffline(d)),
-        Err(e) => Err(PlayError::Internal(e.to_string())),
+        Err(e) => Err(sip_failure(e, "PTZ command")),
     }
+}
+
+/// How long a device has to send the Response of a query.
+const ANSWER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// `PresetQuery` of a channel: the presets the device lists, from the node holding it.
+pub async fn presets(shared: &Arc<Shared>, device_id: &DeviceId, channel_id: &ChannelId) -> Result<serde_json::Value, PlayError> {
+    let dev = target(shared, device_id, channel_id).await?;
+    if dev.node != shared.me.node {
+        let call = crate::rpc::Call::Presets { device_id: device_id.clone(), channel_id: channel_id.clone() };
+        return crate::rpc::call(shared, &dev.node, call).await;
+    }
+    query_presets(shared, &dev, channel_id).await
+}
+
+/// Sends the query from this node and waits for its Response (matched by device and SN).
+pub async fn query_presets(
+    shared: &Shared,
+    dev: &cluster::registry::Device,
+    channel_id: &ChannelId,
+) -> Result<serde_json::Value, PlayError> {
+    let sn = shared.next_sn();
+    // The answer comes From the device (or the channel, for some NVRs): wait under the device.
+    let mut waiting =
+        shared.waiters.wait(dev.id.as_str(), sn).ok_or_else(|| PlayError::Busy("too many device queries in flight".into()))?;
+    let body = gb::manscdp::build::query("PresetQuery", sn, channel_id.as_str(), "");
+    if let Err(e) = crate::outbound::send_request(shared, dev, "MESSAGE", gb::manscdp::CONTENT_TYPE, &body).await {
+        return Err(sip_failure(e, "PresetQuery"));
+    }
+    let items = match tokio::time::timeout(ANSWER_TIMEOUT, &mut waiting.rx).await {
+        Ok(Ok(gb::manscdp::Body::PresetList { items })) => items,
+        Ok(_) => return Err(PlayError::Internal("the PresetQuery answer was not a preset list".into())),
+        Err(_) => return Err(PlayError::DeviceTimeout { request: "PresetQuery answer".into(), ms: ANSWER_TIMEOUT.as_millis() as u64 }),
+    };
+    let presets: Vec<serde_json::Value> = items.into_iter().map(|(id, name)| serde_json::json!({"preset": id, "name": name})).collect();
+    Ok(serde_json::json!({"device_id": dev.id, "channel_id": channel_id, "total": presets.len(), "items": presets}))
+}
+
+fn sip_failure(e: SipError, request: &str) -> PlayError {
+    match e {
+        SipError::Refused { code, .. } => PlayError::DeviceRefused { request: request.into(), code },
+        SipError::Timeout { timeout_ms, .. } => PlayError::DeviceTimeout { request: request.into(), ms: timeout_ms },
+        SipError::NotRegistered(d) => PlayError::DeviceOffline(d),
+        e => PlayError::Internal(e.to_string()),
+    }
+}
+
+/// The device, online, and the channel (one of its catalog's, or the device itself).
+async fn target(shared: &Shared, device_id: &DeviceId, channel_id: &ChannelId) -> Result<cluster::registry::Device, PlayError> {
+    let dev = shared.store.get_device(device_id).await?.ok_or_else(|| PlayError::DeviceUnknown(device_id.to_string()))?;
+    if !dev.online {
+        return Err(PlayError::DeviceOffline(device_id.to_string()));
+    }
+    if channel_id.as_str() != device_id.as_str()
+        && !shared.store.list_channels(device_id).await?.iter().any(|c| c.item.id.as_ref() == Some(channel_id))
+    {
+        return Err(PlayError::ChannelUnknown { device: device_id.to_string(), channel: channel_id.to_string() });
+    }
+    Ok(dev)
 }
 
 #[cfg(test)]

@@ -161,3 +161,54 @@ impl Catalogs {
         lock(&self.0).expire(Instant::now())
     }
 }
+
+/// Answers a caller on this node waits for, by (device, SN): the Response MESSAGE of a query
+/// sent through `control` (PresetQuery, …). Bounded: past `MAX_WAITING` a new wait is refused.
+#[derive(Default)]
+pub struct Waiters(Mutex<HashMap<(String, u32), tokio::sync::oneshot::Sender<gb::manscdp::Body>>>);
+
+/// More queries than this in flight on one node is a flood, not operators.
+pub const MAX_WAITING: usize = 4096;
+
+/// A registered wait; dropping it (answered, timed out, the caller gone) forgets the entry.
+pub struct Waiting<'a> {
+    waiters: &'a Waiters,
+    key: (String, u32),
+    pub rx: tokio::sync::oneshot::Receiver<gb::manscdp::Body>,
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        lock(&self.waiters.0).remove(&self.key);
+    }
+}
+
+impl Waiters {
+    /// Waits for `device`'s answer carrying `sn`; `None` when too many waits are open.
+    pub fn wait(&self, device: &str, sn: u32) -> Option<Waiting<'_>> {
+        let mut map = lock(&self.0);
+        if map.len() >= MAX_WAITING {
+            return None;
+        }
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let key = (device.to_owned(), sn);
+        map.insert(key.clone(), tx);
+        Some(Waiting { waiters: self, key, rx })
+    }
+
+    /// An answer arrived; false when nobody waits for it (late, or for another node).
+    pub fn deliver(&self, device: &str, sn: u32, body: gb::manscdp::Body) -> bool {
+        match lock(&self.0).remove(&(device.to_owned(), sn)) {
+            Some(tx) => tx.send(body).is_ok(),
+            None => false,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        lock(&self.0).len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}

@@ -56,6 +56,12 @@ pub async fn on_message(shared: &Arc<Shared>, tx: &mut Transaction) -> Result<()
             tx.reply(StatusCode::OK).await?;
             shared.store.set_device_status(&device_id, &status).await?;
         }
+        body @ Body::PresetList { .. } => {
+            tx.reply(StatusCode::OK).await?;
+            if !shared.waiters.deliver(device_id.as_str(), msg.header.sn, body) {
+                tracing::info!(device_id = %device_id, sn = msg.header.sn, "a PresetQuery answer nobody waits for (late)");
+            }
+        }
         Body::Query | Body::DeviceControl { .. } | Body::Other => {
             tracing::info!(device_id = %device_id, cmd = %msg.header.cmd_type, sn = msg.header.sn, "MESSAGE with a CmdType we do not handle; answered 200");
             tx.reply(StatusCode::OK).await?;

@@ -34,6 +34,11 @@ pub enum Call {
         channel_id: ChannelId,
         ptz_cmd: String,
     },
+    /// A channel's presets (`PresetQuery`) from a device this node holds.
+    Presets {
+        device_id: DeviceId,
+        channel_id: ChannelId,
+    },
 }
 
 pub type Reply = Result<serde_json::Value, PlayError>;
@@ -82,6 +87,13 @@ pub async fn handle(shared: &Arc<Shared>, call: Call) -> Reply {
                 return Err(PlayError::OwnerUnreachable(format!("{} (the device moved to {})", shared.me.node, dev.node)));
             }
             crate::control::send_ptz(shared, &dev, &channel_id, bytes).await
+        }
+        Call::Presets { device_id, channel_id } => {
+            let dev = shared.store.get_device(&device_id).await?.ok_or_else(|| PlayError::DeviceUnknown(device_id.to_string()))?;
+            if dev.node != shared.me.node {
+                return Err(PlayError::OwnerUnreachable(format!("{} (the device moved to {})", shared.me.node, dev.node)));
+            }
+            crate::control::query_presets(shared, &dev, &channel_id).await
         }
     }
 }

@@ -34,6 +34,8 @@ pub struct Shared {
     pub admission: Admission,
     pub nonces: NonceIssuer,
     pub catalogs: Catalogs,
+    /// Answers to queries sent from this node that a caller waits for.
+    pub waiters: crate::handles::Waiters,
     sn: AtomicU32,
     /// Play sessions this node drives (dialogs, per-stream locks).
     pub plays: crate::play::Plays,
@@ -189,6 +191,7 @@ pub async fn start(cfg: SipConfig, store: Arc<dyn Store>, shutdown: Cancellation
     let shared = Arc::new(Shared {
         nonces: NonceIssuer::new(&secret, cfg.nonce_ttl_secs),
         catalogs: Catalogs::new(Duration::from_millis(cfg.catalog_timeout_ms), cfg.catalog_max_items),
+        waiters: crate::handles::Waiters::default(),
         admission: Admission::new(cfg.max_inflight, Duration::from_millis(cfg.admission_wait_ms)),
         cfg,
         me: Identity { server_id, domain, node, contact_host },

@@ -42,6 +42,20 @@ pub fn device_control_ptz(sn: u32, device_id: &str, cmd: &crate::ptz::PtzBytes) 
     ))
 }
 
+/// The answer to a `PresetQuery`: `<PresetList Num=…>` of `<Item><PresetID>…<PresetName>…`.
+pub fn preset_query_response(sn: u32, device_id: &str, presets: &[(u32, String)]) -> Vec<u8> {
+    let mut s = format!(
+        "{DECL}<Response>\r\n<CmdType>PresetQuery</CmdType>\r\n<SN>{sn}</SN>\r\n<DeviceID>{}</DeviceID>\r\n<PresetList Num=\"{}\">\r\n",
+        escape(device_id),
+        presets.len()
+    );
+    for (id, name) in presets {
+        let _ = write!(s, "<Item>\r\n<PresetID>{id}</PresetID>\r\n<PresetName>{}</PresetName>\r\n</Item>\r\n", escape(name));
+    }
+    s.push_str("</PresetList>\r\n</Response>\r\n");
+    encode_gbk(&s)
+}
+
 pub fn keepalive(sn: u32, device_id: &str) -> Vec<u8> {
     encode_gbk(&format!(
         "{DECL}<Notify>\r\n<CmdType>Keepalive</CmdType>\r\n<SN>{sn}</SN>\r\n<DeviceID>{}</DeviceID>\r\n<Status>OK</Status>\r\n</Notify>\r\n",

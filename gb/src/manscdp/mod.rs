@@ -52,6 +52,10 @@ pub enum Body {
     DeviceStatus(DeviceStatus),
     /// A query sent to a device (what the simulator receives).
     Query,
+    /// A `PresetQuery` answer: (preset number, name), at most 256.
+    PresetList {
+        items: Vec<(u32, String)>,
+    },
     /// `DeviceControl` sent to a device: the PTZ command's hex text when it has one.
     DeviceControl {
         ptz_cmd: Option<String>,
@@ -158,6 +162,17 @@ pub fn parse(bytes: &[u8]) -> Result<Message, ManscdpError> {
                 })
                 .unwrap_or_default(),
         }),
+        (Root::Response, "presetquery") => Body::PresetList {
+            items: root
+                .child("presetlist")
+                .map(|l| {
+                    l.children_named("item")
+                        .take(256)
+                        .filter_map(|i| Some((num(i, "presetid")?, text(i, "presetname").unwrap_or_default())))
+                        .collect()
+                })
+                .unwrap_or_default(),
+        },
         (Root::Query, _) => Body::Query,
         (Root::Control, "devicecontrol") => Body::DeviceControl { ptz_cmd: text(&root, "ptzcmd") },
         _ => Body::Other,
@@ -197,6 +212,16 @@ mod tests {
         let m = parse(&build::device_control_ptz(9, "34020000001310000001", &cmd)).unwrap();
         assert_eq!((m.header.root, m.header.sn, m.header.device_id.as_str()), (Root::Control, 9, "34020000001310000001"));
         assert_eq!(m.body, Body::DeviceControl { ptz_cmd: Some("A50F01820003003A".into()) });
+    }
+
+    #[test]
+    fn preset_list_round_trips_in_gb2312() {
+        let body = build::preset_query_response(4, "34020000001310000001", &[(1, "大门".into()), (7, String::new())]);
+        let m = parse(&body).unwrap();
+        assert_eq!(m.header.sn, 4);
+        assert_eq!(m.body, Body::PresetList { items: vec![(1, "大门".into()), (7, String::new())] });
+        let m = parse(b"<Response><CmdType>PresetQuery</CmdType><PresetList Num=\"2\"><Item><PresetID>x</PresetID></Item><Item><PresetID>2</PresetID></Item></PresetList></Response>").unwrap();
+        assert_eq!(m.body, Body::PresetList { items: vec![(2, String::new())] }, "an item without a number is left out");
     }
 
     #[test]
