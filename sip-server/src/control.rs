@@ -151,16 +151,7 @@ pub async fn ptz(
     channel_id: &ChannelId,
     cmd: PtzBytes,
 ) -> Result<serde_json::Value, PlayError> {
-    let dev = shared.store.get_device(device_id).await?.ok_or_else(|| PlayError::DeviceUnknown(device_id.to_string()))?;
-    if !dev.online {
-        return Err(PlayError::DeviceOffline(device_id.to_string()));
-    }
-    // The device itself (an IPC addressed by its own id) or one of its catalog's channels.
-    if channel_id.as_str() != device_id.as_str()
-        && !shared.store.list_channels(device_id).await?.iter().any(|c| c.item.id.as_ref() == Some(channel_id))
-    {
-        return Err(PlayError::ChannelUnknown { device: device_id.to_string(), channel: channel_id.to_string() });
-    }
+    let dev = target(shared, device_id, channel_id).await?;
     if dev.node != shared.me.node {
         let call = crate::rpc::Call::Ptz { device_id: device_id.clone(), channel_id: channel_id.clone(), ptz_cmd: cmd.to_string() };
         return crate::rpc::call(shared, &dev.node, call).await;
@@ -228,7 +219,8 @@ fn sip_failure(e: SipError, request: &str) -> PlayError {
     }
 }
 
-/// The device, online, and the channel (one of its catalog's, or the device itself).
+/// The device, online, and the channel: one of its catalog's, or the device itself (an IPC
+/// addressed by its own id).
 async fn target(shared: &Shared, device_id: &DeviceId, channel_id: &ChannelId) -> Result<cluster::registry::Device, PlayError> {
     let dev = shared.store.get_device(device_id).await?.ok_or_else(|| PlayError::DeviceUnknown(device_id.to_string()))?;
     if !dev.online {
