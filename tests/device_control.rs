@@ -91,6 +91,28 @@ async fn ptz_commands_reach_the_device_as_the_standards_bytes_and_answers_map_to
     let (code, answer) = call.await.unwrap();
     assert_eq!((code, answer["kind"].as_str(), answer["sip_status"].as_u64()), (502, Some("device_refused"), Some(486)), "{answer}");
 
+    // A command with a Response: the device takes the MESSAGE, then answers Result ERROR.
+    let call = tokio::spawn({
+        let url = sip.api("");
+        async move {
+            let r = reqwest::Client::new()
+                .post(format!("{url}/api/v1/devices/{id}/channels/{id}/control"))
+                .json(&json!({"command": "alarm_reset"}))
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap())
+        }
+    });
+    let m = next_control(&dev).await;
+    let text = String::from_utf8_lossy(&m.body).into_owned();
+    assert!(text.contains("<AlarmCmd>ResetAlarm</AlarmCmd>"), "{text}");
+    dev.sock.send_to(&m.response(200, "OK", "dev1", &[], None), sip.sip_addr()).await.unwrap();
+    let sn = gb::manscdp::parse(&m.body).unwrap().header.sn;
+    assert_eq!(dev.exchange("MESSAGE", &[], &gb::manscdp::build::device_control_response(sn, id, false)).await.code(), Some(200));
+    let (code, answer) = call.await.unwrap();
+    assert_eq!((code, answer["kind"].as_str()), (502, Some("device_failed")), "{answer}");
+
     // Bad parameters: 400 naming the field, nothing sent.
     let (code, answer) = post_ptz(&sip, id, id, json!({"command": "left", "speed": 300})).await;
     assert_eq!((code, answer["message"].as_str()), (400, Some("bad request: speed must be 0-255, not 300")));
@@ -144,4 +166,24 @@ async fn presets_set_through_the_api_are_listed_by_the_cameras_preset_query() {
     assert_eq!((code, other["total"].as_u64()), (200, Some(0)), "{other}");
     let (code, _) = support::get_json(&sip.api(&format!("/api/v1/devices/{dev}/channels/34020000001310009999/presets"))).await;
     assert_eq!(code, 404);
+    // Commands with a Response (gbsim carries them out: Result OK) and without one.
+    for (command, result) in [("record_start", "OK"), ("record_stop", "OK"), ("guard_set", "OK"), ("alarm_reset", "OK"), ("iframe", "sent")]
+    {
+        let r = reqwest::Client::new()
+            .post(sip.api(&format!("/api/v1/devices/{dev}/channels/{ch}/control")))
+            .json(&json!({"command": command}))
+            .send()
+            .await
+            .unwrap();
+        let code = r.status().as_u16();
+        let answer: Value = r.json().await.unwrap();
+        assert_eq!((code, answer["result"].as_str()), (200, Some(result)), "{command}: {answer}");
+    }
+    let r = reqwest::Client::new()
+        .post(sip.api(&format!("/api/v1/devices/{dev}/channels/{ch}/control")))
+        .json(&json!({"command": "explode"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
 }

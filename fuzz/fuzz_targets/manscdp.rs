@@ -5,7 +5,7 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(m) = gb::manscdp::parse(data) {
         // A device reads the PTZ command of a DeviceControl: never a panic, and what decodes
         // encodes back to the same bytes.
-        if let gb::manscdp::Body::DeviceControl { ptz_cmd: Some(hex) } = &m.body {
+        if let gb::manscdp::Body::DeviceControl { ptz_cmd: Some(hex), .. } = &m.body {
             if let Ok((cmd, address)) = gb::ptz::PtzCommand::decode_hex(hex) {
                 let _ = cmd.encode(address);
             }

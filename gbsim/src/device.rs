@@ -286,7 +286,7 @@ impl SimDevice {
         let parsed = manscdp::parse(&m.body);
         // A PTZ command a camera cannot read is refused, as cameras do (400); one it can moves
         // the channel's head. PTZ commands have no Response message: the 200 is the answer.
-        if let Ok(Message { header, body: Body::DeviceControl { ptz_cmd: Some(hex) } }) = &parsed {
+        if let Ok(Message { header, body: Body::DeviceControl { ptz_cmd: Some(hex), .. } }) = &parsed {
             match gb::ptz::PtzCommand::decode_hex(hex) {
                 Ok((cmd, _address)) => self.ptz.entry(header.device_id.clone()).or_default().apply(cmd, kit::clock::now_ms()),
                 Err(e) => {
@@ -297,6 +297,13 @@ impl SimDevice {
             }
         }
         let _ = self.link.send(m.response(200, "OK", &token(), &[], None)).await;
+        // Record, guard and alarm commands have a Response with a Result; a camera does them.
+        if let Ok(Message { header, body: Body::DeviceControl { commands, .. } }) = &parsed {
+            if commands.iter().any(|c| matches!(c.as_str(), "recordcmd" | "guardcmd" | "alarmcmd")) {
+                self.outbox.push_back(build::device_control_response(header.sn, &header.device_id, true));
+            }
+            return;
+        }
         let Ok(q) = parsed else { return };
         if q.body != Body::Query {
             return;

@@ -71,6 +71,7 @@ export function plainWords(err) {
     case 'owner_unreachable': return 'The signalling node that holds this device does not answer.';
     case 'device_refused': return `The device refused the command${sip}.`;
     case 'device_timeout': return 'The device did not answer the command.';
+    case 'device_failed': return 'The device could not carry out the command.';
     case 'busy': return 'This stream is being set up right now; try again in a moment.';
     case 'ssrc_exhausted': return 'The cluster has no stream numbers left (too many streams).';
     case 'store_unavailable': return 'The cluster\u2019s shared store (Redis) does not answer.';

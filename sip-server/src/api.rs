@@ -241,6 +241,25 @@ async fn ptz(
     Ok(Json(crate::control::ptz(&s, &id, &ch, bytes).await?))
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CommandBody {
+    command: crate::control::DeviceCommand,
+}
+
+/// `POST /devices/{dev}/channels/{ch}/control`: a DeviceControl command other than PTZ.
+async fn control(
+    State(s): State<Arc<Shared>>,
+    Path((dev, ch)): Path<(String, String)>,
+    body: Result<Json<CommandBody>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult<impl IntoResponse> {
+    let id = device_id(&dev)?;
+    let ch: ChannelId =
+        ch.parse().map_err(|_| ApiError::from(PlayError::BadRequest(format!("channel id {ch:?} is not a 20-digit GB id"))))?;
+    let body = kit::http::json_body(body)?;
+    Ok(Json(crate::control::command(&s, &id, &ch, body.command).await?))
+}
+
 /// `GET /devices/{dev}/channels/{ch}/presets`: the channel's presets (`PresetQuery`).
 async fn presets(State(s): State<Arc<Shared>>, Path((dev, ch)): Path<(String, String)>) -> ApiResult<impl IntoResponse> {
     let id = device_id(&dev)?;
@@ -339,6 +358,7 @@ pub fn router(shared: Arc<Shared>, feed: Arc<Feed>, token: &str) -> Router {
         .route("/api/v1/devices/{id}/channels/{ch}/play", post(play).delete(stop_channel))
         .route("/api/v1/devices/{id}/channels/{ch}/ptz", post(ptz))
         .route("/api/v1/devices/{id}/channels/{ch}/presets", get(presets))
+        .route("/api/v1/devices/{id}/channels/{ch}/control", post(control))
         .route("/api/v1/devices/{id}/play-transport", put(set_play_transport).get(get_play_transport))
         .route("/api/v1/streams", get(list_streams))
         .route("/api/v1/streams/{id}", get(get_stream).delete(delete_stream))

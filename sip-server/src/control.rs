@@ -174,6 +174,90 @@ pub async fn send_ptz(
     }
 }
 
+/// `DeviceControl` commands other than PTZ, by what they ask (`POST …/control`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeviceCommand {
+    /// Restart the device (`TeleBoot`); no Response: it goes away.
+    Teleboot,
+    /// Start or stop recording on the device (`RecordCmd`).
+    RecordStart,
+    RecordStop,
+    /// Arm or disarm (`GuardCmd`).
+    GuardSet,
+    GuardReset,
+    /// Clear the device's alarm (`AlarmCmd`).
+    AlarmReset,
+    /// Ask for a key frame now (`IFrameCmd`); no Response.
+    Iframe,
+}
+
+impl DeviceCommand {
+    /// The command's element, as annex A.2.3 spells it.
+    fn element(self) -> &'static str {
+        match self {
+            DeviceCommand::Teleboot => "<TeleBoot>Boot</TeleBoot>",
+            DeviceCommand::RecordStart => "<RecordCmd>Record</RecordCmd>",
+            DeviceCommand::RecordStop => "<RecordCmd>StopRecord</RecordCmd>",
+            DeviceCommand::GuardSet => "<GuardCmd>SetGuard</GuardCmd>",
+            DeviceCommand::GuardReset => "<GuardCmd>ResetGuard</GuardCmd>",
+            DeviceCommand::AlarmReset => "<AlarmCmd>ResetAlarm</AlarmCmd>",
+            DeviceCommand::Iframe => "<IFrameCmd>Send</IFrameCmd>",
+        }
+    }
+
+    /// Whether the device answers with a Response carrying a `Result` (the others are done once
+    /// the MESSAGE is taken).
+    fn has_response(self) -> bool {
+        !matches!(self, DeviceCommand::Teleboot | DeviceCommand::Iframe)
+    }
+}
+
+/// A `DeviceControl` command from the node holding the device.
+pub async fn command(
+    shared: &Arc<Shared>,
+    device_id: &DeviceId,
+    channel_id: &ChannelId,
+    cmd: DeviceCommand,
+) -> Result<serde_json::Value, PlayError> {
+    let dev = target(shared, device_id, channel_id).await?;
+    if dev.node != shared.me.node {
+        let call = crate::rpc::Call::Command { device_id: device_id.clone(), channel_id: channel_id.clone(), command: cmd };
+        return crate::rpc::call(shared, &dev.node, call).await;
+    }
+    send_command(shared, &dev, channel_id, cmd).await
+}
+
+/// Sends the command from this node; with a Response, waits for its `Result`.
+pub async fn send_command(
+    shared: &Shared,
+    dev: &cluster::registry::Device,
+    channel_id: &ChannelId,
+    cmd: DeviceCommand,
+) -> Result<serde_json::Value, PlayError> {
+    let sn = shared.next_sn();
+    let request = format!("{cmd:?} command");
+    let mut waiting = match cmd.has_response() {
+        true => Some(shared.waiters.wait(dev.id.as_str(), sn).ok_or_else(|| PlayError::Busy("too many device queries in flight".into()))?),
+        false => None,
+    };
+    let body = gb::manscdp::build::device_control(sn, channel_id.as_str(), cmd.element());
+    crate::metrics::DEVICE_CONTROLS.inc();
+    crate::outbound::send_request(shared, dev, "MESSAGE", gb::manscdp::CONTENT_TYPE, &body).await.map_err(|e| sip_failure(e, &request))?;
+    let result = match waiting.as_mut() {
+        None => "sent",
+        Some(w) => match tokio::time::timeout(ANSWER_TIMEOUT, &mut w.rx).await {
+            Ok(Ok(gb::manscdp::Body::ControlResult { ok: true })) => "OK",
+            Ok(Ok(gb::manscdp::Body::ControlResult { ok: false })) => return Err(PlayError::DeviceFailed { request }),
+            Ok(_) => return Err(PlayError::Internal(format!("the {request}'s answer was not a DeviceControl Response"))),
+            Err(_) => {
+                return Err(PlayError::DeviceTimeout { request: format!("{request}'s Response"), ms: ANSWER_TIMEOUT.as_millis() as u64 })
+            }
+        },
+    };
+    Ok(serde_json::json!({"device_id": dev.id, "channel_id": channel_id, "command": cmd, "result": result}))
+}
+
 /// How long a device has to send the Response of a query.
 const ANSWER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 

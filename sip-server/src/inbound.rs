@@ -56,10 +56,10 @@ pub async fn on_message(shared: &Arc<Shared>, tx: &mut Transaction) -> Result<()
             tx.reply(StatusCode::OK).await?;
             shared.store.set_device_status(&device_id, &status).await?;
         }
-        body @ Body::PresetList { .. } => {
+        body @ (Body::PresetList { .. } | Body::ControlResult { .. }) => {
             tx.reply(StatusCode::OK).await?;
             if !shared.waiters.deliver(device_id.as_str(), msg.header.sn, body) {
-                tracing::info!(device_id = %device_id, sn = msg.header.sn, "a PresetQuery answer nobody waits for (late)");
+                tracing::info!(device_id = %device_id, sn = msg.header.sn, cmd = %msg.header.cmd_type, "an answer nobody waits for (late)");
             }
         }
         Body::Query | Body::DeviceControl { .. } | Body::Other => {

@@ -39,6 +39,12 @@ pub enum Call {
         device_id: DeviceId,
         channel_id: ChannelId,
     },
+    /// A DeviceControl command other than PTZ for a device this node holds.
+    Command {
+        device_id: DeviceId,
+        channel_id: ChannelId,
+        command: crate::control::DeviceCommand,
+    },
 }
 
 pub type Reply = Result<serde_json::Value, PlayError>;
@@ -94,6 +100,13 @@ pub async fn handle(shared: &Arc<Shared>, call: Call) -> Reply {
                 return Err(PlayError::OwnerUnreachable(format!("{} (the device moved to {})", shared.me.node, dev.node)));
             }
             crate::control::query_presets(shared, &dev, &channel_id).await
+        }
+        Call::Command { device_id, channel_id, command } => {
+            let dev = shared.store.get_device(&device_id).await?.ok_or_else(|| PlayError::DeviceUnknown(device_id.to_string()))?;
+            if dev.node != shared.me.node {
+                return Err(PlayError::OwnerUnreachable(format!("{} (the device moved to {})", shared.me.node, dev.node)));
+            }
+            crate::control::send_command(shared, &dev, &channel_id, command).await
         }
     }
 }

@@ -42,6 +42,24 @@ pub fn device_control_ptz(sn: u32, device_id: &str, cmd: &crate::ptz::PtzBytes) 
     ))
 }
 
+/// `DeviceControl` with one command element (`element` is trusted XML built by the caller,
+/// e.g. `<RecordCmd>Record</RecordCmd>`).
+pub fn device_control(sn: u32, device_id: &str, element: &str) -> Vec<u8> {
+    encode_gbk(&format!(
+        "{DECL}<Control>\r\n<CmdType>DeviceControl</CmdType>\r\n<SN>{sn}</SN>\r\n<DeviceID>{}</DeviceID>\r\n{element}\r\n</Control>\r\n",
+        escape(device_id)
+    ))
+}
+
+/// A device's Response to a `DeviceControl` that has one.
+pub fn device_control_response(sn: u32, device_id: &str, ok: bool) -> Vec<u8> {
+    encode_gbk(&format!(
+        "{DECL}<Response>\r\n<CmdType>DeviceControl</CmdType>\r\n<SN>{sn}</SN>\r\n<DeviceID>{}</DeviceID>\r\n<Result>{}</Result>\r\n</Response>\r\n",
+        escape(device_id),
+        if ok { "OK" } else { "ERROR" }
+    ))
+}
+
 /// The answer to a `PresetQuery`: `<PresetList Num=…>` of `<Item><PresetID>…<PresetName>…`.
 pub fn preset_query_response(sn: u32, device_id: &str, presets: &[(u32, String)]) -> Vec<u8> {
     let mut s = format!(

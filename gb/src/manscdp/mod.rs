@@ -56,9 +56,15 @@ pub enum Body {
     PresetList {
         items: Vec<(u32, String)>,
     },
-    /// `DeviceControl` sent to a device: the PTZ command's hex text when it has one.
+    /// `DeviceControl` sent to a device: the PTZ command's hex text when it has one, and the
+    /// lower-case names of its other command elements (`recordcmd`, `guardcmd`, …).
     DeviceControl {
         ptz_cmd: Option<String>,
+        commands: Vec<String>,
+    },
+    /// A device's Response to a `DeviceControl` that has one: its `Result` was `OK`.
+    ControlResult {
+        ok: bool,
     },
     /// Anything else: answered 200 and logged.
     Other,
@@ -174,7 +180,19 @@ pub fn parse(bytes: &[u8]) -> Result<Message, ManscdpError> {
                 .unwrap_or_default(),
         },
         (Root::Query, _) => Body::Query,
-        (Root::Control, "devicecontrol") => Body::DeviceControl { ptz_cmd: text(&root, "ptzcmd") },
+        (Root::Control, "devicecontrol") => Body::DeviceControl {
+            ptz_cmd: text(&root, "ptzcmd"),
+            commands: root
+                .children
+                .iter()
+                .filter(|c| !matches!(c.name.as_str(), "cmdtype" | "sn" | "deviceid" | "ptzcmd" | "info"))
+                .take(16)
+                .map(|c| c.name.clone())
+                .collect(),
+        },
+        (Root::Response, "devicecontrol") => {
+            Body::ControlResult { ok: header_field(&root, "result").is_some_and(|r| r.eq_ignore_ascii_case("ok")) }
+        }
         _ => Body::Other,
     };
     Ok(Message { header, body })
@@ -211,7 +229,13 @@ mod tests {
         let cmd = crate::ptz::PtzCommand::CallPreset(3).encode(1).unwrap();
         let m = parse(&build::device_control_ptz(9, "34020000001310000001", &cmd)).unwrap();
         assert_eq!((m.header.root, m.header.sn, m.header.device_id.as_str()), (Root::Control, 9, "34020000001310000001"));
-        assert_eq!(m.body, Body::DeviceControl { ptz_cmd: Some("A50F01820003003A".into()) });
+        assert_eq!(m.body, Body::DeviceControl { ptz_cmd: Some("A50F01820003003A".into()), commands: vec![] });
+        let m = parse(&build::device_control(3, "34020000001320000001", "<RecordCmd>Record</RecordCmd>")).unwrap();
+        assert_eq!(m.body, Body::DeviceControl { ptz_cmd: None, commands: vec!["recordcmd".into()] });
+        let ok = parse(&build::device_control_response(3, "34020000001320000001", true)).unwrap();
+        assert_eq!((ok.header.sn, ok.body), (3, Body::ControlResult { ok: true }));
+        let failed = parse(b"<Response><CmdType>DeviceControl</CmdType><SN>3</SN><Result>ERROR</Result></Response>").unwrap();
+        assert_eq!(failed.body, Body::ControlResult { ok: false });
     }
 
     #[test]

@@ -109,6 +109,9 @@ pub enum PlayError {
     /// A device refused a request other than a play's INVITE (a DeviceControl, …).
     #[error("the device refused the {request}: {code}")]
     DeviceRefused { request: String, code: u16 },
+    /// A device answered a command with `Result` ERROR.
+    #[error("the device could not carry out the {request} (Result ERROR)")]
+    DeviceFailed { request: String },
     /// A device did not answer a request other than a play's INVITE.
     #[error("the device did not answer the {request} within {ms} ms")]
     DeviceTimeout { request: String, ms: u64 },
@@ -139,7 +142,7 @@ impl PlayError {
                 StatusCode::BAD_GATEWAY
             }
             PlayError::OwnerUnreachable(_) | PlayError::DeviceTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
-            PlayError::DeviceRefused { .. } => StatusCode::BAD_GATEWAY,
+            PlayError::DeviceRefused { .. } | PlayError::DeviceFailed { .. } => StatusCode::BAD_GATEWAY,
             PlayError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -168,6 +171,7 @@ impl PlayError {
             PlayError::BadAnswer(_) => "camera_bad_answer",
             PlayError::OwnerUnreachable(_) => "owner_unreachable",
             PlayError::DeviceRefused { .. } => "device_refused",
+            PlayError::DeviceFailed { .. } => "device_failed",
             PlayError::DeviceTimeout { .. } => "device_timeout",
             PlayError::NoSession(_) => "no_session",
             PlayError::Busy(_) => "busy",
