@@ -14,6 +14,7 @@ use media::flv::TagKind;
 use media::fmp4::Fmp4Muxer;
 use tokio::sync::broadcast::{self, error::RecvError};
 
+use crate::gop_cache::GopCache;
 use crate::stream::StreamEntry;
 
 /// A stalled source still shows its newest frame after this long (its duration is guessed).
@@ -36,21 +37,16 @@ pub struct Segment {
     pub duration: f64,
 }
 
-#[derive(Default)]
 struct Cache {
     init: Option<Bytes>,
     /// Fragments since the last one that starts with a key frame (that one first).
-    gop: Vec<Segment>,
-    gop_bytes: usize,
-    /// The GOP outgrew the bound: nothing cached until the next key frame.
-    overflow: bool,
+    gop: GopCache<Segment>,
 }
 
 pub struct Fmp4Feed {
     cache: Mutex<Cache>,
     tx: broadcast::Sender<Segment>,
     queue: usize,
-    max_gop_bytes: usize,
     /// Flips to true with the first init segment.
     ready: tokio::sync::watch::Sender<bool>,
 }
@@ -66,10 +62,9 @@ impl Fmp4Feed {
     fn new(queue: usize, max_gop_bytes: usize) -> Self {
         let queue = queue.max(16);
         Self {
-            cache: Mutex::new(Cache::default()),
+            cache: Mutex::new(Cache { init: None, gop: GopCache::new(max_gop_bytes) }),
             tx: broadcast::channel(queue).0,
             queue,
-            max_gop_bytes,
             ready: tokio::sync::watch::channel(false).0,
         }
     }
@@ -96,7 +91,6 @@ impl Fmp4Feed {
         c.init = Some(bytes.clone());
         // Fragments of the old configuration are of no use to a new viewer.
         c.gop.clear();
-        c.gop_bytes = 0;
         let _ = self.tx.send(Segment { bytes, init: true, key: false, duration: 0.0 });
         drop(c);
         self.ready.send_if_modified(|r| !std::mem::replace(r, true));
@@ -105,21 +99,7 @@ impl Fmp4Feed {
     fn publish_fragment(&self, bytes: Bytes, key: bool, duration: f64) {
         let seg = Segment { bytes, init: false, key, duration };
         let mut c = self.lock();
-        if key {
-            c.gop.clear();
-            c.gop_bytes = 0;
-            c.overflow = false;
-        }
-        if !c.overflow && (key || !c.gop.is_empty()) {
-            c.gop_bytes += seg.bytes.len();
-            if c.gop_bytes > self.max_gop_bytes {
-                c.gop.clear();
-                c.gop_bytes = 0;
-                c.overflow = true;
-            } else {
-                c.gop.push(seg.clone());
-            }
-        }
+        c.gop.push(&seg, key, seg.bytes.len());
         // Sent under the lock: a subscriber sees each fragment once, in its start or its queue.
         let _ = self.tx.send(seg);
     }
@@ -131,9 +111,9 @@ impl Fmp4Feed {
         let _ = tokio::time::timeout(wait, ready.wait_for(|r| *r)).await;
         let c = self.lock();
         let init = c.init.clone()?;
-        let mut start = Vec::with_capacity(c.gop.len() + 1);
+        let mut start = Vec::with_capacity(c.gop.items().len() + 1);
         start.push(Segment { bytes: init, init: true, key: false, duration: 0.0 });
-        start.extend(c.gop.iter().cloned());
+        start.extend(c.gop.items().iter().cloned());
         Some(Fmp4Subscription { start, rx: self.tx.subscribe() })
     }
 

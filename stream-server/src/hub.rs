@@ -7,6 +7,8 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use media::flv::{FlvTag, TagKind};
+
+use crate::gop_cache::GopCache;
 use tokio::sync::{broadcast, watch};
 
 /// How long after a stream starts a new viewer waits for its video. A camera's PS usually
@@ -15,15 +17,11 @@ use tokio::sync::{broadcast, watch};
 /// track they never show. After this, a stream still without video is served as audio only.
 pub const VIDEO_WAIT: Duration = Duration::from_secs(5);
 
-#[derive(Default)]
 struct Cache {
     metadata: Option<FlvTag>,
     video_header: Option<FlvTag>,
     audio_header: Option<FlvTag>,
-    gop: Vec<FlvTag>,
-    gop_bytes: usize,
-    /// The GOP overflowed the bound: stop caching until the next key frame.
-    gop_overflow: bool,
+    gop: GopCache<FlvTag>,
     /// Audio seen (G.711 has no sequence header, so this is not `audio_header.is_some()`).
     audio_seen: bool,
 }
@@ -52,7 +50,13 @@ impl Hub {
     pub fn new(queue: usize, max_gop_bytes: usize) -> Self {
         let queue = queue.max(16);
         Self {
-            cache: Mutex::new(Cache::default()),
+            cache: Mutex::new(Cache {
+                metadata: None,
+                video_header: None,
+                audio_header: None,
+                gop: GopCache::new(max_gop_bytes),
+                audio_seen: false,
+            }),
             tx: broadcast::channel(queue).0,
             queue,
             max_gop_bytes,
@@ -75,26 +79,12 @@ impl Hub {
                     // New parameters: what is cached belongs to the old ones.
                     c.video_header = Some(tag.clone());
                     c.gop.clear();
-                    c.gop_bytes = 0;
                     self.video_ready.send_if_modified(|ready| !std::mem::replace(ready, true));
                 }
                 TagKind::Audio => c.audio_header = Some(tag.clone()),
             }
-        } else if tag.kind == TagKind::Video && tag.key {
-            c.gop.clear();
-            c.gop_bytes = 0;
-            c.gop_overflow = false;
-            c.gop_bytes += tag.wire.len();
-            c.gop.push(tag.clone());
-        } else if !c.gop.is_empty() && !c.gop_overflow {
-            c.gop_bytes += tag.wire.len();
-            if c.gop_bytes > self.max_gop_bytes {
-                c.gop.clear();
-                c.gop_bytes = 0;
-                c.gop_overflow = true;
-            } else {
-                c.gop.push(tag.clone());
-            }
+        } else {
+            c.gop.push(&tag, tag.kind == TagKind::Video && tag.key, tag.wire.len());
         }
         // Sent under the lock so a subscriber sees each tag exactly once: in its start or its queue.
         let _ = self.tx.send(tag);
@@ -102,12 +92,12 @@ impl Hub {
 
     pub fn subscribe(&self) -> Subscription {
         let c = self.lock();
-        let mut start = Vec::with_capacity(c.gop.len() + 3);
+        let mut start = Vec::with_capacity(c.gop.items().len() + 3);
         start.extend(c.metadata.iter().cloned());
         start.extend(c.video_header.iter().cloned());
         start.extend(c.audio_header.iter().cloned());
-        let keyed = !c.gop.is_empty();
-        start.extend(c.gop.iter().cloned());
+        let keyed = !c.gop.items().is_empty();
+        start.extend(c.gop.items().iter().cloned());
         Subscription { start, has_audio: c.audio_seen, has_video: c.video_header.is_some(), keyed, rx: self.tx.subscribe() }
     }
 

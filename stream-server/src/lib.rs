@@ -9,6 +9,7 @@
 pub mod api;
 pub mod config;
 pub mod fmp4_feed;
+pub mod gop_cache;
 pub mod hls;
 pub mod hub;
 pub mod node;
