@@ -1,13 +1,15 @@
 //! GB/T 28181 as bytes and values, sans-I/O: what the sip-server and the camera simulator both
 //! speak. `ids` (20-digit ids, SSRCs), `sip` (digest, a light SIP reader, the GB `Date`),
 //! `manscdp` (the XML bodies, over the lenient `xml` tree), `sdp`, `catalog` (multi-MESSAGE
-//! aggregation), `model` (what devices report).
+//! aggregation), `records` (RecordInfo answers gathered and their device-local times read),
+//! `ptz` (annex A.3 commands), `model` (what devices report).
 
 pub mod catalog;
 pub mod ids;
 pub mod manscdp;
 pub mod model;
 pub mod ptz;
+pub mod records;
 pub mod sdp;
 pub mod sip;
 pub mod xml;

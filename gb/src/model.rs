@@ -40,6 +40,10 @@ pub struct DeviceStatus {
     pub record: Option<String>,
     pub device_time: Option<String>,
     pub alarms: Vec<(String, String)>,
+    /// The device's UTC offset as `device_time` showed it when the answer arrived
+    /// (`gb::records::clock_offset_minutes`): how its recordings' local times are read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub utc_offset_minutes: Option<i32>,
 }
 
 /// One catalog item (a video channel, or an organisation node in a platform's tree).
@@ -65,4 +69,23 @@ pub struct Channel {
     pub longitude: Option<f64>,
     pub latitude: Option<f64>,
     pub ptz_type: Option<u8>,
+}
+
+/// One recording in a `RecordInfo` answer, as the device wrote it (its times are device-local;
+/// `gb::records` converts them).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordItem {
+    /// The channel the recording is of.
+    pub device_id: Option<String>,
+    pub name: Option<String>,
+    pub file_path: Option<String>,
+    pub address: Option<String>,
+    pub start_time: Option<String>,
+    pub end_time: Option<String>,
+    pub secrecy: Option<u8>,
+    /// `time`, `alarm`, `manual` (what the device says; some write other words).
+    pub record_type: Option<String>,
+    pub recorder_id: Option<String>,
+    /// Bytes (GB28181-2022 adds it; most devices leave it out).
+    pub file_size: Option<u64>,
 }

@@ -55,6 +55,12 @@ pub struct SimConfig {
     pub bye_after_secs: u64,
     /// Answer (and stream) with this SSRC instead of the offered one, as some cameras do.
     pub answer_ssrc: Option<u32>,
+    /// The devices' local time zone (their `DeviceTime` and recording times are written in it).
+    pub utc_offset_minutes: i32,
+    /// Days of recordings each channel lists (`records::Catalogue`).
+    pub record_days: u32,
+    /// RecordInfo items per MESSAGE.
+    pub record_page: usize,
 }
 
 impl Default for SimConfig {
@@ -85,6 +91,9 @@ impl Default for SimConfig {
             stream_media: true,
             bye_after_secs: 0,
             answer_ssrc: None,
+            utc_offset_minutes: 480,
+            record_days: 7,
+            record_page: 10,
         }
     }
 }

@@ -305,6 +305,11 @@ impl SimDevice {
             return;
         }
         let Ok(q) = parsed else { return };
+        if let Body::RecordQuery { start_time, end_time, record_type } = &q.body {
+            inc(&self.stats.queries_answered);
+            self.answer_records(q.header.sn, &q.header.device_id, start_time, end_time, record_type);
+            return;
+        }
         if q.body != Body::Query {
             return;
         }
@@ -332,7 +337,7 @@ impl SimDevice {
                 self.outbox.push_back(build::device_info_response(sn, &self.id, &info));
             }
             "devicestatus" => {
-                let now = gb::sip::gb_date(kit::clock::now_ms(), 480);
+                let now = gb::sip::gb_date(kit::clock::now_ms(), self.cfg.utc_offset_minutes);
                 self.outbox.push_back(build::device_status_response(sn, &self.id, &now[..19]));
             }
             "presetquery" => {
@@ -344,6 +349,29 @@ impl SimDevice {
                 self.outbox.push_back(build::preset_query_response(sn, &q.header.device_id, &presets));
             }
             _ => {}
+        }
+    }
+
+    /// `RecordInfo`: the channel's files from the catalogue, `record_page` to a MESSAGE. Times
+    /// are read and written in the device's own zone, as cameras do.
+    fn answer_records(&mut self, sn: u32, channel: &str, start: &Option<String>, end: &Option<String>, record_type: &Option<String>) {
+        let offset = self.cfg.utc_offset_minutes;
+        let read = |t: &Option<String>| t.as_deref().and_then(kit::clock::stamp::parse).map(|w| w.unix_secs(offset));
+        let want = record_type.as_deref().and_then(gb::records::RecordType::parse).unwrap_or_default();
+        let catalogue = crate::records::Catalogue { utc_offset_minutes: offset, days: self.cfg.record_days };
+        let name = self.channels().into_iter().find(|c| c.id.as_ref().map(|i| i.as_str()) == Some(channel)).and_then(|c| c.name);
+        let items = match (read(start), read(end)) {
+            (Some(s), Some(e)) => {
+                catalogue.files(channel, name.as_deref().unwrap_or(channel), s, e, want, (kit::clock::now_ms() / 1000) as i64)
+            }
+            _ => Vec::new(),
+        };
+        let name = name.unwrap_or_default();
+        if items.is_empty() {
+            self.outbox.push_back(build::record_info_response(sn, channel, &name, 0, &[]));
+        }
+        for page in items.chunks(self.cfg.record_page.max(1)) {
+            self.outbox.push_back(build::record_info_response(sn, channel, &name, items.len(), page));
         }
     }
 

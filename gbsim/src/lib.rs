@@ -8,6 +8,7 @@ pub mod device;
 pub mod lpr;
 pub mod media;
 pub mod ptz;
+pub mod records;
 pub mod stats;
 pub mod transport;
 

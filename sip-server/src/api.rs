@@ -268,6 +268,20 @@ async fn presets(State(s): State<Arc<Shared>>, Path((dev, ch)): Path<(String, St
     Ok(Json(crate::control::presets(&s, &id, &ch).await?))
 }
 
+/// `GET /devices/{dev}/channels/{ch}/records?start=…&end=…&type=…`: the channel's recordings
+/// (`RecordInfo`).
+async fn records(
+    State(s): State<Arc<Shared>>,
+    Path((dev, ch)): Path<(String, String)>,
+    params: Result<Query<crate::records::RecordsParams>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<impl IntoResponse> {
+    let id = device_id(&dev)?;
+    let ch: ChannelId =
+        ch.parse().map_err(|_| ApiError::from(PlayError::BadRequest(format!("channel id {ch:?} is not a 20-digit GB id"))))?;
+    let Query(params) = params.map_err(|e| ApiError::from(PlayError::BadRequest(e.body_text())))?;
+    Ok(Json(crate::records::records(&s, &id, &ch, &params).await?))
+}
+
 /// `GET /streams/{id}/stats`: the media node's figures for the stream (the console's overlay).
 async fn stream_stats(State(s): State<Arc<Shared>>, Path(stream): Path<String>) -> ApiResult<impl IntoResponse> {
     let sess = crate::play::session::get(s.store.as_ref(), &StreamId::from(stream.as_str()))
@@ -359,6 +373,7 @@ pub fn router(shared: Arc<Shared>, feed: Arc<Feed>, token: &str) -> Router {
         .route("/api/v1/devices/{id}/channels/{ch}/ptz", post(ptz))
         .route("/api/v1/devices/{id}/channels/{ch}/presets", get(presets))
         .route("/api/v1/devices/{id}/channels/{ch}/control", post(control))
+        .route("/api/v1/devices/{id}/channels/{ch}/records", get(records))
         .route("/api/v1/devices/{id}/play-transport", put(set_play_transport).get(get_play_transport))
         .route("/api/v1/streams", get(list_streams))
         .route("/api/v1/streams/{id}", get(get_stream).delete(delete_stream))

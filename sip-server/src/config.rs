@@ -60,6 +60,14 @@ pub struct SipConfig {
     pub catalog_timeout_ms: u64,
     /// Most channels kept per device.
     pub catalog_max_items: usize,
+    /// RecordInfo: most recordings one query returns (a device announcing or sending more gets
+    /// the first ones and `truncated`).
+    pub record_max_items: usize,
+    /// RecordInfo: after an answer's last MESSAGE, how long to wait for missing ones before
+    /// answering with what arrived (`complete: false`).
+    pub record_quiet_ms: u64,
+    /// RecordInfo: the longest a query may take, however slowly its MESSAGEs trickle in.
+    pub record_max_wait_ms: u64,
     /// Query DeviceInfo, DeviceStatus and Catalog after each new registration.
     pub query_on_register: bool,
     /// Largest SIP message accepted (TCP framing and UDP).
@@ -102,6 +110,9 @@ impl Default for SipConfig {
             date_utc_offset_minutes: 480,
             catalog_timeout_ms: 5000,
             catalog_max_items: 100_000,
+            record_max_items: 10_000,
+            record_quiet_ms: 3000,
+            record_max_wait_ms: 60_000,
             query_on_register: true,
             max_message_bytes: 65_535,
             max_inflight: 4096,

@@ -246,11 +246,11 @@ pub async fn send_command(
     crate::outbound::send_request(shared, dev, "MESSAGE", gb::manscdp::CONTENT_TYPE, &body).await.map_err(|e| sip_failure(e, &request))?;
     let result = match waiting.as_mut() {
         None => "sent",
-        Some(w) => match tokio::time::timeout(ANSWER_TIMEOUT, &mut w.rx).await {
-            Ok(Ok(gb::manscdp::Body::ControlResult { ok: true })) => "OK",
-            Ok(Ok(gb::manscdp::Body::ControlResult { ok: false })) => return Err(PlayError::DeviceFailed { request }),
-            Ok(_) => return Err(PlayError::Internal(format!("the {request}'s answer was not a DeviceControl Response"))),
-            Err(_) => {
+        Some(w) => match w.next(ANSWER_TIMEOUT).await {
+            Some(gb::manscdp::Body::ControlResult { ok: true }) => "OK",
+            Some(gb::manscdp::Body::ControlResult { ok: false }) => return Err(PlayError::DeviceFailed { request }),
+            Some(_) => return Err(PlayError::Internal(format!("the {request}'s answer was not a DeviceControl Response"))),
+            None => {
                 return Err(PlayError::DeviceTimeout { request: format!("{request}'s Response"), ms: ANSWER_TIMEOUT.as_millis() as u64 })
             }
         },
@@ -259,7 +259,7 @@ pub async fn send_command(
 }
 
 /// How long a device has to send the Response of a query.
-const ANSWER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+pub(crate) const ANSWER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// `PresetQuery` of a channel: the presets the device lists, from the node holding it.
 pub async fn presets(shared: &Arc<Shared>, device_id: &DeviceId, channel_id: &ChannelId) -> Result<serde_json::Value, PlayError> {
@@ -285,16 +285,16 @@ pub async fn query_presets(
     if let Err(e) = crate::outbound::send_request(shared, dev, "MESSAGE", gb::manscdp::CONTENT_TYPE, &body).await {
         return Err(sip_failure(e, "PresetQuery"));
     }
-    let items = match tokio::time::timeout(ANSWER_TIMEOUT, &mut waiting.rx).await {
-        Ok(Ok(gb::manscdp::Body::PresetList { items })) => items,
-        Ok(_) => return Err(PlayError::Internal("the PresetQuery answer was not a preset list".into())),
-        Err(_) => return Err(PlayError::DeviceTimeout { request: "PresetQuery answer".into(), ms: ANSWER_TIMEOUT.as_millis() as u64 }),
+    let items = match waiting.next(ANSWER_TIMEOUT).await {
+        Some(gb::manscdp::Body::PresetList { items }) => items,
+        Some(_) => return Err(PlayError::Internal("the PresetQuery answer was not a preset list".into())),
+        None => return Err(PlayError::DeviceTimeout { request: "PresetQuery answer".into(), ms: ANSWER_TIMEOUT.as_millis() as u64 }),
     };
     let presets: Vec<serde_json::Value> = items.into_iter().map(|(id, name)| serde_json::json!({"preset": id, "name": name})).collect();
     Ok(serde_json::json!({"device_id": dev.id, "channel_id": channel_id, "total": presets.len(), "items": presets}))
 }
 
-fn sip_failure(e: SipError, request: &str) -> PlayError {
+pub(crate) fn sip_failure(e: SipError, request: &str) -> PlayError {
     match e {
         SipError::Refused { code, .. } => PlayError::DeviceRefused { request: request.into(), code },
         SipError::Timeout { timeout_ms, .. } => PlayError::DeviceTimeout { request: request.into(), ms: timeout_ms },
@@ -305,7 +305,7 @@ fn sip_failure(e: SipError, request: &str) -> PlayError {
 
 /// The device, online, and the channel: one of its catalog's, or the device itself (an IPC
 /// addressed by its own id).
-async fn target(shared: &Shared, device_id: &DeviceId, channel_id: &ChannelId) -> Result<cluster::registry::Device, PlayError> {
+pub(crate) async fn target(shared: &Shared, device_id: &DeviceId, channel_id: &ChannelId) -> Result<cluster::registry::Device, PlayError> {
     let dev = shared.store.get_device(device_id).await?.ok_or_else(|| PlayError::DeviceUnknown(device_id.to_string()))?;
     if !dev.online {
         return Err(PlayError::DeviceOffline(device_id.to_string()));

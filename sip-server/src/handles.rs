@@ -162,25 +162,49 @@ impl Catalogs {
     }
 }
 
-/// Answers a caller on this node waits for, by (device, SN): the Response MESSAGE of a query
-/// sent through `control` (PresetQuery, …). Bounded: past `MAX_WAITING` a new wait is refused.
+/// Answers a caller on this node waits for, by (device, SN): the Response MESSAGEs of a query
+/// sent through `control` or `records` (PresetQuery, DeviceControl, RecordInfo, …). An answer
+/// may come in several MESSAGEs, so each wait is a small queue. Bounded: past `MAX_WAITING` a
+/// new wait is refused, and a MESSAGE that finds its queue full for `DELIVER_WAIT` is dropped.
 #[derive(Default)]
-pub struct Waiters(Mutex<HashMap<(String, u32), tokio::sync::oneshot::Sender<gb::manscdp::Body>>>);
+pub struct Waiters(Mutex<HashMap<(String, u32), tokio::sync::mpsc::Sender<gb::manscdp::Body>>>);
 
 /// More queries than this in flight on one node is a flood, not operators.
 pub const MAX_WAITING: usize = 4096;
+/// MESSAGEs queued per wait; the waiting task drains them as they come.
+const QUEUE: usize = 32;
+/// How long a delivering handler waits for room in a full queue.
+const DELIVER_WAIT: Duration = Duration::from_secs(1);
 
 /// A registered wait; dropping it (answered, timed out, the caller gone) forgets the entry.
 pub struct Waiting<'a> {
     waiters: &'a Waiters,
     key: (String, u32),
-    pub rx: tokio::sync::oneshot::Receiver<gb::manscdp::Body>,
+    pub rx: tokio::sync::mpsc::Receiver<gb::manscdp::Body>,
 }
 
 impl Drop for Waiting<'_> {
     fn drop(&mut self) {
         lock(&self.waiters.0).remove(&self.key);
+        metrics::ANSWERS_AWAITED.add(-1);
     }
+}
+
+impl Waiting<'_> {
+    /// The next MESSAGE of the answer, or `None` after `within`.
+    pub async fn next(&mut self, within: Duration) -> Option<gb::manscdp::Body> {
+        tokio::time::timeout(within, self.rx.recv()).await.ok().flatten()
+    }
+}
+
+/// What became of an answer handed to `Waiters::deliver`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    Delivered,
+    /// Nobody waits for it (late, or the caller gave up).
+    Unexpected,
+    /// The waiting task did not keep up (a flood).
+    Dropped,
 }
 
 impl Waiters {
@@ -190,17 +214,20 @@ impl Waiters {
         if map.len() >= MAX_WAITING {
             return None;
         }
-        let (tx, rx) = tokio::sync::oneshot::channel();
+        let (tx, rx) = tokio::sync::mpsc::channel(QUEUE);
         let key = (device.to_owned(), sn);
         map.insert(key.clone(), tx);
+        metrics::ANSWERS_AWAITED.add(1);
         Some(Waiting { waiters: self, key, rx })
     }
 
-    /// An answer arrived; false when nobody waits for it (late, or for another node).
-    pub fn deliver(&self, device: &str, sn: u32, body: gb::manscdp::Body) -> bool {
-        match lock(&self.0).remove(&(device.to_owned(), sn)) {
-            Some(tx) => tx.send(body).is_ok(),
-            None => false,
+    /// One MESSAGE of an answer arrived.
+    pub async fn deliver(&self, device: &str, sn: u32, body: gb::manscdp::Body) -> Delivery {
+        let Some(tx) = lock(&self.0).get(&(device.to_owned(), sn)).cloned() else { return Delivery::Unexpected };
+        match tx.send_timeout(body, DELIVER_WAIT).await {
+            Ok(()) => Delivery::Delivered,
+            Err(tokio::sync::mpsc::error::SendTimeoutError::Closed(_)) => Delivery::Unexpected,
+            Err(tokio::sync::mpsc::error::SendTimeoutError::Timeout(_)) => Delivery::Dropped,
         }
     }
 

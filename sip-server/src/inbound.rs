@@ -12,6 +12,7 @@ use rsipstack::sip::StatusCode;
 use rsipstack::transaction::transaction::Transaction;
 
 use crate::error::SipError;
+use crate::handles::Delivery;
 use crate::headers;
 use crate::metrics;
 use crate::registrar::observed_source;
@@ -52,17 +53,27 @@ pub async fn on_message(shared: &Arc<Shared>, tx: &mut Transaction) -> Result<()
             tx.reply(StatusCode::OK).await?;
             shared.store.set_device_info(&device_id, &info).await?;
         }
-        Body::DeviceStatus(status) => {
+        Body::DeviceStatus(mut status) => {
             tx.reply(StatusCode::OK).await?;
+            let now = (kit::clock::now_ms() / 1000) as i64;
+            status.utc_offset_minutes = status.device_time.as_deref().and_then(|t| gb::records::clock_offset_minutes(t, now));
             shared.store.set_device_status(&device_id, &status).await?;
         }
-        body @ (Body::PresetList { .. } | Body::ControlResult { .. }) => {
+        body @ (Body::PresetList { .. } | Body::ControlResult { .. } | Body::RecordInfo { .. }) => {
             tx.reply(StatusCode::OK).await?;
-            if !shared.waiters.deliver(device_id.as_str(), msg.header.sn, body) {
-                tracing::info!(device_id = %device_id, sn = msg.header.sn, cmd = %msg.header.cmd_type, "an answer nobody waits for (late)");
+            match shared.waiters.deliver(device_id.as_str(), msg.header.sn, body).await {
+                Delivery::Delivered => {}
+                // Debug: the rest of a RecordInfo flood past its bound lands here, page by page.
+                Delivery::Unexpected => {
+                    tracing::debug!(device_id = %device_id, sn = msg.header.sn, cmd = %msg.header.cmd_type, "an answer nobody waits for (late)")
+                }
+                Delivery::Dropped => {
+                    metrics::ANSWERS_DROPPED.inc();
+                    tracing::warn!(device_id = %device_id, sn = msg.header.sn, cmd = %msg.header.cmd_type, "an answer's MESSAGE dropped: its reader fell behind")
+                }
             }
         }
-        Body::Query | Body::DeviceControl { .. } | Body::Other => {
+        Body::Query | Body::RecordQuery { .. } | Body::DeviceControl { .. } | Body::Other => {
             tracing::info!(device_id = %device_id, cmd = %msg.header.cmd_type, sn = msg.header.sn, "MESSAGE with a CmdType we do not handle; answered 200");
             tx.reply(StatusCode::OK).await?;
         }

@@ -2,7 +2,8 @@
 //! presence in the Store, catalog and device queries, and the web tier's HTTP API.
 //!
 //! `inbound` handles what devices send, `outbound` what we send them, `registrar` REGISTER,
-//! `server` the wiring and background tasks, `api` the HTTP side.
+//! `server` the wiring and background tasks, `api` the HTTP side; `control` (DeviceControl,
+//! PresetQuery) and `records` (RecordInfo) ask devices on the API's behalf.
 
 pub mod answers;
 pub mod api;
@@ -20,6 +21,7 @@ pub mod metrics;
 pub mod outbound;
 pub mod play;
 pub mod proxy;
+pub mod records;
 pub mod registrar;
 pub mod rpc;
 pub mod server;

@@ -24,6 +24,10 @@ pub static OFFLINE_EVENTS: Counter = Counter::new("gbc_sip_offline_transitions_t
 pub static QUERY_FAILURES: Counter = Counter::new("gbc_sip_query_failures_total", "Requests to devices that failed or timed out");
 pub static DEVICE_CONTROLS: Counter =
     Counter::new("gbc_sip_device_controls_total", "DeviceControl commands sent to devices (PTZ, presets, cruise, scan)");
+pub static RECORD_QUERIES: Counter = Counter::new("gbc_sip_record_queries_total", "RecordInfo queries sent to devices");
+pub static RECORD_ITEMS: Counter = Counter::new("gbc_sip_record_items_total", "RecordInfo items received (kept or past the bound)");
+pub static ANSWERS_DROPPED: Counter =
+    Counter::new("gbc_sip_answers_dropped_total", "Answer MESSAGEs dropped because the query waiting for them fell behind");
 pub static BAD_REQUESTS: Counter = Counter::new("gbc_sip_bad_requests_total", "Requests answered 4xx for malformed content");
 pub static OVERLOAD_REJECTED: Counter =
     Counter::new("gbc_sip_overload_rejected_total", "Requests answered 503 because sip.max_inflight were in progress");
@@ -41,6 +45,8 @@ pub static SESSIONS: Gauge = Gauge::new("gbc_play_sessions", "Play sessions this
 pub static DIALOGS: Gauge = Gauge::new("gbc_play_dialogs", "Dialogs with cameras this node keeps in memory");
 pub static PLAY_LOCKS: Gauge = Gauge::new("gbc_play_op_locks", "Per-stream operation locks held in memory (0 when idle)");
 pub static ACKS: Gauge = Gauge::new("gbc_play_acks", "ACKs kept to answer retransmitted 200s (one per UDP dialog)");
+pub static ANSWERS_AWAITED: Gauge =
+    Gauge::new("gbc_sip_answers_awaited", "Device answers (PresetQuery, RecordInfo, DeviceControl Response) this node waits for");
 pub static INFLIGHT: Gauge = Gauge::new("gbc_sip_inflight", "SIP requests being handled now");
 pub static DEVICES: Gauge = Gauge::new("gbc_sip_devices", "Devices in the Store");
 pub static DEVICES_ONLINE: Gauge = Gauge::new("gbc_sip_devices_online", "Online devices in the Store");
@@ -64,6 +70,9 @@ pub fn render() -> String {
             &OFFLINE_EVENTS,
             &QUERY_FAILURES,
             &DEVICE_CONTROLS,
+            &RECORD_QUERIES,
+            &RECORD_ITEMS,
+            &ANSWERS_DROPPED,
             &BAD_REQUESTS,
             &OVERLOAD_REJECTED,
             &INVITES,
@@ -77,6 +86,6 @@ pub fn render() -> String {
             &PLAY_RECOVERIES,
             &SESSIONS_CLOSED,
         ],
-        &[&INFLIGHT, &DEVICES, &DEVICES_ONLINE, &SESSIONS, &DIALOGS, &PLAY_LOCKS, &ACKS],
+        &[&INFLIGHT, &ANSWERS_AWAITED, &DEVICES, &DEVICES_ONLINE, &SESSIONS, &DIALOGS, &PLAY_LOCKS, &ACKS],
     )
 }

@@ -39,6 +39,12 @@ pub enum Call {
         device_id: DeviceId,
         channel_id: ChannelId,
     },
+    /// A channel's recordings (`RecordInfo`) from a device this node holds.
+    Records {
+        device_id: DeviceId,
+        channel_id: ChannelId,
+        range: crate::records::RecordRange,
+    },
     /// A DeviceControl command other than PTZ for a device this node holds.
     Command {
         device_id: DeviceId,
@@ -101,6 +107,13 @@ pub async fn handle(shared: &Arc<Shared>, call: Call) -> Reply {
             }
             crate::control::query_presets(shared, &dev, &channel_id).await
         }
+        Call::Records { device_id, channel_id, range } => {
+            let dev = shared.store.get_device(&device_id).await?.ok_or_else(|| PlayError::DeviceUnknown(device_id.to_string()))?;
+            if dev.node != shared.me.node {
+                return Err(PlayError::OwnerUnreachable(format!("{} (the device moved to {})", shared.me.node, dev.node)));
+            }
+            crate::records::query_records(shared, &dev, &channel_id, range).await
+        }
         Call::Command { device_id, channel_id, command } => {
             let dev = shared.store.get_device(&device_id).await?.ok_or_else(|| PlayError::DeviceUnknown(device_id.to_string()))?;
             if dev.node != shared.me.node {
@@ -129,7 +142,14 @@ pub async fn call(shared: &Arc<Shared>, node: &NodeId, call: Call) -> Reply {
         shared.rpc.lock().remove(&id);
         return Err(e.into());
     }
-    let wait = Duration::from_millis(shared.cfg.play.route_timeout_ms.max(1000));
+    // A routed query waits as long as the device may take to answer it, and a little more.
+    let wait = match &cmd {
+        NodeCommand::Call { call: Call::Records { .. }, .. } => {
+            Duration::from_millis(shared.cfg.record_max_wait_ms) + Duration::from_secs(5)
+        }
+        _ => Duration::ZERO,
+    }
+    .max(Duration::from_millis(shared.cfg.play.route_timeout_ms.max(1000)));
     match tokio::time::timeout(wait, rx).await {
         Ok(Ok(reply)) => reply,
         _ => {

@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 
 use super::text::encode_gbk;
-use crate::model::{Channel, DeviceInfo};
+use crate::model::{Channel, DeviceInfo, RecordItem};
 
 const DECL: &str = "<?xml version=\"1.0\" encoding=\"GB2312\"?>\r\n";
 
@@ -71,6 +71,45 @@ pub fn preset_query_response(sn: u32, device_id: &str, presets: &[(u32, String)]
         let _ = write!(s, "<Item>\r\n<PresetID>{id}</PresetID>\r\n<PresetName>{}</PresetName>\r\n</Item>\r\n", escape(name));
     }
     s.push_str("</PresetList>\r\n</Response>\r\n");
+    encode_gbk(&s)
+}
+
+/// `RecordInfo` query of a channel (A.2.4.5): device-local start and end (`2026-12-01T10:00:00`)
+/// and a type (`all`, `time`, `alarm`, `manual`). `Secrecy` is sent because some devices refuse
+/// a query without it.
+pub fn record_info_query(sn: u32, channel_id: &str, start_local: &str, end_local: &str, record_type: &str) -> Vec<u8> {
+    let extra = format!(
+        "<StartTime>{}</StartTime>\r\n<EndTime>{}</EndTime>\r\n<Secrecy>0</Secrecy>\r\n<Type>{}</Type>\r\n",
+        escape(start_local),
+        escape(end_local),
+        escape(record_type)
+    );
+    query("RecordInfo", sn, channel_id, &extra)
+}
+
+/// One MESSAGE of a `RecordInfo` answer: `items` is its share of `sum_num`.
+pub fn record_info_response(sn: u32, device_id: &str, name: &str, sum_num: usize, items: &[RecordItem]) -> Vec<u8> {
+    let mut s = format!(
+        "{DECL}<Response>\r\n<CmdType>RecordInfo</CmdType>\r\n<SN>{sn}</SN>\r\n<DeviceID>{}</DeviceID>\r\n<Name>{}</Name>\r\n<SumNum>{sum_num}</SumNum>\r\n<RecordList Num=\"{}\">\r\n",
+        escape(device_id),
+        escape(name),
+        items.len()
+    );
+    for r in items {
+        s.push_str("<Item>\r\n");
+        opt(&mut s, "DeviceID", &r.device_id);
+        opt(&mut s, "Name", &r.name);
+        opt(&mut s, "FilePath", &r.file_path);
+        opt(&mut s, "Address", &r.address);
+        opt(&mut s, "StartTime", &r.start_time);
+        opt(&mut s, "EndTime", &r.end_time);
+        opt(&mut s, "Secrecy", &r.secrecy);
+        opt(&mut s, "Type", &r.record_type);
+        opt(&mut s, "RecorderID", &r.recorder_id);
+        opt(&mut s, "FileSize", &r.file_size);
+        s.push_str("</Item>\r\n");
+    }
+    s.push_str("</RecordList>\r\n</Response>\r\n");
     encode_gbk(&s)
 }
 

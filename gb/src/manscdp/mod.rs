@@ -3,7 +3,7 @@
 pub mod build;
 pub mod text;
 
-use crate::model::{Channel, DeviceInfo, DeviceStatus};
+use crate::model::{Channel, DeviceInfo, DeviceStatus, RecordItem};
 use crate::xml::Element;
 
 pub const CONTENT_TYPE: &str = "Application/MANSCDP+xml";
@@ -52,6 +52,18 @@ pub enum Body {
     DeviceStatus(DeviceStatus),
     /// A query sent to a device (what the simulator receives).
     Query,
+    /// A `RecordInfo` query as a device receives it: device-local times as written, and the type.
+    RecordQuery {
+        start_time: Option<String>,
+        end_time: Option<String>,
+        record_type: Option<String>,
+    },
+    /// One MESSAGE of a `RecordInfo` answer: `sum_num` is the answer's total, `items` this
+    /// MESSAGE's share (at most `MAX_RECORDS_PER_MESSAGE`).
+    RecordInfo {
+        sum_num: u32,
+        items: Vec<RecordItem>,
+    },
     /// A `PresetQuery` answer: (preset number, name), at most 256.
     PresetList {
         items: Vec<(u32, String)>,
@@ -89,6 +101,24 @@ fn text(el: &Element, name: &str) -> Option<String> {
 /// refusing those made such devices re-register in a loop).
 fn header_field<'a>(root: &'a Element, name: &str) -> Option<&'a str> {
     root.text_of(name).or_else(|| root.attr(name).map(str::trim).filter(|v| !v.is_empty()))
+}
+
+/// More items than this in one MESSAGE is not a device's answer (64 KiB holds about 250).
+pub const MAX_RECORDS_PER_MESSAGE: usize = 1024;
+
+fn record(item: &Element) -> RecordItem {
+    RecordItem {
+        device_id: text(item, "deviceid"),
+        name: text(item, "name"),
+        file_path: text(item, "filepath"),
+        address: text(item, "address"),
+        start_time: text(item, "starttime"),
+        end_time: text(item, "endtime"),
+        secrecy: num(item, "secrecy"),
+        record_type: text(item, "type"),
+        recorder_id: text(item, "recorderid"),
+        file_size: num(item, "filesize"),
+    }
 }
 
 fn channel(item: &Element) -> Channel {
@@ -167,7 +197,15 @@ pub fn parse(bytes: &[u8]) -> Result<Message, ManscdpError> {
                         .collect()
                 })
                 .unwrap_or_default(),
+            utc_offset_minutes: None,
         }),
+        (Root::Response, "recordinfo") => Body::RecordInfo {
+            sum_num: num(&root, "sumnum").unwrap_or(0),
+            items: root
+                .child("recordlist")
+                .map(|l| l.children_named("item").take(MAX_RECORDS_PER_MESSAGE).map(record).collect())
+                .unwrap_or_default(),
+        },
         (Root::Response, "presetquery") => Body::PresetList {
             items: root
                 .child("presetlist")
@@ -179,6 +217,9 @@ pub fn parse(bytes: &[u8]) -> Result<Message, ManscdpError> {
                 })
                 .unwrap_or_default(),
         },
+        (Root::Query, "recordinfo") => {
+            Body::RecordQuery { start_time: text(&root, "starttime"), end_time: text(&root, "endtime"), record_type: text(&root, "type") }
+        }
         (Root::Query, _) => Body::Query,
         (Root::Control, "devicecontrol") => Body::DeviceControl {
             ptz_cmd: text(&root, "ptzcmd"),
@@ -246,6 +287,34 @@ mod tests {
         assert_eq!(m.body, Body::PresetList { items: vec![(1, "大门".into()), (7, String::new())] });
         let m = parse(b"<Response><CmdType>PresetQuery</CmdType><PresetList Num=\"2\"><Item><PresetID>x</PresetID></Item><Item><PresetID>2</PresetID></Item></PresetList></Response>").unwrap();
         assert_eq!(m.body, Body::PresetList { items: vec![(2, String::new())] }, "an item without a number is left out");
+    }
+
+    #[test]
+    fn record_info_round_trips_and_reads_what_devices_send() {
+        let item = RecordItem {
+            device_id: Some("34020000001310000001".into()),
+            name: Some("大门".into()),
+            file_path: Some("/rec/1".into()),
+            start_time: Some("2026-12-01T10:00:00".into()),
+            end_time: Some("2026-12-01T10:15:00".into()),
+            secrecy: Some(0),
+            record_type: Some("time".into()),
+            file_size: Some(1 << 33),
+            ..Default::default()
+        };
+        let m = parse(&build::record_info_response(8, "34020000001320000001", "cam", 40, std::slice::from_ref(&item))).unwrap();
+        assert_eq!(m.header.sn, 8);
+        assert_eq!(m.body, Body::RecordInfo { sum_num: 40, items: vec![item] });
+        let q = parse(&build::record_info_query(9, "34020000001310000001", "2026-12-01T00:00:00", "2026-12-01T23:59:59", "all")).unwrap();
+        let asked = Body::RecordQuery {
+            start_time: Some("2026-12-01T00:00:00".into()),
+            end_time: Some("2026-12-01T23:59:59".into()),
+            record_type: Some("all".into()),
+        };
+        assert_eq!((q.header.cmd_type.as_str(), q.body), ("RecordInfo", asked));
+        // No recordings: many devices leave the list out altogether.
+        let m = parse(b"<Response><CmdType>RecordInfo</CmdType><SN>3</SN><SumNum>0</SumNum></Response>").unwrap();
+        assert_eq!(m.body, Body::RecordInfo { sum_num: 0, items: vec![] });
     }
 
     #[test]
