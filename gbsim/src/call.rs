@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::SimConfig;
 use crate::device::token;
-use crate::media::{self, Impairment, MediaSource, SendOptions, SendTransport};
+use crate::media::{self, Impairment, MediaSource, SendControl, SendOptions, SendTransport};
 use crate::stats::{inc, SimStats};
 use crate::transport::Link;
 
@@ -41,6 +41,10 @@ struct SimCall {
     ssrc: u32,
     listener: Option<TcpListener>,
     stop: CancellationToken,
+    /// The channel the INVITE asked for (its request-URI user).
+    channel: Option<String>,
+    /// Where the stream starts, and the key-frame requests it is sent while it runs.
+    control: Arc<SendControl>,
 }
 
 /// The calls of one simulated device.
@@ -69,6 +73,17 @@ impl Calls {
 
     pub fn active(&self) -> usize {
         self.calls.len()
+    }
+
+    /// An `IFrameCmd` for `channel`: its streaming calls send a key frame next. Returns how many.
+    pub fn request_key_frame(&self, channel: &str) -> usize {
+        let mut n = 0;
+        for c in self.calls.values().filter(|c| c.state == CallState::Streaming && c.channel.as_deref() == Some(channel)) {
+            c.control.key_request.store(true, std::sync::atomic::Ordering::Relaxed);
+            inc(&self.stats.key_frames_requested);
+            n += 1;
+        }
+        n
     }
 
     /// Handles INVITE, ACK, BYE or CANCEL; false for any other method.
@@ -152,7 +167,7 @@ impl Calls {
             _ => None,
         });
         let answer = GbSdp {
-            origin: channel.unwrap_or_else(|| self.device_id.clone()),
+            origin: channel.clone().unwrap_or_else(|| self.device_id.clone()),
             session: Session::Play,
             uri: None,
             ip: self.cfg.nat_ip.clone().unwrap_or_else(|| self.cfg.bind_ip.clone()),
@@ -175,6 +190,8 @@ impl Calls {
             ssrc,
             listener,
             stop: CancellationToken::new(),
+            channel,
+            control: Arc::new(SendControl { start_frame: self.cfg.start_frame, ..Default::default() }),
         };
         if !self.cfg.invite_silent {
             let contact = format!("<sip:{}@{}>", self.device_id, self.advertised);
@@ -196,8 +213,9 @@ impl Calls {
             inc(&self.stats.media_streams);
             let opts = SendOptions { transport: c.transport, target: c.target, ssrc: c.ssrc, loops: 0, impairment: Impairment::default() };
             let (src, listener, stop, stats) = (self.media.clone(), c.listener.take(), stop.clone(), self.stats.clone());
+            let control = c.control.clone();
             tokio::spawn(async move {
-                if let Err(e) = media::send_with(&src, opts, listener, stop).await {
+                if let Err(e) = media::send_with(&src, opts, listener, &control, stop).await {
                     tracing::debug!(error = %e, "simulated camera's stream ended");
                     inc(&stats.media_errors);
                 }

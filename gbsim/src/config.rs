@@ -55,6 +55,9 @@ pub struct SimConfig {
     pub bye_after_secs: u64,
     /// Answer (and stream) with this SSRC instead of the offered one, as some cameras do.
     pub answer_ssrc: Option<u32>,
+    /// Each call starts streaming at this video frame of the clip (a real encoder is mid-GOP
+    /// when the INVITE comes; an `IFrameCmd` then makes it send a key frame at once).
+    pub start_frame: usize,
     /// The devices' local time zone (their `DeviceTime` and recording times are written in it).
     pub utc_offset_minutes: i32,
     /// Days of recordings each channel lists (`records::Catalogue`).
@@ -91,6 +94,7 @@ impl Default for SimConfig {
             stream_media: true,
             bye_after_secs: 0,
             answer_ssrc: None,
+            start_frame: 0,
             utc_offset_minutes: 480,
             record_days: 7,
             record_page: 10,

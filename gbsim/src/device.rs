@@ -299,6 +299,10 @@ impl SimDevice {
         let _ = self.link.send(m.response(200, "OK", &token(), &[], None)).await;
         // Record, guard and alarm commands have a Response with a Result; a camera does them.
         if let Ok(Message { header, body: Body::DeviceControl { commands, .. } }) = &parsed {
+            if commands.iter().any(|c| c == "iframecmd") {
+                let calls = self.calls.request_key_frame(&header.device_id);
+                tracing::debug!(device = %self.id, channel = %header.device_id, calls, "IFrameCmd");
+            }
             if commands.iter().any(|c| matches!(c.as_str(), "recordcmd" | "guardcmd" | "alarmcmd")) {
                 self.outbox.push_back(build::device_control_response(header.sn, &header.device_id, true));
             }

@@ -226,17 +226,42 @@ pub struct SendOptions {
     pub impairment: Impairment,
 }
 
+/// What a camera is told while it streams, and where in the clip it starts.
+#[derive(Debug, Default)]
+pub struct SendControl {
+    /// Start at this video frame of the clip (a camera's encoder is somewhere in its GOP when
+    /// the call comes; 0 is the first key frame).
+    pub start_frame: usize,
+    /// Set by an `IFrameCmd`: the next video frame sent is a key frame. A file-fed camera cannot
+    /// re-encode, so it skips to the clip's next key frame at once.
+    pub key_request: std::sync::atomic::AtomicBool,
+}
+
+impl SendControl {
+    /// Index in `src.frames` of the `n`-th video frame (wrapping), or 0.
+    fn first_index(src: &MediaSource, n: usize) -> usize {
+        let n = n % src.video_frames.max(1);
+        src.frames.iter().enumerate().filter(|(_, f)| f.video).nth(n).map_or(0, |(i, _)| i)
+    }
+
+    /// The index of the next key video frame after `i` in this loop of the clip.
+    fn next_key(src: &MediaSource, i: usize) -> Option<usize> {
+        src.frames.iter().enumerate().skip(i + 1).find(|(_, f)| f.video && f.key).map(|(j, _)| j)
+    }
+}
+
 /// Streams `src` until the loops are done or `cancel` fires.
 pub async fn send(src: &MediaSource, opts: SendOptions, cancel: CancellationToken) -> std::io::Result<SendStats> {
-    send_with(src, opts, None, cancel).await
+    send_with(src, opts, None, &SendControl::default(), cancel).await
 }
 
 /// `send`, TCP passive listening on `listener` when given (bound earlier, so its port could go
-/// into an SDP answer) instead of binding `opts.target`.
+/// into an SDP answer) instead of binding `opts.target`, and steered by `control`.
 pub async fn send_with(
     src: &MediaSource,
     opts: SendOptions,
     listener: Option<TcpListener>,
+    control: &SendControl,
     cancel: CancellationToken,
 ) -> std::io::Result<SendStats> {
     let tcp = opts.transport != SendTransport::Udp;
@@ -276,50 +301,64 @@ pub async fn send_with(
     let mut buf = Vec::with_capacity(256 * 1024);
     let mut held: Option<Vec<u8>> = None;
     let mut dice = Dice(opts.impairment.seed.unwrap_or_else(rand::random));
-    let start = Instant::now();
+    let mut i = SendControl::first_index(src, control.start_frame);
+    let skipped = src.frames.get(i).map_or(0, |f| f.pts);
+    // Frame `i` is due now: the clock starts where the clip is entered.
+    let mut start = Instant::now().checked_sub(Duration::from_micros(skipped * 1000 / 90)).unwrap_or_else(Instant::now);
     let mut loop_no = 0u64;
-    'outer: loop {
-        let base = loop_no * src.duration;
-        for f in &src.frames {
-            let pts = base + f.pts;
-            let due = start + Duration::from_micros(pts * 1000 / 90);
-            tokio::select! {
-                _ = cancel.cancelled() => break 'outer,
-                _ = tokio::time::sleep_until(due.into()) => {}
+    loop {
+        let Some(f) = src.frames.get(i) else {
+            loop_no += 1;
+            stats.loops = loop_no;
+            if opts.loops > 0 && loop_no >= opts.loops {
+                break;
             }
-            buf.clear();
-            stats.packets += pk.packetize(f, pts, &mut buf) as u64;
-            stats.bytes += buf.len() as u64;
-            stats.frames += 1;
-            stats.video_frames += u64::from(f.video);
-            match &mut out {
-                Out::Tcp(s) => s.write_all(&buf).await?,
-                Out::Udp(s) => {
-                    // Walk the packets back out of the buffer (UDP keeps datagram boundaries).
-                    let mut pos = 0;
-                    for chunk_len in packet_lengths(&buf) {
-                        let pkt = &buf[pos..pos + chunk_len];
-                        pos += chunk_len;
-                        let imp = opts.impairment;
-                        if imp.loss > 0.0 && dice.roll() < imp.loss {
-                            continue;
-                        }
-                        if imp.reorder > 0.0 && held.is_none() && dice.roll() < imp.reorder {
-                            held = Some(pkt.to_vec());
-                            continue;
-                        }
-                        let _ = s.send(pkt).await;
-                        if let Some(h) = held.take() {
-                            let _ = s.send(&h).await;
-                        }
+            i = 0;
+            continue;
+        };
+        if f.video && control.key_request.swap(false, std::sync::atomic::Ordering::Relaxed) && !f.key {
+            if let Some(j) = SendControl::next_key(src, i) {
+                // The key frame goes out now; time runs on from its timestamp (forward only).
+                let skip = Duration::from_micros((src.frames[j].pts - f.pts) * 1000 / 90);
+                start = start.checked_sub(skip).unwrap_or(start);
+                i = j;
+                continue;
+            }
+        }
+        i += 1;
+        let pts = loop_no * src.duration + f.pts;
+        let due = start + Duration::from_micros(pts * 1000 / 90);
+        tokio::select! {
+            _ = cancel.cancelled() => break,
+            _ = tokio::time::sleep_until(due.into()) => {}
+        }
+        buf.clear();
+        stats.packets += pk.packetize(f, pts, &mut buf) as u64;
+        stats.bytes += buf.len() as u64;
+        stats.frames += 1;
+        stats.video_frames += u64::from(f.video);
+        match &mut out {
+            Out::Tcp(s) => s.write_all(&buf).await?,
+            Out::Udp(s) => {
+                // Walk the packets back out of the buffer (UDP keeps datagram boundaries).
+                let mut pos = 0;
+                for chunk_len in packet_lengths(&buf) {
+                    let pkt = &buf[pos..pos + chunk_len];
+                    pos += chunk_len;
+                    let imp = opts.impairment;
+                    if imp.loss > 0.0 && dice.roll() < imp.loss {
+                        continue;
+                    }
+                    if imp.reorder > 0.0 && held.is_none() && dice.roll() < imp.reorder {
+                        held = Some(pkt.to_vec());
+                        continue;
+                    }
+                    let _ = s.send(pkt).await;
+                    if let Some(h) = held.take() {
+                        let _ = s.send(&h).await;
                     }
                 }
             }
-        }
-        loop_no += 1;
-        stats.loops = loop_no;
-        if opts.loops > 0 && loop_no >= opts.loops {
-            break;
         }
     }
     if let (Out::Udp(s), Some(h)) = (&out, held) {

@@ -19,6 +19,8 @@ pub struct SimStats {
     pub media_errors: AtomicU64,
     pub byes_received: AtomicU64,
     pub byes_sent: AtomicU64,
+    /// `IFrameCmd`s that reached a streaming call.
+    pub key_frames_requested: AtomicU64,
 }
 
 #[derive(Debug, Serialize, Clone, PartialEq)]
@@ -37,6 +39,7 @@ pub struct SimReport {
     pub media_errors: u64,
     pub byes_received: u64,
     pub byes_sent: u64,
+    pub key_frames_requested: u64,
     /// Seconds from start until every device had registered once (None if not all did).
     pub all_registered_secs: Option<f64>,
     pub registrations_per_sec: Option<f64>,
@@ -60,6 +63,7 @@ impl SimStats {
             media_errors: g(&self.media_errors),
             byes_received: g(&self.byes_received),
             byes_sent: g(&self.byes_sent),
+            key_frames_requested: g(&self.key_frames_requested),
             all_registered_secs,
             registrations_per_sec: all_registered_secs.filter(|s| *s > 0.0).map(|s| devices as f64 / s),
         }

@@ -228,6 +228,17 @@ pub async fn play(
     play_locked(shared, &dev, &id, channel_id, asked).await
 }
 
+/// `IFrameCmd` to a camera just ACKed, in the background: the answer does not wait for it, and
+/// a camera that refuses it (some do) costs nothing but a log line.
+fn ask_key_frame(shared: &Arc<Shared>, dev: &Device, channel_id: &ChannelId) {
+    let (shared, dev, channel_id) = (shared.clone(), dev.clone(), channel_id.clone());
+    tokio::spawn(async move {
+        if let Err(e) = crate::control::send_command(&shared, &dev, &channel_id, crate::control::DeviceCommand::Iframe).await {
+            tracing::info!(device_id = %dev.id, channel_id = %channel_id, error = %e, "IFrameCmd at play start not taken");
+        }
+    });
+}
+
 async fn play_locked(
     shared: &Arc<Shared>,
     dev: &Device,
@@ -270,6 +281,9 @@ async fn play_locked(
     let setup = Setup::play(s, dev.source_addr.clone(), shared.me.server_id.clone());
     match drive(shared, dev, setup).await {
         Ok(s) => {
+            if shared.cfg.play.iframe_on_start {
+                ask_key_frame(shared, dev, channel_id);
+            }
             publish(shared, PlayEventKind::Started, &s, None).await;
             tracing::info!(stream = %id, media_node = %s.media_node, transport = transport.as_str(), ssrc = %s.ssrc, "play started");
             Ok(PlayAnswer::of(&s, false))

@@ -63,6 +63,10 @@ pub struct PlayConfig {
     pub media_check_ms: u64,
     /// Attempts to bring a session back on another node before giving up on it.
     pub recover_attempts: u32,
+    /// Send `IFrameCmd` as soon as a new session's camera is ACKed: a camera that is mid-GOP
+    /// sends a key frame at once instead of at its next GOP, so the first picture comes up to
+    /// a GOP sooner.
+    pub iframe_on_start: bool,
 }
 
 impl Default for PlayConfig {
@@ -77,6 +81,7 @@ impl Default for PlayConfig {
             media_timeout_ms: 3000,
             media_check_ms: 1000,
             recover_attempts: 5,
+            iframe_on_start: true,
         }
     }
 }
