@@ -113,6 +113,11 @@ pub struct LprNodeRecord {
     pub updated_ms: u64,
 }
 
+/// Pub/sub channel of device alarms (JSON, the sip-server's `notices::AlarmRecord`).
+pub const ALARM_EVENTS: &str = "gbc:events:alarm";
+/// Pub/sub channel of mobile positions (JSON, the sip-server's `notices::PositionRecord`).
+pub const POSITION_EVENTS: &str = "gbc:events:position";
+
 /// Pub/sub channel of play session events (JSON, the sip-server's `PlayEvent`).
 pub const PLAY_EVENTS: &str = "gbc:events:play";
 

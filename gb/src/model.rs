@@ -89,3 +89,34 @@ pub struct RecordItem {
     /// Bytes (GB28181-2022 adds it; most devices leave it out).
     pub file_size: Option<u64>,
 }
+
+/// An `Alarm` notification (A.2.5.5): what the device says, its time device-local.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Alarm {
+    /// 1 (highest) to 4.
+    pub priority: Option<u8>,
+    /// 1 telephone, 2 device, 3 SMS, 4 GPS, 5 video, 6 device fault, 7 other.
+    pub method: Option<u8>,
+    pub time: Option<String>,
+    pub description: Option<String>,
+    pub longitude: Option<f64>,
+    pub latitude: Option<f64>,
+    /// `Info/AlarmType`: its meaning depends on the method (video: 1 manual, 2 motion, …).
+    pub alarm_type: Option<u32>,
+    /// `Info/AlarmTypeParam/EventType` (1 entering, 2 leaving, for area alarms).
+    pub event_type: Option<u32>,
+}
+
+/// A `MobilePosition` notification (A.2.5.7): where a mobile device is, its time device-local.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Position {
+    pub time: Option<String>,
+    pub longitude: Option<f64>,
+    pub latitude: Option<f64>,
+    /// km/h.
+    pub speed: Option<f64>,
+    /// Degrees clockwise from north.
+    pub direction: Option<f64>,
+    /// Metres.
+    pub altitude: Option<f64>,
+}

@@ -64,6 +64,10 @@ pub struct SimConfig {
     pub record_days: u32,
     /// RecordInfo items per MESSAGE.
     pub record_page: usize,
+    /// Raise a motion-detection alarm this often (0: never).
+    pub alarm_every_secs: u64,
+    /// Report a MobilePosition this often (0: never).
+    pub position_every_secs: u64,
 }
 
 impl Default for SimConfig {
@@ -98,6 +102,8 @@ impl Default for SimConfig {
             utc_offset_minutes: 480,
             record_days: 7,
             record_page: 10,
+            alarm_every_secs: 0,
+            position_every_secs: 0,
         }
     }
 }

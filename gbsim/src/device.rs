@@ -379,6 +379,40 @@ impl SimDevice {
         }
     }
 
+    /// A motion-detection alarm on the first channel (video alarm, type 2), as a camera raises
+    /// one; priorities cycle 1–4.
+    fn raise_alarm(&mut self, sn: u32) {
+        let source = channel_ids(&self.id, self.index, self.cfg.channels.max(1)).swap_remove(0);
+        let alarm = gb::model::Alarm {
+            priority: Some((sn % 4 + 1) as u8),
+            method: Some(5),
+            time: Some(kit::clock::stamp::format_local((kit::clock::now_ms() / 1000) as i64, self.cfg.utc_offset_minutes)),
+            description: Some("移动侦测".into()),
+            longitude: Some(116.39),
+            latitude: Some(39.9),
+            alarm_type: Some(2),
+            event_type: None,
+        };
+        inc(&self.stats.alarms_sent);
+        self.outbox.push_back(build::alarm_notify(sn, &source, &alarm));
+    }
+
+    /// The device's position on a 100 m circle around its catalog point, a lap a minute.
+    fn report_position(&mut self, sn: u32) {
+        let now_ms = kit::clock::now_ms();
+        let angle = (now_ms % 60_000) as f64 / 60_000.0 * std::f64::consts::TAU;
+        let pos = gb::model::Position {
+            time: Some(kit::clock::stamp::format_local((now_ms / 1000) as i64, self.cfg.utc_offset_minutes)),
+            longitude: Some(116.39 + 0.0012 * angle.cos()),
+            latitude: Some(39.9 + 0.0009 * angle.sin()),
+            speed: Some(37.7),
+            direction: Some((360.0 - angle.to_degrees() + 360.0) % 360.0),
+            altitude: Some(50.0),
+        };
+        inc(&self.stats.positions_sent);
+        self.outbox.push_back(build::mobile_position_notify(sn, &self.id, &pos));
+    }
+
     async fn flush_outbox(&mut self) {
         while let Some(body) = self.outbox.pop_front() {
             self.cseq += 1;
@@ -397,10 +431,18 @@ impl SimDevice {
         // Spread keepalives of many devices over the interval.
         let mut next_keepalive = start_at + keepalive_every.mul_f64(rand::random::<f64>().max(0.05));
         let mut sn: u32 = 1;
+        // Alarms and positions on a schedule (0: never), each device at its own phase.
+        let every = |secs: u64| (secs > 0).then(|| Duration::from_secs(secs));
+        let (alarm_every, position_every) = (every(self.cfg.alarm_every_secs), every(self.cfg.position_every_secs));
+        let phase = |d: Duration| start_at + d.mul_f64(rand::random::<f64>().max(0.05));
+        let mut next_alarm = alarm_every.map(phase);
+        let mut next_position = position_every.map(phase);
         loop {
             let wake = match state {
                 RegState::Unregistered { retry_at, .. } => retry_at,
-                RegState::Registered { refresh_at, .. } => refresh_at.min(next_keepalive),
+                RegState::Registered { refresh_at, .. } => {
+                    [Some(refresh_at), Some(next_keepalive), next_alarm, next_position].into_iter().flatten().min().unwrap_or(refresh_at)
+                }
             };
             tokio::select! {
                 _ = shutdown.cancelled() => break,
@@ -420,7 +462,7 @@ impl SimDevice {
                                 s => s,
                             }
                         }
-                        RegState::Registered { refresh_at, expires_at } => {
+                        RegState::Registered { refresh_at, expires_at } if now >= next_keepalive => {
                             next_keepalive = now + keepalive_every;
                             sn = sn.wrapping_add(1);
                             match self.keepalive(sn).await {
@@ -432,6 +474,23 @@ impl SimDevice {
                                 }
                                 None => { inc(&self.stats.keepalive_failures); RegState::Registered { refresh_at, expires_at } }
                             }
+                        }
+                        registered => {
+                            if let (Some(at), Some(every)) = (next_alarm, alarm_every) {
+                                if now >= at {
+                                    next_alarm = Some(now + every);
+                                    sn = sn.wrapping_add(1);
+                                    self.raise_alarm(sn);
+                                }
+                            }
+                            if let (Some(at), Some(every)) = (next_position, position_every) {
+                                if now >= at {
+                                    next_position = Some(now + every);
+                                    sn = sn.wrapping_add(1);
+                                    self.report_position(sn);
+                                }
+                            }
+                            registered
                         }
                     };
                 }

@@ -21,6 +21,8 @@ pub struct SimStats {
     pub byes_sent: AtomicU64,
     /// `IFrameCmd`s that reached a streaming call.
     pub key_frames_requested: AtomicU64,
+    pub alarms_sent: AtomicU64,
+    pub positions_sent: AtomicU64,
 }
 
 #[derive(Debug, Serialize, Clone, PartialEq)]
@@ -40,6 +42,8 @@ pub struct SimReport {
     pub byes_received: u64,
     pub byes_sent: u64,
     pub key_frames_requested: u64,
+    pub alarms_sent: u64,
+    pub positions_sent: u64,
     /// Seconds from start until every device had registered once (None if not all did).
     pub all_registered_secs: Option<f64>,
     pub registrations_per_sec: Option<f64>,
@@ -64,6 +68,8 @@ impl SimStats {
             byes_received: g(&self.byes_received),
             byes_sent: g(&self.byes_sent),
             key_frames_requested: g(&self.key_frames_requested),
+            alarms_sent: g(&self.alarms_sent),
+            positions_sent: g(&self.positions_sent),
             all_registered_secs,
             registrations_per_sec: all_registered_secs.filter(|s| *s > 0.0).map(|s| devices as f64 / s),
         }

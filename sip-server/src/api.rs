@@ -282,6 +282,61 @@ async fn records(
     Ok(Json(crate::records::records(&s, &id, &ch, &params).await?))
 }
 
+/// `?offset=&limit=` of a log read newest first.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LogPage {
+    device: Option<String>,
+    #[serde(default)]
+    offset: usize,
+    limit: Option<usize>,
+}
+
+fn log_page(q: Result<Query<LogPage>, axum::extract::rejection::QueryRejection>) -> Result<LogPage, ApiError> {
+    q.map(|Query(p)| p).map_err(|e| ApiError::from(PlayError::BadRequest(e.body_text())))
+}
+
+/// `GET /alarms?device=&offset=&limit=`: alarms newest first, of all devices or one.
+async fn all_alarms(
+    State(s): State<Arc<Shared>>,
+    q: Result<Query<LogPage>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<impl IntoResponse> {
+    let p = log_page(q)?;
+    let device = p.device.as_deref().map(device_id).transpose()?;
+    Ok(Json(crate::notices::alarms(&s, device.as_ref(), p.offset, p.limit.unwrap_or(50)).await?))
+}
+
+/// `GET /devices/{id}/alarms?offset=&limit=`: the device's alarms, newest first.
+async fn device_alarms(
+    State(s): State<Arc<Shared>>,
+    Path(dev): Path<String>,
+    q: Result<Query<LogPage>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<impl IntoResponse> {
+    let id = device_id(&dev)?;
+    let p = log_page(q)?;
+    Ok(Json(crate::notices::alarms(&s, Some(&id), p.offset, p.limit.unwrap_or(50)).await?))
+}
+
+/// `GET /devices/{id}/positions`: the latest position of each of the device's sources.
+async fn positions(State(s): State<Arc<Shared>>, Path(dev): Path<String>) -> ApiResult<impl IntoResponse> {
+    let id = device_id(&dev)?;
+    Ok(Json(crate::notices::positions(&s, &id).await?))
+}
+
+/// `GET /devices/{id}/positions/{source}/track?offset=&limit=`: a source's track, newest first.
+async fn track(
+    State(s): State<Arc<Shared>>,
+    Path((dev, source)): Path<(String, String)>,
+    q: Result<Query<LogPage>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<impl IntoResponse> {
+    let id = device_id(&dev)?;
+    let p = log_page(q)?;
+    if source.len() != 20 || !source.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(PlayError::BadRequest(format!("source id {source:?} is not a 20-digit GB id")).into());
+    }
+    Ok(Json(crate::notices::track_of(&s, &id, &source, p.offset, p.limit.unwrap_or(100)).await?))
+}
+
 /// `GET /streams/{id}/stats`: the media node's figures for the stream (the console's overlay).
 async fn stream_stats(State(s): State<Arc<Shared>>, Path(stream): Path<String>) -> ApiResult<impl IntoResponse> {
     let sess = crate::play::session::get(s.store.as_ref(), &StreamId::from(stream.as_str()))
@@ -374,6 +429,10 @@ pub fn router(shared: Arc<Shared>, feed: Arc<Feed>, token: &str) -> Router {
         .route("/api/v1/devices/{id}/channels/{ch}/presets", get(presets))
         .route("/api/v1/devices/{id}/channels/{ch}/control", post(control))
         .route("/api/v1/devices/{id}/channels/{ch}/records", get(records))
+        .route("/api/v1/devices/{id}/alarms", get(device_alarms))
+        .route("/api/v1/devices/{id}/positions", get(positions))
+        .route("/api/v1/devices/{id}/positions/{source}/track", get(track))
+        .route("/api/v1/alarms", get(all_alarms))
         .route("/api/v1/devices/{id}/play-transport", put(set_play_transport).get(get_play_transport))
         .route("/api/v1/streams", get(list_streams))
         .route("/api/v1/streams/{id}", get(get_stream).delete(delete_stream))

@@ -68,6 +68,12 @@ pub struct SipConfig {
     pub record_quiet_ms: u64,
     /// RecordInfo: the longest a query may take, however slowly its MESSAGEs trickle in.
     pub record_max_wait_ms: u64,
+    /// Alarms kept per device (newest first; the oldest go).
+    pub alarm_history: usize,
+    /// Alarms kept across all devices (the console's alarm list).
+    pub alarm_history_all: usize,
+    /// Positions kept per mobile device or channel (its track).
+    pub position_track: usize,
     /// Query DeviceInfo, DeviceStatus and Catalog after each new registration.
     pub query_on_register: bool,
     /// Largest SIP message accepted (TCP framing and UDP).
@@ -113,6 +119,9 @@ impl Default for SipConfig {
             record_max_items: 10_000,
             record_quiet_ms: 3000,
             record_max_wait_ms: 60_000,
+            alarm_history: 1000,
+            alarm_history_all: 10_000,
+            position_track: 1000,
             query_on_register: true,
             max_message_bytes: 65_535,
             max_inflight: 4096,

@@ -1,5 +1,5 @@
-//! The console's live feed (`GET /api/v1/events`, Server-Sent Events): presence, play, stream
-//! and LPR events of the whole cluster, whichever node published them.
+//! The console's live feed (`GET /api/v1/events`, Server-Sent Events): presence, play, stream,
+//! LPR, alarm and position events of the whole cluster, whichever node published them.
 //!
 //! One Store subscription per event channel per node, however many browsers watch: each event
 //! is rendered once into an SSE frame and fanned out through a bounded broadcast. A client that
@@ -13,7 +13,7 @@ use axum::body::{Body, Bytes};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use cluster::store::Store;
-use cluster::wire::{DEVICE_EVENTS, LPR_EVENTS, PLAY_EVENTS, STREAM_EVENTS};
+use cluster::wire::{ALARM_EVENTS, DEVICE_EVENTS, LPR_EVENTS, PLAY_EVENTS, POSITION_EVENTS, STREAM_EVENTS};
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
@@ -25,7 +25,14 @@ const KEEPALIVE: Duration = Duration::from_secs(15);
 const RETRY_MS: u32 = 2000;
 
 /// The event channels forwarded, with the SSE event name each becomes.
-const CHANNELS: [(&str, &str); 4] = [(DEVICE_EVENTS, "presence"), (PLAY_EVENTS, "play"), (STREAM_EVENTS, "stream"), (LPR_EVENTS, "lpr")];
+const CHANNELS: [(&str, &str); 6] = [
+    (DEVICE_EVENTS, "presence"),
+    (PLAY_EVENTS, "play"),
+    (STREAM_EVENTS, "stream"),
+    (LPR_EVENTS, "lpr"),
+    (ALARM_EVENTS, "alarm"),
+    (POSITION_EVENTS, "position"),
+];
 
 pub struct Feed {
     frames: broadcast::Sender<Bytes>,

@@ -1,5 +1,5 @@
-//! MESSAGEs devices send: Keepalive, and the answers to our queries (Catalog pages, DeviceInfo,
-//! DeviceStatus). Unknown CmdTypes get 200 and a log line.
+//! MESSAGEs devices send: Keepalive, alarms and positions (`notices`), and the answers to our
+//! queries (Catalog pages, DeviceInfo, DeviceStatus, and those a caller waits for). Unknown CmdTypes get 200 and a log line.
 
 use std::sync::Arc;
 
@@ -72,6 +72,16 @@ pub async fn on_message(shared: &Arc<Shared>, tx: &mut Transaction) -> Result<()
                     tracing::warn!(device_id = %device_id, sn = msg.header.sn, cmd = %msg.header.cmd_type, "an answer's MESSAGE dropped: its reader fell behind")
                 }
             }
+        }
+        Body::Alarm(alarm) => {
+            tx.reply(StatusCode::OK).await?;
+            let (shared, sn, source) = (shared.clone(), msg.header.sn, msg.header.device_id);
+            // Kept and answered after the 200, off the handler: the Response is a request of ours.
+            tokio::spawn(async move { crate::notices::on_alarm(&shared, &device_id, sn, source, alarm).await });
+        }
+        Body::MobilePosition(pos) => {
+            tx.reply(StatusCode::OK).await?;
+            crate::notices::on_position(shared, &device_id, msg.header.device_id, pos).await;
         }
         Body::Query | Body::RecordQuery { .. } | Body::DeviceControl { .. } | Body::Other => {
             tracing::info!(device_id = %device_id, cmd = %msg.header.cmd_type, sn = msg.header.sn, "MESSAGE with a CmdType we do not handle; answered 200");

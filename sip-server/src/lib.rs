@@ -3,7 +3,8 @@
 //!
 //! `inbound` handles what devices send, `outbound` what we send them, `registrar` REGISTER,
 //! `server` the wiring and background tasks, `api` the HTTP side; `control` (DeviceControl,
-//! PresetQuery) and `records` (RecordInfo) ask devices on the API's behalf.
+//! PresetQuery) and `records` (RecordInfo) ask devices on the API's behalf; `notices` keeps what they
+//! report unasked (alarms, positions).
 
 pub mod answers;
 pub mod api;
@@ -18,6 +19,7 @@ pub mod handles;
 pub mod headers;
 pub mod inbound;
 pub mod metrics;
+pub mod notices;
 pub mod outbound;
 pub mod play;
 pub mod proxy;

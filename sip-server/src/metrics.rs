@@ -26,6 +26,8 @@ pub static DEVICE_CONTROLS: Counter =
     Counter::new("gbc_sip_device_controls_total", "DeviceControl commands sent to devices (PTZ, presets, cruise, scan)");
 pub static RECORD_QUERIES: Counter = Counter::new("gbc_sip_record_queries_total", "RecordInfo queries sent to devices");
 pub static RECORD_ITEMS: Counter = Counter::new("gbc_sip_record_items_total", "RecordInfo items received (kept or past the bound)");
+pub static ALARMS: Counter = Counter::new("gbc_sip_alarms_total", "Alarm notifications received");
+pub static POSITIONS: Counter = Counter::new("gbc_sip_positions_total", "MobilePosition reports received");
 pub static ANSWERS_DROPPED: Counter =
     Counter::new("gbc_sip_answers_dropped_total", "Answer MESSAGEs dropped because the query waiting for them fell behind");
 pub static BAD_REQUESTS: Counter = Counter::new("gbc_sip_bad_requests_total", "Requests answered 4xx for malformed content");
@@ -73,6 +75,8 @@ pub fn render() -> String {
             &RECORD_QUERIES,
             &RECORD_ITEMS,
             &ANSWERS_DROPPED,
+            &ALARMS,
+            &POSITIONS,
             &BAD_REQUESTS,
             &OVERLOAD_REJECTED,
             &INVITES,

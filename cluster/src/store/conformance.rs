@@ -147,6 +147,17 @@ async fn indexes_and_queues(store: &Arc<dyn Store>, base: u64) {
     assert_eq!(store.index_count(&ix, 1.0, 2.0).await.unwrap(), 2);
     assert!(store.index_range("no-such-index", 0.0, 1.0, false, 0, 10).await.unwrap().is_empty());
 
+    // Capped logs: newest first, the oldest dropped past the cap, paged, counted.
+    let log = format!("test{base}-log");
+    for i in 0..7 {
+        store.log_push(&log, &format!("e{i}"), 5).await.unwrap();
+    }
+    assert_eq!(store.log_range(&log, 0, 10).await.unwrap(), (vec!["e6".into(), "e5".into(), "e4".into(), "e3".into(), "e2".into()], 5));
+    assert_eq!(store.log_range(&log, 1, 2).await.unwrap(), (vec!["e5".into(), "e4".into()], 5));
+    assert_eq!(store.log_range(&log, 9, 2).await.unwrap(), (vec![], 5));
+    assert_eq!(store.log_range(&log, 0, 0).await.unwrap(), (vec![], 5));
+    assert_eq!(store.log_range("no-such-log", 0, 3).await.unwrap(), (vec![], 0));
+
     // A pipeline: results in order, and the same effects as the single calls.
     let (t, q2) = (format!("test{base}-p"), format!("test{base}-pq"));
     store.queue_push(&q2, "c1").await.unwrap();

@@ -32,6 +32,7 @@ struct Inner {
     loads: HashMap<String, HashMap<String, u64>>,
     indexes: HashMap<String, SortedIndex>,
     queues: HashMap<String, std::collections::VecDeque<String>>,
+    logs: HashMap<String, std::collections::VecDeque<String>>,
 }
 
 /// One sorted index: member → score, and (score, member) in order.
@@ -354,6 +355,20 @@ impl Store for MemoryStore {
 
     async fn queue_len(&self, queue: &str) -> StoreResult<usize> {
         Ok(self.lock().queues.get(queue).map_or(0, |q| q.len()))
+    }
+
+    async fn log_push(&self, log: &str, item: &str, max: usize) -> StoreResult<()> {
+        let mut g = self.lock();
+        let l = g.logs.entry(log.to_owned()).or_default();
+        l.push_front(item.to_owned());
+        l.truncate(max.max(1));
+        Ok(())
+    }
+
+    async fn log_range(&self, log: &str, offset: usize, limit: usize) -> StoreResult<(Vec<String>, usize)> {
+        let g = self.lock();
+        let Some(l) = g.logs.get(log) else { return Ok((Vec::new(), 0)) };
+        Ok((l.iter().skip(offset).take(limit).cloned().collect(), l.len()))
     }
 
     async fn reserve_least_loaded(&self, pool: &str, candidates: &[LoadCandidate]) -> StoreResult<Option<String>> {

@@ -218,6 +218,12 @@ pub trait Store: Send + Sync + 'static {
     async fn queue_unpop(&self, queue: &str, items: &[String]) -> StoreResult<()>;
     async fn queue_len(&self, queue: &str) -> StoreResult<usize>;
 
+    /// Capped logs, newest first (a device's alarms, a position track): `item` goes in front
+    /// and the log keeps its newest `max` items, in one step.
+    async fn log_push(&self, log: &str, item: &str, max: usize) -> StoreResult<()>;
+    /// Up to `limit` items from `offset`, newest first, and how many the log holds.
+    async fn log_range(&self, log: &str, offset: usize, limit: usize) -> StoreResult<(Vec<String>, usize)>;
+
     /// Picks the least-loaded of `candidates` and counts one more unit of load on it, in one
     /// atomic step, so a burst of callers spreads instead of piling on the node whose reported
     /// load is oldest. Load of a candidate = max(units counted here, its own `reported`);

@@ -150,6 +150,10 @@ fn queue_key(queue: &str) -> String {
     format!("{{gbc}}:q:{queue}")
 }
 
+fn log_key(log: &str) -> String {
+    format!("{{gbc}}:log:{log}")
+}
+
 fn load_key(pool: &str) -> String {
     format!("{{gbc}}:load:{pool}")
 }
@@ -796,6 +800,32 @@ impl Store for RedisStore {
 
     async fn queue_len(&self, queue: &str) -> StoreResult<usize> {
         Ok(self.conn().await.llen(queue_key(queue)).await?)
+    }
+
+    async fn log_push(&self, log: &str, item: &str, max: usize) -> StoreResult<()> {
+        let key = log_key(log);
+        let _: () = redis::pipe()
+            .atomic()
+            .lpush(&key, item)
+            .ignore()
+            .ltrim(&key, 0, max.max(1) as isize - 1)
+            .ignore()
+            .query_async(&mut self.conn().await)
+            .await?;
+        Ok(())
+    }
+
+    async fn log_range(&self, log: &str, offset: usize, limit: usize) -> StoreResult<(Vec<String>, usize)> {
+        if limit == 0 {
+            return Ok((Vec::new(), self.conn().await.llen(log_key(log)).await?));
+        }
+        let key = log_key(log);
+        let (items, len): (Vec<String>, usize) = redis::pipe()
+            .lrange(&key, offset as isize, (offset + limit) as isize - 1)
+            .llen(&key)
+            .query_async(&mut self.conn().await)
+            .await?;
+        Ok((items, len))
     }
 
     async fn reserve_least_loaded(&self, pool: &str, candidates: &[LoadCandidate]) -> StoreResult<Option<String>> {

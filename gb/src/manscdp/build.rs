@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 
 use super::text::encode_gbk;
-use crate::model::{Channel, DeviceInfo, RecordItem};
+use crate::model::{Alarm, Channel, DeviceInfo, Position, RecordItem};
 
 const DECL: &str = "<?xml version=\"1.0\" encoding=\"GB2312\"?>\r\n";
 
@@ -110,6 +110,49 @@ pub fn record_info_response(sn: u32, device_id: &str, name: &str, sum_num: usize
         s.push_str("</Item>\r\n");
     }
     s.push_str("</RecordList>\r\n</Response>\r\n");
+    encode_gbk(&s)
+}
+
+/// An `Alarm` notification as a device sends it.
+pub fn alarm_notify(sn: u32, device_id: &str, a: &Alarm) -> Vec<u8> {
+    let mut s = format!("{DECL}<Notify>\r\n<CmdType>Alarm</CmdType>\r\n<SN>{sn}</SN>\r\n<DeviceID>{}</DeviceID>\r\n", escape(device_id));
+    opt(&mut s, "AlarmPriority", &a.priority);
+    opt(&mut s, "AlarmMethod", &a.method);
+    opt(&mut s, "AlarmTime", &a.time);
+    opt(&mut s, "AlarmDescription", &a.description);
+    opt(&mut s, "Longitude", &a.longitude);
+    opt(&mut s, "Latitude", &a.latitude);
+    if a.alarm_type.is_some() || a.event_type.is_some() {
+        s.push_str("<Info>\r\n");
+        opt(&mut s, "AlarmType", &a.alarm_type);
+        if let Some(e) = a.event_type {
+            let _ = write!(s, "<AlarmTypeParam>\r\n<EventType>{e}</EventType>\r\n</AlarmTypeParam>\r\n");
+        }
+        s.push_str("</Info>\r\n");
+    }
+    s.push_str("</Notify>\r\n");
+    encode_gbk(&s)
+}
+
+/// The platform's answer to an `Alarm` notification: `Response` with Result OK.
+pub fn alarm_response(sn: u32, device_id: &str) -> Vec<u8> {
+    encode_gbk(&format!(
+        "{DECL}<Response>\r\n<CmdType>Alarm</CmdType>\r\n<SN>{sn}</SN>\r\n<DeviceID>{}</DeviceID>\r\n<Result>OK</Result>\r\n</Response>\r\n",
+        escape(device_id)
+    ))
+}
+
+/// A `MobilePosition` notification as a device sends it.
+pub fn mobile_position_notify(sn: u32, device_id: &str, p: &Position) -> Vec<u8> {
+    let mut s =
+        format!("{DECL}<Notify>\r\n<CmdType>MobilePosition</CmdType>\r\n<SN>{sn}</SN>\r\n<DeviceID>{}</DeviceID>\r\n", escape(device_id));
+    opt(&mut s, "Time", &p.time);
+    opt(&mut s, "Longitude", &p.longitude);
+    opt(&mut s, "Latitude", &p.latitude);
+    opt(&mut s, "Speed", &p.speed);
+    opt(&mut s, "Direction", &p.direction);
+    opt(&mut s, "Altitude", &p.altitude);
+    s.push_str("</Notify>\r\n");
     encode_gbk(&s)
 }
 

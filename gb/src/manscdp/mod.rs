@@ -3,7 +3,7 @@
 pub mod build;
 pub mod text;
 
-use crate::model::{Channel, DeviceInfo, DeviceStatus, RecordItem};
+use crate::model::{Alarm, Channel, DeviceInfo, DeviceStatus, Position, RecordItem};
 use crate::xml::Element;
 
 pub const CONTENT_TYPE: &str = "Application/MANSCDP+xml";
@@ -74,6 +74,10 @@ pub enum Body {
         ptz_cmd: Option<String>,
         commands: Vec<String>,
     },
+    /// An alarm the device raises (`Notify` `Alarm`), answered with a `Response` Result OK.
+    Alarm(Alarm),
+    /// Where a mobile device is (`Notify` `MobilePosition`, by MESSAGE or subscription NOTIFY).
+    MobilePosition(Position),
     /// A device's Response to a `DeviceControl` that has one: its `Result` was `OK`.
     ControlResult {
         ok: bool,
@@ -119,6 +123,15 @@ fn record(item: &Element) -> RecordItem {
         recorder_id: text(item, "recorderid"),
         file_size: num(item, "filesize"),
     }
+}
+
+/// A coordinate: finite and within the globe, else none (cameras send 0, "", or garbage).
+fn coordinate(el: &Element, name: &str, limit: f64) -> Option<f64> {
+    num::<f64>(el, name).filter(|v| v.is_finite() && v.abs() <= limit)
+}
+
+fn finite(el: &Element, name: &str) -> Option<f64> {
+    num::<f64>(el, name).filter(|v| v.is_finite())
 }
 
 fn channel(item: &Element) -> Channel {
@@ -171,6 +184,27 @@ pub fn parse(bytes: &[u8]) -> Result<Message, ManscdpError> {
     let cmd = header.cmd_type.to_ascii_lowercase();
     let body = match (root_kind, cmd.as_str()) {
         (Root::Notify, "keepalive") => Body::Keepalive { status: text(&root, "status") },
+        (Root::Notify, "alarm") => {
+            let info = root.child("info");
+            Body::Alarm(Alarm {
+                priority: num(&root, "alarmpriority"),
+                method: num(&root, "alarmmethod"),
+                time: text(&root, "alarmtime"),
+                description: text(&root, "alarmdescription"),
+                longitude: coordinate(&root, "longitude", 180.0),
+                latitude: coordinate(&root, "latitude", 90.0),
+                alarm_type: info.and_then(|i| num(i, "alarmtype")).or_else(|| num(&root, "alarmtype")),
+                event_type: info.and_then(|i| i.child("alarmtypeparam")).and_then(|p| num(p, "eventtype")),
+            })
+        }
+        (Root::Notify, "mobileposition") => Body::MobilePosition(Position {
+            time: text(&root, "time"),
+            longitude: coordinate(&root, "longitude", 180.0),
+            latitude: coordinate(&root, "latitude", 90.0),
+            speed: finite(&root, "speed"),
+            direction: finite(&root, "direction"),
+            altitude: finite(&root, "altitude"),
+        }),
         (Root::Response, "catalog") => {
             let items = root.child("devicelist").map(|l| l.children_named("item").map(channel).collect()).unwrap_or_default();
             Body::Catalog { sum_num: num(&root, "sumnum").unwrap_or(0), items }
@@ -318,6 +352,41 @@ mod tests {
     }
 
     #[test]
+    fn alarms_and_positions_round_trip_and_garbage_coordinates_are_none() {
+        let alarm = Alarm {
+            priority: Some(1),
+            method: Some(5),
+            time: Some("2026-12-01T10:00:00".into()),
+            description: Some("移动侦测".into()),
+            longitude: Some(116.39),
+            latitude: Some(39.9),
+            alarm_type: Some(2),
+            event_type: Some(1),
+        };
+        let m = parse(&build::alarm_notify(5, "34020000001340000001", &alarm)).unwrap();
+        assert_eq!((m.header.root, m.header.sn, m.header.device_id.as_str()), (Root::Notify, 5, "34020000001340000001"));
+        assert_eq!(m.body, Body::Alarm(alarm));
+        let pos = Position {
+            time: Some("2026-12-01T10:00:01".into()),
+            longitude: Some(-73.98),
+            latitude: Some(40.75),
+            speed: Some(36.5),
+            direction: Some(270.0),
+            altitude: Some(12.0),
+        };
+        let m = parse(&build::mobile_position_notify(6, "34020000001320000001", &pos)).unwrap();
+        assert_eq!(m.body, Body::MobilePosition(pos));
+        let m = parse(
+            b"<Notify><CmdType>MobilePosition</CmdType><Longitude>200</Longitude><Latitude>NaN</Latitude><Speed>inf</Speed></Notify>",
+        )
+        .unwrap();
+        assert_eq!(m.body, Body::MobilePosition(Position::default()));
+        // The platform's answer to an alarm.
+        let m = parse(&build::alarm_response(5, "34020000001340000001")).unwrap();
+        assert_eq!((m.header.root, m.header.cmd_type.as_str(), m.body), (Root::Response, "Alarm", Body::Other));
+    }
+
+    #[test]
     fn catalog_in_gb2312_with_sloppy_items() {
         let xml = "<?xml version=\"1.0\" encoding=\"GB2312\"?><Response><CmdType>Catalog</CmdType><SN>7</SN>\
             <DeviceID>34020000001180000001</DeviceID><SumNum>3</SumNum><DeviceList Num=\"2\">\
@@ -341,7 +410,7 @@ mod tests {
         let m = parse(b"<Response><CmdType>DeviceInfo</CmdType><SN>1</SN><DeviceID>1</DeviceID><DeviceName>IPC</DeviceName><Channel>4</Channel><Result>OK</Result></Response>").unwrap();
         let Body::DeviceInfo(info) = m.body else { panic!() };
         assert_eq!(info.channels, Some(4));
-        let m = parse(b"<Notify><CmdType>MobilePosition</CmdType></Notify>").unwrap();
+        let m = parse(b"<Notify><CmdType>Broadcast</CmdType></Notify>").unwrap();
         assert_eq!(m.body, Body::Other);
         assert!(parse(b"<Notify></Notify>").is_err());
         assert!(parse(&vec![b' '; MAX_BODY + 1]).is_err());
