@@ -8,40 +8,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use gb::model::{Alarm, Position};
-use serde_json::Value;
-use support::{eventually, get_json, RawDevice, SimProc, SipProc};
-
-/// The console's event stream, read as SSE frames.
-struct Events {
-    resp: reqwest::Response,
-    buf: String,
-}
-
-impl Events {
-    async fn open(sip: &SipProc) -> Self {
-        let resp = reqwest::get(sip.api("/api/v1/events")).await.unwrap();
-        assert_eq!(resp.status().as_u16(), 200);
-        Self { resp, buf: String::new() }
-    }
-
-    /// The data of the next `event` frame whose data contains `needle`.
-    async fn next(&mut self, event: &str, needle: &str, within: Duration) -> Option<Value> {
-        let deadline = Instant::now() + within;
-        loop {
-            while let Some(end) = self.buf.find("\n\n") {
-                let frame: String = self.buf.drain(..end + 2).collect();
-                let name = frame.lines().find_map(|l| l.strip_prefix("event: ")).unwrap_or_default();
-                let data: String = frame.lines().filter_map(|l| l.strip_prefix("data: ")).collect::<Vec<_>>().join("\n");
-                if name == event && data.contains(needle) {
-                    return serde_json::from_str(&data).ok();
-                }
-            }
-            let left = deadline.checked_duration_since(Instant::now())?;
-            let chunk = tokio::time::timeout(left, self.resp.chunk()).await.ok()?.ok()??;
-            self.buf.push_str(&String::from_utf8_lossy(&chunk));
-        }
-    }
-}
+use support::{eventually, get_json, Events, RawDevice, SimProc, SipProc};
 
 /// The next MESSAGE the device receives (answered 200) that carries `cmd`.
 async fn next_message(dev: &RawDevice, sip: &SipProc, cmd: &str) -> gb::manscdp::Message {

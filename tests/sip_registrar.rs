@@ -387,9 +387,9 @@ async fn allow_list_auth_off_and_unknown_cmd_types() {
     let mut local = RawDevice::new(p.sip_addr(), "44010000001320003001", None).await;
     assert_eq!(local.register("12345678", 3600).await.code(), Some(200));
     // A CmdType we do not handle is still answered 200 (and logged), so cameras do not retry it.
-    let body = "<?xml version=\"1.0\" encoding=\"GB2312\"?>\r\n<Notify>\r\n<CmdType>MobilePosition</CmdType>\r\n<SN>9</SN>\r\n<DeviceID>44010000001320003001</DeviceID>\r\n<Longitude>116.1</Longitude>\r\n</Notify>\r\n";
+    let body = "<?xml version=\"1.0\" encoding=\"GB2312\"?>\r\n<Notify>\r\n<CmdType>Broadcast</CmdType>\r\n<SN>9</SN>\r\n<DeviceID>44010000001320003001</DeviceID>\r\n<SourceID>44010000002000000001</SourceID>\r\n</Notify>\r\n";
     assert_eq!(local.exchange("MESSAGE", &[], body.as_bytes()).await.code(), Some(200));
-    assert!(eventually(Duration::from_secs(3), || async { p.log_text().contains("MobilePosition") }).await);
+    assert!(eventually(Duration::from_secs(3), || async { p.log_text().contains("Broadcast") }).await);
 
     // With auth off, a REGISTER is accepted at once.
     let open = SipProc::start(None, &[("GBC_SIP__AUTH", "false"), ("GBC_SIP__QUERY_ON_REGISTER", "false")]);

@@ -2,11 +2,12 @@
 //! speak. `ids` (20-digit ids, SSRCs), `sip` (digest, a light SIP reader, the GB `Date`),
 //! `manscdp` (the XML bodies, over the lenient `xml` tree), `sdp`, `catalog` (multi-MESSAGE
 //! aggregation), `records` (RecordInfo answers gathered and their device-local times read),
-//! `ptz` (annex A.3 commands), `model` (what devices report).
+//! `ptz` (annex A.3 commands), `mansrtsp` (playback control in INFO), `model` (what devices report).
 
 pub mod catalog;
 pub mod ids;
 pub mod manscdp;
+pub mod mansrtsp;
 pub mod model;
 pub mod ptz;
 pub mod records;

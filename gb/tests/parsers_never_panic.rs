@@ -62,3 +62,19 @@ fn sdp_and_digest_never_panic() {
         let _ = Challenge::parse(&text);
     }
 }
+
+#[test]
+fn mansrtsp_never_panics_and_round_trips() {
+    let seeds: Vec<&[u8]> = vec![
+        b"PLAY RTSP/1.0\r\nCSeq: 2\r\nScale: 2.0\r\nRange: npt=100-\r\n",
+        b"PAUSE RTSP/1.0\r\nCSeq: 3\r\nPauseTime: now\r\n",
+        b"TEARDOWN RTSP/1.0\r\nCSeq: 4\r\n",
+    ];
+    let mut m = Mutator::new(9);
+    for _ in 0..ROUNDS {
+        let input = m.mutate(&seeds);
+        if let Ok(c) = gb::mansrtsp::parse(&input) {
+            assert_eq!(gb::mansrtsp::parse(&gb::mansrtsp::build(&c)), Ok(c));
+        }
+    }
+}

@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::SimConfig;
 use crate::device::token;
-use crate::media::{self, Impairment, MediaSource, SendControl, SendOptions, SendTransport};
+use crate::media::{self, Impairment, MediaSource, PlaybackEnd, SendControl, SendOptions, SendTransport, Steer};
 use crate::stats::{inc, SimStats};
 use crate::transport::Link;
 
@@ -45,6 +45,16 @@ struct SimCall {
     channel: Option<String>,
     /// Where the stream starts, and the key-frame requests it is sent while it runs.
     control: Arc<SendControl>,
+    /// A playback (`s=Playback`): its span in 90 kHz ticks, and what INFO tells it.
+    playback: Option<(u64, tokio::sync::watch::Sender<Steer>)>,
+}
+
+/// What a call tells its device after the fact.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallEvent {
+    /// A playback reached the end of its span: the device sends `MediaStatus` 121 (with the
+    /// call's Call-ID, as cameras do) and keeps the dialog until the BYE.
+    EndOfFile { call_id: String, channel: String },
 }
 
 /// The calls of one simulated device.
@@ -57,6 +67,7 @@ pub struct Calls {
     /// Our address as written in Via/Contact.
     advertised: String,
     proto: &'static str,
+    events: tokio::sync::mpsc::Sender<CallEvent>,
 }
 
 impl Calls {
@@ -67,8 +78,9 @@ impl Calls {
         device_id: String,
         advertised: String,
         proto: &'static str,
+        events: tokio::sync::mpsc::Sender<CallEvent>,
     ) -> Self {
-        Self { calls: HashMap::new(), cfg, media, stats, device_id, advertised, proto }
+        Self { calls: HashMap::new(), cfg, media, stats, device_id, advertised, proto, events }
     }
 
     pub fn active(&self) -> usize {
@@ -102,6 +114,21 @@ impl Calls {
                     inc(&self.stats.byes_received);
                     c.stop.cancel();
                 }
+            }
+            "INFO" => {
+                let answer = match self.calls.get(&call_id) {
+                    None => (481, "Call/Transaction Does Not Exist"),
+                    Some(c) => match (&c.playback, gb::mansrtsp::parse(&m.body)) {
+                        (Some((span, steer)), Ok(ctl)) => {
+                            steer_playback(steer, ctl.command, *span);
+                            inc(&self.stats.playback_controls);
+                            (200, "OK")
+                        }
+                        (None, _) => (405, "Method Not Allowed"),
+                        (_, Err(_)) => (400, "Bad Request"),
+                    },
+                };
+                let _ = link.send(m.response(answer.0, answer.1, &token(), &[], None)).await;
             }
             "CANCEL" => {
                 let _ = link.send(m.response(200, "OK", &token(), &[], None)).await;
@@ -166,9 +193,12 @@ impl Calls {
             gb::sip::lite::StartLine::Request { uri, .. } => gb::sip::uri_user(uri).map(str::to_owned),
             _ => None,
         });
+        // A playback's span, 90 kHz ticks (a camera plays what it has of it).
+        let playback = (offer.session == Session::Playback && offer.time.1 > offer.time.0)
+            .then(|| ((offer.time.1 - offer.time.0) * 90_000, tokio::sync::watch::channel(Steer::default()).0));
         let answer = GbSdp {
             origin: channel.clone().unwrap_or_else(|| self.device_id.clone()),
-            session: Session::Play,
+            session: offer.session.clone(),
             uri: None,
             ip: self.cfg.nat_ip.clone().unwrap_or_else(|| self.cfg.bind_ip.clone()),
             time: (0, 0),
@@ -192,6 +222,7 @@ impl Calls {
             stop: CancellationToken::new(),
             channel,
             control: Arc::new(SendControl { start_frame: self.cfg.start_frame, ..Default::default() }),
+            playback,
         };
         if !self.cfg.invite_silent {
             let contact = format!("<sip:{}@{}>", self.device_id, self.advertised);
@@ -213,13 +244,33 @@ impl Calls {
             inc(&self.stats.media_streams);
             let opts = SendOptions { transport: c.transport, target: c.target, ssrc: c.ssrc, loops: 0, impairment: Impairment::default() };
             let (src, listener, stop, stats) = (self.media.clone(), c.listener.take(), stop.clone(), self.stats.clone());
-            let control = c.control.clone();
-            tokio::spawn(async move {
-                if let Err(e) = media::send_with(&src, opts, listener, &control, stop).await {
-                    tracing::debug!(error = %e, "simulated camera's stream ended");
-                    inc(&stats.media_errors);
+            match &c.playback {
+                Some((span, steer)) => {
+                    let (span, steer, events) = (*span, steer.subscribe(), self.events.clone());
+                    let ended = CallEvent::EndOfFile { call_id: call_id.to_owned(), channel: c.channel.clone().unwrap_or_default() };
+                    tokio::spawn(async move {
+                        match media::send_playback(&src, opts, listener, steer, span, stop).await {
+                            Ok((_, PlaybackEnd::EndOfFile)) => {
+                                let _ = events.send(ended).await;
+                            }
+                            Ok((_, PlaybackEnd::Cancelled)) => {}
+                            Err(e) => {
+                                tracing::debug!(error = %e, "simulated camera's playback ended");
+                                inc(&stats.media_errors);
+                            }
+                        }
+                    });
                 }
-            });
+                None => {
+                    let control = c.control.clone();
+                    tokio::spawn(async move {
+                        if let Err(e) = media::send_with(&src, opts, listener, &control, stop).await {
+                            tracing::debug!(error = %e, "simulated camera's stream ended");
+                            inc(&stats.media_errors);
+                        }
+                    });
+                }
+            }
         }
         if self.cfg.bye_after_secs > 0 {
             let bye = bye_bytes(self.proto, &self.advertised, c);
@@ -236,6 +287,29 @@ impl Calls {
             });
         }
     }
+}
+
+/// Passes a MANSRTSP command to a playback's sender: pause, resume, speed, seek (the target
+/// kept within the span).
+fn steer_playback(steer: &tokio::sync::watch::Sender<Steer>, command: gb::mansrtsp::Command, span: u64) {
+    use gb::mansrtsp::{Command, From};
+    steer.send_modify(|s| match command {
+        Command::Pause => s.paused = true,
+        Command::Teardown => {}
+        Command::Play { range, scale } => {
+            if let Some(scale) = scale {
+                s.scale_milli = (scale * 1000.0).round().clamp(1.0, 64_000.0) as u32;
+            }
+            match range {
+                Some(From::Secs(t)) => {
+                    s.seek = (s.seek.0 + 1, ((t * 90_000.0) as u64).min(span));
+                    s.paused = false;
+                }
+                Some(From::Now) | None if scale.is_none() => s.paused = false,
+                _ => {}
+            }
+        }
+    });
 }
 
 /// Our BYE for a call: From/To swapped from the INVITE, to the server's Contact.

@@ -47,6 +47,8 @@ pub struct SimDevice {
     shutdown: CancellationToken,
     /// A PTZ head per channel that has been sent a command.
     ptz: std::collections::HashMap<String, crate::ptz::PtzHead>,
+    /// What calls report after the fact (a playback's end).
+    call_events: mpsc::Receiver<crate::call::CallEvent>,
 }
 
 /// The channel ids of device `index` (what its catalog lists and INVITEs are addressed to):
@@ -86,8 +88,10 @@ impl SimDevice {
             None => local.to_string(),
         };
         let proto = if link.reliable() { "TCP" } else { "UDP" };
+        let (events, call_events) = mpsc::channel(16);
         Self {
-            calls: crate::call::Calls::new(cfg.clone(), media, stats.clone(), id.clone(), advertised, proto),
+            calls: crate::call::Calls::new(cfg.clone(), media, stats.clone(), id.clone(), advertised, proto, events),
+            call_events,
             shutdown: CancellationToken::new(),
             call_id: format!("{}@{}", token(), local.ip()),
             from_tag: token(),
@@ -413,6 +417,20 @@ impl SimDevice {
         self.outbox.push_back(build::mobile_position_notify(sn, &self.id, &pos));
     }
 
+    /// A playback played to the end of its span: `MediaStatus` 121 with the call's Call-ID.
+    async fn on_call_event(&mut self, ev: crate::call::CallEvent, sn: &mut u32) {
+        match ev {
+            crate::call::CallEvent::EndOfFile { call_id, channel } => {
+                *sn = sn.wrapping_add(1);
+                self.cseq += 1;
+                let (tag, cseq) = (token(), self.cseq);
+                let body = build::media_status(*sn, if channel.is_empty() { &self.id } else { &channel }, 121);
+                let req = self.request("MESSAGE", &self.server_uri(), Leg { call_id: &call_id, from_tag: &tag, cseq }, &[], Some(&body));
+                let _ = self.transact(req, &call_id, cseq).await;
+            }
+        }
+    }
+
     async fn flush_outbox(&mut self) {
         while let Some(body) = self.outbox.pop_front() {
             self.cseq += 1;
@@ -451,6 +469,7 @@ impl SimDevice {
                     Some(_) => {}
                     None => break,
                 },
+                Some(ev) = self.call_events.recv() => self.on_call_event(ev, &mut sn).await,
                 _ = sleep_until(wake) => {
                     let now = Instant::now();
                     state = match state {

@@ -266,41 +266,9 @@ pub async fn send_with(
 ) -> std::io::Result<SendStats> {
     let tcp = opts.transport != SendTransport::Udp;
     let mut pk = PsRtpPacketizer::new(src.video_codec, src.audio_codec, opts.ssrc, tcp);
-    enum Out {
-        Udp(UdpSocket),
-        Tcp(TcpStream),
-    }
-    let mut out = match opts.transport {
-        SendTransport::Udp => {
-            let bind: SocketAddr = if opts.target.is_ipv4() {
-                "0.0.0.0:0".parse().unwrap_or_else(|_| unreachable!())
-            } else {
-                "[::]:0".parse().unwrap_or_else(|_| unreachable!())
-            };
-            let s = UdpSocket::bind(bind).await?;
-            s.connect(opts.target).await?;
-            Out::Udp(s)
-        }
-        SendTransport::TcpActive => Out::Tcp(TcpStream::connect(opts.target).await?),
-        SendTransport::TcpPassive => {
-            let l = match listener {
-                Some(l) => l,
-                None => TcpListener::bind(opts.target).await?,
-            };
-            let (s, _) = tokio::select! {
-                _ = cancel.cancelled() => return Ok(SendStats::default()),
-                r = l.accept() => r?,
-            };
-            Out::Tcp(s)
-        }
-    };
-    if let Out::Tcp(s) = &out {
-        s.set_nodelay(true)?;
-    }
+    let Some(mut sink) = Sink::open(&opts, listener, &cancel).await? else { return Ok(SendStats::default()) };
     let mut stats = SendStats::default();
     let mut buf = Vec::with_capacity(256 * 1024);
-    let mut held: Option<Vec<u8>> = None;
-    let mut dice = Dice(opts.impairment.seed.unwrap_or_else(rand::random));
     let mut i = SendControl::first_index(src, control.start_frame);
     let skipped = src.frames.get(i).map_or(0, |f| f.pts);
     // Frame `i` is due now: the clock starts where the clip is entered.
@@ -337,34 +305,194 @@ pub async fn send_with(
         stats.bytes += buf.len() as u64;
         stats.frames += 1;
         stats.video_frames += u64::from(f.video);
-        match &mut out {
-            Out::Tcp(s) => s.write_all(&buf).await?,
+        sink.send(&buf).await?;
+    }
+    sink.finish().await;
+    Ok(stats)
+}
+
+/// Where the packets go: a connected UDP socket (with the test impairments) or a TCP stream.
+struct Sink {
+    out: Out,
+    impairment: Impairment,
+    dice: Dice,
+    /// A packet held back to be sent after the next (reordering).
+    held: Option<Vec<u8>>,
+}
+
+enum Out {
+    Udp(UdpSocket),
+    Tcp(TcpStream),
+}
+
+impl Sink {
+    /// Connects (UDP, TCP active) or accepts (TCP passive, on `listener` when given); `None`
+    /// when cancelled first.
+    async fn open(opts: &SendOptions, listener: Option<TcpListener>, cancel: &CancellationToken) -> std::io::Result<Option<Sink>> {
+        let out = match opts.transport {
+            SendTransport::Udp => {
+                let bind: SocketAddr = if opts.target.is_ipv4() {
+                    "0.0.0.0:0".parse().unwrap_or_else(|_| unreachable!())
+                } else {
+                    "[::]:0".parse().unwrap_or_else(|_| unreachable!())
+                };
+                let s = UdpSocket::bind(bind).await?;
+                s.connect(opts.target).await?;
+                Out::Udp(s)
+            }
+            SendTransport::TcpActive => Out::Tcp(TcpStream::connect(opts.target).await?),
+            SendTransport::TcpPassive => {
+                let l = match listener {
+                    Some(l) => l,
+                    None => TcpListener::bind(opts.target).await?,
+                };
+                let (s, _) = tokio::select! {
+                    _ = cancel.cancelled() => return Ok(None),
+                    r = l.accept() => r?,
+                };
+                Out::Tcp(s)
+            }
+        };
+        if let Out::Tcp(s) = &out {
+            s.set_nodelay(true)?;
+        }
+        let dice = Dice(opts.impairment.seed.unwrap_or_else(rand::random));
+        Ok(Some(Sink { out, impairment: opts.impairment, dice, held: None }))
+    }
+
+    /// One frame's packets, laid end to end by `PsRtpPacketizer::packetize`.
+    async fn send(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        match &mut self.out {
+            Out::Tcp(s) => s.write_all(buf).await?,
             Out::Udp(s) => {
                 // Walk the packets back out of the buffer (UDP keeps datagram boundaries).
                 let mut pos = 0;
-                for chunk_len in packet_lengths(&buf) {
+                for chunk_len in packet_lengths(buf) {
                     let pkt = &buf[pos..pos + chunk_len];
                     pos += chunk_len;
-                    let imp = opts.impairment;
-                    if imp.loss > 0.0 && dice.roll() < imp.loss {
+                    let imp = self.impairment;
+                    if imp.loss > 0.0 && self.dice.roll() < imp.loss {
                         continue;
                     }
-                    if imp.reorder > 0.0 && held.is_none() && dice.roll() < imp.reorder {
-                        held = Some(pkt.to_vec());
+                    if imp.reorder > 0.0 && self.held.is_none() && self.dice.roll() < imp.reorder {
+                        self.held = Some(pkt.to_vec());
                         continue;
                     }
                     let _ = s.send(pkt).await;
-                    if let Some(h) = held.take() {
+                    if let Some(h) = self.held.take() {
                         let _ = s.send(&h).await;
                     }
                 }
             }
         }
+        Ok(())
     }
-    if let (Out::Udp(s), Some(h)) = (&out, held) {
-        let _ = s.send(&h).await;
+
+    async fn finish(self) {
+        if let (Out::Udp(s), Some(h)) = (&self.out, self.held) {
+            let _ = s.send(&h).await;
+        }
     }
-    Ok(stats)
+}
+
+/// What a playback is told while it runs (MANSRTSP over INFO), as the call passes it on.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Steer {
+    pub paused: bool,
+    /// Speed in thousandths (1000 = 1×).
+    pub scale_milli: u32,
+    /// The latest seek: (its number, the target in 90 kHz ticks from the span's start).
+    pub seek: (u64, u64),
+}
+
+impl Default for Steer {
+    fn default() -> Self {
+        Self { paused: false, scale_milli: 1000, seek: (0, 0) }
+    }
+}
+
+/// How a playback's stream ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlaybackEnd {
+    /// The span was played to its end: the camera says so (`MediaStatus` 121).
+    EndOfFile,
+    Cancelled,
+}
+
+/// Plays a recording of `span` ticks as a camera does: the clip stands for the recording
+/// (its position `p` is the clip at `p` mod its length), timestamps are the position from the
+/// span's start, frames go out at `scale` times real time, nothing while paused, and a seek
+/// starts again at the key frame at or before its target.
+pub async fn send_playback(
+    src: &MediaSource,
+    opts: SendOptions,
+    listener: Option<TcpListener>,
+    mut steer: tokio::sync::watch::Receiver<Steer>,
+    span: u64,
+    cancel: CancellationToken,
+) -> std::io::Result<(SendStats, PlaybackEnd)> {
+    let tcp = opts.transport != SendTransport::Udp;
+    let mut pk = PsRtpPacketizer::new(src.video_codec, src.audio_codec, opts.ssrc, tcp);
+    let Some(mut sink) = Sink::open(&opts, listener, &cancel).await? else { return Ok((SendStats::default(), PlaybackEnd::Cancelled)) };
+    let mut stats = SendStats::default();
+    let mut buf = Vec::with_capacity(256 * 1024);
+    let duration = src.duration.max(1);
+    let (mut lap, mut i) = (0u64, 0usize);
+    let mut seen = Steer::default();
+    let mut anchor = (Instant::now(), 0u64);
+    let end = loop {
+        let Some(f) = src.frames.get(i) else {
+            lap += 1;
+            i = 0;
+            continue;
+        };
+        let pos = lap * duration + f.pts;
+        let now = Instant::now();
+        let asked = *steer.borrow_and_update();
+        if asked.seek.0 != seen.seek.0 {
+            // Back to the key frame at or before the target.
+            let target = asked.seek.1.min(span.saturating_sub(1));
+            lap = target / duration;
+            let within = target % duration;
+            i = src.frames.iter().enumerate().filter(|(_, f)| f.video && f.key && f.pts <= within).map(|(j, _)| j).last().unwrap_or(0);
+            seen = asked;
+            anchor = (now, lap * duration + src.frames.get(i).map_or(0, |f| f.pts));
+            continue;
+        }
+        if asked.scale_milli != seen.scale_milli || asked.paused != seen.paused {
+            // Time runs on from here at the new speed (or from here after a pause).
+            anchor = (now, pos);
+            seen = asked;
+        }
+        if seen.paused {
+            tokio::select! {
+                _ = cancel.cancelled() => break PlaybackEnd::Cancelled,
+                r = steer.changed() => if r.is_err() { break PlaybackEnd::Cancelled },
+            }
+            continue;
+        }
+        if pos >= span {
+            break PlaybackEnd::EndOfFile;
+        }
+        let due = anchor.0 + Duration::from_micros((pos - anchor.1) * 1000 / 90 * 1000 / u64::from(seen.scale_milli.max(1)));
+        tokio::select! {
+            _ = cancel.cancelled() => break PlaybackEnd::Cancelled,
+            r = steer.changed() => {
+                if r.is_err() { break PlaybackEnd::Cancelled }
+                continue;
+            }
+            _ = tokio::time::sleep_until(due.into()) => {}
+        }
+        buf.clear();
+        stats.packets += pk.packetize(f, pos, &mut buf) as u64;
+        stats.bytes += buf.len() as u64;
+        stats.frames += 1;
+        stats.video_frames += u64::from(f.video);
+        sink.send(&buf).await?;
+        i += 1;
+    };
+    sink.finish().await;
+    Ok((stats, end))
 }
 
 /// Lengths of the RTP packets laid end to end by `packetize` (UDP form): every packet but the

@@ -23,6 +23,7 @@ pub struct SimStats {
     pub key_frames_requested: AtomicU64,
     pub alarms_sent: AtomicU64,
     pub positions_sent: AtomicU64,
+    pub playback_controls: AtomicU64,
 }
 
 #[derive(Debug, Serialize, Clone, PartialEq)]
@@ -44,6 +45,7 @@ pub struct SimReport {
     pub key_frames_requested: u64,
     pub alarms_sent: u64,
     pub positions_sent: u64,
+    pub playback_controls: u64,
     /// Seconds from start until every device had registered once (None if not all did).
     pub all_registered_secs: Option<f64>,
     pub registrations_per_sec: Option<f64>,
@@ -70,6 +72,7 @@ impl SimStats {
             key_frames_requested: g(&self.key_frames_requested),
             alarms_sent: g(&self.alarms_sent),
             positions_sent: g(&self.positions_sent),
+            playback_controls: g(&self.playback_controls),
             all_registered_secs,
             registrations_per_sec: all_registered_secs.filter(|s| *s > 0.0).map(|s| devices as f64 / s),
         }

@@ -2,8 +2,8 @@
 //! out. The path of a packet through the modules is the order below: `rtp` (packets and the
 //! RFC 4571 TCP framing) → `ps` / `ts` (containers) → `es` (elementary-stream frames) →
 //! `access_unit` (codec configs and frames, via `codec`) → `flv` (tags) or `fmp4` (segments for
-//! browsers). `ps_mux` writes PS
-//! (the camera simulator's side).
+//! browsers). `timeline` keeps output time monotonic when the source jumps (playback seeks,
+//! speed, clock resets). `ps_mux` writes PS (the camera simulator's side).
 
 pub mod access_unit;
 pub mod codec;
@@ -15,6 +15,7 @@ pub mod ps_mux;
 pub mod rtp;
 #[doc(hidden)]
 pub mod test_vectors;
+pub mod timeline;
 pub mod ts;
 
 pub use access_unit::{AccessUnit, AccessUnitBuilder, AudioConfig, MediaEvent, VideoConfig};

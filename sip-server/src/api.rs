@@ -178,6 +178,66 @@ async fn play(
     Ok(Json(answer))
 }
 
+/// `POST /devices/{dev}/channels/{ch}/playback` body.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PlaybackBody {
+    start: String,
+    end: String,
+    transport: Option<String>,
+}
+
+/// `POST /devices/{dev}/channels/{ch}/playback`: plays a channel's recordings over a span.
+async fn playback(
+    State(s): State<Arc<Shared>>,
+    Path((dev, ch)): Path<(String, String)>,
+    body: Result<Json<PlaybackBody>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult<impl IntoResponse> {
+    let id = device_id(&dev)?;
+    let b = kit::http::json_body(body)?;
+    let transport = match b.transport {
+        None => None,
+        Some(t) => Some(PlayTransport::parse(&t).ok_or_else(|| {
+            ApiError::new(StatusCode::BAD_REQUEST, format!("transport must be udp, tcp-passive or tcp-active, not {t:?}"))
+        })?),
+    };
+    let ch: ChannelId =
+        ch.parse().map_err(|_| ApiError::from(PlayError::BadRequest(format!("channel id {ch:?} is not a 20-digit GB id"))))?;
+    let target = crate::play::manager::check_target(&s, &id, &ch).await?;
+    // The span reads like a RecordInfo query's (Unix seconds, RFC 3339, or device-local).
+    let params = crate::records::RecordsParams { start: Some(b.start), end: Some(b.end), record_type: None };
+    let range = crate::records::RecordRange::from_params(&params, crate::records::device_offset(&s, &target).0)?;
+    if target.node == s.me.node {
+        let answer = crate::play::playback::start(&s, target, &ch, (range.start, range.end), transport).await?;
+        return Ok(Json(serde_json::to_value(answer).map_err(|e| PlayError::Internal(e.to_string()))?));
+    }
+    let call = crate::rpc::Call::Playback { device_id: id, channel_id: ch, start: range.start, end: range.end, transport };
+    Ok(Json(crate::rpc::call(&s, &target.node, call).await?))
+}
+
+/// `POST /streams/{id}/playback`: pause, resume, speed or seek (`play::playback::PlaybackControl`),
+/// carried out by the node holding the dialog.
+async fn playback_control(
+    State(s): State<Arc<Shared>>,
+    Path(stream): Path<String>,
+    body: Result<Json<crate::play::playback::PlaybackControl>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult<impl IntoResponse> {
+    let control = kit::http::json_body(body)?;
+    let id = StreamId::from(stream.as_str());
+    let sess = crate::play::session::get(s.store.as_ref(), &id).await?.ok_or_else(|| ApiError::from(PlayError::NoSession(stream)))?.row;
+    let call = crate::rpc::Call::PlaybackControl { stream_id: id, control };
+    Ok(Json(crate::rpc::call(&s, &sess.sip_node, call).await?))
+}
+
+/// `GET /streams/{id}/playback`: where a playback is (position, speed, paused).
+async fn playback_position(State(s): State<Arc<Shared>>, Path(stream): Path<String>) -> ApiResult<impl IntoResponse> {
+    let sess = crate::play::session::get(s.store.as_ref(), &StreamId::from(stream.as_str()))
+        .await?
+        .ok_or_else(|| ApiError::from(PlayError::NoSession(stream)))?
+        .row;
+    Ok(Json(crate::play::playback::position(&s, &sess).await?))
+}
+
 #[derive(Deserialize, Default)]
 struct StopQuery {
     /// Stop outright instead of releasing one holder.
@@ -429,6 +489,8 @@ pub fn router(shared: Arc<Shared>, feed: Arc<Feed>, token: &str) -> Router {
         .route("/api/v1/devices/{id}/channels/{ch}/presets", get(presets))
         .route("/api/v1/devices/{id}/channels/{ch}/control", post(control))
         .route("/api/v1/devices/{id}/channels/{ch}/records", get(records))
+        .route("/api/v1/devices/{id}/channels/{ch}/playback", post(playback))
+        .route("/api/v1/streams/{id}/playback", post(playback_control).get(playback_position))
         .route("/api/v1/devices/{id}/alarms", get(device_alarms))
         .route("/api/v1/devices/{id}/positions", get(positions))
         .route("/api/v1/devices/{id}/positions/{source}/track", get(track))

@@ -285,16 +285,34 @@ async fn send_ack(shared: &Shared, route: &Route, d: &Dialog) -> Result<(), SipE
 /// Returns the final status (481 means the camera had already forgotten the call).
 pub async fn bye(shared: &Shared, device: &Device, d: &mut Dialog) -> Result<u16, SipError> {
     shared.plays.forget_ack(&d.call_id);
+    crate::metrics::BYES_SENT.inc();
+    in_dialog(shared, device, d, "BYE", None).await
+}
+
+/// A request within the dialog (BYE, INFO with its body), its CSeq counted up from the last;
+/// returns the final status, or a timeout after 5 s.
+pub async fn in_dialog(
+    shared: &Shared,
+    device: &Device,
+    d: &mut Dialog,
+    method: &str,
+    body: Option<(&str, &[u8])>,
+) -> Result<u16, SipError> {
     let route = Route::to(&shared.links, device)?;
     d.cseq += 1;
     let h = head(
         &shared.me,
         d,
-        Head { method: "BYE", uri: &d.remote_uri, proto: route.proto, branch: &token(), to_tag: Some(&d.remote_tag), cseq: d.cseq },
+        Head { method, uri: &d.remote_uri, proto: route.proto, branch: &token(), to_tag: Some(&d.remote_tag), cseq: d.cseq },
     );
-    let text = format!("{h}Content-Length: 0\r\n\r\n");
-    let mut tx = start_transaction(&shared.links, &route, parse_request(text.as_bytes())?).await?;
-    crate::metrics::BYES_SENT.inc();
+    let mut bytes = match body {
+        Some((content_type, b)) => format!("{h}Content-Type: {content_type}\r\nContent-Length: {}\r\n\r\n", b.len()).into_bytes(),
+        None => format!("{h}Content-Length: 0\r\n\r\n").into_bytes(),
+    };
+    if let Some((_, b)) = body {
+        bytes.extend_from_slice(b);
+    }
+    let mut tx = start_transaction(&shared.links, &route, parse_request(&bytes)?).await?;
     match crate::outbound::final_status(&mut tx, Duration::from_secs(5)).await {
         Some(code) => Ok(code),
         None => Err(SipError::Timeout { device: device.id.to_string(), addr: route.addr, timeout_ms: 5000 }),

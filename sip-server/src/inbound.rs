@@ -79,6 +79,16 @@ pub async fn on_message(shared: &Arc<Shared>, tx: &mut Transaction) -> Result<()
             // Kept and answered after the 200, off the handler: the Response is a request of ours.
             tokio::spawn(async move { crate::notices::on_alarm(&shared, &device_id, sn, source, alarm).await });
         }
+        Body::MediaStatus { notify_type } => {
+            tx.reply(StatusCode::OK).await?;
+            if notify_type == Some(121) {
+                // Devices send it with the playback's Call-ID; else it names the channel.
+                use rsipstack::sip::HeadersExt;
+                let call_id = tx.original.call_id_header().ok().map(|c| c.value().to_string());
+                let ended = crate::play::playback::end_of_file(shared, call_id.as_deref(), device_id.as_str(), &msg.header.device_id).await;
+                tracing::info!(device_id = %device_id, channel = %msg.header.device_id, ended, "MediaStatus 121: end of file");
+            }
+        }
         Body::MobilePosition(pos) => {
             tx.reply(StatusCode::OK).await?;
             crate::notices::on_position(shared, &device_id, msg.header.device_id, pos).await;

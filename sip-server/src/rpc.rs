@@ -39,6 +39,19 @@ pub enum Call {
         device_id: DeviceId,
         channel_id: ChannelId,
     },
+    /// A playback of a channel's recordings over `[start, end)` from a device this node holds.
+    Playback {
+        device_id: DeviceId,
+        channel_id: ChannelId,
+        start: i64,
+        end: i64,
+        transport: Option<PlayTransport>,
+    },
+    /// Pause, resume, speed or seek of a playback whose dialog this node holds.
+    PlaybackControl {
+        stream_id: StreamId,
+        control: crate::play::playback::PlaybackControl,
+    },
     /// A channel's recordings (`RecordInfo`) from a device this node holds.
     Records {
         device_id: DeviceId,
@@ -107,6 +120,12 @@ pub async fn handle(shared: &Arc<Shared>, call: Call) -> Reply {
             }
             crate::control::query_presets(shared, &dev, &channel_id).await
         }
+        Call::Playback { device_id, channel_id, start, end, transport } => {
+            let dev = manager::check_target(shared, &device_id, &channel_id).await?;
+            let answer = crate::play::playback::start(shared, dev, &channel_id, (start, end), transport).await?;
+            serde_json::to_value(answer).map_err(|e| PlayError::Internal(e.to_string()))
+        }
+        Call::PlaybackControl { stream_id, control } => crate::play::playback::control(shared, &stream_id, control).await,
         Call::Records { device_id, channel_id, range } => {
             let dev = shared.store.get_device(&device_id).await?.ok_or_else(|| PlayError::DeviceUnknown(device_id.to_string()))?;
             if dev.node != shared.me.node {

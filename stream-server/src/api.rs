@@ -98,6 +98,48 @@ async fn answer(
     Ok(Json(json!({"stream_id": id, "ssrc": entry.answered_ssrc(), "peer": peer.map(|p| p.to_string())})))
 }
 
+/// `POST /receivers/{id}/timeline`: a playback's steering, from the sip-server driving it.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TimelineBody {
+    /// Playback speed (0.0625–64): output time runs at real time whatever the speed.
+    scale: Option<f64>,
+    /// Count the position from the next frame (a seek, the start).
+    #[serde(default)]
+    mark: bool,
+    /// Paused: no media is expected, so the no-data timeout waits.
+    paused: Option<bool>,
+}
+
+async fn timeline(
+    State(node): State<Arc<Node>>,
+    Path(id): Path<String>,
+    body: Result<Json<TimelineBody>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult<impl IntoResponse> {
+    use std::sync::atomic::Ordering;
+    let b = json_body(body)?;
+    let entry = node.get(&id).ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no receiver {id}")))?;
+    if let Some(scale) = b.scale {
+        if !(0.0625..=64.0).contains(&scale) {
+            return Err(ApiError::new(StatusCode::BAD_REQUEST, format!("scale must be 0.0625-64, not {scale}")));
+        }
+        entry.steer.scale_milli.store((scale * 1000.0).round() as u32, Ordering::Relaxed);
+    }
+    if b.mark {
+        entry.steer.marks.fetch_add(1, Ordering::Relaxed);
+    }
+    if let Some(p) = b.paused {
+        entry.steer.paused.store(p, Ordering::Relaxed);
+    }
+    let steer = &entry.steer;
+    Ok(Json(json!({
+        "stream_id": id,
+        "scale": f64::from(steer.scale_milli.load(Ordering::Relaxed)) / 1000.0,
+        "marks": steer.marks.load(Ordering::Relaxed),
+        "paused": steer.paused.load(Ordering::Relaxed),
+    })))
+}
+
 async fn close(State(node): State<Arc<Node>>, Path(id): Path<String>) -> ApiResult<impl IntoResponse> {
     if node.close(&id) {
         Ok(Json(json!({"stream_id": id, "closed": true})))
@@ -337,6 +379,7 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/api/v1/receivers/{id}", axum::routing::delete(close))
         .route("/api/v1/receivers/{id}/connect", post(connect))
         .route("/api/v1/receivers/{id}/answer", post(answer))
+        .route("/api/v1/receivers/{id}/timeline", post(timeline))
         .route("/api/v1/streams", get(list))
         .route("/api/v1/streams/{id}", get(get_stream).delete(close))
         .route("/api/v1/node", get(node_info))

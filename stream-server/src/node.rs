@@ -228,6 +228,7 @@ impl Node {
             no_viewer_secs: std::sync::atomic::AtomicU64::new(0),
             push_holds_open: AtomicBool::new(false),
             answered_ssrc: std::sync::atomic::AtomicU64::new(crate::stream::NO_SSRC),
+            steer: crate::stream::TimelineSteer::default(),
             fmp4: Mutex::new(std::sync::Weak::new()),
             hls: Mutex::new(std::sync::Weak::new()),
         });

@@ -104,6 +104,8 @@ pub struct Pipeline {
     /// Maps a raw G.711 RTP clock (8 kHz) onto the PS clock: (rtp ts, 90 kHz pts) at first sight.
     raw_audio_anchor: Option<(u32, u64)>,
     last_video_pts: u64,
+    /// Output time kept monotonic through source jumps, and scaled for playback speed.
+    pub timeline: media::timeline::Timeline,
     pub stats: PipelineStats,
 }
 
@@ -125,6 +127,7 @@ impl Pipeline {
             audio: None,
             raw_audio_anchor: None,
             last_video_pts: 0,
+            timeline: media::timeline::Timeline::default(),
             stats: PipelineStats::default(),
         }
     }
@@ -262,7 +265,19 @@ impl Pipeline {
 
     fn emit(&mut self, sink: &mut impl FnMut(FlvTag)) {
         let mut meta_changed = false;
-        for ev in self.events.drain(..) {
+        // Taken and put back so the buffer keeps its allocation.
+        let mut events = std::mem::take(&mut self.events);
+        for mut ev in events.drain(..) {
+            if let MediaEvent::Frame(f) = &mut ev {
+                let track = if f.is_video() {
+                    // The source clock, which raw G.711 beside the PS is anchored on.
+                    self.last_video_pts = f.pts;
+                    media::timeline::Track::Video
+                } else {
+                    media::timeline::Track::Audio
+                };
+                (f.pts, f.dts) = self.timeline.map(track, f.pts, f.dts);
+            }
             match &ev {
                 MediaEvent::VideoConfig(v) => {
                     meta_changed |= self.video.as_ref() != Some(v);
@@ -272,10 +287,7 @@ impl Pipeline {
                     meta_changed |= self.audio.as_ref() != Some(a);
                     self.audio = Some(a.clone());
                 }
-                MediaEvent::Frame(f) if f.is_video() => {
-                    self.stats.video_frames += 1;
-                    self.last_video_pts = f.pts;
-                }
+                MediaEvent::Frame(f) if f.is_video() => self.stats.video_frames += 1,
                 MediaEvent::Frame(_) => self.stats.audio_frames += 1,
             }
             if meta_changed {
@@ -286,6 +298,7 @@ impl Pipeline {
                 sink(tag);
             }
         }
+        self.events = events;
     }
 }
 

@@ -47,6 +47,15 @@ pub struct StreamStats {
     pub video_frames: u64,
     pub audio_frames: u64,
     pub recoveries: u64,
+    /// Playback speed the output timeline is scaled by (1 for live).
+    pub scale: f64,
+    /// Source time since the last timeline mark (a playback's start or seek), milliseconds.
+    pub since_mark_ms: u64,
+    /// Source jumps the output timeline smoothed over (seeks, clock resets).
+    pub timeline_jumps: u64,
+    /// The latest source timestamp, milliseconds.
+    pub source_ms: u64,
+    pub paused: bool,
 }
 
 pub struct StreamEntry {
@@ -81,6 +90,28 @@ pub struct StreamEntry {
     pub fmp4: Mutex<std::sync::Weak<crate::fmp4_feed::Fmp4Feed>>,
     /// The HLS packager while players poll its playlist (`hls`).
     pub hls: Mutex<std::sync::Weak<crate::hls::Hls>>,
+    /// What the sip-server steering a playback asks of the output timeline (`timeline` API),
+    /// applied by the worker at its next tick.
+    pub steer: TimelineSteer,
+}
+
+/// Playback steering: speed, a mark to count the position from, and pause (no media is then
+/// expected, so the no-data timeout waits).
+#[derive(Debug)]
+pub struct TimelineSteer {
+    pub scale_milli: std::sync::atomic::AtomicU32,
+    pub marks: std::sync::atomic::AtomicU64,
+    pub paused: AtomicBool,
+}
+
+impl Default for TimelineSteer {
+    fn default() -> Self {
+        Self {
+            scale_milli: std::sync::atomic::AtomicU32::new(1000),
+            marks: std::sync::atomic::AtomicU64::new(0),
+            paused: AtomicBool::new(false),
+        }
+    }
 }
 
 /// `StreamEntry::answered_ssrc` when the camera kept ours.
@@ -122,6 +153,8 @@ pub struct Worker {
     wrong_source: u64,
     no_data: Duration,
     reorder_delay: Duration,
+    /// Timeline marks applied so far (`TimelineSteer::marks`).
+    marks: u64,
 }
 
 /// What the worker tells its task after a tick.
@@ -148,6 +181,18 @@ impl Worker {
             wrong_source: 0,
             no_data,
             reorder_delay,
+            marks: 0,
+        }
+    }
+
+    /// Applies what the playback's steering asks (speed, a mark).
+    fn steer(&mut self) {
+        let steer = &self.entry.steer;
+        self.pipeline.timeline.set_scale(steer.scale_milli.load(Ordering::Relaxed));
+        let marks = steer.marks.load(Ordering::Relaxed);
+        if marks != self.marks {
+            self.marks = marks;
+            self.pipeline.timeline.mark();
         }
     }
 
@@ -189,6 +234,11 @@ impl Worker {
 
     /// Called about every 100 ms.
     pub fn on_tick(&mut self, now: Instant) -> TickOutcome {
+        self.steer();
+        if self.entry.steer.paused.load(Ordering::Relaxed) {
+            // Paused: nothing is due, so silence is not a dead camera.
+            self.last_data = now;
+        }
         if now.duration_since(self.last_data) >= self.reorder_delay {
             let hub = &self.entry.hub;
             self.pipeline.flush(&mut |tag| hub.publish(tag));
@@ -236,6 +286,11 @@ impl Worker {
         s.video_frames = p.stats.video_frames;
         s.audio_frames = p.stats.audio_frames;
         s.recoveries = p.stats.recoveries;
+        s.scale = f64::from(p.timeline.scale_milli()) / 1000.0;
+        s.since_mark_ms = p.timeline.since_mark_ms();
+        s.timeline_jumps = p.timeline.jumps();
+        s.source_ms = p.timeline.source_ms();
+        s.paused = self.entry.steer.paused.load(Ordering::Relaxed);
         self.bytes_at_snapshot = p.stats.bytes;
         self.frames_at_snapshot = p.stats.video_frames;
         self.last_snapshot = now;

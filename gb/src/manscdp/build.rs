@@ -134,6 +134,15 @@ pub fn alarm_notify(sn: u32, device_id: &str, a: &Alarm) -> Vec<u8> {
     encode_gbk(&s)
 }
 
+/// `MediaStatus` as a device sends it when a playback or download reaches the end of its span
+/// (`NotifyType` 121).
+pub fn media_status(sn: u32, device_id: &str, notify_type: u32) -> Vec<u8> {
+    encode_gbk(&format!(
+        "{DECL}<Notify>\r\n<CmdType>MediaStatus</CmdType>\r\n<SN>{sn}</SN>\r\n<DeviceID>{}</DeviceID>\r\n<NotifyType>{notify_type}</NotifyType>\r\n</Notify>\r\n",
+        escape(device_id)
+    ))
+}
+
 /// The platform's answer to an `Alarm` notification: `Response` with Result OK.
 pub fn alarm_response(sn: u32, device_id: &str) -> Vec<u8> {
     encode_gbk(&format!(

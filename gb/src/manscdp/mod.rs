@@ -74,6 +74,10 @@ pub enum Body {
         ptz_cmd: Option<String>,
         commands: Vec<String>,
     },
+    /// `MediaStatus` of a playback or download (`NotifyType` 121: the file ended).
+    MediaStatus {
+        notify_type: Option<u32>,
+    },
     /// An alarm the device raises (`Notify` `Alarm`), answered with a `Response` Result OK.
     Alarm(Alarm),
     /// Where a mobile device is (`Notify` `MobilePosition`, by MESSAGE or subscription NOTIFY).
@@ -197,6 +201,7 @@ pub fn parse(bytes: &[u8]) -> Result<Message, ManscdpError> {
                 event_type: info.and_then(|i| i.child("alarmtypeparam")).and_then(|p| num(p, "eventtype")),
             })
         }
+        (Root::Notify, "mediastatus") => Body::MediaStatus { notify_type: num(&root, "notifytype") },
         (Root::Notify, "mobileposition") => Body::MobilePosition(Position {
             time: text(&root, "time"),
             longitude: coordinate(&root, "longitude", 180.0),

@@ -76,10 +76,15 @@ pub struct PlayAnswer {
     /// The channel was already playing: this play joined it.
     pub joined: bool,
     pub holders: u32,
+    #[serde(default)]
+    pub kind: super::session::SessionKind,
+    /// A playback's span and state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub playback: Option<super::session::PlaybackState>,
 }
 
 impl PlayAnswer {
-    fn of(s: &Session, joined: bool) -> Self {
+    pub(crate) fn of(s: &Session, joined: bool) -> Self {
         Self {
             stream_id: s.stream_id.clone(),
             media_node: s.media_node.clone(),
@@ -88,6 +93,8 @@ impl PlayAnswer {
             transport: s.transport,
             joined,
             holders: s.holders,
+            kind: s.kind,
+            playback: s.playback,
         }
     }
 }
@@ -120,6 +127,18 @@ impl Plays {
         let mut m = lock(&self.mine);
         m.insert(id.clone(), (node.id.clone(), node.instance.clone()));
         metrics::SESSIONS.set(m.len() as i64);
+    }
+
+    /// The dialog of a session this node drives.
+    pub fn dialog_of(&self, id: &StreamId) -> Option<Dialog> {
+        lock(&self.dialogs).get(id).cloned()
+    }
+
+    /// Keeps a dialog's new state (its CSeq after an in-dialog request).
+    pub fn set_dialog(&self, id: &StreamId, d: &Dialog) {
+        if let Some(kept) = lock(&self.dialogs).get_mut(id) {
+            *kept = d.clone();
+        }
     }
 
     fn drop_dialog(&self, id: &StreamId) -> Option<Dialog> {
@@ -168,7 +187,7 @@ pub async fn device_transport(shared: &Shared, dev: &DeviceId) -> Result<Option<
 }
 
 /// The play's transport: as asked, else the device's own setting, else `play.default_transport`.
-async fn transport_for(shared: &Shared, dev: &Device, asked: Option<PlayTransport>) -> Result<PlayTransport, PlayError> {
+pub(crate) async fn transport_for(shared: &Shared, dev: &Device, asked: Option<PlayTransport>) -> Result<PlayTransport, PlayError> {
     if let Some(t) = asked {
         return Ok(t);
     }
@@ -198,7 +217,7 @@ pub async fn check_target(shared: &Shared, device_id: &DeviceId, channel_id: &Ch
     Ok(dev)
 }
 
-async fn publish(shared: &Shared, event: PlayEventKind, s: &Session, reason: Option<&str>) {
+pub(crate) async fn publish(shared: &Shared, event: PlayEventKind, s: &Session, reason: Option<&str>) {
     let ev = PlayEvent {
         event,
         stream_id: s.stream_id.clone(),
@@ -264,19 +283,7 @@ async fn play_locked(
     }
 
     let transport = transport_for(shared, dev, asked).await?;
-    let prefix = gb::ids::gb_ssrc_prefix(&shared.me.domain, false)
-        .ok_or_else(|| PlayError::Internal(format!("domain {:?} gives no GB SSRC prefix", shared.me.domain)))?;
-    let ssrc = store
-        .allocate_ssrc(&prefix, id.as_str())
-        .await?
-        .ok_or_else(|| PlayError::SsrcExhausted(format!("all SSRCs under {prefix} are taken")))?;
-    let ssrc: Ssrc = match ssrc.parse() {
-        Ok(s) => s,
-        Err(e) => {
-            let _ = store.release_ssrc(&ssrc, id.as_str()).await;
-            return Err(PlayError::Internal(format!("the Store gave a bad SSRC: {e}")));
-        }
-    };
+    let ssrc = allocate_ssrc(shared, id, false).await?;
     let s = Session::starting(dev.id.clone(), channel_id.clone(), transport, ssrc, shared.me.node.clone(), kit::clock::now_ms());
     let setup = Setup::play(s, dev.source_addr.clone(), shared.me.server_id.clone());
     match drive(shared, dev, setup).await {
@@ -295,9 +302,28 @@ async fn play_locked(
     }
 }
 
+/// A GB SSRC for a new session `id` (`history`: playback or download, first digit 1), held in
+/// the Store under the stream id until the session gives it back.
+pub(crate) async fn allocate_ssrc(shared: &Shared, id: &StreamId, history: bool) -> Result<Ssrc, PlayError> {
+    let store = shared.store.as_ref();
+    let prefix = gb::ids::gb_ssrc_prefix(&shared.me.domain, history)
+        .ok_or_else(|| PlayError::Internal(format!("domain {:?} gives no GB SSRC prefix", shared.me.domain)))?;
+    let ssrc = store
+        .allocate_ssrc(&prefix, id.as_str())
+        .await?
+        .ok_or_else(|| PlayError::SsrcExhausted(format!("all SSRCs under {prefix} are taken")))?;
+    match ssrc.parse() {
+        Ok(s) => Ok(s),
+        Err(e) => {
+            let _ = store.release_ssrc(&ssrc, id.as_str()).await;
+            Err(PlayError::Internal(format!("the Store gave a bad SSRC: {e}")))
+        }
+    }
+}
+
 /// Runs a setup (`saga`) to its end: each action's result is the next event, and whatever
 /// the setup gives back on failure goes through `release`, the one table of undo steps.
-async fn drive(shared: &Arc<Shared>, dev: &Device, mut setup: Setup) -> Result<Session, PlayError> {
+pub(crate) async fn drive(shared: &Arc<Shared>, dev: &Device, mut setup: Setup) -> Result<Session, PlayError> {
     let mut event = Event::Start;
     loop {
         let actions;
@@ -408,6 +434,8 @@ pub enum EndReason {
     Restarted,
     /// The node driving it died; another node cleaned it up.
     OwnerGone,
+    /// A playback's device said its file ended (`MediaStatus` 121).
+    EndOfFile,
 }
 
 impl EndReason {
@@ -421,6 +449,7 @@ impl EndReason {
             EndReason::RecoveryFailed => "recovery_failed",
             EndReason::Restarted => "restarted",
             EndReason::OwnerGone => "owner_gone",
+            EndReason::EndOfFile => "end_of_file",
         }
     }
 
@@ -510,6 +539,14 @@ pub async fn on_camera_bye(shared: &Arc<Shared>, call_id: &str) -> bool {
 /// SSRC, and the camera is INVITEd again. Retried with backoff; given up after
 /// `play.recover_attempts`.
 pub async fn recover(shared: &Arc<Shared>, id: &StreamId, dead: &str) {
+    // A playback set up again would start its span over: it ends instead, and the viewer may
+    // start it again from where it was.
+    if let Ok(Some(s)) = session::get(shared.store.as_ref(), id).await {
+        if s.row.kind != session::SessionKind::Live {
+            teardown(shared, id, EndReason::RecoveryFailed).await;
+            return;
+        }
+    }
     let noticed_ms = kit::clock::now_ms();
     let attempts = shared.cfg.play.recover_attempts.max(1);
     for attempt in 1..=attempts {

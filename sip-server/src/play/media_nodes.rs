@@ -105,6 +105,17 @@ impl MediaApi<'_> {
         }
     }
 
+    /// Steers a playback's output timeline: its speed, a mark to count the position from, pause.
+    pub async fn timeline(&self, stream_id: &str, scale: Option<f64>, mark: bool, paused: Option<bool>) -> Result<(), PlayError> {
+        let body = serde_json::json!({"scale": scale, "mark": mark, "paused": paused}).to_string();
+        let r = self.call("POST", &format!("/api/v1/receivers/{stream_id}/timeline"), Some(&body)).await?;
+        if r.ok() {
+            Ok(())
+        } else {
+            Err(self.fail(format!("timeline answered {}: {}", r.status, r.error_message())))
+        }
+    }
+
     /// What the media node measures of a stream (codec, size, fps, bitrate, loss, viewers).
     pub async fn stream_stats(&self, stream_id: &str) -> Result<serde_json::Value, PlayError> {
         let r = self.call("GET", &format!("/api/v1/streams/{stream_id}"), None).await?;

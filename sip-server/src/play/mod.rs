@@ -7,6 +7,8 @@
 //! - `saga`: setting a play (or a move) up as a pure machine with a ledger of what it took.
 //! - `manager`: play / stop / teardown / recover on the node that owns the device's dialog; it
 //!   runs the saga and gives back what a failed set-up held.
+//! - `playback`: a recording played back (its own session, INVITE `s=Playback`) and steered by
+//!   INFO (MANSRTSP); `MediaStatus` 121 ends it.
 //! - `watch`: what starts teardowns and recoveries (stream and device events, node liveness).
 //!
 //! Ownership: every session is driven by one sip-server node, the one holding the device's
@@ -15,6 +17,7 @@
 
 pub mod manager;
 pub mod media_nodes;
+pub mod playback;
 pub mod saga;
 pub mod session;
 pub mod watch;

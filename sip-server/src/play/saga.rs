@@ -16,7 +16,7 @@ use cluster::wire::MediaNodeRecord;
 use gb::ids::{ServerId, Ssrc};
 use gb::sdp::{GbSdp, Session as SdpSession};
 
-use super::session::{Session, SessionState};
+use super::session::{Session, SessionKind, SessionState};
 use super::{PlayError, PlayTransport};
 use crate::dialog::Dialog;
 
@@ -239,12 +239,19 @@ impl Setup {
 
     fn invite(&self, ip: &str, port: u16) -> Action {
         let s = &self.session;
+        // Live: `s=Play`, `t=0 0`. Playback: `s=Playback`, `u=<channel>:0`, the span in `t=`.
+        let (session, uri, time) = match (s.kind, s.playback) {
+            (SessionKind::Playback, Some(p)) => {
+                (SdpSession::Playback, Some(format!("{}:0", s.channel_id)), (p.start.max(0) as u64, p.end.max(0) as u64))
+            }
+            _ => (SdpSession::Play, None, (0, 0)),
+        };
         let offer = GbSdp {
             origin: self.server_id.to_string(),
-            session: SdpSession::Play,
-            uri: None,
+            session,
+            uri,
             ip: ip.to_owned(),
-            time: (0, 0),
+            time,
             media_port: port,
             transport: s.transport,
             rtpmap: vec![(96, "PS".into()), (98, "H264".into()), (97, "MPEG4".into())],

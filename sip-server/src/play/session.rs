@@ -36,6 +36,33 @@ pub struct Urls {
     pub hls: String,
 }
 
+/// What a session carries: live video, or a recording played back over a span.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SessionKind {
+    #[default]
+    Live,
+    /// `s=Playback` of a span (`Session::playback`), steered by INFO (MANSRTSP).
+    Playback,
+}
+
+/// A playback's span and where it stands: what the last control asked, and the position's
+/// anchor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct PlaybackState {
+    /// The span, Unix seconds.
+    pub start: i64,
+    pub end: i64,
+    /// Speed in thousandths (1000 = 1×).
+    pub scale_milli: u32,
+    pub paused: bool,
+    /// Milliseconds from the span's start that the media node's timeline mark stands for (the
+    /// start, then each seek's target): position = anchor + source time since the mark.
+    pub anchor_ms: u64,
+    /// CSeq of the last MANSRTSP control sent.
+    pub rtsp_cseq: u32,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Session {
     pub stream_id: StreamId,
@@ -75,6 +102,10 @@ pub struct Session {
     /// How long the last move took, from noticing the node gone to the camera's 200.
     #[serde(default)]
     pub last_recovery_ms: Option<u64>,
+    #[serde(default)]
+    pub kind: SessionKind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub playback: Option<PlaybackState>,
 }
 
 impl Session {
@@ -107,7 +138,29 @@ impl Session {
             started_ms: None,
             recoveries: 0,
             last_recovery_ms: None,
+            kind: SessionKind::Live,
+            playback: None,
         }
+    }
+
+    /// A new playback of `[start, end)`, under its own stream id (`<device>_<channel>_pb<tag>`:
+    /// every playback is its own session, never joined).
+    #[allow(clippy::too_many_arguments)]
+    pub fn playback(
+        device_id: DeviceId,
+        channel_id: ChannelId,
+        transport: PlayTransport,
+        ssrc: Ssrc,
+        sip_node: NodeId,
+        now_ms: u64,
+        stream_id: StreamId,
+        (start, end): (i64, i64),
+    ) -> Self {
+        let mut s = Self::starting(device_id, channel_id, transport, ssrc, sip_node, now_ms);
+        s.stream_id = stream_id;
+        s.kind = SessionKind::Playback;
+        s.playback = Some(PlaybackState { start, end, scale_milli: 1000, paused: false, anchor_ms: 0, rtsp_cseq: 0 });
+        s
     }
 }
 
@@ -147,4 +200,40 @@ pub async fn update(
 /// Removes the record; of several racing callers exactly one gets it back (and cleans up).
 pub async fn take(store: &dyn Store, stream_id: &StreamId) -> Result<Option<Session>, PlayError> {
     Ok(TABLE.take(store, stream_id.as_str()).await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_record_reads_back_with_its_kind_and_older_records_read_as_live() {
+        let now = 1_796_090_400_000;
+        let dev: DeviceId = "34020000001320000001".parse().unwrap();
+        let ch: ChannelId = "34020000001310000001".parse().unwrap();
+        let ssrc: Ssrc = "1340200001".parse().unwrap();
+        let node: NodeId = "sip-a".parse().unwrap();
+        let pb = Session::playback(
+            dev.clone(),
+            ch.clone(),
+            PlayTransport::Udp,
+            ssrc.clone(),
+            node.clone(),
+            now,
+            StreamId::from("x_pb1"),
+            (10, 20),
+        );
+        let json = serde_json::to_value(&pb).unwrap();
+        assert_eq!(
+            (json["kind"].as_str(), json["playback"]["start"].as_i64(), json["playback"]["end"].as_i64()),
+            (Some("playback"), Some(10), Some(20)),
+            "{json}"
+        );
+        assert_eq!(serde_json::from_value::<Session>(json).unwrap(), pb);
+        let live = Session::starting(dev, ch, PlayTransport::Udp, ssrc, node, now);
+        let mut json = serde_json::to_value(&live).unwrap();
+        assert_eq!(json["kind"], "live");
+        json.as_object_mut().unwrap().remove("kind");
+        assert_eq!(serde_json::from_value::<Session>(json).unwrap(), live, "a record from before kinds is live");
+    }
 }
