@@ -463,6 +463,110 @@ async fn console_without_a_token_shows_the_cluster_lpr_passages_and_nvr_sessions
     assert_eq!(said.as_str(), Some("No media node is available to receive the video."));
 }
 
+/// Recordings, alarms and the map (issue 13): a gbsim camera's day as a timeline of its
+/// recordings (RecordInfo), played back from the page with pause, resume and a seek by a click
+/// on the timeline; the camera's alarms in the list as they come; its position on the map with
+/// its track.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn console_plays_back_recordings_and_shows_alarms_and_positions() {
+    const MOBILE: &str = "34020000001320000501";
+    let redis = RedisServer::start().expect("redis-server");
+    let url = redis.url();
+    let sip = SipProc::start(Some(&url), &[]);
+    let _media = MediaProc::start(Some(&url), &[]);
+    let cam = [("GBC_SIM__ALARM_EVERY_SECS", "2"), ("GBC_SIM__POSITION_EVERY_SECS", "1")];
+    let _cam = SimProc::start(sip.sip_addr(), MOBILE, 1, "udp", &cam);
+    let device = dev(MOBILE, 0);
+    wait_catalog(&sip, &device).await;
+    let chromium = Chromium::start();
+    let mut page = open_without_token(&chromium, &sip).await;
+
+    // Yesterday's timeline (a whole day of quarter-hour files, whatever the hour now).
+    page.eval("location.hash = '#/recordings'").await;
+    click_channel(&mut page, "#page-recordings", &device, 0).await;
+    page.eval(
+        "(() => { const d = document.querySelector('#page-recordings input[type=date]'); const y = new Date(Date.now() - 86400000); \
+         d.value = `${y.getFullYear()}-${String(y.getMonth() + 1).padStart(2, '0')}-${String(y.getDate()).padStart(2, '0')}`; \
+         d.dispatchEvent(new Event('change')); })()",
+    )
+    .await;
+    let spans = page.wait_for("document.querySelectorAll('#page-recordings .tl-rec').length > 80 && document.querySelectorAll('#page-recordings .tl-rec').length", Duration::from_secs(20)).await;
+    assert!(spans.as_u64().unwrap_or(0) >= 85, "a day of quarter hours less the gaps: {spans}");
+    assert!(js(&mut page, "document.querySelectorAll('#page-recordings .tl-rec.alarm').length").await.as_u64().unwrap_or(0) > 0);
+
+    // Play the third recording from its row: the picture moves.
+    page.eval("document.querySelectorAll('#page-recordings .rec-list button')[2].click()").await;
+    let moving = page.wait_for("document.querySelector('#page-recordings video').currentTime > 2", Duration::from_secs(20)).await;
+    assert_eq!(moving, Value::Bool(true), "{}", page.eval("document.querySelector('#page-recordings [role=status]').textContent").await);
+    let stream = page.eval("document.getElementById('page-recordings').dataset.stream").await.as_str().unwrap_or_default().to_owned();
+    assert!(stream.contains("_pb"), "{stream}");
+    let size = js(
+        &mut page,
+        "[document.querySelector('#page-recordings video').videoWidth, document.querySelector('#page-recordings video').videoHeight]",
+    )
+    .await;
+    assert_eq!(size, serde_json::json!([640, 360]));
+    page.screenshot("console_recordings").await;
+
+    // Pause: once the buffer drains the picture holds still; resume: it moves again.
+    let t = "document.querySelector('#page-recordings video').currentTime";
+    page.eval("document.querySelector('#page-recordings .rec-controls button').click()").await;
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    let a = page.eval(t).await.as_f64().unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let b = page.eval(t).await.as_f64().unwrap();
+    assert!(b - a < 0.3, "paused, yet the picture moved {a} → {b}");
+    assert_eq!(page.eval("document.querySelector('#page-recordings .rec-controls button').textContent").await, "Resume");
+    page.eval("document.querySelector('#page-recordings .rec-controls button').click()").await;
+    let resumed = page.wait_for(&format!("{t} > {} + 1", b), Duration::from_secs(10)).await;
+    assert_eq!(resumed, Value::Bool(true), "resumed");
+
+    // A click on the timeline inside the playing span seeks there (5 min in).
+    let (_, sess) = get_json(&sip.api(&format!("/api/v1/streams/{stream}"))).await;
+    let start = sess["playback"]["start"].as_i64().unwrap();
+    page.eval(&format!(
+        "(() => {{ const [y, m, d] = document.querySelector('#page-recordings input[type=date]').value.split('-').map(Number); \
+         const day = new Date(y, m - 1, d).getTime() / 1000; const s = document.querySelector('#page-recordings svg.tl'); \
+         const b = s.getBoundingClientRect(); s.dispatchEvent(new MouseEvent('click', {{ clientX: b.left + b.width * ({start} + 300 - day) / 86400, bubbles: true }})); }})()"
+    ))
+    .await;
+    let pos_url = sip.api(&format!("/api/v1/streams/{stream}/playback"));
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            (240_000..=420_000).contains(&get_json(&pos_url).await.1["position_ms"].as_u64().unwrap_or(0))
+        })
+        .await,
+        "sought to about 300 s: {}",
+        get_json(&pos_url).await.1
+    );
+    let shown = page
+        .wait_for("/\\d\\d:\\d\\d:\\d\\d/.test(document.querySelector('#page-recordings .position').textContent)", Duration::from_secs(5))
+        .await;
+    assert_eq!(shown, Value::Bool(true));
+    page.eval("document.querySelectorAll('#page-recordings .rec-controls button')[1].click()").await;
+    assert!(
+        eventually(Duration::from_secs(10), || async { get_json(&sip.api("/api/v1/streams")).await.1["total"] == 0 }).await,
+        "Stop ends the playback"
+    );
+
+    // Alarms: the camera's motion alarms, newest first, and new ones as they come.
+    page.eval("location.hash = '#/alarms'").await;
+    let rows = page.wait_for("document.querySelectorAll('#alarm-rows tr').length", Duration::from_secs(10)).await;
+    assert!(rows.as_u64().unwrap_or(0) >= 1, "{rows}");
+    let before = js(&mut page, "document.querySelectorAll('#alarm-rows tr').length").await.as_u64().unwrap();
+    let more = page.wait_for(&format!("document.querySelectorAll('#alarm-rows tr').length > {before}"), Duration::from_secs(10)).await;
+    assert_eq!(more, Value::Bool(true), "a new alarm shows without a reload");
+    assert!(page.eval("document.getElementById('alarm-rows').textContent").await.as_str().unwrap().contains("移动侦测"));
+    page.screenshot("console_alarms").await;
+
+    // Map: the camera's dot; chosen, its track.
+    page.eval("location.hash = '#/map'").await;
+    assert_eq!(page.wait_for("!!document.querySelector('svg.map .map-dot')", Duration::from_secs(10)).await, Value::Bool(true));
+    page.eval("document.querySelector('svg.map .map-dot').dispatchEvent(new MouseEvent('click', { bubbles: true }))").await;
+    assert_eq!(page.wait_for("!!document.querySelector('svg.map .map-track')", Duration::from_secs(10)).await, Value::Bool(true));
+    page.screenshot("console_map").await;
+}
+
 /// Figure for docs/benchmarks.md (`scripts/bench-console`): from the click on a channel to the
 /// first frame the page's `<video>` presents (`requestVideoFrameCallback`), cold each time (the
 /// session closed in between, so it includes the INVITE), over fMP4; gbsim's clip has a 1 s GOP.

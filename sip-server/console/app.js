@@ -1,16 +1,20 @@
-// The console's shell: sign-in, the page router (#/devices, #/live, #/cluster, #/lpr, #/nvr),
+// The console's shell: sign-in, the page router (#/devices, #/live, #/recordings, #/alarms,
+// #/map, #/cluster, #/lpr, #/nvr),
 // the cluster's event stream (re-dispatched on `window` as `gbc:presence`, `gbc:play`,
-// `gbc:stream`, `gbc:lpr`, `gbc:resync`; actions of the pages use other names), and messages.
+// `gbc:stream`, `gbc:lpr`, `gbc:alarm`, `gbc:position`, `gbc:resync`; actions of the pages use other names), and messages.
 
 import { api, setToken, hasToken, onUnauthorized, plainWords, readEvents } from './api.js';
 import * as devices from './devices.js';
 import * as live from './live.js';
+import * as recordings from './recordings.js';
+import * as alarms from './alarms.js';
+import * as map from './map.js';
 import * as cluster from './cluster.js';
 import * as lpr from './lpr.js';
 import * as nvr from './nvr.js';
 
 const $ = (id) => document.getElementById(id);
-const pages = { devices, live, cluster, lpr, nvr };
+const pages = { devices, live, recordings, alarms, map, cluster, lpr, nvr };
 let started = false;
 let events = null;
 

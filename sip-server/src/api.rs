@@ -495,6 +495,10 @@ pub fn router(shared: Arc<Shared>, feed: Arc<Feed>, token: &str) -> Router {
         .route("/api/v1/devices/{id}/positions", get(positions))
         .route("/api/v1/devices/{id}/positions/{source}/track", get(track))
         .route("/api/v1/alarms", get(all_alarms))
+        .route(
+            "/api/v1/positions",
+            get(|State(s): State<Arc<Shared>>| async move { ApiResult::Ok(Json(crate::notices::all_positions(&s).await?)) }),
+        )
         .route("/api/v1/devices/{id}/play-transport", put(set_play_transport).get(get_play_transport))
         .route("/api/v1/streams", get(list_streams))
         .route("/api/v1/streams/{id}", get(get_stream).delete(delete_stream))

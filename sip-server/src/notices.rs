@@ -27,6 +27,10 @@ fn latest_positions(device: &DeviceId) -> String {
     format!("positions:{device}")
 }
 
+/// The latest position of every source of every device (the console's map), by
+/// `<device>:<source>`.
+const ALL_LATEST: &str = "positions";
+
 fn track(device: &DeviceId, source: &str) -> String {
     format!("track:{device}:{source}")
 }
@@ -168,6 +172,7 @@ pub async fn on_position(shared: &Arc<Shared>, device_id: &DeviceId, source_id: 
     let json = cluster::wire::to_json(&rec);
     let kept = async {
         shared.store.table_put(&latest_positions(device_id), &rec.source_id, &json).await?;
+        shared.store.table_put(ALL_LATEST, &format!("{device_id}:{}", rec.source_id), &json).await?;
         shared.store.log_push(&track(device_id, &rec.source_id), &json, shared.cfg.position_track).await?;
         shared.store.publish(POSITION_EVENTS, &json).await
     };
@@ -205,6 +210,13 @@ pub async fn positions(shared: &Shared, device: &DeviceId) -> Result<serde_json:
     let rows = shared.store.table_list(&latest_positions(device)).await?;
     let items = values(rows.into_iter().map(|(_, v)| v).collect(), "position");
     Ok(serde_json::json!({"device_id": device, "total": items.len(), "items": items}))
+}
+
+/// The latest position of every source of every device.
+pub async fn all_positions(shared: &Shared) -> Result<serde_json::Value, PlayError> {
+    let rows = shared.store.table_list(ALL_LATEST).await?;
+    let items = values(rows.into_iter().map(|(_, v)| v).collect(), "position");
+    Ok(serde_json::json!({"total": items.len(), "items": items}))
 }
 
 /// A source's track, newest first.
