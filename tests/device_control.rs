@@ -22,6 +22,12 @@ async fn post_ptz(sip: &SipProc, device: &str, channel: &str, body: Value) -> (u
     (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
 }
 
+/// `method` of a JSON body to an API path: the status and the JSON answer.
+async fn send_json(sip: &SipProc, method: reqwest::Method, path: &str, body: Value) -> (u16, Value) {
+    let r = reqwest::Client::new().request(method, sip.api(path)).json(&body).timeout(Duration::from_secs(30)).send().await.unwrap();
+    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+}
+
 /// The next DeviceControl MESSAGE the device receives (retransmissions skipped).
 async fn next_control(dev: &RawDevice) -> LiteMessage {
     loop {
@@ -113,6 +119,76 @@ async fn ptz_commands_reach_the_device_as_the_standards_bytes_and_answers_map_to
     let (code, answer) = call.await.unwrap();
     assert_eq!((code, answer["kind"].as_str()), (502, Some("device_failed")), "{answer}");
 
+    // DragZoomIn: the rectangle as annex A.2.3 spells it; no Response, the 200 is the answer.
+    let call = tokio::spawn({
+        let sip_url = sip.api("");
+        async move {
+            let body = json!({"command": "drag_zoom_in", "width": 1920, "length": 1080, "mid_x": 480, "mid_y": 270, "length_x": 640, "length_y": 360});
+            let r = reqwest::Client::new()
+                .post(format!("{sip_url}/api/v1/devices/{id}/channels/{id}/control"))
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap())
+        }
+    });
+    let m = next_control(&dev).await;
+    let text = String::from_utf8_lossy(&m.body).into_owned();
+    for part in [
+        "<DragZoomIn>",
+        "<Length>1080</Length>",
+        "<Width>1920</Width>",
+        "<MidPointX>480</MidPointX>",
+        "<MidPointY>270</MidPointY>",
+        "<LengthX>640</LengthX>",
+        "<LengthY>360</LengthY>",
+        "</DragZoomIn>",
+    ] {
+        assert!(text.contains(part), "{part} in {text}");
+    }
+    dev.sock.send_to(&m.response(200, "OK", "dev1", &[], None), sip.sip_addr()).await.unwrap();
+    let (code, answer) = call.await.unwrap();
+    assert_eq!((code, answer["command"].as_str(), answer["result"].as_str()), (200, Some("drag_zoom_in"), Some("sent")), "{answer}");
+    // HomePosition: enabled, with its preset and the idle time before the camera returns.
+    let call = tokio::spawn({
+        let sip_url = sip.api("");
+        async move {
+            let body = json!({"command": "home_position", "enabled": true, "preset": 4, "reset_secs": 90});
+            let r = reqwest::Client::new()
+                .post(format!("{sip_url}/api/v1/devices/{id}/channels/{id}/control"))
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap())
+        }
+    });
+    let m = next_control(&dev).await;
+    let text = String::from_utf8_lossy(&m.body).into_owned();
+    for part in ["<HomePosition>", "<Enabled>1</Enabled>", "<ResetTime>90</ResetTime>", "<PresetIndex>4</PresetIndex>"] {
+        assert!(text.contains(part), "{part} in {text}");
+    }
+    dev.sock.send_to(&m.response(200, "OK", "dev1", &[], None), sip.sip_addr()).await.unwrap();
+    let sn = gb::manscdp::parse(&m.body).unwrap().header.sn;
+    assert_eq!(dev.exchange("MESSAGE", &[], &gb::manscdp::build::device_control_response(sn, id, true)).await.code(), Some(200));
+    let (code, answer) = call.await.unwrap();
+    assert_eq!((code, answer["result"].as_str()), (200, Some("OK")), "{answer}");
+    // Parameters out of range name what is wrong, before anything is sent.
+    let control = format!("/api/v1/devices/{id}/channels/{id}/control");
+    for (body, says) in [
+        (json!({"command": "home_position", "enabled": true, "preset": 0}), "preset must be 1-255"),
+        (json!({"command": "home_position", "enabled": true, "reset_secs": 0}), "reset_secs must be 1-86400"),
+        (
+            json!({"command": "drag_zoom_out", "width": 640, "length": 360, "mid_x": 700, "mid_y": 10, "length_x": 10, "length_y": 10}),
+            "rectangle must lie in the 640x360 picture",
+        ),
+        (json!({"command": "drag_zoom_out", "width": 640}), "missing field"),
+    ] {
+        let (code, answer) = send_json(&sip, reqwest::Method::POST, &control, body.clone()).await;
+        assert!(code == 400 && answer.to_string().contains(says), "{body}: {code} {answer}");
+    }
+
     // Bad parameters: 400 naming the field, nothing sent.
     let (code, answer) = post_ptz(&sip, id, id, json!({"command": "left", "speed": 300})).await;
     assert_eq!((code, answer["message"].as_str()), (400, Some("bad request: speed must be 0-255, not 300")));
@@ -179,11 +255,41 @@ async fn presets_set_through_the_api_are_listed_by_the_cameras_preset_query() {
         let answer: Value = r.json().await.unwrap();
         assert_eq!((code, answer["result"].as_str()), (200, Some(result)), "{command}: {answer}");
     }
-    let r = reqwest::Client::new()
-        .post(sip.api(&format!("/api/v1/devices/{dev}/channels/{ch}/control")))
-        .json(&json!({"command": "explode"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 400);
+    let control = format!("/api/v1/devices/{dev}/channels/{ch}/control");
+    assert_eq!(send_json(&sip, reqwest::Method::POST, &control, json!({"command": "explode"})).await.0, 400);
+    let home = json!({"command": "home_position", "enabled": true, "preset": 1, "reset_secs": 60});
+    assert_eq!(send_json(&sip, reqwest::Method::POST, &control, home).await.1["result"], "OK");
+    let drag =
+        json!({"command": "drag_zoom_out", "width": 704, "length": 576, "mid_x": 352, "mid_y": 288, "length_x": 100, "length_y": 80});
+    assert_eq!(send_json(&sip, reqwest::Method::POST, &control, drag).await.1["result"], "sent");
+
+    // DeviceConfig then ConfigDownload: the camera keeps what was set and reports it back.
+    let config = format!("/api/v1/devices/{dev}/config");
+    let (code, before) = support::get_json(&sip.api(&config)).await;
+    assert_eq!((code, before["basic_param"]["name"].as_str()), (200, Some("gbsim 1")), "{before}");
+    assert_eq!(before["basic_param"]["device_id"].as_str(), Some(dev.as_str()), "{before}");
+    let set = json!({"name": "北门 east", "heartbeat_interval": 7, "heartbeat_count": 4});
+    let (code, answer) = send_json(&sip, reqwest::Method::PUT, &config, set).await;
+    assert_eq!((code, answer["result"].as_str()), (200, Some("OK")), "{answer}");
+    let (code, after) = support::get_json(&sip.api(&config)).await;
+    assert_eq!(code, 200, "{after}");
+    let p = &after["basic_param"];
+    assert_eq!(
+        (p["name"].as_str(), p["heartbeat_interval"].as_u64(), p["heartbeat_count"].as_u64()),
+        (Some("北门 east"), Some(7), Some(4)),
+        "{after}"
+    );
+    assert_eq!(p["expiration"], before["basic_param"]["expiration"], "what was not set stays");
+    for (body, says) in [
+        (json!({"heartbeat_interval": 1}), "heartbeat_interval must be 5-3600, not 1"),
+        (json!({"expiration": 10}), "expiration must be 60-86400, not 10"),
+        (json!({"sip_server_ip": "10.0.0.1"}), "sip_server_ip cannot be set"),
+        (json!({}), "nothing to set"),
+        (json!({"colour": "red"}), "unknown field"),
+    ] {
+        let (code, answer) = send_json(&sip, reqwest::Method::PUT, &config, body.clone()).await;
+        assert!(code == 400 && answer.to_string().contains(says), "{body}: {code} {answer}");
+    }
+    let (code, _) = support::get_json(&sip.api("/api/v1/devices/34020000001320009999/config")).await;
+    assert_eq!(code, 404);
 }

@@ -31,6 +31,35 @@ pub struct DeviceInfo {
     pub channels: Option<u32>,
 }
 
+/// A device's basic parameters (`BasicParam` of `DeviceConfig` and of a `ConfigDownload`
+/// answer): the server may set the name, the registration expiry and the heartbeat; the rest is
+/// what the device reports of itself. A password the device may report is never read.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BasicParam {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sip_server_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sip_server_ip: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sip_server_port: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domain_name: Option<String>,
+    /// Registration expiry, seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expiration: Option<u32>,
+    /// Seconds between keepalives.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heartbeat_interval: Option<u32>,
+    /// Keepalives missed before the device counts itself offline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heartbeat_count: Option<u32>,
+}
+
 /// `DeviceStatus` answer.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DeviceStatus {

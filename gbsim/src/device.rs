@@ -49,6 +49,9 @@ pub struct SimDevice {
     ptz: std::collections::HashMap<String, crate::ptz::PtzHead>,
     /// What calls report after the fact (a playback's end).
     call_events: mpsc::Receiver<crate::call::CallEvent>,
+    /// The basic parameters (`DeviceConfig` sets them, `ConfigDownload` reads them): the name
+    /// DeviceInfo reports, the expiry asked in REGISTER and the keepalive interval follow them.
+    basic: gb::model::BasicParam,
 }
 
 /// The channel ids of device `index` (what its catalog lists and INVITEs are addressed to):
@@ -89,7 +92,17 @@ impl SimDevice {
         };
         let proto = if link.reliable() { "TCP" } else { "UDP" };
         let (events, call_events) = mpsc::channel(16);
+        let basic = gb::model::BasicParam {
+            name: Some(format!("gbsim {}", index + 1)),
+            device_id: Some(id.clone()),
+            domain_name: Some(domain.clone()),
+            expiration: Some(cfg.expires_secs),
+            heartbeat_interval: Some(cfg.keepalive_secs.clamp(1, u64::from(u32::MAX)) as u32),
+            heartbeat_count: Some(3),
+            ..Default::default()
+        };
         Self {
+            basic,
             calls: crate::call::Calls::new(cfg.clone(), media, stats.clone(), id.clone(), advertised, proto, events),
             call_events,
             shutdown: CancellationToken::new(),
@@ -109,6 +122,11 @@ impl SimDevice {
             registered_once: false,
             ptz: std::collections::HashMap::new(),
         }
+    }
+
+    /// The keepalive interval: `HeartBeatInterval` as configured (by `DeviceConfig` too).
+    fn keepalive_every(&self) -> Duration {
+        Duration::from_secs(u64::from(self.basic.heartbeat_interval.unwrap_or(60).max(1)))
     }
 
     fn advertised(&self) -> String {
@@ -301,18 +319,40 @@ impl SimDevice {
             }
         }
         let _ = self.link.send(m.response(200, "OK", &token(), &[], None)).await;
-        // Record, guard and alarm commands have a Response with a Result; a camera does them.
+        // Record, guard, alarm and home-position commands have a Response with a Result; a camera
+        // does them (DragZoom, like PTZ, has none: the 200 is its answer).
         if let Ok(Message { header, body: Body::DeviceControl { commands, .. } }) = &parsed {
             if commands.iter().any(|c| c == "iframecmd") {
                 let calls = self.calls.request_key_frame(&header.device_id);
                 tracing::debug!(device = %self.id, channel = %header.device_id, calls, "IFrameCmd");
             }
-            if commands.iter().any(|c| matches!(c.as_str(), "recordcmd" | "guardcmd" | "alarmcmd")) {
+            if commands.iter().any(|c| matches!(c.as_str(), "recordcmd" | "guardcmd" | "alarmcmd" | "homeposition")) {
                 self.outbox.push_back(build::device_control_response(header.sn, &header.device_id, true));
             }
             return;
         }
         let Ok(q) = parsed else { return };
+        if let Body::DeviceConfig(set) = q.body {
+            // A camera takes what it understands and keeps the rest.
+            let basic = &mut self.basic;
+            basic.name = set.name.or(basic.name.take());
+            basic.expiration = set.expiration.or(basic.expiration);
+            basic.heartbeat_interval = set.heartbeat_interval.or(basic.heartbeat_interval);
+            basic.heartbeat_count = set.heartbeat_count.or(basic.heartbeat_count);
+            tracing::debug!(device = %self.id, basic = ?self.basic, "DeviceConfig");
+            self.outbox.push_back(build::result_response("DeviceConfig", q.header.sn, &self.id, true));
+            return;
+        }
+        if let Body::ConfigQuery { config_type } = &q.body {
+            inc(&self.stats.queries_answered);
+            // Only BasicParam is kept; a camera answers the types it has.
+            if config_type.split('/').any(|t| t.trim().eq_ignore_ascii_case("basicparam")) {
+                self.outbox.push_back(build::config_download_response(q.header.sn, &self.id, &self.basic));
+            } else {
+                self.outbox.push_back(build::result_response("ConfigDownload", q.header.sn, &self.id, false));
+            }
+            return;
+        }
         if let Body::RecordQuery { start_time, end_time, record_type } = &q.body {
             inc(&self.stats.queries_answered);
             self.answer_records(q.header.sn, &q.header.device_id, start_time, end_time, record_type);
@@ -336,7 +376,7 @@ impl SimDevice {
             }
             "deviceinfo" => {
                 let info = DeviceInfo {
-                    name: Some(format!("gbsim {}", self.index + 1)),
+                    name: self.basic.name.clone(),
                     manufacturer: Some("gbcluster".into()),
                     model: Some("gbsim-ipc".into()),
                     firmware: Some(env!("CARGO_PKG_VERSION").into()),
@@ -445,9 +485,8 @@ impl SimDevice {
     pub async fn run(mut self, start_at: Instant, shutdown: CancellationToken) {
         self.shutdown = shutdown.clone();
         let mut state = RegState::Unregistered { retry_at: start_at, failures: 0 };
-        let keepalive_every = Duration::from_secs(self.cfg.keepalive_secs.max(1));
         // Spread keepalives of many devices over the interval.
-        let mut next_keepalive = start_at + keepalive_every.mul_f64(rand::random::<f64>().max(0.05));
+        let mut next_keepalive = start_at + self.keepalive_every().mul_f64(rand::random::<f64>().max(0.05));
         let mut sn: u32 = 1;
         // Alarms and positions on a schedule (0: never), each device at its own phase.
         let every = |secs: u64| (secs > 0).then(|| Duration::from_secs(secs));
@@ -482,7 +521,7 @@ impl SimDevice {
                             }
                         }
                         RegState::Registered { refresh_at, expires_at } if now >= next_keepalive => {
-                            next_keepalive = now + keepalive_every;
+                            next_keepalive = now + self.keepalive_every();
                             sn = sn.wrapping_add(1);
                             match self.keepalive(sn).await {
                                 Some(200..=299) => { inc(&self.stats.keepalives); RegState::Registered { refresh_at, expires_at } }
@@ -523,7 +562,7 @@ impl SimDevice {
     }
 
     async fn try_register(&mut self, now: Instant, failures: u32) -> RegState {
-        match self.register(self.cfg.expires_secs).await {
+        match self.register(self.basic.expiration.unwrap_or(self.cfg.expires_secs)).await {
             Ok(granted) => {
                 inc(&self.stats.registered);
                 if !self.registered_once {

@@ -301,23 +301,35 @@ async fn ptz(
     Ok(Json(crate::control::ptz(&s, &id, &ch, bytes).await?))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CommandBody {
-    command: crate::control::DeviceCommand,
-}
-
 /// `POST /devices/{dev}/channels/{ch}/control`: a DeviceControl command other than PTZ.
 async fn control(
     State(s): State<Arc<Shared>>,
     Path((dev, ch)): Path<(String, String)>,
-    body: Result<Json<CommandBody>, axum::extract::rejection::JsonRejection>,
+    body: Result<Json<crate::control::DeviceCommand>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult<impl IntoResponse> {
     let id = device_id(&dev)?;
     let ch: ChannelId =
         ch.parse().map_err(|_| ApiError::from(PlayError::BadRequest(format!("channel id {ch:?} is not a 20-digit GB id"))))?;
-    let body = kit::http::json_body(body)?;
-    Ok(Json(crate::control::command(&s, &id, &ch, body.command).await?))
+    let command = kit::http::json_body(body)?;
+    command.check()?;
+    Ok(Json(crate::control::command(&s, &id, &ch, command).await?))
+}
+
+/// `PUT /devices/{dev}/config`: `DeviceConfig` (BasicParam: name, expiration, heartbeat).
+async fn set_config(
+    State(s): State<Arc<Shared>>,
+    Path(dev): Path<String>,
+    body: Result<Json<gb::model::BasicParam>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult<impl IntoResponse> {
+    let id = device_id(&dev)?;
+    let set = kit::http::json_body(body)?;
+    Ok(Json(crate::control::configure(&s, &id, set).await?))
+}
+
+/// `GET /devices/{dev}/config`: the device's basic parameters (`ConfigDownload`).
+async fn get_config(State(s): State<Arc<Shared>>, Path(dev): Path<String>) -> ApiResult<impl IntoResponse> {
+    let id = device_id(&dev)?;
+    Ok(Json(crate::control::download_config(&s, &id).await?))
 }
 
 /// `GET /devices/{dev}/channels/{ch}/presets`: the channel's presets (`PresetQuery`).
@@ -484,6 +496,7 @@ pub fn router(shared: Arc<Shared>, feed: Arc<Feed>, token: &str) -> Router {
         .route("/api/v1/devices/{id}/channels", get(list_channels))
         .route("/api/v1/devices/{id}/{query}", post(requery))
         .route("/api/v1/devices/{id}/password", put(set_password))
+        .route("/api/v1/devices/{id}/config", put(set_config).get(get_config))
         .route("/api/v1/devices/{id}/channels/{ch}/play", post(play).delete(stop_channel))
         .route("/api/v1/devices/{id}/channels/{ch}/ptz", post(ptz))
         .route("/api/v1/devices/{id}/channels/{ch}/presets", get(presets))

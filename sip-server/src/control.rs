@@ -9,6 +9,7 @@
 use std::sync::Arc;
 
 use gb::ids::{ChannelId, DeviceId};
+use gb::model::BasicParam;
 use gb::ptz::{Focus, Iris, Pan, PtzBytes, PtzCommand, Tilt, Zoom};
 use serde::Deserialize;
 
@@ -174,9 +175,10 @@ pub async fn send_ptz(
     }
 }
 
-/// `DeviceControl` commands other than PTZ, by what they ask (`POST …/control`).
+/// `DeviceControl` commands other than PTZ, by what they ask (`POST …/control`, the name in
+/// `command`, its parameters beside it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[serde(tag = "command", rename_all = "snake_case", deny_unknown_fields)]
 pub enum DeviceCommand {
     /// Restart the device (`TeleBoot`); no Response: it goes away.
     Teleboot,
@@ -190,26 +192,105 @@ pub enum DeviceCommand {
     AlarmReset,
     /// Ask for a key frame now (`IFrameCmd`); no Response.
     Iframe,
+    /// The home position (`HomePosition`): after `reset_secs` idle the camera returns to
+    /// `preset`; `enabled: false` turns it off.
+    HomePosition {
+        enabled: bool,
+        preset: Option<u8>,
+        reset_secs: Option<u32>,
+    },
+    /// Zoom into (or out of) a rectangle of the picture (`DragZoomIn`/`DragZoomOut`): the
+    /// picture's `width`×`length` as the client shows it, the rectangle's middle and size in
+    /// that frame. No Response, like PTZ.
+    DragZoomIn {
+        width: u32,
+        length: u32,
+        mid_x: u32,
+        mid_y: u32,
+        length_x: u32,
+        length_y: u32,
+    },
+    DragZoomOut {
+        width: u32,
+        length: u32,
+        mid_x: u32,
+        mid_y: u32,
+        length_x: u32,
+        length_y: u32,
+    },
 }
 
 impl DeviceCommand {
     /// The command's element, as annex A.2.3 spells it.
-    fn element(self) -> &'static str {
+    fn element(self) -> String {
+        let drag = |tag: &str, width: u32, length: u32, mid_x: u32, mid_y: u32, length_x: u32, length_y: u32| {
+            format!(
+                "<{tag}>\r\n<Length>{length}</Length>\r\n<Width>{width}</Width>\r\n<MidPointX>{mid_x}</MidPointX>\r\n<MidPointY>{mid_y}</MidPointY>\r\n\
+                 <LengthX>{length_x}</LengthX>\r\n<LengthY>{length_y}</LengthY>\r\n</{tag}>"
+            )
+        };
         match self {
-            DeviceCommand::Teleboot => "<TeleBoot>Boot</TeleBoot>",
-            DeviceCommand::RecordStart => "<RecordCmd>Record</RecordCmd>",
-            DeviceCommand::RecordStop => "<RecordCmd>StopRecord</RecordCmd>",
-            DeviceCommand::GuardSet => "<GuardCmd>SetGuard</GuardCmd>",
-            DeviceCommand::GuardReset => "<GuardCmd>ResetGuard</GuardCmd>",
-            DeviceCommand::AlarmReset => "<AlarmCmd>ResetAlarm</AlarmCmd>",
-            DeviceCommand::Iframe => "<IFrameCmd>Send</IFrameCmd>",
+            DeviceCommand::Teleboot => "<TeleBoot>Boot</TeleBoot>".into(),
+            DeviceCommand::RecordStart => "<RecordCmd>Record</RecordCmd>".into(),
+            DeviceCommand::RecordStop => "<RecordCmd>StopRecord</RecordCmd>".into(),
+            DeviceCommand::GuardSet => "<GuardCmd>SetGuard</GuardCmd>".into(),
+            DeviceCommand::GuardReset => "<GuardCmd>ResetGuard</GuardCmd>".into(),
+            DeviceCommand::AlarmReset => "<AlarmCmd>ResetAlarm</AlarmCmd>".into(),
+            DeviceCommand::Iframe => "<IFrameCmd>Send</IFrameCmd>".into(),
+            DeviceCommand::HomePosition { enabled, preset, reset_secs } => {
+                let mut s = format!("<HomePosition>\r\n<Enabled>{}</Enabled>\r\n", u8::from(enabled));
+                if enabled {
+                    s.push_str(&format!(
+                        "<ResetTime>{}</ResetTime>\r\n<PresetIndex>{}</PresetIndex>\r\n",
+                        reset_secs.unwrap_or(30),
+                        preset.unwrap_or(1)
+                    ));
+                }
+                s.push_str("</HomePosition>");
+                s
+            }
+            DeviceCommand::DragZoomIn { width, length, mid_x, mid_y, length_x, length_y } => {
+                drag("DragZoomIn", width, length, mid_x, mid_y, length_x, length_y)
+            }
+            DeviceCommand::DragZoomOut { width, length, mid_x, mid_y, length_x, length_y } => {
+                drag("DragZoomOut", width, length, mid_x, mid_y, length_x, length_y)
+            }
         }
     }
 
     /// Whether the device answers with a Response carrying a `Result` (the others are done once
     /// the MESSAGE is taken).
     fn has_response(self) -> bool {
-        !matches!(self, DeviceCommand::Teleboot | DeviceCommand::Iframe)
+        !matches!(
+            self,
+            DeviceCommand::Teleboot | DeviceCommand::Iframe | DeviceCommand::DragZoomIn { .. } | DeviceCommand::DragZoomOut { .. }
+        )
+    }
+
+    /// Parameters out of range, named (a 400).
+    pub fn check(self) -> Result<(), PlayError> {
+        match self {
+            DeviceCommand::HomePosition { enabled: true, preset, reset_secs } => {
+                if preset.is_some_and(|p| p == 0) {
+                    return Err(bad("preset must be 1-255, not 0".into()));
+                }
+                match reset_secs {
+                    Some(r) if !(1..=86_400).contains(&r) => Err(bad(format!("reset_secs must be 1-86400, not {r}"))),
+                    _ => Ok(()),
+                }
+            }
+            DeviceCommand::DragZoomIn { width, length, mid_x, mid_y, length_x, length_y }
+            | DeviceCommand::DragZoomOut { width, length, mid_x, mid_y, length_x, length_y } => {
+                if width == 0 || length == 0 {
+                    return Err(bad("width and length (the picture's size) must be above 0".into()));
+                }
+                if mid_x > width || mid_y > length || length_x > width || length_y > length {
+                    return Err(bad(format!("the rectangle must lie in the {width}x{length} picture")));
+                }
+                Ok(())
+            }
+            _ => Ok(()),
+        }
     }
 }
 
@@ -236,12 +317,12 @@ pub async fn send_command(
     cmd: DeviceCommand,
 ) -> Result<serde_json::Value, PlayError> {
     let sn = shared.next_sn();
-    let request = format!("{cmd:?} command");
+    let request = format!("{} command", cmd_name(cmd));
     let mut waiting = match cmd.has_response() {
         true => Some(shared.waiters.wait(dev.id.as_str(), sn).ok_or_else(|| PlayError::Busy("too many device queries in flight".into()))?),
         false => None,
     };
-    let body = gb::manscdp::build::device_control(sn, channel_id.as_str(), cmd.element());
+    let body = gb::manscdp::build::device_control(sn, channel_id.as_str(), &cmd.element());
     crate::metrics::DEVICE_CONTROLS.inc();
     crate::outbound::send_request(shared, dev, "MESSAGE", gb::manscdp::CONTENT_TYPE, &body).await.map_err(|e| sip_failure(e, &request))?;
     let result = match waiting.as_mut() {
@@ -255,7 +336,97 @@ pub async fn send_command(
             }
         },
     };
-    Ok(serde_json::json!({"device_id": dev.id, "channel_id": channel_id, "command": cmd, "result": result}))
+    Ok(serde_json::json!({"device_id": dev.id, "channel_id": channel_id, "command": cmd_name(cmd), "result": result}))
+}
+
+/// The command's name as the API spells it.
+fn cmd_name(cmd: DeviceCommand) -> String {
+    serde_json::to_value(cmd).ok().and_then(|v| v["command"].as_str().map(str::to_owned)).unwrap_or_default()
+}
+
+/// What `DeviceConfig` may set: the basic parameters a platform manages, each in a range a
+/// camera takes. A field the device owns (its id, its server) is a 400 naming it.
+pub fn check_config(p: &BasicParam) -> Result<(), PlayError> {
+    let owned = [
+        ("device_id", p.device_id.is_some()),
+        ("sip_server_id", p.sip_server_id.is_some()),
+        ("sip_server_ip", p.sip_server_ip.is_some()),
+        ("sip_server_port", p.sip_server_port.is_some()),
+        ("domain_name", p.domain_name.is_some()),
+    ];
+    if let Some((field, _)) = owned.iter().find(|(_, set)| *set) {
+        return Err(bad(format!("{field} cannot be set by DeviceConfig; name, expiration, heartbeat_interval and heartbeat_count can")));
+    }
+    if p.name.is_none() && p.expiration.is_none() && p.heartbeat_interval.is_none() && p.heartbeat_count.is_none() {
+        return Err(bad("nothing to set: give name, expiration, heartbeat_interval or heartbeat_count".into()));
+    }
+    let within = |field: &str, v: Option<u32>, lo: u32, hi: u32| match v {
+        Some(v) if !(lo..=hi).contains(&v) => Err(bad(format!("{field} must be {lo}-{hi}, not {v}"))),
+        _ => Ok(()),
+    };
+    within("expiration", p.expiration, 60, 86_400)?;
+    within("heartbeat_interval", p.heartbeat_interval, 5, 3600)?;
+    within("heartbeat_count", p.heartbeat_count, 1, 100)?;
+    match &p.name {
+        Some(n) if n.trim().is_empty() || n.chars().count() > 64 => Err(bad("name must be 1-64 characters".into())),
+        _ => Ok(()),
+    }
+}
+
+/// `PUT /devices/{id}/config`: `DeviceConfig` with the basic parameters given, from the node
+/// holding the device; the device's `Result` is the answer.
+pub async fn configure(shared: &Arc<Shared>, device_id: &DeviceId, set: BasicParam) -> Result<serde_json::Value, PlayError> {
+    check_config(&set)?;
+    let dev = online_device(shared, device_id).await?;
+    if dev.node != shared.me.node {
+        return crate::rpc::call(shared, &dev.node, crate::rpc::Call::Configure { device_id: device_id.clone(), set }).await;
+    }
+    send_config(shared, &dev, set).await
+}
+
+/// Sends `DeviceConfig` from this node and waits for its Response.
+pub async fn send_config(shared: &Shared, dev: &cluster::registry::Device, set: BasicParam) -> Result<serde_json::Value, PlayError> {
+    let sn = shared.next_sn();
+    let mut waiting =
+        shared.waiters.wait(dev.id.as_str(), sn).ok_or_else(|| PlayError::Busy("too many device queries in flight".into()))?;
+    let body = gb::manscdp::build::device_config(sn, dev.id.as_str(), &set);
+    crate::metrics::DEVICE_CONTROLS.inc();
+    crate::outbound::send_request(shared, dev, "MESSAGE", gb::manscdp::CONTENT_TYPE, &body)
+        .await
+        .map_err(|e| sip_failure(e, "DeviceConfig"))?;
+    match waiting.next(ANSWER_TIMEOUT).await {
+        Some(gb::manscdp::Body::ControlResult { ok: true }) => Ok(serde_json::json!({"device_id": dev.id, "result": "OK", "set": set})),
+        Some(_) => Err(PlayError::DeviceFailed { request: "DeviceConfig".into() }),
+        None => Err(PlayError::DeviceTimeout { request: "DeviceConfig Response".into(), ms: ANSWER_TIMEOUT.as_millis() as u64 }),
+    }
+}
+
+/// `GET /devices/{id}/config`: the device's basic parameters (`ConfigDownload`), from the node
+/// holding it.
+pub async fn download_config(shared: &Arc<Shared>, device_id: &DeviceId) -> Result<serde_json::Value, PlayError> {
+    let dev = online_device(shared, device_id).await?;
+    if dev.node != shared.me.node {
+        return crate::rpc::call(shared, &dev.node, crate::rpc::Call::ConfigDownload { device_id: device_id.clone() }).await;
+    }
+    query_config(shared, &dev).await
+}
+
+/// Sends the `ConfigDownload` query from this node and waits for the answer.
+pub async fn query_config(shared: &Shared, dev: &cluster::registry::Device) -> Result<serde_json::Value, PlayError> {
+    let sn = shared.next_sn();
+    let mut waiting =
+        shared.waiters.wait(dev.id.as_str(), sn).ok_or_else(|| PlayError::Busy("too many device queries in flight".into()))?;
+    let body = gb::manscdp::build::config_download_query(sn, dev.id.as_str());
+    crate::outbound::send_request(shared, dev, "MESSAGE", gb::manscdp::CONTENT_TYPE, &body)
+        .await
+        .map_err(|e| sip_failure(e, "ConfigDownload"))?;
+    match waiting.next(ANSWER_TIMEOUT).await {
+        Some(gb::manscdp::Body::ConfigDownload { ok: true, basic }) => {
+            Ok(serde_json::json!({"device_id": dev.id, "basic_param": basic.unwrap_or_default()}))
+        }
+        Some(_) => Err(PlayError::DeviceFailed { request: "ConfigDownload".into() }),
+        None => Err(PlayError::DeviceTimeout { request: "ConfigDownload answer".into(), ms: ANSWER_TIMEOUT.as_millis() as u64 }),
+    }
 }
 
 /// How long a device has to send the Response of a query.
@@ -303,13 +474,19 @@ pub(crate) fn sip_failure(e: SipError, request: &str) -> PlayError {
     }
 }
 
+/// The device, known and online.
+async fn online_device(shared: &Shared, device_id: &DeviceId) -> Result<cluster::registry::Device, PlayError> {
+    let dev = shared.store.get_device(device_id).await?.ok_or_else(|| PlayError::DeviceUnknown(device_id.to_string()))?;
+    match dev.online {
+        true => Ok(dev),
+        false => Err(PlayError::DeviceOffline(device_id.to_string())),
+    }
+}
+
 /// The device, online, and the channel: one of its catalog's, or the device itself (an IPC
 /// addressed by its own id).
 pub(crate) async fn target(shared: &Shared, device_id: &DeviceId, channel_id: &ChannelId) -> Result<cluster::registry::Device, PlayError> {
-    let dev = shared.store.get_device(device_id).await?.ok_or_else(|| PlayError::DeviceUnknown(device_id.to_string()))?;
-    if !dev.online {
-        return Err(PlayError::DeviceOffline(device_id.to_string()));
-    }
+    let dev = online_device(shared, device_id).await?;
     if channel_id.as_str() != device_id.as_str()
         && !shared.store.list_channels(device_id).await?.iter().any(|c| c.item.id.as_ref() == Some(channel_id))
     {

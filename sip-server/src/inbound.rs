@@ -59,7 +59,7 @@ pub async fn on_message(shared: &Arc<Shared>, tx: &mut Transaction) -> Result<()
             status.utc_offset_minutes = status.device_time.as_deref().and_then(|t| gb::records::clock_offset_minutes(t, now));
             shared.store.set_device_status(&device_id, &status).await?;
         }
-        body @ (Body::PresetList { .. } | Body::ControlResult { .. } | Body::RecordInfo { .. }) => {
+        body @ (Body::PresetList { .. } | Body::ControlResult { .. } | Body::RecordInfo { .. } | Body::ConfigDownload { .. }) => {
             tx.reply(StatusCode::OK).await?;
             match shared.waiters.deliver(device_id.as_str(), msg.header.sn, body).await {
                 Delivery::Delivered => {}
@@ -93,7 +93,12 @@ pub async fn on_message(shared: &Arc<Shared>, tx: &mut Transaction) -> Result<()
             tx.reply(StatusCode::OK).await?;
             crate::notices::on_position(shared, &device_id, msg.header.device_id, pos).await;
         }
-        Body::Query | Body::RecordQuery { .. } | Body::DeviceControl { .. } | Body::Other => {
+        Body::Query
+        | Body::RecordQuery { .. }
+        | Body::DeviceControl { .. }
+        | Body::DeviceConfig(_)
+        | Body::ConfigQuery { .. }
+        | Body::Other => {
             tracing::info!(device_id = %device_id, cmd = %msg.header.cmd_type, sn = msg.header.sn, "MESSAGE with a CmdType we do not handle; answered 200");
             tx.reply(StatusCode::OK).await?;
         }

@@ -64,6 +64,15 @@ pub enum Call {
         channel_id: ChannelId,
         command: crate::control::DeviceCommand,
     },
+    /// `DeviceConfig` of a device this node holds.
+    Configure {
+        device_id: DeviceId,
+        set: gb::model::BasicParam,
+    },
+    /// `ConfigDownload` (basic parameters) of a device this node holds.
+    ConfigDownload {
+        device_id: DeviceId,
+    },
 }
 
 pub type Reply = Result<serde_json::Value, PlayError>;
@@ -106,18 +115,11 @@ pub async fn handle(shared: &Arc<Shared>, call: Call) -> Reply {
         Call::Ptz { device_id, channel_id, ptz_cmd } => {
             let (cmd, address) = gb::ptz::PtzCommand::decode_hex(&ptz_cmd).map_err(|e| PlayError::BadRequest(e.to_string()))?;
             let bytes = cmd.encode(address).map_err(|e| PlayError::BadRequest(e.to_string()))?;
-            let dev = shared.store.get_device(&device_id).await?.ok_or_else(|| PlayError::DeviceUnknown(device_id.to_string()))?;
-            if dev.node != shared.me.node {
-                // Moved again since the caller looked: not routed twice.
-                return Err(PlayError::OwnerUnreachable(format!("{} (the device moved to {})", shared.me.node, dev.node)));
-            }
+            let dev = held(shared, &device_id).await?;
             crate::control::send_ptz(shared, &dev, &channel_id, bytes).await
         }
         Call::Presets { device_id, channel_id } => {
-            let dev = shared.store.get_device(&device_id).await?.ok_or_else(|| PlayError::DeviceUnknown(device_id.to_string()))?;
-            if dev.node != shared.me.node {
-                return Err(PlayError::OwnerUnreachable(format!("{} (the device moved to {})", shared.me.node, dev.node)));
-            }
+            let dev = held(shared, &device_id).await?;
             crate::control::query_presets(shared, &dev, &channel_id).await
         }
         Call::Playback { device_id, channel_id, start, end, transport } => {
@@ -127,20 +129,26 @@ pub async fn handle(shared: &Arc<Shared>, call: Call) -> Reply {
         }
         Call::PlaybackControl { stream_id, control } => crate::play::playback::control(shared, &stream_id, control).await,
         Call::Records { device_id, channel_id, range } => {
-            let dev = shared.store.get_device(&device_id).await?.ok_or_else(|| PlayError::DeviceUnknown(device_id.to_string()))?;
-            if dev.node != shared.me.node {
-                return Err(PlayError::OwnerUnreachable(format!("{} (the device moved to {})", shared.me.node, dev.node)));
-            }
+            let dev = held(shared, &device_id).await?;
             crate::records::query_records(shared, &dev, &channel_id, range).await
         }
         Call::Command { device_id, channel_id, command } => {
-            let dev = shared.store.get_device(&device_id).await?.ok_or_else(|| PlayError::DeviceUnknown(device_id.to_string()))?;
-            if dev.node != shared.me.node {
-                return Err(PlayError::OwnerUnreachable(format!("{} (the device moved to {})", shared.me.node, dev.node)));
-            }
+            let dev = held(shared, &device_id).await?;
             crate::control::send_command(shared, &dev, &channel_id, command).await
         }
+        Call::Configure { device_id, set } => crate::control::send_config(shared, &held(shared, &device_id).await?, set).await,
+        Call::ConfigDownload { device_id } => crate::control::query_config(shared, &held(shared, &device_id).await?).await,
     }
+}
+
+/// The device, if this node holds it (checked again here: it may have moved since the caller
+/// looked; a call is not routed twice).
+async fn held(shared: &Shared, device_id: &DeviceId) -> Result<cluster::registry::Device, PlayError> {
+    let dev = shared.store.get_device(device_id).await?.ok_or_else(|| PlayError::DeviceUnknown(device_id.to_string()))?;
+    if dev.node != shared.me.node {
+        return Err(PlayError::OwnerUnreachable(format!("{} (the device moved to {})", shared.me.node, dev.node)));
+    }
+    Ok(dev)
 }
 
 /// Runs `call` on `node`: here if it is this node, else through the Store.

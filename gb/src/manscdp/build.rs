@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 
 use super::text::encode_gbk;
-use crate::model::{Alarm, Channel, DeviceInfo, Position, RecordItem};
+use crate::model::{Alarm, BasicParam, Channel, DeviceInfo, Position, RecordItem};
 
 const DECL: &str = "<?xml version=\"1.0\" encoding=\"GB2312\"?>\r\n";
 
@@ -53,11 +53,55 @@ pub fn device_control(sn: u32, device_id: &str, element: &str) -> Vec<u8> {
 
 /// A device's Response to a `DeviceControl` that has one.
 pub fn device_control_response(sn: u32, device_id: &str, ok: bool) -> Vec<u8> {
+    result_response("DeviceControl", sn, device_id, ok)
+}
+
+/// A Response carrying only a `Result` (`DeviceControl`, `DeviceConfig`).
+pub fn result_response(cmd: &str, sn: u32, device_id: &str, ok: bool) -> Vec<u8> {
     encode_gbk(&format!(
-        "{DECL}<Response>\r\n<CmdType>DeviceControl</CmdType>\r\n<SN>{sn}</SN>\r\n<DeviceID>{}</DeviceID>\r\n<Result>{}</Result>\r\n</Response>\r\n",
+        "{DECL}<Response>\r\n<CmdType>{cmd}</CmdType>\r\n<SN>{sn}</SN>\r\n<DeviceID>{}</DeviceID>\r\n<Result>{}</Result>\r\n</Response>\r\n",
         escape(device_id),
         if ok { "OK" } else { "ERROR" }
     ))
+}
+
+/// `DeviceConfig` (A.2.3.2) setting the basic parameters present in `p` (name, expiration,
+/// heartbeat interval and count; the others are the device's own and not sent).
+pub fn device_config(sn: u32, device_id: &str, p: &BasicParam) -> Vec<u8> {
+    let mut s = format!(
+        "{DECL}<Control>\r\n<CmdType>DeviceConfig</CmdType>\r\n<SN>{sn}</SN>\r\n<DeviceID>{}</DeviceID>\r\n<BasicParam>\r\n",
+        escape(device_id)
+    );
+    opt(&mut s, "Name", &p.name);
+    opt(&mut s, "Expiration", &p.expiration);
+    opt(&mut s, "HeartBeatInterval", &p.heartbeat_interval);
+    opt(&mut s, "HeartBeatCount", &p.heartbeat_count);
+    s.push_str("</BasicParam>\r\n</Control>\r\n");
+    encode_gbk(&s)
+}
+
+/// `ConfigDownload` query of the basic parameters (A.2.4.7).
+pub fn config_download_query(sn: u32, device_id: &str) -> Vec<u8> {
+    query("ConfigDownload", sn, device_id, "<ConfigType>BasicParam</ConfigType>\r\n")
+}
+
+/// A device's `ConfigDownload` answer with its basic parameters.
+pub fn config_download_response(sn: u32, device_id: &str, p: &BasicParam) -> Vec<u8> {
+    let mut s = format!(
+        "{DECL}<Response>\r\n<CmdType>ConfigDownload</CmdType>\r\n<SN>{sn}</SN>\r\n<DeviceID>{}</DeviceID>\r\n<Result>OK</Result>\r\n<BasicParam>\r\n",
+        escape(device_id)
+    );
+    opt(&mut s, "Name", &p.name);
+    opt(&mut s, "DeviceID", &p.device_id);
+    opt(&mut s, "SIPServerID", &p.sip_server_id);
+    opt(&mut s, "SIPServerIP", &p.sip_server_ip);
+    opt(&mut s, "SIPServerPort", &p.sip_server_port);
+    opt(&mut s, "DomainName", &p.domain_name);
+    opt(&mut s, "Expiration", &p.expiration);
+    opt(&mut s, "HeartBeatInterval", &p.heartbeat_interval);
+    opt(&mut s, "HeartBeatCount", &p.heartbeat_count);
+    s.push_str("</BasicParam>\r\n</Response>\r\n");
+    encode_gbk(&s)
 }
 
 /// The answer to a `PresetQuery`: `<PresetList Num=…>` of `<Item><PresetID>…<PresetName>…`.
@@ -259,6 +303,25 @@ mod tests {
         let Body::Catalog { sum_num, items } = m.body else { panic!() };
         assert_eq!(sum_num, 1);
         assert_eq!(items, vec![ch]);
+    }
+
+    #[test]
+    fn basic_params_round_trip_through_config_and_download() {
+        let set =
+            BasicParam { name: Some("大门 <1>".into()), heartbeat_interval: Some(30), heartbeat_count: Some(3), ..Default::default() };
+        let m = parse(&device_config(5, "34020000001320000001", &set)).unwrap();
+        assert_eq!((m.header.cmd_type.as_str(), m.body), ("DeviceConfig", Body::DeviceConfig(set.clone())));
+        let m = parse(&result_response("DeviceConfig", 5, "34020000001320000001", false)).unwrap();
+        assert_eq!(m.body, Body::ControlResult { ok: false });
+        let m = parse(&config_download_query(6, "34020000001320000001")).unwrap();
+        assert_eq!(m.body, Body::ConfigQuery { config_type: "BasicParam".into() });
+        let full =
+            BasicParam { device_id: Some("34020000001320000001".into()), sip_server_port: Some(5060), expiration: Some(3600), ..set };
+        let m = parse(&config_download_response(6, "34020000001320000001", &full)).unwrap();
+        assert_eq!(m.body, Body::ConfigDownload { ok: true, basic: Some(full) });
+        // Quirk: an answer with the parameters and no Result is taken as OK.
+        let m = parse(b"<Response><CmdType>ConfigDownload</CmdType><SN>7</SN><DeviceID>1</DeviceID><BasicParam><Expiration>60</Expiration></BasicParam></Response>").unwrap();
+        assert!(matches!(m.body, Body::ConfigDownload { ok: true, basic: Some(BasicParam { expiration: Some(60), .. }) }));
     }
 
     #[test]

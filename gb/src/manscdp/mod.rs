@@ -3,7 +3,7 @@
 pub mod build;
 pub mod text;
 
-use crate::model::{Alarm, Channel, DeviceInfo, DeviceStatus, Position, RecordItem};
+use crate::model::{Alarm, BasicParam, Channel, DeviceInfo, DeviceStatus, Position, RecordItem};
 use crate::xml::Element;
 
 pub const CONTENT_TYPE: &str = "Application/MANSCDP+xml";
@@ -86,6 +86,18 @@ pub enum Body {
     ControlResult {
         ok: bool,
     },
+    /// `DeviceConfig` sent to a device: the basic parameters to set (those present).
+    DeviceConfig(BasicParam),
+    /// `ConfigDownload` query as a device receives it: the asked types (`BasicParam`, or
+    /// several joined by `/`).
+    ConfigQuery {
+        config_type: String,
+    },
+    /// A device's `ConfigDownload` answer: its `Result` and the basic parameters it sent.
+    ConfigDownload {
+        ok: bool,
+        basic: Option<BasicParam>,
+    },
     /// Anything else: answered 200 and logged.
     Other,
 }
@@ -127,6 +139,25 @@ fn record(item: &Element) -> RecordItem {
         recorder_id: text(item, "recorderid"),
         file_size: num(item, "filesize"),
     }
+}
+
+fn basic_param(p: &Element) -> BasicParam {
+    BasicParam {
+        name: text(p, "name"),
+        device_id: text(p, "deviceid"),
+        sip_server_id: text(p, "sipserverid"),
+        sip_server_ip: text(p, "sipserverip"),
+        sip_server_port: num(p, "sipserverport"),
+        domain_name: text(p, "domainname"),
+        expiration: num(p, "expiration"),
+        heartbeat_interval: num(p, "heartbeatinterval"),
+        heartbeat_count: num(p, "heartbeatcount"),
+    }
+}
+
+/// `Result` of a Response: `OK` (any case) or not.
+fn result_ok(root: &Element) -> bool {
+    header_field(root, "result").is_some_and(|r| r.eq_ignore_ascii_case("ok"))
 }
 
 /// A coordinate: finite and within the globe, else none (cameras send 0, "", or garbage).
@@ -259,7 +290,6 @@ pub fn parse(bytes: &[u8]) -> Result<Message, ManscdpError> {
         (Root::Query, "recordinfo") => {
             Body::RecordQuery { start_time: text(&root, "starttime"), end_time: text(&root, "endtime"), record_type: text(&root, "type") }
         }
-        (Root::Query, _) => Body::Query,
         (Root::Control, "devicecontrol") => Body::DeviceControl {
             ptz_cmd: text(&root, "ptzcmd"),
             commands: root
@@ -270,9 +300,15 @@ pub fn parse(bytes: &[u8]) -> Result<Message, ManscdpError> {
                 .map(|c| c.name.clone())
                 .collect(),
         },
-        (Root::Response, "devicecontrol") => {
-            Body::ControlResult { ok: header_field(&root, "result").is_some_and(|r| r.eq_ignore_ascii_case("ok")) }
+        (Root::Response, "devicecontrol" | "deviceconfig") => Body::ControlResult { ok: result_ok(&root) },
+        (Root::Control, "deviceconfig") => Body::DeviceConfig(root.child("basicparam").map(basic_param).unwrap_or_default()),
+        (Root::Query, "configdownload") => Body::ConfigQuery { config_type: text(&root, "configtype").unwrap_or_default() },
+        // Some devices leave `Result` out of a ConfigDownload answer that carries the parameters.
+        (Root::Response, "configdownload") => {
+            let basic = root.child("basicparam").map(basic_param);
+            Body::ConfigDownload { ok: result_ok(&root) || (header_field(&root, "result").is_none() && basic.is_some()), basic }
         }
+        (Root::Query, _) => Body::Query,
         _ => Body::Other,
     };
     Ok(Message { header, body })
