@@ -239,6 +239,9 @@ pub struct ReceiverOpen {
     /// A connected RTMP push counts as a player for `no_viewers`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub push_holds_open: Option<bool>,
+    /// Write what arrives to an MP4 file (a download), served when the stream ends.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub record: bool,
 }
 
 /// The answer to `ReceiverOpen`: where the camera sends (UDP, TCP passive) or the node's port

@@ -45,7 +45,8 @@ struct SimCall {
     channel: Option<String>,
     /// Where the stream starts, and the key-frame requests it is sent while it runs.
     control: Arc<SendControl>,
-    /// A playback (`s=Playback`): its span in 90 kHz ticks, and what INFO tells it.
+    /// A playback (`s=Playback`) or download (`s=Download`): its span in 90 kHz ticks, and what
+    /// INFO tells it (a download starts at its `downloadspeed`).
     playback: Option<(u64, tokio::sync::watch::Sender<Steer>)>,
 }
 
@@ -193,9 +194,16 @@ impl Calls {
             gb::sip::lite::StartLine::Request { uri, .. } => gb::sip::uri_user(uri).map(str::to_owned),
             _ => None,
         });
-        // A playback's span, 90 kHz ticks (a camera plays what it has of it).
-        let playback = (offer.session == Session::Playback && offer.time.1 > offer.time.0)
-            .then(|| ((offer.time.1 - offer.time.0) * 90_000, tokio::sync::watch::channel(Steer::default()).0));
+        // A playback's or download's span, 90 kHz ticks (a camera plays what it has of it); a
+        // download goes at its `downloadspeed` from the start.
+        let speed_milli = match offer.session {
+            Session::Download => offer.download_speed.unwrap_or(1).clamp(1, 64) * 1000,
+            _ => 1000,
+        };
+        let playback = (matches!(offer.session, Session::Playback | Session::Download) && offer.time.1 > offer.time.0).then(|| {
+            let steer = Steer { scale_milli: speed_milli, ..Steer::default() };
+            ((offer.time.1 - offer.time.0) * 90_000, tokio::sync::watch::channel(steer).0)
+        });
         let answer = GbSdp {
             origin: channel.clone().unwrap_or_else(|| self.device_id.clone()),
             session: offer.session.clone(),

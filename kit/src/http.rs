@@ -67,3 +67,68 @@ pub async fn require_token(State(token): State<Arc<String>>, req: Request, next:
         ApiError::new(StatusCode::UNAUTHORIZED, "missing or wrong bearer token").into_response()
     }
 }
+
+/// What a `Range` header asks of a body of `len` bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ByteRange {
+    /// No header, or one we do not serve (several ranges, another unit): the whole body, 200.
+    Whole,
+    /// `[start, end]`, inclusive: 206 with `Content-Range`.
+    Part { start: u64, end: u64 },
+    /// Starts past the end: 416.
+    Unsatisfiable,
+}
+
+/// Reads a single `bytes=` range (RFC 9110 §14.1.2): `a-b`, `a-` or the suffix `-n`. A range
+/// we cannot read is ignored (the whole body), as the RFC lets a server do.
+pub fn byte_range(header: Option<&str>, len: u64) -> ByteRange {
+    let Some(spec) = header.and_then(|h| h.trim().strip_prefix("bytes=")) else { return ByteRange::Whole };
+    if spec.contains(',') {
+        return ByteRange::Whole;
+    }
+    let Some((a, b)) = spec.trim().split_once('-') else { return ByteRange::Whole };
+    let (a, b) = (a.trim(), b.trim());
+    let num = |s: &str| if s.bytes().all(|c| c.is_ascii_digit()) { s.parse::<u64>().ok() } else { None };
+    match (a.is_empty(), b.is_empty()) {
+        // Suffix: the last n bytes.
+        (true, false) => match num(b) {
+            Some(0) => ByteRange::Unsatisfiable,
+            Some(n) if len > 0 => ByteRange::Part { start: len.saturating_sub(n), end: len - 1 },
+            Some(_) => ByteRange::Unsatisfiable,
+            None => ByteRange::Whole,
+        },
+        (false, _) => {
+            let Some(start) = num(a) else { return ByteRange::Whole };
+            let end = if b.is_empty() { Some(u64::MAX) } else { num(b) };
+            match end {
+                None => ByteRange::Whole,
+                Some(end) if end < start => ByteRange::Whole,
+                Some(_) if start >= len => ByteRange::Unsatisfiable,
+                Some(end) => ByteRange::Part { start, end: end.min(len - 1) },
+            }
+        }
+        (true, true) => ByteRange::Whole,
+    }
+}
+
+#[cfg(test)]
+mod range_tests {
+    use super::{byte_range, ByteRange};
+
+    #[test]
+    fn ranges_read_as_rfc_9110_says() {
+        let part = |start, end| ByteRange::Part { start, end };
+        assert_eq!(byte_range(None, 100), ByteRange::Whole);
+        assert_eq!(byte_range(Some("bytes=0-9"), 100), part(0, 9));
+        assert_eq!(byte_range(Some("bytes=90-"), 100), part(90, 99));
+        assert_eq!(byte_range(Some("bytes=90-500"), 100), part(90, 99));
+        assert_eq!(byte_range(Some("bytes=-10"), 100), part(90, 99));
+        assert_eq!(byte_range(Some("bytes=-500"), 100), part(0, 99));
+        assert_eq!(byte_range(Some("bytes=100-"), 100), ByteRange::Unsatisfiable);
+        assert_eq!(byte_range(Some("bytes=-0"), 100), ByteRange::Unsatisfiable);
+        assert_eq!(byte_range(Some("bytes=-5"), 0), ByteRange::Unsatisfiable);
+        for ignored in ["bytes=0-1,5-6", "items=0-1", "bytes=5-2", "bytes=a-b", "bytes=-", "bytes=+1-2", "bytes=99999999999999999999999-"] {
+            assert_eq!(byte_range(Some(ignored), 100), ByteRange::Whole, "{ignored}");
+        }
+    }
+}

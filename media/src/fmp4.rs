@@ -18,7 +18,7 @@ use crate::es::Codec;
 use crate::flv::{FlvTag, TagKind};
 
 /// Video timescale: the 90 kHz of RTP and PES, so no timestamp is rounded.
-const VIDEO_TIMESCALE: u32 = 90_000;
+pub const VIDEO_TIMESCALE: u32 = 90_000;
 const VIDEO_TRACK: u32 = 1;
 const AUDIO_TRACK: u32 = 2;
 /// A sample's `sample_flags`: a sync sample (depends on no other)…
@@ -28,16 +28,17 @@ const DELTA_FLAGS: u32 = 0x0101_0000;
 /// Samples held per track before a fragment must be taken (bounds memory if nobody takes).
 const MAX_PENDING: usize = 1024;
 
-/// One sample ready for a fragment.
+/// One sample ready for a fragment (or for a whole file's `mdat`, `mp4_file`).
 #[derive(Debug, Clone)]
-struct Sample {
+pub struct Sample {
     /// In the track's timescale, from the muxer's origin.
-    dts: u64,
+    pub dts: u64,
     /// Composition offset (pts − dts), track timescale.
-    cto: i32,
-    duration: u32,
-    key: bool,
-    data: Bytes,
+    pub cto: i32,
+    pub duration: u32,
+    pub key: bool,
+    /// Length-prefixed NAL units (video) or a raw AAC frame.
+    pub data: Bytes,
 }
 
 #[derive(Debug, Default)]
@@ -295,6 +296,16 @@ impl Fmp4Muxer {
         }
     }
 
+    /// Every sample whose duration is known, (video, audio), for a writer of whole files.
+    pub fn take_samples(&mut self) -> (Vec<Sample>, Vec<Sample>) {
+        (std::mem::take(&mut self.video_track.ready), std::mem::take(&mut self.audio_track.ready))
+    }
+
+    /// The tracks' configurations as they stand (video, audio).
+    pub fn configs(&self) -> (Option<&VideoConfig>, Option<&AudioConfig>) {
+        (self.video.as_ref(), self.audio.as_ref())
+    }
+
     /// A media segment (`moof` + `mdat`) with every sample whose duration is known, or `None`
     /// when there is none.
     pub fn take_fragment(&mut self) -> Option<Bytes> {
@@ -384,7 +395,7 @@ fn without_parameter_sets(codec: Codec, data: Bytes) -> Option<Bytes> {
 // ---- boxes ----------------------------------------------------------------------------------
 
 /// Writes a box: size, type, then what `body` writes.
-fn mp4_box(out: &mut BytesMut, kind: &[u8; 4], body: impl FnOnce(&mut BytesMut)) {
+pub(crate) fn mp4_box(out: &mut BytesMut, kind: &[u8; 4], body: impl FnOnce(&mut BytesMut)) {
     let start = out.len();
     out.put_u32(0);
     out.put_slice(kind);
@@ -394,7 +405,7 @@ fn mp4_box(out: &mut BytesMut, kind: &[u8; 4], body: impl FnOnce(&mut BytesMut))
 }
 
 /// A full box: a box with version and flags.
-fn full_box(out: &mut BytesMut, kind: &[u8; 4], version: u8, flags: u32, body: impl FnOnce(&mut BytesMut)) {
+pub(crate) fn full_box(out: &mut BytesMut, kind: &[u8; 4], version: u8, flags: u32, body: impl FnOnce(&mut BytesMut)) {
     mp4_box(out, kind, |b| {
         b.put_u32((u32::from(version) << 24) | (flags & 0x00ff_ffff));
         body(b);
@@ -403,10 +414,41 @@ fn full_box(out: &mut BytesMut, kind: &[u8; 4], version: u8, flags: u32, body: i
 
 const MATRIX: [u32; 9] = [0x0001_0000, 0, 0, 0, 0x0001_0000, 0, 0, 0, 0x4000_0000];
 
-/// `ftyp` + `moov` for the tracks given.
+/// `ftyp` + `moov` for the tracks given, as a fragmented file starts.
 pub fn init_segment(video: Option<&VideoConfig>, audio: Option<&AudioConfig>) -> Bytes {
     let mut out = BytesMut::with_capacity(1024);
-    mp4_box(&mut out, b"ftyp", |b| {
+    ftyp(&mut out, video);
+    let none = Timing::fragmented();
+    moov(&mut out, video.map(|v| (v, &none)), audio.map(|a| (a, &none)), 0, true);
+    out.freeze()
+}
+
+/// What a `trak` says of its samples: nothing, for a fragmented file (they come in
+/// fragments), or a whole file's duration and sample tables.
+pub(crate) struct Timing<'a> {
+    /// In the track's timescale.
+    pub duration: u64,
+    /// Writes the boxes of `stbl` after `stsd`.
+    pub tables: &'a dyn Fn(&mut BytesMut),
+}
+
+impl Timing<'static> {
+    fn fragmented() -> Self {
+        fn empty(b: &mut BytesMut) {
+            for kind in [b"stts", b"stsc", b"stco"] {
+                full_box(b, kind, 0, 0, |b| b.put_u32(0));
+            }
+            full_box(b, b"stsz", 0, 0, |b| {
+                b.put_u32(0);
+                b.put_u32(0);
+            });
+        }
+        Timing { duration: 0, tables: &empty }
+    }
+}
+
+pub(crate) fn ftyp(out: &mut BytesMut, video: Option<&VideoConfig>) {
+    mp4_box(out, b"ftyp", |b| {
         b.put_slice(b"isom");
         b.put_u32(0x200);
         for brand in [b"isom", b"iso6", b"mp41"] {
@@ -414,12 +456,24 @@ pub fn init_segment(video: Option<&VideoConfig>, audio: Option<&AudioConfig>) ->
         }
         b.put_slice(if video.is_some_and(|v| v.codec == Codec::H265) { b"hvc1" } else { b"avc1" });
     });
-    mp4_box(&mut out, b"moov", |b| {
+}
+
+/// `moov`: the movie header (duration in ms; 0 for live), a `trak` per track and, for a
+/// fragmented file, `mvex`.
+pub(crate) fn moov(
+    out: &mut BytesMut,
+    video: Option<(&VideoConfig, &Timing)>,
+    audio: Option<(&AudioConfig, &Timing)>,
+    duration_ms: u64,
+    fragmented: bool,
+) {
+    let duration_ms = u32::try_from(duration_ms).unwrap_or(u32::MAX);
+    mp4_box(out, b"moov", |b| {
         full_box(b, b"mvhd", 0, 0, |b| {
             b.put_u32(0); // creation
             b.put_u32(0); // modification
             b.put_u32(1000);
-            b.put_u32(0); // duration: unknown (live)
+            b.put_u32(duration_ms);
             b.put_u32(0x0001_0000); // rate 1.0
             b.put_u16(0x0100); // volume 1.0
             b.put_bytes(0, 10);
@@ -427,11 +481,14 @@ pub fn init_segment(video: Option<&VideoConfig>, audio: Option<&AudioConfig>) ->
             b.put_bytes(0, 24);
             b.put_u32(AUDIO_TRACK + 1); // next track id
         });
-        if let Some(v) = video {
-            video_trak(b, v);
+        if let Some((v, t)) = video {
+            video_trak(b, v, t, duration_ms);
         }
-        if let Some(a) = audio {
-            audio_trak(b, a);
+        if let Some((a, t)) = audio {
+            audio_trak(b, a, t, duration_ms);
+        }
+        if !fragmented {
+            return;
         }
         mp4_box(b, b"mvex", |b| {
             let ids = video.map(|_| VIDEO_TRACK).into_iter().chain(audio.map(|_| AUDIO_TRACK));
@@ -446,16 +503,15 @@ pub fn init_segment(video: Option<&VideoConfig>, audio: Option<&AudioConfig>) ->
             }
         });
     });
-    out.freeze()
 }
 
-fn tkhd(b: &mut BytesMut, id: u32, audio: bool, width: u32, height: u32) {
+fn tkhd(b: &mut BytesMut, id: u32, audio: bool, width: u32, height: u32, duration_ms: u32) {
     full_box(b, b"tkhd", 0, 3, |b| {
         b.put_u32(0);
         b.put_u32(0);
         b.put_u32(id);
         b.put_u32(0);
-        b.put_u32(0); // duration
+        b.put_u32(duration_ms); // in the movie's timescale
         b.put_bytes(0, 8);
         b.put_u16(0); // layer
         b.put_u16(0); // alternate group
@@ -467,12 +523,12 @@ fn tkhd(b: &mut BytesMut, id: u32, audio: bool, width: u32, height: u32) {
     });
 }
 
-fn mdia_head(b: &mut BytesMut, timescale: u32, handler: &[u8; 4], name: &str) {
+fn mdia_head(b: &mut BytesMut, timescale: u32, duration: u64, handler: &[u8; 4], name: &str) {
     full_box(b, b"mdhd", 0, 0, |b| {
         b.put_u32(0);
         b.put_u32(0);
         b.put_u32(timescale);
-        b.put_u32(0);
+        b.put_u32(u32::try_from(duration).unwrap_or(u32::MAX));
         b.put_u16(0x55c4); // "und"
         b.put_u16(0);
     });
@@ -485,8 +541,8 @@ fn mdia_head(b: &mut BytesMut, timescale: u32, handler: &[u8; 4], name: &str) {
     });
 }
 
-/// `dinf` and the sample tables, empty as a fragmented file has them, around `stsd`.
-fn minf_tail(b: &mut BytesMut, sample_entry: impl FnOnce(&mut BytesMut)) {
+/// `dinf` and the sample tables: `stsd`, then what `timing` writes.
+fn minf_tail(b: &mut BytesMut, timing: &Timing, sample_entry: impl FnOnce(&mut BytesMut)) {
     mp4_box(b, b"dinf", |b| {
         full_box(b, b"dref", 0, 0, |b| {
             b.put_u32(1);
@@ -498,25 +554,19 @@ fn minf_tail(b: &mut BytesMut, sample_entry: impl FnOnce(&mut BytesMut)) {
             b.put_u32(1);
             sample_entry(b);
         });
-        for kind in [b"stts", b"stsc", b"stco"] {
-            full_box(b, kind, 0, 0, |b| b.put_u32(0));
-        }
-        full_box(b, b"stsz", 0, 0, |b| {
-            b.put_u32(0);
-            b.put_u32(0);
-        });
+        (timing.tables)(b);
     });
 }
 
-fn video_trak(b: &mut BytesMut, v: &VideoConfig) {
+fn video_trak(b: &mut BytesMut, v: &VideoConfig, timing: &Timing, duration_ms: u32) {
     let (w, h) = (v.width.min(0xffff), v.height.min(0xffff));
     mp4_box(b, b"trak", |b| {
-        tkhd(b, VIDEO_TRACK, false, w, h);
+        tkhd(b, VIDEO_TRACK, false, w, h, duration_ms);
         mp4_box(b, b"mdia", |b| {
-            mdia_head(b, VIDEO_TIMESCALE, b"vide", "gbcluster video");
+            mdia_head(b, VIDEO_TIMESCALE, timing.duration, b"vide", "gbcluster video");
             mp4_box(b, b"minf", |b| {
                 full_box(b, b"vmhd", 0, 1, |b| b.put_bytes(0, 8));
-                minf_tail(b, |b| {
+                minf_tail(b, timing, |b| {
                     let (entry, record) = if v.codec == Codec::H265 { (b"hvc1", b"hvcC") } else { (b"avc1", b"avcC") };
                     mp4_box(b, entry, |b| {
                         b.put_bytes(0, 6);
@@ -567,14 +617,14 @@ fn esds(b: &mut BytesMut, a: &AudioConfig) {
     });
 }
 
-fn audio_trak(b: &mut BytesMut, a: &AudioConfig) {
+fn audio_trak(b: &mut BytesMut, a: &AudioConfig, timing: &Timing, duration_ms: u32) {
     mp4_box(b, b"trak", |b| {
-        tkhd(b, AUDIO_TRACK, true, 0, 0);
+        tkhd(b, AUDIO_TRACK, true, 0, 0, duration_ms);
         mp4_box(b, b"mdia", |b| {
-            mdia_head(b, a.sample_rate, b"soun", "gbcluster audio");
+            mdia_head(b, a.sample_rate, timing.duration, b"soun", "gbcluster audio");
             mp4_box(b, b"minf", |b| {
                 full_box(b, b"smhd", 0, 0, |b| b.put_u32(0));
-                minf_tail(b, |b| {
+                minf_tail(b, timing, |b| {
                     mp4_box(b, b"mp4a", |b| {
                         b.put_bytes(0, 6);
                         b.put_u16(1);

@@ -10,6 +10,7 @@ pub mod codec;
 pub mod es;
 pub mod flv;
 pub mod fmp4;
+pub mod mp4_file;
 pub mod ps;
 pub mod ps_mux;
 pub mod rtp;

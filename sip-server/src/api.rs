@@ -195,12 +195,7 @@ async fn playback(
 ) -> ApiResult<impl IntoResponse> {
     let id = device_id(&dev)?;
     let b = kit::http::json_body(body)?;
-    let transport = match b.transport {
-        None => None,
-        Some(t) => Some(PlayTransport::parse(&t).ok_or_else(|| {
-            ApiError::new(StatusCode::BAD_REQUEST, format!("transport must be udp, tcp-passive or tcp-active, not {t:?}"))
-        })?),
-    };
+    let transport = parse_transport(b.transport.as_deref())?;
     let ch: ChannelId =
         ch.parse().map_err(|_| ApiError::from(PlayError::BadRequest(format!("channel id {ch:?} is not a 20-digit GB id"))))?;
     let target = crate::play::manager::check_target(&s, &id, &ch).await?;
@@ -213,6 +208,76 @@ async fn playback(
     }
     let call = crate::rpc::Call::Playback { device_id: id, channel_id: ch, start: range.start, end: range.end, transport };
     Ok(Json(crate::rpc::call(&s, &target.node, call).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DownloadBody {
+    start: String,
+    end: String,
+    /// `a=downloadspeed` (1-8; default 4).
+    speed: Option<u32>,
+    transport: Option<String>,
+}
+
+/// `POST /devices/{dev}/channels/{ch}/download`: fetches a span of a channel's recordings at
+/// `speed`× into an MP4 on a media node.
+async fn download(
+    State(s): State<Arc<Shared>>,
+    Path((dev, ch)): Path<(String, String)>,
+    body: Result<Json<DownloadBody>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult<impl IntoResponse> {
+    let id = device_id(&dev)?;
+    let b = kit::http::json_body(body)?;
+    let transport = parse_transport(b.transport.as_deref())?;
+    let ch: ChannelId =
+        ch.parse().map_err(|_| ApiError::from(PlayError::BadRequest(format!("channel id {ch:?} is not a 20-digit GB id"))))?;
+    let request = crate::play::download::DownloadRequest { span: (0, 0), speed: b.speed.unwrap_or(4), transport };
+    crate::play::download::check(&request)?;
+    let target = crate::play::manager::check_target(&s, &id, &ch).await?;
+    let params = crate::records::RecordsParams { start: Some(b.start), end: Some(b.end), record_type: None };
+    let range = crate::records::RecordRange::from_params(&params, crate::records::device_offset(&s, &target).0)?;
+    let request = crate::play::download::DownloadRequest { span: (range.start, range.end), ..request };
+    let answer = if target.node == s.me.node {
+        crate::play::download::start(&s, target, &ch, request).await?
+    } else {
+        let call = crate::rpc::Call::Download {
+            device_id: id,
+            channel_id: ch,
+            start: range.start,
+            end: range.end,
+            speed: request.speed,
+            transport: request.transport,
+        };
+        crate::rpc::call(&s, &target.node, call).await?
+    };
+    Ok((StatusCode::CREATED, Json(answer)))
+}
+
+async fn list_downloads(State(s): State<Arc<Shared>>) -> ApiResult<impl IntoResponse> {
+    let rows = crate::play::download::list(&s).await?;
+    let items = futures::future::join_all(rows.iter().map(|r| crate::play::download::view(&s, r))).await;
+    let items: Vec<serde_json::Value> = items.into_iter().collect::<Result<_, _>>()?;
+    Ok(Json(json!({"total": items.len(), "items": items})))
+}
+
+async fn get_download(State(s): State<Arc<Shared>>, Path(id): Path<String>) -> ApiResult<impl IntoResponse> {
+    let row = crate::play::download::get(&s, &StreamId::from(id.as_str())).await?;
+    Ok(Json(crate::play::download::view(&s, &row).await?))
+}
+
+async fn cancel_download(State(s): State<Arc<Shared>>, Path(id): Path<String>) -> ApiResult<impl IntoResponse> {
+    crate::play::download::cancel(&s, &StreamId::from(id.as_str())).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A transport named in a request body, or a 400.
+fn parse_transport(t: Option<&str>) -> ApiResult<Option<PlayTransport>> {
+    t.map(|t| {
+        PlayTransport::parse(t)
+            .ok_or_else(|| ApiError::new(StatusCode::BAD_REQUEST, format!("transport must be udp, tcp-passive or tcp-active, not {t:?}")))
+    })
+    .transpose()
 }
 
 /// `POST /streams/{id}/playback`: pause, resume, speed or seek (`play::playback::PlaybackControl`),
@@ -504,6 +569,9 @@ pub fn router(shared: Arc<Shared>, feed: Arc<Feed>, token: &str) -> Router {
         .route("/api/v1/devices/{id}/channels/{ch}/records", get(records))
         .route("/api/v1/devices/{id}/channels/{ch}/playback", post(playback))
         .route("/api/v1/streams/{id}/playback", post(playback_control).get(playback_position))
+        .route("/api/v1/devices/{id}/channels/{ch}/download", post(download))
+        .route("/api/v1/downloads", get(list_downloads))
+        .route("/api/v1/downloads/{id}", get(get_download).delete(cancel_download))
         .route("/api/v1/devices/{id}/alarms", get(device_alarms))
         .route("/api/v1/devices/{id}/positions", get(positions))
         .route("/api/v1/devices/{id}/positions/{source}/track", get(track))

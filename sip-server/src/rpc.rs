@@ -64,6 +64,15 @@ pub enum Call {
         channel_id: ChannelId,
         command: crate::control::DeviceCommand,
     },
+    /// A download of a channel's recordings over `[start, end)` from a device this node holds.
+    Download {
+        device_id: DeviceId,
+        channel_id: ChannelId,
+        start: i64,
+        end: i64,
+        speed: u32,
+        transport: Option<PlayTransport>,
+    },
     /// `DeviceConfig` of a device this node holds.
     Configure {
         device_id: DeviceId,
@@ -135,6 +144,11 @@ pub async fn handle(shared: &Arc<Shared>, call: Call) -> Reply {
         Call::Command { device_id, channel_id, command } => {
             let dev = held(shared, &device_id).await?;
             crate::control::send_command(shared, &dev, &channel_id, command).await
+        }
+        Call::Download { device_id, channel_id, start, end, speed, transport } => {
+            let dev = manager::check_target(shared, &device_id, &channel_id).await?;
+            let request = crate::play::download::DownloadRequest { span: (start, end), speed, transport };
+            crate::play::download::start(shared, dev, &channel_id, request).await
         }
         Call::Configure { device_id, set } => crate::control::send_config(shared, &held(shared, &device_id).await?, set).await,
         Call::ConfigDownload { device_id } => crate::control::query_config(shared, &held(shared, &device_id).await?).await,

@@ -58,6 +58,13 @@ async fn open(
         if let Some(hold) = b.push_holds_open {
             e.push_holds_open.store(hold, std::sync::atomic::Ordering::Relaxed);
         }
+        // A stream opened again (same parameters) is already being written.
+        if b.record && node.downloads.status(&b.stream_id).is_none() {
+            if let Err(err) = node.downloads.start(&e) {
+                node.close(&b.stream_id);
+                return Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("cannot write the download: {err}")));
+            }
+        }
     }
     Ok(Json(opened))
 }
@@ -373,6 +380,38 @@ async fn metrics(State(node): State<Arc<Node>>) -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
 }
 
+async fn list_downloads(State(node): State<Arc<Node>>) -> impl IntoResponse {
+    let items = node.downloads.list();
+    Json(json!({"total": items.len(), "items": items}))
+}
+
+async fn download_status(State(node): State<Arc<Node>>, Path(id): Path<String>) -> ApiResult<impl IntoResponse> {
+    let status = node.downloads.status(&id).ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no download {id}")))?;
+    Ok(Json(status))
+}
+
+/// `DELETE /api/v1/downloads/{id}`: cancels a running download (closing its receiver) or
+/// deletes a finished one's file.
+async fn delete_download(State(node): State<Arc<Node>>, Path(id): Path<String>) -> ApiResult<impl IntoResponse> {
+    let running = node.downloads.status(&id).is_some_and(|s| s.state == crate::downloads::DownloadState::Writing);
+    if !node.downloads.remove(&id) {
+        return Err(ApiError::new(StatusCode::NOT_FOUND, format!("no download {id}")));
+    }
+    if running {
+        node.close(&id);
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /downloads/{id}.mp4`: a finished download, whole or by a `Range`.
+async fn download_file(State(node): State<Arc<Node>>, Path(file): Path<String>, headers: header::HeaderMap) -> ApiResult<Response> {
+    let not_found = || ApiError::new(StatusCode::NOT_FOUND, format!("no finished download {file}"));
+    let id = file.strip_suffix(".mp4").ok_or_else(not_found)?;
+    let path = node.downloads.file(id).ok_or_else(not_found)?;
+    let range = headers.get(header::RANGE).and_then(|v| v.to_str().ok());
+    crate::file_serve::serve(&path, range, &format!("{id}.mp4")).await.ok_or_else(not_found)
+}
+
 pub fn router(node: Arc<Node>) -> Router {
     let mut api = Router::new()
         .route("/api/v1/receivers", post(open))
@@ -383,6 +422,8 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/api/v1/streams", get(list))
         .route("/api/v1/streams/{id}", get(get_stream).delete(close))
         .route("/api/v1/node", get(node_info))
+        .route("/api/v1/downloads", get(list_downloads))
+        .route("/api/v1/downloads/{id}", get(download_status).delete(delete_download))
         .with_state(node.clone());
     if !node.cfg.api_token.is_empty() {
         api = api.layer(middleware::from_fn_with_state(Arc::new(node.cfg.api_token.clone()), kit::http::require_token));
@@ -391,6 +432,7 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/metrics", get(metrics))
         .route("/live/{file}", get(live))
+        .route("/downloads/{file}", get(download_file))
         .with_state(node)
         .merge(api)
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such endpoint") })

@@ -55,6 +55,12 @@ pub struct StreamConfig {
     /// Kernel send buffer per HTTP connection (players): bounds what a stalled player holds,
     /// so it falls behind and is dropped instead of parking megabytes in the kernel.
     pub http_send_buffer_bytes: usize,
+    /// Where downloads (recordings fetched with `s=Download`) are written and served from.
+    pub download_dir: String,
+    /// Largest download (sample bytes); past it the download fails rather than fill the disk.
+    pub download_max_bytes: u64,
+    /// Seconds a finished download is kept before it is deleted.
+    pub download_keep_secs: u64,
 }
 
 impl Default for StreamConfig {
@@ -85,6 +91,9 @@ impl Default for StreamConfig {
             udp_recv_buffer_bytes: 2 << 20,
             udp_poll_ms: 0,
             http_send_buffer_bytes: 256 << 10,
+            download_dir: crate::downloads::default_dir(),
+            download_max_bytes: 8 << 30,
+            download_keep_secs: 86_400,
         }
     }
 }

@@ -8,6 +8,8 @@
 
 pub mod api;
 pub mod config;
+pub mod downloads;
+pub mod file_serve;
 pub mod fmp4_feed;
 pub mod gop_cache;
 pub mod hls;

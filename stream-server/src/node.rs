@@ -76,6 +76,8 @@ pub struct Node {
     pub single_port: std::sync::OnceLock<mpsc::Sender<Worker>>,
     /// Events queued but not yet published (a clean stop waits for them).
     events_pending: Arc<std::sync::atomic::AtomicUsize>,
+    /// Recordings written to MP4 files (`record` receivers) and served from them.
+    pub downloads: Arc<crate::downloads::Downloads>,
 }
 
 impl Node {
@@ -83,7 +85,25 @@ impl Node {
         let (tx, mut rx) = mpsc::channel::<StreamEvent>(4096);
         let ports = PortPool::new(cfg.rtp_ports[0], cfg.rtp_ports[1]);
         let pending = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let downloads = Arc::new(crate::downloads::Downloads::new(
+            &cfg.download_dir,
+            cfg.download_max_bytes,
+            Duration::from_secs(cfg.download_keep_secs),
+        ));
+        downloads.sweep(true);
+        let sweeper = (downloads.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            let (downloads, shutdown) = sweeper;
+            let mut every = tokio::time::interval(Duration::from_secs(60));
+            loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = every.tick() => downloads.sweep(false),
+                }
+            }
+        });
         let node = Arc::new(Self {
+            downloads,
             cfg,
             instance: format!("{}-{}", std::process::id(), kit::clock::now_ms()),
             id,

@@ -356,7 +356,7 @@ async fn run(shared: &Arc<Shared>, dev: &Device, s: &Session, action: Action) ->
         },
         Action::Open { node, ssrc, transport } => {
             let api = MediaApi { cfg, node: &node.id, api_url: &node.api_url };
-            match api.open(s.stream_id.as_str(), ssrc, transport).await {
+            match api.open(s.stream_id.as_str(), ssrc, transport, s.kind == session::SessionKind::Download).await {
                 Ok((ip, port)) => Some(Event::Opened { ip, port }),
                 Err(e) => {
                     tracing::warn!(node = %node.id, error = %e, "media node could not open a receiver");

@@ -74,8 +74,10 @@ impl MediaApi<'_> {
 
     /// Opens a receiver; returns the address the camera is to send to (UDP, TCP passive) or the
     /// media node's port (TCP active).
-    pub async fn open(&self, stream_id: &str, ssrc: u32, transport: PlayTransport) -> Result<(String, u16), PlayError> {
+    /// Opens a receiver; with `record`, the node writes what arrives to an MP4 (a download).
+    pub async fn open(&self, stream_id: &str, ssrc: u32, transport: PlayTransport, record: bool) -> Result<(String, u16), PlayError> {
         let body = ReceiverOpen {
+            record,
             stream_id: stream_id.to_owned(),
             ssrc: Some(ssrc),
             transport: Some(transport),
@@ -113,6 +115,25 @@ impl MediaApi<'_> {
             Ok(())
         } else {
             Err(self.fail(format!("timeline answered {}: {}", r.status, r.error_message())))
+        }
+    }
+
+    /// A download's state on the node (`None`: the node has no such download).
+    pub async fn download(&self, id: &str) -> Result<Option<serde_json::Value>, PlayError> {
+        let r = self.call("GET", &format!("/api/v1/downloads/{id}"), None).await?;
+        match r.status {
+            200..=299 => r.json().map(Some).ok_or_else(|| self.fail("download status unreadable".into())),
+            404 => Ok(None),
+            s => Err(self.fail(format!("download status answered {s}: {}", r.error_message()))),
+        }
+    }
+
+    /// Cancels a download and deletes its file (gone already is fine).
+    pub async fn delete_download(&self, id: &str) -> Result<(), PlayError> {
+        let r = self.call("DELETE", &format!("/api/v1/downloads/{id}"), None).await?;
+        match r.status {
+            200..=299 | 404 => Ok(()),
+            s => Err(self.fail(format!("download delete answered {s}: {}", r.error_message()))),
         }
     }
 

@@ -9,12 +9,15 @@
 //!   runs the saga and gives back what a failed set-up held.
 //! - `playback`: a recording played back (its own session, INVITE `s=Playback`) and steered by
 //!   INFO (MANSRTSP); `MediaStatus` 121 ends it.
+//! - `download`: a recording fetched at `downloadspeed` (INVITE `s=Download`) that the media
+//!   node writes to an MP4; the `downloads` table keeps it past its session.
 //! - `watch`: what starts teardowns and recoveries (stream and device events, node liveness).
 //!
 //! Ownership: every session is driven by one sip-server node, the one holding the device's
 //! socket or connection when the play began (`Session::sip_node`); other nodes route requests
 //! for it there (`crate::rpc`). That node alone keeps the dialog, so it alone can BYE.
 
+pub mod download;
 pub mod manager;
 pub mod media_nodes;
 pub mod playback;

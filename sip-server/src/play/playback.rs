@@ -191,7 +191,7 @@ pub async fn position(shared: &Shared, s: &Session) -> Result<serde_json::Value,
 }
 
 /// A device's `MediaStatus` 121 (end of file) for the dialog `call_id`, or else for the
-/// playbacks of `channel` on `device` this node drives: ended with BYE (the device finished
+/// playbacks and downloads of `channel` on `device` this node drives: ended with BYE (the device finished
 /// sending, its dialog is still up).
 pub async fn end_of_file(shared: &Arc<Shared>, call_id: Option<&str>, device: &str, channel: &str) -> usize {
     let ids: Vec<StreamId> = match call_id.and_then(|c| shared.plays.stream_of_call(c)) {
@@ -201,7 +201,7 @@ pub async fn end_of_file(shared: &Arc<Shared>, call_id: Option<&str>, device: &s
             .mine()
             .into_iter()
             .map(|(id, _, _)| id)
-            .filter(|id| id.as_str().starts_with(&format!("{device}_{channel}_pb")))
+            .filter(|id| ["pb", "dl"].iter().any(|k| id.as_str().starts_with(&format!("{device}_{channel}_{k}"))))
             .collect(),
     };
     let mut ended = 0;

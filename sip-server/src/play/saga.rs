@@ -240,11 +240,13 @@ impl Setup {
     fn invite(&self, ip: &str, port: u16) -> Action {
         let s = &self.session;
         // Live: `s=Play`, `t=0 0`. Playback: `s=Playback`, `u=<channel>:0`, the span in `t=`.
-        let (session, uri, time) = match (s.kind, s.playback) {
-            (SessionKind::Playback, Some(p)) => {
-                (SdpSession::Playback, Some(format!("{}:0", s.channel_id)), (p.start.max(0) as u64, p.end.max(0) as u64))
-            }
-            _ => (SdpSession::Play, None, (0, 0)),
+        // Download: as playback, `s=Download` and `a=downloadspeed`.
+        let span = |p: &super::session::PlaybackState| (p.start.max(0) as u64, p.end.max(0) as u64);
+        let uri = Some(format!("{}:0", s.channel_id));
+        let (session, uri, time, download_speed) = match (s.kind, s.playback) {
+            (SessionKind::Playback, Some(p)) => (SdpSession::Playback, uri, span(&p), None),
+            (SessionKind::Download, Some(p)) => (SdpSession::Download, uri, span(&p), Some((p.scale_milli / 1000).max(1))),
+            _ => (SdpSession::Play, None, (0, 0), None),
         };
         let offer = GbSdp {
             origin: self.server_id.to_string(),
@@ -258,7 +260,7 @@ impl Setup {
             direction: Some("recvonly".into()),
             ssrc: Some(s.ssrc.to_string()),
             f: None,
-            download_speed: None,
+            download_speed,
         };
         Action::Invite { sdp: offer.to_text(), subject: format!("{}:{},{}:0", s.channel_id, s.ssrc, self.server_id) }
     }

@@ -44,6 +44,9 @@ pub enum SessionKind {
     Live,
     /// `s=Playback` of a span (`Session::playback`), steered by INFO (MANSRTSP).
     Playback,
+    /// `s=Download` of a span at `downloadspeed` (`Session::download`): the media node writes
+    /// it to an MP4 file.
+    Download,
 }
 
 /// A playback's span and where it stands: what the last control asked, and the position's
@@ -160,6 +163,28 @@ impl Session {
         s.stream_id = stream_id;
         s.kind = SessionKind::Playback;
         s.playback = Some(PlaybackState { start, end, scale_milli: 1000, paused: false, anchor_ms: 0, rtsp_cseq: 0 });
+        s
+    }
+
+    /// A new download of `[start, end)` at `speed`× (`<device>_<channel>_dl<tag>`): the span
+    /// and speed are kept in `playback` (`scale_milli`).
+    #[allow(clippy::too_many_arguments)]
+    pub fn download(
+        device_id: DeviceId,
+        channel_id: ChannelId,
+        transport: PlayTransport,
+        ssrc: Ssrc,
+        sip_node: NodeId,
+        now_ms: u64,
+        stream_id: StreamId,
+        span: (i64, i64),
+        speed: u32,
+    ) -> Self {
+        let mut s = Self::playback(device_id, channel_id, transport, ssrc, sip_node, now_ms, stream_id, span);
+        s.kind = SessionKind::Download;
+        if let Some(p) = s.playback.as_mut() {
+            p.scale_milli = speed * 1000;
+        }
         s
     }
 }
