@@ -60,6 +60,53 @@ pub struct BasicParam {
     pub heartbeat_count: Option<u32>,
 }
 
+/// What a catalog `NOTIFY` says happened to an item (annex A.2.6.2 `Event`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CatalogEvent {
+    /// A new item.
+    Add,
+    /// The item is gone.
+    Del,
+    /// Its fields changed.
+    Update,
+    /// Online again.
+    On,
+    /// Offline.
+    Off,
+    /// Video lost (the 2016 edition's `VLOST`): kept as offline.
+    Vlost,
+    /// Broken (`DEFECT`): kept as offline.
+    Defect,
+}
+
+impl CatalogEvent {
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s.trim().to_ascii_uppercase().as_str() {
+            "ADD" => Self::Add,
+            "DEL" | "DELETE" => Self::Del,
+            "UPDATE" | "MOD" => Self::Update,
+            "ON" => Self::On,
+            "OFF" => Self::Off,
+            "VLOST" => Self::Vlost,
+            "DEFECT" => Self::Defect,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Add => "ADD",
+            Self::Del => "DEL",
+            Self::Update => "UPDATE",
+            Self::On => "ON",
+            Self::Off => "OFF",
+            Self::Vlost => "VLOST",
+            Self::Defect => "DEFECT",
+        }
+    }
+}
+
 /// `DeviceStatus` answer.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DeviceStatus {

@@ -66,8 +66,12 @@ pub struct SimConfig {
     pub record_page: usize,
     /// Raise a motion-detection alarm this often (0: never).
     pub alarm_every_secs: u64,
-    /// Report a MobilePosition this often (0: never).
+    /// Report a MobilePosition this often (0: never; a MobilePosition subscription reports at
+    /// its own interval).
     pub position_every_secs: u64,
+    /// Change the catalog this often (0: never): an extra channel is added, goes off, comes
+    /// on, is renamed and deleted, one step each time, notified to a Catalog subscription.
+    pub catalog_change_every_secs: u64,
 }
 
 impl Default for SimConfig {
@@ -104,6 +108,7 @@ impl Default for SimConfig {
             record_page: 10,
             alarm_every_secs: 0,
             position_every_secs: 0,
+            catalog_change_every_secs: 0,
         }
     }
 }

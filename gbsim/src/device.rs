@@ -40,8 +40,13 @@ pub struct SimDevice {
     from_tag: String,
     cseq: u32,
     nc: u32,
-    /// MANSCDP answers waiting to be sent (one MESSAGE each).
-    outbox: VecDeque<Vec<u8>>,
+    /// MANSCDP bodies waiting to be sent: answers and unsubscribed notices as MESSAGEs,
+    /// subscribed events as NOTIFYs in their subscription's dialog.
+    outbox: VecDeque<Outgoing>,
+    /// The platform's subscriptions (Catalog, Alarm, MobilePosition).
+    subs: crate::subscriptions::Subscriptions,
+    /// The scheduled catalog changes (`catalog_change_every_secs`).
+    changes: crate::subscriptions::CatalogChanges,
     registered_once: bool,
     calls: crate::call::Calls,
     shutdown: CancellationToken,
@@ -59,6 +64,12 @@ pub struct SimDevice {
 pub fn channel_ids(device_id: &str, index: usize, channels: usize) -> Vec<String> {
     let ch_prefix = &device_id[..10.min(device_id.len())];
     (0..channels).map(|j| format!("{ch_prefix}131{:07}", (index * channels + j + 1) % 10_000_000)).collect()
+}
+
+/// A MANSCDP body to send.
+enum Outgoing {
+    Message(Vec<u8>),
+    Notify(crate::subscriptions::Kind, Vec<u8>),
 }
 
 /// What identifies one request's transaction on the wire.
@@ -119,6 +130,8 @@ impl SimDevice {
             cseq: 0,
             nc: 0,
             outbox: VecDeque::new(),
+            subs: Default::default(),
+            changes: Default::default(),
             registered_once: false,
             ptz: std::collections::HashMap::new(),
         }
@@ -292,13 +305,115 @@ impl SimDevice {
                 ptz_type: Some(1),
                 ..Default::default()
             })
+            .chain(self.changes.extra_now(self.extra_channel()))
             .collect()
+    }
+
+    /// The channel the scheduled catalog changes add and remove: the serial after the device's
+    /// own channels, in the 9,000,000s so it meets no other device's.
+    fn extra_channel(&self) -> Channel {
+        let prefix = &self.id[..10.min(self.id.len())];
+        Channel {
+            id: format!("{prefix}131{:07}", 9_000_000 + self.index % 1_000_000).parse().ok(),
+            name: Some(format!("临时通道{}", self.index + 1)),
+            manufacturer: Some("gbcluster".into()),
+            parental: Some(0),
+            parent_id: Some(self.id.clone()),
+            status: Some("ON".into()),
+            ..Default::default()
+        }
+    }
+
+    /// Answers a SUBSCRIBE (new, refresh or end) as a camera: 200 with its tag and the
+    /// granted `Expires`, 481 for a dialog it does not know, 489 for events it has none of.
+    async fn on_subscribe(&mut self, m: &LiteMessage) {
+        use crate::subscriptions::{Kind, Request};
+        let parsed = manscdp::parse(&m.body).ok();
+        let kind = parsed.as_ref().and_then(|p| Kind::parse(&p.header.cmd_type));
+        let interval_secs = match parsed.as_ref().map(|p| &p.body) {
+            Some(Body::PositionQuery { interval_secs }) => *interval_secs,
+            _ => None,
+        };
+        let tag_of = |h: Option<&str>| h.and_then(|v| v.split(';').find_map(|p| p.trim().strip_prefix("tag=").map(str::to_owned)));
+        let (from_tag, to_tag) = (tag_of(m.header("From")).unwrap_or_default(), tag_of(m.header("To")));
+        let uri_of = |h: Option<&str>| h.and_then(|v| v.split('<').nth(1)).and_then(|v| v.split('>').next()).map(str::to_owned);
+        let remote_uri = uri_of(m.header("Contact")).or_else(|| uri_of(m.header("From"))).unwrap_or_else(|| self.server_uri());
+        let request = Request {
+            call_id: m.header("Call-ID").unwrap_or_default(),
+            from_tag: &from_tag,
+            to_tag: to_tag.as_deref(),
+            remote_uri,
+            event: m.header("Event").unwrap_or_default(),
+            expires: m.header("Expires").and_then(|e| e.trim().parse().ok()).unwrap_or(3600),
+            kind,
+            interval_secs,
+        };
+        let answer = self.subs.on_subscribe(request, token, kit::clock::now_ms());
+        tracing::debug!(device = %self.id, ?kind, code = answer.code, expires = answer.expires, "SUBSCRIBE");
+        let reason = match answer.code {
+            200 => "OK",
+            481 => "Call/Transaction Does Not Exist",
+            _ => "Bad Event",
+        };
+        let contact = format!("<sip:{}@{}>", self.id, self.advertised());
+        let extra = [("Expires", answer.expires.to_string()), ("Contact", contact)];
+        let _ = self.link.send(m.response(answer.code, reason, &answer.to_tag, &extra, None)).await;
+    }
+
+    /// A NOTIFY in `sub`'s dialog carrying `body`.
+    fn notify_request(&self, sub: &crate::subscriptions::Sub, body: &[u8]) -> Vec<u8> {
+        let left = sub.expires_at_ms.saturating_sub(kit::clock::now_ms()) / 1000;
+        let mut s = format!(
+            "NOTIFY {uri} SIP/2.0\r\nVia: SIP/2.0/{proto} {host};rport;branch=z9hG4bK{branch}\r\n\
+             From: <sip:{id}@{domain}>;tag={local}\r\nTo: <sip:{server}@{domain}>;tag={remote}\r\nCall-ID: {call}\r\n\
+             CSeq: {cseq} NOTIFY\r\nMax-Forwards: 70\r\nUser-Agent: gbsim\r\nContact: <sip:{id}@{host}>\r\n\
+             Event: {event}\r\nSubscription-State: active;expires={left}\r\n",
+            uri = sub.remote_uri,
+            proto = self.proto(),
+            host = self.advertised(),
+            branch = token(),
+            id = self.id,
+            domain = self.domain,
+            local = sub.local_tag,
+            server = self.cfg.server_id,
+            remote = sub.remote_tag,
+            call = sub.call_id,
+            cseq = sub.cseq,
+            event = sub.event,
+        );
+        s.push_str(&format!("Content-Type: {}\r\nContent-Length: {}\r\n\r\n", manscdp::CONTENT_TYPE, body.len()));
+        let mut out = s.into_bytes();
+        out.extend_from_slice(body);
+        out
+    }
+
+    /// The next scheduled catalog change, notified when Catalog is subscribed.
+    fn change_catalog(&mut self, sn: u32) {
+        let (event, item) = self.changes.next(self.extra_channel());
+        tracing::debug!(device = %self.id, ?event, "catalog change");
+        inc(&self.stats.catalog_changes);
+        let body = build::catalog_notify(sn, &self.id, &[(event, item)]);
+        self.notice(crate::subscriptions::Kind::Catalog, body, false);
+    }
+
+    /// A notice for `kind`: a NOTIFY when the platform subscribed to it; else a MESSAGE, or
+    /// nothing for what only a subscription carries (catalog changes).
+    fn notice(&mut self, kind: crate::subscriptions::Kind, body: Vec<u8>, by_message: bool) {
+        if self.subs.active(kind, kit::clock::now_ms()).is_some() {
+            self.outbox.push_back(Outgoing::Notify(kind, body));
+        } else if by_message {
+            self.outbox.push_back(Outgoing::Message(body));
+        }
     }
 
     /// Answers a request from the server at once; queued MANSCDP answers go out after.
     async fn on_request(&mut self, m: LiteMessage) {
         let method = m.method().unwrap_or_default().to_owned();
         if self.calls.on_request(&m, &self.link, &self.shutdown).await {
+            return;
+        }
+        if method == "SUBSCRIBE" {
+            self.on_subscribe(&m).await;
             return;
         }
         if method != "MESSAGE" {
@@ -327,7 +442,7 @@ impl SimDevice {
                 tracing::debug!(device = %self.id, channel = %header.device_id, calls, "IFrameCmd");
             }
             if commands.iter().any(|c| matches!(c.as_str(), "recordcmd" | "guardcmd" | "alarmcmd" | "homeposition")) {
-                self.outbox.push_back(build::device_control_response(header.sn, &header.device_id, true));
+                self.outbox.push_back(Outgoing::Message(build::device_control_response(header.sn, &header.device_id, true)));
             }
             return;
         }
@@ -340,16 +455,16 @@ impl SimDevice {
             basic.heartbeat_interval = set.heartbeat_interval.or(basic.heartbeat_interval);
             basic.heartbeat_count = set.heartbeat_count.or(basic.heartbeat_count);
             tracing::debug!(device = %self.id, basic = ?self.basic, "DeviceConfig");
-            self.outbox.push_back(build::result_response("DeviceConfig", q.header.sn, &self.id, true));
+            self.outbox.push_back(Outgoing::Message(build::result_response("DeviceConfig", q.header.sn, &self.id, true)));
             return;
         }
         if let Body::ConfigQuery { config_type } = &q.body {
             inc(&self.stats.queries_answered);
             // Only BasicParam is kept; a camera answers the types it has.
             if config_type.split('/').any(|t| t.trim().eq_ignore_ascii_case("basicparam")) {
-                self.outbox.push_back(build::config_download_response(q.header.sn, &self.id, &self.basic));
+                self.outbox.push_back(Outgoing::Message(build::config_download_response(q.header.sn, &self.id, &self.basic)));
             } else {
-                self.outbox.push_back(build::result_response("ConfigDownload", q.header.sn, &self.id, false));
+                self.outbox.push_back(Outgoing::Message(build::result_response("ConfigDownload", q.header.sn, &self.id, false)));
             }
             return;
         }
@@ -368,10 +483,10 @@ impl SimDevice {
                 let all = self.channels();
                 let page = self.cfg.catalog_page.max(1);
                 if all.is_empty() {
-                    self.outbox.push_back(build::catalog_response(sn, &self.id, 0, &[]));
+                    self.outbox.push_back(Outgoing::Message(build::catalog_response(sn, &self.id, 0, &[])));
                 }
                 for chunk in all.chunks(page) {
-                    self.outbox.push_back(build::catalog_response(sn, &self.id, all.len(), chunk));
+                    self.outbox.push_back(Outgoing::Message(build::catalog_response(sn, &self.id, all.len(), chunk)));
                 }
             }
             "deviceinfo" => {
@@ -382,11 +497,11 @@ impl SimDevice {
                     firmware: Some(env!("CARGO_PKG_VERSION").into()),
                     channels: Some(self.cfg.channels as u32),
                 };
-                self.outbox.push_back(build::device_info_response(sn, &self.id, &info));
+                self.outbox.push_back(Outgoing::Message(build::device_info_response(sn, &self.id, &info)));
             }
             "devicestatus" => {
                 let now = gb::sip::gb_date(kit::clock::now_ms(), self.cfg.utc_offset_minutes);
-                self.outbox.push_back(build::device_status_response(sn, &self.id, &now[..19]));
+                self.outbox.push_back(Outgoing::Message(build::device_status_response(sn, &self.id, &now[..19])));
             }
             "presetquery" => {
                 let presets: Vec<(u32, String)> = self
@@ -394,7 +509,7 @@ impl SimDevice {
                     .get(&q.header.device_id)
                     .map(|h| h.presets().into_iter().map(|(n, name)| (u32::from(n), name)).collect())
                     .unwrap_or_default();
-                self.outbox.push_back(build::preset_query_response(sn, &q.header.device_id, &presets));
+                self.outbox.push_back(Outgoing::Message(build::preset_query_response(sn, &q.header.device_id, &presets)));
             }
             _ => {}
         }
@@ -416,10 +531,10 @@ impl SimDevice {
         };
         let name = name.unwrap_or_default();
         if items.is_empty() {
-            self.outbox.push_back(build::record_info_response(sn, channel, &name, 0, &[]));
+            self.outbox.push_back(Outgoing::Message(build::record_info_response(sn, channel, &name, 0, &[])));
         }
         for page in items.chunks(self.cfg.record_page.max(1)) {
-            self.outbox.push_back(build::record_info_response(sn, channel, &name, items.len(), page));
+            self.outbox.push_back(Outgoing::Message(build::record_info_response(sn, channel, &name, items.len(), page)));
         }
     }
 
@@ -438,7 +553,7 @@ impl SimDevice {
             event_type: None,
         };
         inc(&self.stats.alarms_sent);
-        self.outbox.push_back(build::alarm_notify(sn, &source, &alarm));
+        self.notice(crate::subscriptions::Kind::Alarm, build::alarm_notify(sn, &source, &alarm), true);
     }
 
     /// The device's position on a 100 m circle around its catalog point, a lap a minute.
@@ -454,7 +569,7 @@ impl SimDevice {
             altitude: Some(50.0),
         };
         inc(&self.stats.positions_sent);
-        self.outbox.push_back(build::mobile_position_notify(sn, &self.id, &pos));
+        self.notice(crate::subscriptions::Kind::MobilePosition, build::mobile_position_notify(sn, &self.id, &pos), true);
     }
 
     /// A playback played to the end of its span: `MediaStatus` 121 with the call's Call-ID.
@@ -472,13 +587,25 @@ impl SimDevice {
     }
 
     async fn flush_outbox(&mut self) {
-        while let Some(body) = self.outbox.pop_front() {
-            self.cseq += 1;
-            let call_id = format!("{}@{}", token(), self.local.ip());
-            let tag = token();
-            let cseq = self.cseq;
-            let req = self.request("MESSAGE", &self.server_uri(), Leg { call_id: &call_id, from_tag: &tag, cseq }, &[], Some(&body));
-            let _ = self.transact(req, &call_id, cseq).await;
+        while let Some(out) = self.outbox.pop_front() {
+            match out {
+                Outgoing::Message(body) => {
+                    self.cseq += 1;
+                    let call_id = format!("{}@{}", token(), self.local.ip());
+                    let tag = token();
+                    let cseq = self.cseq;
+                    let req =
+                        self.request("MESSAGE", &self.server_uri(), Leg { call_id: &call_id, from_tag: &tag, cseq }, &[], Some(&body));
+                    let _ = self.transact(req, &call_id, cseq).await;
+                }
+                // The subscription may have lapsed since: then the notice is not sent.
+                Outgoing::Notify(kind, body) => {
+                    let Some(sub) = self.subs.next_notify(kind, kit::clock::now_ms()) else { continue };
+                    let req = self.notify_request(&sub, &body);
+                    inc(&self.stats.notifies_sent);
+                    let _ = self.transact(req, &sub.call_id, sub.cseq).await;
+                }
+            }
         }
     }
 
@@ -494,12 +621,25 @@ impl SimDevice {
         let phase = |d: Duration| start_at + d.mul_f64(rand::random::<f64>().max(0.05));
         let mut next_alarm = alarm_every.map(phase);
         let mut next_position = position_every.map(phase);
+        let change_every = every(self.cfg.catalog_change_every_secs);
+        let mut next_change = change_every.map(|d| start_at + d);
         loop {
+            // A MobilePosition subscription reports at its interval when no schedule is set.
+            let subscribed_every = || {
+                let sub = self.subs.active(crate::subscriptions::Kind::MobilePosition, kit::clock::now_ms());
+                sub.map(|s| Duration::from_secs(u64::from(s.interval_secs.unwrap_or(5).max(1))))
+            };
+            let position_period = position_every.or_else(subscribed_every);
+            if next_position.is_none() {
+                next_position = position_period.map(|d| Instant::now() + d);
+            }
             let wake = match state {
                 RegState::Unregistered { retry_at, .. } => retry_at,
-                RegState::Registered { refresh_at, .. } => {
-                    [Some(refresh_at), Some(next_keepalive), next_alarm, next_position].into_iter().flatten().min().unwrap_or(refresh_at)
-                }
+                RegState::Registered { refresh_at, .. } => [Some(refresh_at), Some(next_keepalive), next_alarm, next_position, next_change]
+                    .into_iter()
+                    .flatten()
+                    .min()
+                    .unwrap_or(refresh_at),
             };
             tokio::select! {
                 _ = shutdown.cancelled() => break,
@@ -541,11 +681,16 @@ impl SimDevice {
                                     self.raise_alarm(sn);
                                 }
                             }
-                            if let (Some(at), Some(every)) = (next_position, position_every) {
+                            if next_position.is_some_and(|at| now >= at) {
+                                next_position = position_period.map(|every| now + every);
+                                sn = sn.wrapping_add(1);
+                                self.report_position(sn);
+                            }
+                            if let (Some(at), Some(every)) = (next_change, change_every) {
                                 if now >= at {
-                                    next_position = Some(now + every);
+                                    next_change = Some(now + every);
                                     sn = sn.wrapping_add(1);
-                                    self.report_position(sn);
+                                    self.change_catalog(sn);
                                 }
                             }
                             registered

@@ -10,6 +10,7 @@ pub mod media;
 pub mod ptz;
 pub mod records;
 pub mod stats;
+pub mod subscriptions;
 pub mod transport;
 
 use std::net::SocketAddr;

@@ -24,6 +24,9 @@ pub struct SimStats {
     pub alarms_sent: AtomicU64,
     pub positions_sent: AtomicU64,
     pub playback_controls: AtomicU64,
+    /// NOTIFYs sent in subscriptions' dialogs.
+    pub notifies_sent: AtomicU64,
+    pub catalog_changes: AtomicU64,
 }
 
 #[derive(Debug, Serialize, Clone, PartialEq)]
@@ -46,6 +49,8 @@ pub struct SimReport {
     pub alarms_sent: u64,
     pub positions_sent: u64,
     pub playback_controls: u64,
+    pub notifies_sent: u64,
+    pub catalog_changes: u64,
     /// Seconds from start until every device had registered once (None if not all did).
     pub all_registered_secs: Option<f64>,
     pub registrations_per_sec: Option<f64>,
@@ -73,6 +78,8 @@ impl SimStats {
             alarms_sent: g(&self.alarms_sent),
             positions_sent: g(&self.positions_sent),
             playback_controls: g(&self.playback_controls),
+            notifies_sent: g(&self.notifies_sent),
+            catalog_changes: g(&self.catalog_changes),
             all_registered_secs,
             registrations_per_sec: all_registered_secs.filter(|s| *s > 0.0).map(|s| devices as f64 / s),
         }

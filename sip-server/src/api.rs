@@ -102,6 +102,11 @@ async fn requery(State(s): State<Arc<Shared>>, Path((id, what)): Path<(String, S
 async fn delete_device(State(s): State<Arc<Shared>>, Path(id): Path<String>) -> ApiResult<impl IntoResponse> {
     let id = device_id(&id)?;
     let dev = s.store.get_device(&id).await?;
+    // Its subscriptions end with it (Expires 0 in each dialog, bounded: a silent device does
+    // not hold the delete up; rows left are dropped by the refresher).
+    if let Some(d) = dev.as_ref().filter(|d| d.online && d.node == s.me.node) {
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), crate::subscriptions::end_all(&s, d)).await;
+    }
     if !s.store.delete_device(&id).await? {
         return Err(ApiError::new(StatusCode::NOT_FOUND, format!("device {id} not found")));
     }
@@ -380,6 +385,25 @@ async fn control(
     Ok(Json(crate::control::command(&s, &id, &ch, command).await?))
 }
 
+/// `GET /devices/{dev}/subscriptions`: the device's event subscriptions as stored.
+async fn subscriptions(State(s): State<Arc<Shared>>, Path(dev): Path<String>) -> ApiResult<impl IntoResponse> {
+    let id = device_id(&dev)?;
+    let rows =
+        crate::subscriptions::of_device(&s, &id).await.map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let items: Vec<serde_json::Value> = rows
+        .iter()
+        .map(|r| {
+            json!({
+                "kind": r.kind, "state": r.state, "node": r.node, "established": r.dialog.is_some(),
+                "expires": kit::clock::stamp::format_utc((r.expires_at_ms / 1000) as i64),
+                "next_action": kit::clock::stamp::format_utc((r.due_ms / 1000) as i64),
+                "refreshes": r.refreshes, "failures": r.failures,
+            })
+        })
+        .collect();
+    Ok(Json(json!({"device_id": id, "total": items.len(), "items": items})))
+}
+
 /// `PUT /devices/{dev}/config`: `DeviceConfig` (BasicParam: name, expiration, heartbeat).
 async fn set_config(
     State(s): State<Arc<Shared>>,
@@ -562,6 +586,7 @@ pub fn router(shared: Arc<Shared>, feed: Arc<Feed>, token: &str) -> Router {
         .route("/api/v1/devices/{id}/{query}", post(requery))
         .route("/api/v1/devices/{id}/password", put(set_password))
         .route("/api/v1/devices/{id}/config", put(set_config).get(get_config))
+        .route("/api/v1/devices/{id}/subscriptions", get(subscriptions))
         .route("/api/v1/devices/{id}/channels/{ch}/play", post(play).delete(stop_channel))
         .route("/api/v1/devices/{id}/channels/{ch}/ptz", post(ptz))
         .route("/api/v1/devices/{id}/channels/{ch}/presets", get(presets))

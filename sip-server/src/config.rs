@@ -87,6 +87,8 @@ pub struct SipConfig {
     pub udp_recv_buffer_bytes: usize,
     /// `[sip.play]`: play on demand.
     pub play: crate::play::PlayConfig,
+    /// `[sip.subscribe]`: event subscriptions (SUBSCRIBE/NOTIFY) made with every device.
+    pub subscribe: crate::subscriptions::SubscribeConfig,
     /// `[sip.api]`: the web tier's HTTP API this sip-server serves (the `[api]` section of
     /// earlier versions, still read).
     pub api: ApiConfig,
@@ -128,6 +130,7 @@ impl Default for SipConfig {
             admission_wait_ms: 10_000,
             udp_recv_buffer_bytes: 8 << 20,
             play: crate::play::PlayConfig::default(),
+            subscribe: crate::subscriptions::SubscribeConfig::default(),
             api: ApiConfig::default(),
         }
     }

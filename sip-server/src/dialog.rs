@@ -298,6 +298,19 @@ pub async fn in_dialog(
     method: &str,
     body: Option<(&str, &[u8])>,
 ) -> Result<u16, SipError> {
+    in_dialog_with(shared, device, d, method, &[], body).await.map(|r| r.status_code.code())
+}
+
+/// [`in_dialog`] with extra headers (a refreshing SUBSCRIBE's `Event` and `Expires`),
+/// returning the final response.
+pub async fn in_dialog_with(
+    shared: &Shared,
+    device: &Device,
+    d: &mut Dialog,
+    method: &str,
+    headers: &[(&str, String)],
+    body: Option<(&str, &[u8])>,
+) -> Result<rsipstack::sip::Response, SipError> {
     let route = Route::to(&shared.links, device)?;
     d.cseq += 1;
     let h = head(
@@ -305,18 +318,73 @@ pub async fn in_dialog(
         d,
         Head { method, uri: &d.remote_uri, proto: route.proto, branch: &token(), to_tag: Some(&d.remote_tag), cseq: d.cseq },
     );
+    send_in(shared, device, &route, h, headers, body, Duration::from_secs(5)).await
+}
+
+/// Sends a request whose head is `h` with `headers` and `body`; its final response, or a
+/// timeout after `within`.
+async fn send_in(
+    shared: &Shared,
+    device: &Device,
+    route: &Route,
+    h: String,
+    headers: &[(&str, String)],
+    body: Option<(&str, &[u8])>,
+    within: Duration,
+) -> Result<rsipstack::sip::Response, SipError> {
+    let mut text = h;
+    for (name, value) in headers {
+        text.push_str(&format!("{name}: {value}\r\n"));
+    }
     let mut bytes = match body {
-        Some((content_type, b)) => format!("{h}Content-Type: {content_type}\r\nContent-Length: {}\r\n\r\n", b.len()).into_bytes(),
-        None => format!("{h}Content-Length: 0\r\n\r\n").into_bytes(),
+        Some((content_type, b)) => format!("{text}Content-Type: {content_type}\r\nContent-Length: {}\r\n\r\n", b.len()).into_bytes(),
+        None => format!("{text}Content-Length: 0\r\n\r\n").into_bytes(),
     };
     if let Some((_, b)) = body {
         bytes.extend_from_slice(b);
     }
-    let mut tx = start_transaction(&shared.links, &route, parse_request(&bytes)?).await?;
-    match crate::outbound::final_status(&mut tx, Duration::from_secs(5)).await {
-        Some(code) => Ok(code),
-        None => Err(SipError::Timeout { device: device.id.to_string(), addr: route.addr, timeout_ms: 5000 }),
+    let mut tx = start_transaction(&shared.links, route, parse_request(&bytes)?).await?;
+    crate::outbound::final_response(&mut tx, within).await.ok_or_else(|| SipError::Timeout {
+        device: device.id.to_string(),
+        addr: route.addr,
+        timeout_ms: within.as_millis() as u64,
+    })
+}
+
+/// Opens a dialog with a request other than INVITE (a SUBSCRIBE) to `target` (the device's
+/// id): on a 2xx the dialog holds the device's tag and Contact. Returns the dialog and the
+/// final response (whatever its status: the caller reads it).
+pub async fn open_with(
+    shared: &Shared,
+    device: &Device,
+    method: &str,
+    headers: &[(&str, String)],
+    body: (&str, &[u8]),
+) -> Result<(Dialog, rsipstack::sip::Response), SipError> {
+    let route = Route::to(&shared.links, device)?;
+    let mut d = Dialog {
+        call_id: format!("{}@{}", token(), shared.me.contact_host),
+        local_tag: token(),
+        remote_tag: String::new(),
+        remote_uri: format!("sip:{}@{}", device.id, route.addr),
+        cseq: rand::random::<u32>() % 100_000 + 1,
+        device_id: device.id.to_string(),
+        channel_id: device.id.to_string(),
+    };
+    let h = head(&shared.me, &d, Head { method, uri: &d.remote_uri, proto: route.proto, branch: &token(), to_tag: None, cseq: d.cseq });
+    let resp = send_in(shared, device, &route, h, headers, Some(body), crate::outbound::REQUEST_TIMEOUT).await?;
+    if let Some(tag) = response_header(&resp, "To").as_deref().and_then(tag_in) {
+        d.remote_tag = tag;
     }
+    if let Some(uri) = response_header(&resp, "Contact").as_deref().and_then(uri_in) {
+        d.remote_uri = uri;
+    }
+    Ok((d, resp))
+}
+
+/// A header of a response, trimmed.
+pub fn header_of(resp: &rsipstack::sip::Response, name: &str) -> Option<String> {
+    response_header(resp, name)
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ use cluster::store::Touch;
 use gb::catalog::CatalogDone;
 use gb::ids::DeviceId;
 use gb::manscdp::{self, Body};
+use gb::model::CatalogEvent;
 use rsipstack::sip::StatusCode;
 use rsipstack::transaction::transaction::Transaction;
 
@@ -18,13 +19,42 @@ use crate::metrics;
 use crate::registrar::observed_source;
 use crate::server::Shared;
 
+/// How a MANSCDP body came.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Via {
+    Message,
+    /// In a subscription's dialog (its 200 is the only answer an alarm gets).
+    Notify,
+}
+
 pub async fn on_message(shared: &Arc<Shared>, tx: &mut Transaction) -> Result<(), SipError> {
+    on_manscdp(shared, tx, Via::Message).await
+}
+
+/// A NOTIFY in one of our subscriptions: catalog changes, alarms, positions, handled as their
+/// MESSAGE forms are. One saying the device ended the subscription makes it due again.
+pub async fn on_notify(shared: &Arc<Shared>, tx: &mut Transaction) -> Result<(), SipError> {
+    metrics::NOTIFIES.inc();
+    let state = tx.original.headers.iter().find(|h| h.name().eq_ignore_ascii_case("Subscription-State")).map(|h| h.value().to_owned());
+    if state.as_deref().is_some_and(|s| s.trim().to_ascii_lowercase().starts_with("terminated")) {
+        if let Some(device_id) = headers::from_user(&tx.original).and_then(|u| u.parse::<DeviceId>().ok()) {
+            tracing::info!(device_id = %device_id, state = ?state, "the device ended a subscription; renewing");
+            crate::subscriptions::lapsed(shared, &device_id, &tx.original.body).await;
+        }
+        if tx.original.body.is_empty() {
+            return tx.reply(StatusCode::OK).await.map_err(SipError::from);
+        }
+    }
+    on_manscdp(shared, tx, Via::Notify).await
+}
+
+async fn on_manscdp(shared: &Arc<Shared>, tx: &mut Transaction, via: Via) -> Result<(), SipError> {
     let peer = observed_source(shared, tx).await;
     let msg = match manscdp::parse(&tx.original.body) {
         Ok(m) => m,
         Err(e) => {
             metrics::BAD_REQUESTS.inc();
-            tracing::warn!(peer = ?peer, error = %e, "MESSAGE with an unusable MANSCDP body");
+            tracing::warn!(peer = ?peer, ?via, error = %e, "request with an unusable MANSCDP body");
             return tx.reply(StatusCode::BadRequest).await.map_err(SipError::from);
         }
     };
@@ -77,7 +107,8 @@ pub async fn on_message(shared: &Arc<Shared>, tx: &mut Transaction) -> Result<()
             tx.reply(StatusCode::OK).await?;
             let (shared, sn, source) = (shared.clone(), msg.header.sn, msg.header.device_id);
             // Kept and answered after the 200, off the handler: the Response is a request of ours.
-            tokio::spawn(async move { crate::notices::on_alarm(&shared, &device_id, sn, source, alarm).await });
+            let answer = via == Via::Message;
+            tokio::spawn(async move { crate::notices::on_alarm(&shared, &device_id, sn, source, alarm, answer).await });
         }
         Body::MediaStatus { notify_type } => {
             tx.reply(StatusCode::OK).await?;
@@ -89,6 +120,10 @@ pub async fn on_message(shared: &Arc<Shared>, tx: &mut Transaction) -> Result<()
                 tracing::info!(device_id = %device_id, channel = %msg.header.device_id, ended, "MediaStatus 121: end of file");
             }
         }
+        Body::CatalogChange { items } => {
+            tx.reply(StatusCode::OK).await?;
+            apply_catalog_change(shared, &device_id, items).await;
+        }
         Body::MobilePosition(pos) => {
             tx.reply(StatusCode::OK).await?;
             crate::notices::on_position(shared, &device_id, msg.header.device_id, pos).await;
@@ -98,6 +133,7 @@ pub async fn on_message(shared: &Arc<Shared>, tx: &mut Transaction) -> Result<()
         | Body::DeviceControl { .. }
         | Body::DeviceConfig(_)
         | Body::ConfigQuery { .. }
+        | Body::PositionQuery { .. }
         | Body::Other => {
             tracing::info!(device_id = %device_id, cmd = %msg.header.cmd_type, sn = msg.header.sn, "MESSAGE with a CmdType we do not handle; answered 200");
             tx.reply(StatusCode::OK).await?;
@@ -160,6 +196,47 @@ async fn follow_rebinding(
     // The connection it came on is the one to use from now on (TCP).
     shared.links.remember(device_id, peer, tcp_conn);
     Ok(())
+}
+
+/// A catalog subscription's changes applied to the stored catalog: ADD and UPDATE put the item
+/// (an UPDATE without a status keeps the old one), DEL removes it, ON and OFF (VLOST and
+/// DEFECT as OFF) set its status.
+pub async fn apply_catalog_change(shared: &Shared, device_id: &DeviceId, items: Vec<(CatalogEvent, gb::model::Channel)>) {
+    let mut channels = match shared.store.list_channels(device_id).await {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!(device_id = %device_id, error = %e, "catalog change not applied: the catalog could not be read");
+            return;
+        }
+    };
+    let changes = items.len();
+    for (event, mut item) in items {
+        let Some(id) = item.id.clone() else { continue };
+        let at = channels.iter().position(|c| c.item.id.as_ref() == Some(&id));
+        match (event, at) {
+            (CatalogEvent::Add | CatalogEvent::Update, Some(i)) => {
+                if item.status.is_none() {
+                    item.status = channels[i].item.status.take();
+                }
+                channels[i].item = item;
+            }
+            (CatalogEvent::Add | CatalogEvent::Update, None) => {
+                if channels.len() < shared.cfg.catalog_max_items {
+                    channels.extend(StoredChannel::new(device_id.clone(), item));
+                }
+            }
+            (CatalogEvent::Del, Some(i)) => {
+                channels.remove(i);
+            }
+            (CatalogEvent::On, Some(i)) => channels[i].item.status = Some("ON".into()),
+            (CatalogEvent::Off | CatalogEvent::Vlost | CatalogEvent::Defect, Some(i)) => channels[i].item.status = Some("OFF".into()),
+            (_, None) => tracing::debug!(device_id = %device_id, channel = %id, ?event, "catalog change for a channel we do not have"),
+        }
+    }
+    match shared.store.replace_channels(device_id, &channels).await {
+        Ok(()) => tracing::info!(device_id = %device_id, changes, channels = channels.len(), "catalog changes applied"),
+        Err(e) => tracing::warn!(device_id = %device_id, error = %e, "catalog change not stored"),
+    }
 }
 
 pub async fn store_catalog(shared: &Shared, done: CatalogDone) {

@@ -28,6 +28,7 @@ pub mod registrar;
 pub mod rpc;
 pub mod server;
 pub mod stateless;
+pub mod subscriptions;
 
 pub use config::{ApiConfig, SipConfig};
 pub use error::SipError;

@@ -24,6 +24,12 @@ pub static OFFLINE_EVENTS: Counter = Counter::new("gbc_sip_offline_transitions_t
 pub static QUERY_FAILURES: Counter = Counter::new("gbc_sip_query_failures_total", "Requests to devices that failed or timed out");
 pub static DEVICE_CONTROLS: Counter =
     Counter::new("gbc_sip_device_controls_total", "DeviceControl commands sent to devices (PTZ, presets, cruise, scan)");
+pub static SUBSCRIPTIONS: Counter = Counter::new("gbc_sip_subscriptions_total", "Subscriptions devices accepted (new dialogs)");
+pub static SUBSCRIPTION_REFRESHES: Counter =
+    Counter::new("gbc_sip_subscription_refreshes_total", "Subscriptions refreshed within their dialog");
+pub static SUBSCRIPTION_FAILURES: Counter =
+    Counter::new("gbc_sip_subscription_failures_total", "SUBSCRIBEs devices refused or did not answer (retried with backoff)");
+pub static NOTIFIES: Counter = Counter::new("gbc_sip_notifies_total", "NOTIFYs received from devices (catalog changes, alarms, positions)");
 pub static RECORD_QUERIES: Counter = Counter::new("gbc_sip_record_queries_total", "RecordInfo queries sent to devices");
 pub static RECORD_ITEMS: Counter = Counter::new("gbc_sip_record_items_total", "RecordInfo items received (kept or past the bound)");
 pub static ALARMS: Counter = Counter::new("gbc_sip_alarms_total", "Alarm notifications received");
@@ -72,6 +78,10 @@ pub fn render() -> String {
             &OFFLINE_EVENTS,
             &QUERY_FAILURES,
             &DEVICE_CONTROLS,
+            &SUBSCRIPTIONS,
+            &SUBSCRIPTION_REFRESHES,
+            &SUBSCRIPTION_FAILURES,
+            &NOTIFIES,
             &RECORD_QUERIES,
             &RECORD_ITEMS,
             &ANSWERS_DROPPED,

@@ -96,7 +96,9 @@ fn instant(text: Option<&str>, offset: i32) -> Option<String> {
 
 /// An alarm from `device_id` (already answered 200): kept, published, and answered with the
 /// `Response` the standard asks for.
-pub async fn on_alarm(shared: &Arc<Shared>, device_id: &DeviceId, sn: u32, source_id: String, alarm: Alarm) {
+/// `answer`: send the standard's Response (an alarm by MESSAGE); one by a subscription's NOTIFY
+/// is answered by the NOTIFY's 200.
+pub async fn on_alarm(shared: &Arc<Shared>, device_id: &DeviceId, sn: u32, source_id: String, alarm: Alarm, answer: bool) {
     let Ok(Some(dev)) = shared.store.get_device(device_id).await else {
         tracing::info!(device_id = %device_id, "alarm from a device not in the Store; dropped");
         return;
@@ -132,7 +134,9 @@ pub async fn on_alarm(shared: &Arc<Shared>, device_id: &DeviceId, sn: u32, sourc
     if let Err(e) = kept.await {
         tracing::warn!(device_id = %device_id, error = %e, "alarm not kept");
     }
-    answer_alarm(shared, &dev, sn, &rec.source_id).await;
+    if answer {
+        answer_alarm(shared, &dev, sn, &rec.source_id).await;
+    }
 }
 
 /// The platform's `Response` to an alarm (Result OK); a device that does not take it only costs

@@ -20,7 +20,7 @@ use crate::handles::Links;
 use crate::metrics;
 use crate::server::{node_channel, NodeCommand, Shared};
 
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub fn token() -> String {
     format!("{:016x}", rand::random::<u64>())
@@ -83,11 +83,16 @@ pub async fn start_transaction(links: &Links, route: &Route, req: rsipstack::sip
 /// The final status of a client transaction (provisional answers skipped), or `None` when it
 /// ends without one or `within` runs out.
 pub async fn final_status(tx: &mut Transaction, within: Duration) -> Option<u16> {
+    final_response(tx, within).await.map(|r| r.status_code.code())
+}
+
+/// The final response of a client transaction (provisional answers skipped).
+pub async fn final_response(tx: &mut Transaction, within: Duration) -> Option<rsipstack::sip::Response> {
     let wait = async {
         while let Some(msg) = tx.receive().await {
             if let SipMessage::Response(r) = msg {
                 if r.status_code.kind() != StatusCodeKind::Provisional {
-                    return Some(r.status_code.code());
+                    return Some(r);
                 }
             }
         }
@@ -170,7 +175,7 @@ pub async fn request_query(shared: &Arc<Shared>, device_id: &DeviceId, cmd: &str
     Ok(sn)
 }
 
-/// After a new registration: DeviceInfo, DeviceStatus, then Catalog.
+/// After a new registration: DeviceInfo, DeviceStatus, then Catalog; then the subscriptions.
 pub fn spawn_initial_queries(shared: &Arc<Shared>, device_id: DeviceId) {
     let shared = shared.clone();
     tokio::spawn(async move {
@@ -181,5 +186,7 @@ pub fn spawn_initial_queries(shared: &Arc<Shared>, device_id: DeviceId) {
                 break;
             }
         }
+        // Then the event subscriptions, anew: the device may have rebooted and forgotten them.
+        crate::subscriptions::renew_all(&shared, &device_id).await;
     });
 }

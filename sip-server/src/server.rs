@@ -233,6 +233,7 @@ pub async fn start(cfg: SipConfig, store: Arc<dyn Store>, shutdown: Cancellation
         });
     }
     tokio::spawn(presence_sweeper(shared.clone(), shutdown.clone()));
+    tokio::spawn(crate::subscriptions::run(shared.clone(), shutdown.clone()));
     tokio::spawn(catalog_timeouts(shared.clone(), shutdown.clone()));
     spawn_node_commands(shared.clone(), shutdown.clone()).await?;
     crate::play::watch::spawn(shared.clone(), shutdown.clone()).await?;
@@ -360,6 +361,7 @@ async fn dispatch(shared: Arc<Shared>, mut tx: Transaction) {
             None => tx.reply(rsipstack::sip::StatusCode::BadRequest).await.map_err(SipError::from),
         },
         Method::Message => crate::inbound::on_message(&shared, &mut tx).await,
+        Method::Notify => crate::inbound::on_notify(&shared, &mut tx).await,
         Method::Options => tx.reply(StatusCode::OK).await.map_err(SipError::from),
         Method::Bye => {
             use rsipstack::sip::HeadersExt;
@@ -371,9 +373,9 @@ async fn dispatch(shared: Arc<Shared>, mut tx: Transaction) {
             };
             tx.reply(code).await.map_err(SipError::from)
         }
-        // NOTIFY (subscriptions, alarms), INVITE from devices (talk-back) and the rest are not ours yet.
+        // INVITE from devices (talk-back) and the rest are not ours yet.
         _ => {
-            let allow = rsipstack::sip::Header::Other("Allow".into(), "REGISTER, MESSAGE, OPTIONS, ACK, BYE, CANCEL, INFO".into());
+            let allow = rsipstack::sip::Header::Other("Allow".into(), "REGISTER, MESSAGE, NOTIFY, OPTIONS, ACK, BYE, CANCEL, INFO".into());
             tx.reply_with(StatusCode::MethodNotAllowed, vec![allow], None).await.map_err(SipError::from)
         }
     };

@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 
 use super::text::encode_gbk;
-use crate::model::{Alarm, BasicParam, Channel, DeviceInfo, Position, RecordItem};
+use crate::model::{Alarm, BasicParam, CatalogEvent, Channel, DeviceInfo, Position, RecordItem};
 
 const DECL: &str = "<?xml version=\"1.0\" encoding=\"GB2312\"?>\r\n";
 
@@ -230,31 +230,52 @@ pub fn catalog_response(sn: u32, device_id: &str, sum_num: usize, items: &[Chann
         items.len()
     );
     for c in items {
-        s.push_str("<Item>\r\n");
-        opt(&mut s, "DeviceID", &c.id);
-        opt(&mut s, "Name", &c.name);
-        opt(&mut s, "Manufacturer", &c.manufacturer);
-        opt(&mut s, "Model", &c.model);
-        opt(&mut s, "Owner", &c.owner);
-        opt(&mut s, "CivilCode", &c.civil_code);
-        opt(&mut s, "Address", &c.address);
-        opt(&mut s, "Parental", &c.parental);
-        opt(&mut s, "ParentID", &c.parent_id);
-        opt(&mut s, "SafetyWay", &c.safety_way);
-        opt(&mut s, "RegisterWay", &c.register_way);
-        opt(&mut s, "Secrecy", &c.secrecy);
-        opt(&mut s, "IPAddress", &c.ip_address);
-        opt(&mut s, "Port", &c.port);
-        opt(&mut s, "Status", &c.status);
-        opt(&mut s, "Longitude", &c.longitude);
-        opt(&mut s, "Latitude", &c.latitude);
-        if let Some(p) = c.ptz_type {
-            let _ = write!(s, "<Info>\r\n<PTZType>{p}</PTZType>\r\n</Info>\r\n");
-        }
-        s.push_str("</Item>\r\n");
+        catalog_item(&mut s, c, None);
     }
     s.push_str("</DeviceList>\r\n</Response>\r\n");
     encode_gbk(&s)
+}
+
+/// A catalog subscription's `NOTIFY` (annex A.2.6.2): each item with what happened to it.
+pub fn catalog_notify(sn: u32, device_id: &str, items: &[(CatalogEvent, Channel)]) -> Vec<u8> {
+    let mut s = format!(
+        "{DECL}<Notify>\r\n<CmdType>Catalog</CmdType>\r\n<SN>{sn}</SN>\r\n<DeviceID>{}</DeviceID>\r\n<SumNum>{n}</SumNum>\r\n<DeviceList Num=\"{n}\">\r\n",
+        escape(device_id),
+        n = items.len()
+    );
+    for (event, c) in items {
+        catalog_item(&mut s, c, Some(*event));
+    }
+    s.push_str("</DeviceList>\r\n</Notify>\r\n");
+    encode_gbk(&s)
+}
+
+fn catalog_item(s: &mut String, c: &Channel, event: Option<CatalogEvent>) {
+    s.push_str("<Item>\r\n");
+    opt(s, "DeviceID", &c.id);
+    if let Some(e) = event {
+        let _ = write!(s, "<Event>{}</Event>\r\n", e.as_str());
+    }
+    opt(s, "Name", &c.name);
+    opt(s, "Manufacturer", &c.manufacturer);
+    opt(s, "Model", &c.model);
+    opt(s, "Owner", &c.owner);
+    opt(s, "CivilCode", &c.civil_code);
+    opt(s, "Address", &c.address);
+    opt(s, "Parental", &c.parental);
+    opt(s, "ParentID", &c.parent_id);
+    opt(s, "SafetyWay", &c.safety_way);
+    opt(s, "RegisterWay", &c.register_way);
+    opt(s, "Secrecy", &c.secrecy);
+    opt(s, "IPAddress", &c.ip_address);
+    opt(s, "Port", &c.port);
+    opt(s, "Status", &c.status);
+    opt(s, "Longitude", &c.longitude);
+    opt(s, "Latitude", &c.latitude);
+    if let Some(p) = c.ptz_type {
+        let _ = write!(s, "<Info>\r\n<PTZType>{p}</PTZType>\r\n</Info>\r\n");
+    }
+    s.push_str("</Item>\r\n");
 }
 
 pub fn device_info_response(sn: u32, device_id: &str, info: &DeviceInfo) -> Vec<u8> {
@@ -322,6 +343,23 @@ mod tests {
         // Quirk: an answer with the parameters and no Result is taken as OK.
         let m = parse(b"<Response><CmdType>ConfigDownload</CmdType><SN>7</SN><DeviceID>1</DeviceID><BasicParam><Expiration>60</Expiration></BasicParam></Response>").unwrap();
         assert!(matches!(m.body, Body::ConfigDownload { ok: true, basic: Some(BasicParam { expiration: Some(60), .. }) }));
+    }
+
+    #[test]
+    fn catalog_notifications_round_trip_with_their_events() {
+        let ch = |n: u32, name: &str| Channel {
+            id: Some(format!("3402000000131000000{n}").parse().unwrap()),
+            name: Some(name.into()),
+            ..Default::default()
+        };
+        let items = vec![(CatalogEvent::Add, ch(1, "东门")), (CatalogEvent::Del, ch(2, "x")), (CatalogEvent::Off, ch(3, "y"))];
+        let m = parse(&catalog_notify(3, "34020000001320000001", &items)).unwrap();
+        assert_eq!(m.body, Body::CatalogChange { items });
+        // An item whose Event is unreadable is left out; the rest stand.
+        let m = parse(b"<Notify><CmdType>Catalog</CmdType><SN>1</SN><DeviceID>1</DeviceID><DeviceList><Item><DeviceID>34020000001310000001</DeviceID><Event>EXPLODE</Event></Item><Item><DeviceID>34020000001310000002</DeviceID><Event>on</Event></Item></DeviceList></Notify>").unwrap();
+        assert!(matches!(&m.body, Body::CatalogChange { items } if items.len() == 1 && items[0].0 == CatalogEvent::On));
+        let m = parse(&query("MobilePosition", 4, "34020000001320000001", "<Interval>5</Interval>\r\n")).unwrap();
+        assert_eq!(m.body, Body::PositionQuery { interval_secs: Some(5) });
     }
 
     #[test]

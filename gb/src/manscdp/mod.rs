@@ -3,7 +3,7 @@
 pub mod build;
 pub mod text;
 
-use crate::model::{Alarm, BasicParam, Channel, DeviceInfo, DeviceStatus, Position, RecordItem};
+use crate::model::{Alarm, BasicParam, CatalogEvent, Channel, DeviceInfo, DeviceStatus, Position, RecordItem};
 use crate::xml::Element;
 
 pub const CONTENT_TYPE: &str = "Application/MANSCDP+xml";
@@ -98,6 +98,15 @@ pub enum Body {
         ok: bool,
         basic: Option<BasicParam>,
     },
+    /// A catalog subscription's `NOTIFY`: what happened to each item (an item whose `Event`
+    /// we cannot read is left out).
+    CatalogChange {
+        items: Vec<(CatalogEvent, Channel)>,
+    },
+    /// A `MobilePosition` subscription as the device receives it: the report interval asked.
+    PositionQuery {
+        interval_secs: Option<u32>,
+    },
     /// Anything else: answered 200 and logged.
     Other,
 }
@@ -123,7 +132,8 @@ fn header_field<'a>(root: &'a Element, name: &str) -> Option<&'a str> {
     root.text_of(name).or_else(|| root.attr(name).map(str::trim).filter(|v| !v.is_empty()))
 }
 
-/// More items than this in one MESSAGE is not a device's answer (64 KiB holds about 250).
+/// More items than this in one MESSAGE is not a device's answer (64 KiB holds about 250); it
+/// bounds catalog notifications too.
 pub const MAX_RECORDS_PER_MESSAGE: usize = 1024;
 
 fn record(item: &Element) -> RecordItem {
@@ -232,6 +242,18 @@ pub fn parse(bytes: &[u8]) -> Result<Message, ManscdpError> {
                 event_type: info.and_then(|i| i.child("alarmtypeparam")).and_then(|p| num(p, "eventtype")),
             })
         }
+        (Root::Notify, "catalog") => Body::CatalogChange {
+            items: root
+                .child("devicelist")
+                .map(|l| {
+                    l.children_named("item")
+                        .take(MAX_RECORDS_PER_MESSAGE)
+                        .filter_map(|i| Some((CatalogEvent::parse(i.text_of("event")?)?, channel(i))))
+                        .collect()
+                })
+                .unwrap_or_default(),
+        },
+        (Root::Query, "mobileposition") => Body::PositionQuery { interval_secs: num(&root, "interval") },
         (Root::Notify, "mediastatus") => Body::MediaStatus { notify_type: num(&root, "notifytype") },
         (Root::Notify, "mobileposition") => Body::MobilePosition(Position {
             time: text(&root, "time"),
