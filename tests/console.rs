@@ -567,6 +567,53 @@ async fn console_plays_back_recordings_and_shows_alarms_and_positions() {
     page.screenshot("console_map").await;
 }
 
+/// Downloads from the Recordings page: a recording's Download (at the speed chosen beside the
+/// list) shows a progress bar that moves, then a link to the MP4 on the media node; Delete
+/// removes it. The camera's files are two minutes here, so the download takes seconds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_downloads_a_recording_with_a_progress_bar() {
+    const CAM: &str = "34020000001320000521";
+    let redis = RedisServer::start().expect("redis-server");
+    let url = redis.url();
+    let sip = SipProc::start(Some(&url), &[]);
+    let _media = MediaProc::start(Some(&url), &[]);
+    let _cam = SimProc::start(sip.sip_addr(), CAM, 1, "udp", &[("GBC_SIM__RECORD_FILE_SECS", "120")]);
+    let device = dev(CAM, 0);
+    wait_catalog(&sip, &device).await;
+    let chromium = Chromium::start();
+    let mut page = open_without_token(&chromium, &sip).await;
+    page.eval("location.hash = '#/recordings'").await;
+    click_channel(&mut page, "#page-recordings", &device, 0).await;
+    let rows = page.wait_for("document.querySelectorAll('#page-recordings .rec-list tbody tr').length", Duration::from_secs(20)).await;
+    assert!(rows.as_u64().unwrap_or(0) > 2, "today's two-minute files: {rows}");
+    page.eval("(() => { const s = document.querySelector('#page-recordings select.dl-speed'); s.value = '8'; s.dispatchEvent(new Event('change')); })()").await;
+    page.eval("document.querySelectorAll('#page-recordings .rec-list tbody tr')[1].querySelectorAll('button')[1].click()").await;
+    let moving = page
+        .wait_for("(() => { const p = document.querySelector('#page-recordings li.dl progress'); return !!p && p.value > 0.05 && p.value < 1; })()", Duration::from_secs(20))
+        .await;
+    assert_eq!(moving, Value::Bool(true), "{}", page.eval("document.querySelector('#page-recordings .downloads').textContent").await);
+    page.screenshot("console_download_progress").await;
+    let saved =
+        page.wait_for("document.querySelector('#page-recordings li.dl[data-state=done] a') !== null", Duration::from_secs(40)).await;
+    assert_eq!(saved, Value::Bool(true), "{}", page.eval("document.querySelector('#page-recordings .downloads').textContent").await);
+    let label = page.eval("document.querySelector('#page-recordings li.dl').textContent").await;
+    assert!(label.as_str().unwrap_or_default().contains("8\u{d7}") && label.as_str().unwrap_or_default().contains("done"), "{label}");
+    let href = page.eval("document.querySelector('#page-recordings li.dl a').href").await.as_str().unwrap_or_default().to_owned();
+    let file = reqwest::get(&href).await.unwrap();
+    assert_eq!(file.status().as_u16(), 200, "{href}");
+    assert!(file.bytes().await.unwrap().len() > 100_000, "the MP4 behind the link");
+    page.screenshot("console_download_done").await;
+    page.eval("document.querySelector('#page-recordings li.dl .dl-actions button').click()").await;
+    assert!(
+        eventually(Duration::from_secs(10), || async { get_json(&sip.api("/api/v1/downloads")).await.1["total"] == 0 }).await,
+        "Delete removes the download"
+    );
+    assert_eq!(
+        page.wait_for("document.querySelectorAll('#page-recordings li.dl').length === 0", Duration::from_secs(5)).await,
+        Value::Bool(true)
+    );
+}
+
 /// Figure for docs/benchmarks.md (`scripts/bench-console`): from the click on a channel to the
 /// first frame the page's `<video>` presents (`requestVideoFrameCallback`), cold each time (the
 /// session closed in between, so it includes the INVITE), over fMP4; gbsim's clip has a 1 s GOP.

@@ -59,7 +59,7 @@ async fn recordings_come_back_as_instants_whatever_the_cameras_zone() {
         assert_eq!((r["utc_offset_minutes"].as_i64(), r["offset_source"].as_str()), (Some(offset), Some("device_time")), "{r}");
         assert_eq!((r["complete"].as_bool(), r["truncated"].as_bool()), (Some(true), Some(false)), "{r}");
         // Exactly the camera's catalogue (asked a moment later, a file may have finished since).
-        let catalogue = gbsim::records::Catalogue { utc_offset_minutes: offset as i32, days: 7 };
+        let catalogue = gbsim::records::Catalogue { utc_offset_minutes: offset as i32, days: 7, file_secs: gbsim::records::FILE_SECS };
         let expect: Vec<i64> = catalogue
             .files(&ch, "", start, end, RecordType::All, now_secs())
             .iter()

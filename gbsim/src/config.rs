@@ -62,6 +62,8 @@ pub struct SimConfig {
     pub utc_offset_minutes: i32,
     /// Days of recordings each channel lists (`records::Catalogue`).
     pub record_days: u32,
+    /// Seconds in one recording file (`records::Catalogue`).
+    pub record_file_secs: i64,
     /// RecordInfo items per MESSAGE.
     pub record_page: usize,
     /// Raise a motion-detection alarm this often (0: never).
@@ -109,6 +111,7 @@ impl Default for SimConfig {
             alarm_every_secs: 0,
             position_every_secs: 0,
             catalog_change_every_secs: 0,
+            record_file_secs: crate::records::FILE_SECS,
         }
     }
 }

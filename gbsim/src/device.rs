@@ -521,7 +521,11 @@ impl SimDevice {
         let offset = self.cfg.utc_offset_minutes;
         let read = |t: &Option<String>| t.as_deref().and_then(kit::clock::stamp::parse).map(|w| w.unix_secs(offset));
         let want = record_type.as_deref().and_then(gb::records::RecordType::parse).unwrap_or_default();
-        let catalogue = crate::records::Catalogue { utc_offset_minutes: offset, days: self.cfg.record_days };
+        let catalogue = crate::records::Catalogue {
+            utc_offset_minutes: offset,
+            days: self.cfg.record_days,
+            file_secs: self.cfg.record_file_secs.max(1),
+        };
         let name = self.channels().into_iter().find(|c| c.id.as_ref().map(|i| i.as_str()) == Some(channel)).and_then(|c| c.name);
         let items = match (read(start), read(end)) {
             (Some(s), Some(e)) => {

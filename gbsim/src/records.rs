@@ -1,5 +1,5 @@
 //! The simulated camera's recordings: what a camera recording around the clock to its SD card
-//! or NVR would list. Files are a quarter of an hour, kept for `record_days`; one file in
+//! or NVR would list. Files are a quarter of an hour (`record_file_secs`), kept for `record_days`; one file in
 //! sixteen is missing (a gap every four hours, so timelines have holes to show) and one in ten
 //! is an alarm recording. Deterministic: the same query always lists the same files, and a
 //! playback of any listed instant finds its file.
@@ -7,7 +7,7 @@
 use gb::model::RecordItem;
 use gb::records::RecordType;
 
-/// Seconds in one file.
+/// Seconds in one file, unless configured.
 pub const FILE_SECS: i64 = 900;
 
 #[derive(Debug, Clone, Copy)]
@@ -15,9 +15,11 @@ pub struct Catalogue {
     /// The camera's local time zone, in which it writes times.
     pub utc_offset_minutes: i32,
     pub days: u32,
+    /// Seconds in one file.
+    pub file_secs: i64,
 }
 
-/// File `k` covers `[k·FILE_SECS, (k+1)·FILE_SECS)`.
+/// File `k` covers `[k·file_secs, (k+1)·file_secs)`.
 fn recorded(k: i64) -> bool {
     k.rem_euclid(16) != 7
 }
@@ -39,8 +41,8 @@ impl Catalogue {
         if from >= to {
             return Vec::new();
         }
-        (from.div_euclid(FILE_SECS)..=(to - 1).div_euclid(FILE_SECS))
-            .filter(|&k| recorded(k) && (k + 1) * FILE_SECS <= now)
+        (from.div_euclid(self.file_secs)..=(to - 1).div_euclid(self.file_secs))
+            .filter(|&k| recorded(k) && (k + 1) * self.file_secs <= now)
             .filter(|&k| match want {
                 RecordType::All => true,
                 RecordType::Time | RecordType::Alarm => want.as_str() == kind(k),
@@ -51,20 +53,20 @@ impl Catalogue {
                 name: Some(name.to_owned()),
                 file_path: Some(format!("/sd/{channel}/{k}.ps")),
                 address: Some("gbsim".into()),
-                start_time: Some(kit::clock::stamp::format_local(k * FILE_SECS, self.utc_offset_minutes)),
-                end_time: Some(kit::clock::stamp::format_local((k + 1) * FILE_SECS, self.utc_offset_minutes)),
+                start_time: Some(kit::clock::stamp::format_local(k * self.file_secs, self.utc_offset_minutes)),
+                end_time: Some(kit::clock::stamp::format_local((k + 1) * self.file_secs, self.utc_offset_minutes)),
                 secrecy: Some(0),
                 record_type: Some(kind(k).into()),
                 recorder_id: Some(channel.to_owned()),
-                file_size: Some(FILE_SECS as u64 * 250_000),
+                file_size: Some(self.file_secs.max(0) as u64 * 250_000),
             })
             .collect()
     }
 
     /// Whether `at` (Unix seconds) falls in a recorded file.
     pub fn covers(&self, at: i64, now: i64) -> bool {
-        let k = at.div_euclid(FILE_SECS);
-        at >= now - i64::from(self.days) * 86_400 && (k + 1) * FILE_SECS <= now && recorded(k)
+        let k = at.div_euclid(self.file_secs);
+        at >= now - i64::from(self.days) * 86_400 && (k + 1) * self.file_secs <= now && recorded(k)
     }
 }
 
@@ -76,7 +78,7 @@ mod tests {
 
     #[test]
     fn a_day_lists_quarter_hours_with_gaps_and_alarms() {
-        let c = Catalogue { utc_offset_minutes: 480, days: 7 };
+        let c = Catalogue { utc_offset_minutes: 480, days: 7, file_secs: FILE_SECS };
         let all = c.files("ch", "门", NOW - 86_400, NOW, RecordType::All, NOW);
         assert_eq!(all.len(), 96 - 6, "96 quarter hours less one in sixteen");
         assert_eq!(all[0].start_time.as_deref(), Some("2026-11-30T10:00:00"), "local time, UTC+8");
@@ -89,7 +91,7 @@ mod tests {
 
     #[test]
     fn only_finished_files_within_retention_overlapping_the_span() {
-        let c = Catalogue { utc_offset_minutes: 0, days: 1 };
+        let c = Catalogue { utc_offset_minutes: 0, days: 1, file_secs: FILE_SECS };
         // A span inside one file lists that file whole.
         let one = c.files("ch", "n", NOW - 1700, NOW - 1600, RecordType::All, NOW);
         assert_eq!(one.len(), 1);

@@ -1,7 +1,8 @@
 // Recordings: a channel's day as a timeline of what its device recorded (RecordInfo), played
 // back from any point with pause, speed and seek (INFO to the device; the media node keeps the
 // picture's clock continuous). A click inside the playing span seeks; elsewhere it starts a new
-// playback there.
+// playback there. A recording can also be downloaded as an MP4 (the device sends it at the
+// chosen speed; a progress bar follows it, then the file is saved from the media node).
 
 import { api, plainWords } from './api.js';
 import { el, Tree } from './devices.js';
@@ -15,6 +16,9 @@ let items = [];
 let dayStart = 0; // Unix seconds of the shown day's local midnight
 let playing = null; // { stream, start, end, player }
 let poll = null;
+const downloads = new Map(); // id -> { data, row } for the chosen channel's downloads
+let downloadPoll = null;
+const DONE = ['done', 'failed', 'cancelled', 'lost'];
 
 const pad2 = (n) => String(n).padStart(2, '0');
 const clock = (unix) => { const d = new Date(unix * 1000); return `${pad2(d.getHours())}:${pad2(d.getMinutes())}:${pad2(d.getSeconds())}`; };
@@ -39,19 +43,26 @@ function build(el_) {
     timeline: el('div', { class: 'timeline', role: 'group', 'aria-label': 'Day timeline' }),
     position: el('span', { class: 'position', 'aria-live': 'off' }),
     list: el('div', { class: 'rec-list' }),
+    downloads: el('ul', { class: 'downloads', 'aria-label': 'Downloads' }),
+    dlSpeed: el('select', { class: 'dl-speed', 'aria-label': 'Download speed' }, ...[1, 2, 4, 8].map((s) => el('option', { value: s, selected: s === 4 }, s + '\u00d7'))),
   };
   day.addEventListener('change', () => search());
   kind.addEventListener('change', () => search());
-  const screen = el('div', { class: 'rec-screen' }, video);
-  const controls = el('div', { class: 'rec-controls' }, pause, el('label', { class: 'muted' }, 'Speed ', speed), stop, ui.position);
+  // The picture and its controls show while something plays; the list stays in view otherwise.
+  const screen = el('div', { class: 'rec-screen', hidden: true }, video);
+  const controls = el('div', { class: 'rec-controls', hidden: true }, pause, el('label', { class: 'muted' }, 'Speed ', speed), stop, ui.position);
+  Object.assign(ui, { screen, controls });
   root.append(el('div', { class: 'split' }, left,
-    el('div', { class: 'details recordings' }, ui.title, el('div', { class: 'rec-tools' }, day, kind), ui.status, ui.timeline, screen, controls, ui.list)));
-  new Tree(left, { onChannel: (dev, ch) => { chosen = { device: dev.id, channel: ch.id, name: ch.name || ch.id }; search(); } }).load();
+    el('div', { class: 'details recordings' }, ui.title, el('div', { class: 'rec-tools' }, day, kind), ui.status, ui.timeline, screen, controls,
+      ui.downloads, el('div', { class: 'rec-tools' }, el('label', { class: 'muted' }, 'Download at ', ui.dlSpeed)), ui.list)));
+  new Tree(left, { onChannel: (dev, ch) => { chosen = { device: dev.id, channel: ch.id, name: ch.name || ch.id }; search(); loadDownloads(); } }).load();
   ui.status.textContent = 'Choose a channel.';
 }
 
 export function show(el_) {
   if (!root) build(el_);
+  // Polling stops while the page is hidden; back on it, running downloads are followed again.
+  else if (!downloadPoll && [...downloads.values()].some((e) => !DONE.includes(e.data.state))) downloadPoll = setInterval(refreshDownloads, 1000);
 }
 
 /** The chosen channel's recordings on the chosen day (RecordInfo through the API). */
@@ -116,7 +127,8 @@ function draw() {
     el('thead', {}, el('tr', {}, el('th', {}, 'From'), el('th', {}, 'To'), el('th', {}, 'Type'), el('th', {}))),
     el('tbody', {}, ...items.slice(0, 200).map((it) => el('tr', {},
       el('td', {}, clock(it.start_unix)), el('td', {}, clock(it.end_unix)), el('td', {}, it.type || ''),
-      el('td', {}, el('button', { type: 'button', class: 'quiet', onclick: () => clicked(it.start_unix) }, 'Play')))))) : '');
+      el('td', {}, el('button', { type: 'button', class: 'quiet', onclick: () => clicked(it.start_unix) }, 'Play'),
+        el('button', { type: 'button', class: 'quiet', onclick: () => startDownload(it) }, 'Download')))))) : '');
 }
 
 /** A click at `at`: a seek within the playing span, else a new playback from there. */
@@ -144,6 +156,7 @@ async function startPlayback(start, end) {
     });
     playing.player.start();
     root.dataset.stream = r.stream_id;
+    ui.screen.hidden = ui.controls.hidden = false;
     ui.pause.disabled = ui.stop.disabled = false;
     ui.speed.value = '1';
     poll = setInterval(position, 1000);
@@ -183,6 +196,7 @@ function finish() {
   if (playing && playing.player) playing.player.stop();
   playing = null;
   delete root.dataset.stream;
+  ui.screen.hidden = ui.controls.hidden = true;
   ui.pause.disabled = ui.stop.disabled = true;
   ui.pause.textContent = 'Pause';
   ui.position.textContent = '';
@@ -194,4 +208,86 @@ async function stopPlayback() {
   const id = playing.stream;
   finish();
   await api(`/api/v1/streams/${id}`, { method: 'DELETE' }).catch(() => {});
+}
+
+// ---- downloads ---------------------------------------------------------------------------
+
+const megabytes = (b) => `${(b / 1048576).toFixed(1)} MB`;
+
+/** Downloads the recording `it` at 4× into an MP4 on a media node. */
+async function startDownload(it) {
+  try {
+    const end = Math.min(it.end_unix, Math.floor(Date.now() / 1000));
+    const d = await api(`/api/v1/devices/${chosen.device}/channels/${chosen.channel}/download`, { method: 'POST', body: { start: String(it.start_unix), end: String(end), speed: Number(ui.dlSpeed.value) } });
+    track(d);
+  } catch (e) {
+    window.gbcToast(plainWords(e), 'error');
+  }
+}
+
+/** The chosen channel's downloads, newest first. */
+async function loadDownloads() {
+  downloads.clear();
+  ui.downloads.replaceChildren();
+  try {
+    const r = await api('/api/v1/downloads');
+    r.items.filter((d) => d.channel_id === chosen.channel).reverse().forEach(track);
+  } catch (e) {
+    ui.status.textContent = plainWords(e);
+  }
+}
+
+/** Shows `d` (new or updated) and keeps polling while any download runs. */
+function track(d) {
+  let entry = downloads.get(d.id);
+  if (!entry) {
+    const bar = el('progress', { max: 1, value: 0 });
+    const label = el('span', { class: 'muted' });
+    const actions = el('span', { class: 'dl-actions' });
+    const row = el('li', { class: 'dl', 'data-id': d.id },
+      el('span', {}, `${clock(Date.parse(d.start) / 1000)}–${clock(Date.parse(d.end) / 1000)} · ${d.speed}×`), bar, label, actions);
+    entry = { row, bar, label, actions };
+    downloads.set(d.id, entry);
+    ui.downloads.prepend(row);
+  }
+  entry.data = d;
+  entry.bar.value = d.progress || 0;
+  entry.row.dataset.state = d.state;
+  const pct = `${Math.round((d.progress || 0) * 100)}%`;
+  const words = { writing: `${pct} · ${megabytes(d.bytes || 0)}`, finishing: 'finishing…', done: `done · ${megabytes(d.bytes || 0)}`,
+    failed: `failed: ${d.error || 'the device stopped sending'}`, cancelled: 'cancelled', lost: 'its media node no longer has it' };
+  entry.label.textContent = words[d.state] || d.state;
+  const remove = (text) => el('button', { type: 'button', class: 'quiet', onclick: () => removeDownload(d.id) }, text);
+  entry.actions.replaceChildren(...(d.state === 'done'
+    ? [el('a', { href: d.url, download: `${d.id}.mp4`, class: 'button' }, 'Save MP4'), remove('Delete')]
+    : DONE.includes(d.state) ? [remove('Remove')] : [remove('Cancel')]));
+  if (!DONE.includes(d.state) && !downloadPoll) downloadPoll = setInterval(refreshDownloads, 1000);
+}
+
+async function refreshDownloads() {
+  const running = [...downloads.values()].filter((e) => !DONE.includes(e.data.state));
+  if (!running.length || root.hidden) {
+    clearInterval(downloadPoll);
+    downloadPoll = null;
+    return;
+  }
+  for (const e of running) {
+    try {
+      track(await api(`/api/v1/downloads/${e.data.id}`));
+    } catch (err) {
+      if (err.status === 404) { downloads.delete(e.data.id); e.row.remove(); }
+    }
+  }
+}
+
+/** Cancels a running download, or deletes a finished one's file. */
+async function removeDownload(id) {
+  try {
+    await api(`/api/v1/downloads/${id}`, { method: 'DELETE' });
+  } catch (e) {
+    if (e.status !== 404) { window.gbcToast(plainWords(e), 'error'); return; }
+  }
+  const e = downloads.get(id);
+  if (e) e.row.remove();
+  downloads.delete(id);
 }

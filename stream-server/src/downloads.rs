@@ -180,9 +180,10 @@ impl Downloads {
         job.is_some() || existed
     }
 
-    /// Deletes what ended more than `download_keep_secs` ago, and what an earlier run left
-    /// half-written (call at start with `startup`).
-    pub fn sweep(&self, startup: bool) {
+    /// Deletes what ended more than `download_keep_secs` ago, and half-written files nobody
+    /// has written for `STALE_PART` (an earlier run's; another node's running download on a
+    /// shared directory is written every few seconds, so it is left alone).
+    pub fn sweep(&self) {
         let now = kit::clock::now_ms();
         let keep_ms = self.keep.as_millis() as u64;
         let expired: Vec<String> = self
@@ -199,7 +200,7 @@ impl Downloads {
             let path = f.path();
             let name = f.file_name().to_string_lossy().into_owned();
             let age = f.metadata().ok().and_then(|m| m.modified().ok()).and_then(|t| t.elapsed().ok()).unwrap_or_default();
-            let stale = (startup && name.ends_with(".part")) || (name.ends_with(".mp4") && age > self.keep);
+            let stale = (name.ends_with(".part") && age > STALE_PART) || (name.ends_with(".mp4") && age > self.keep);
             let running = name.split('.').next().is_some_and(|id| self.lock().contains_key(id));
             if stale && !running {
                 tracing::info!(file = %path.display(), "old download deleted");
@@ -208,6 +209,9 @@ impl Downloads {
         }
     }
 }
+
+/// A half-written file untouched this long is an abandoned one.
+const STALE_PART: Duration = Duration::from_secs(600);
 
 /// The muxer, the tables and the payload file of one download.
 struct Writer {

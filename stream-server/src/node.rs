@@ -90,7 +90,7 @@ impl Node {
             cfg.download_max_bytes,
             Duration::from_secs(cfg.download_keep_secs),
         ));
-        downloads.sweep(true);
+        downloads.sweep();
         let sweeper = (downloads.clone(), shutdown.clone());
         tokio::spawn(async move {
             let (downloads, shutdown) = sweeper;
@@ -98,7 +98,7 @@ impl Node {
             loop {
                 tokio::select! {
                     _ = shutdown.cancelled() => return,
-                    _ = every.tick() => downloads.sweep(false),
+                    _ = every.tick() => downloads.sweep(),
                 }
             }
         });
