@@ -28,6 +28,15 @@ async fn send_json(sip: &SipProc, method: reqwest::Method, path: &str, body: Val
     (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
 }
 
+/// POSTs `body` to an API path in the background (the test plays the device meanwhile).
+fn spawn_post(sip: &SipProc, path: &str, body: Value) -> tokio::task::JoinHandle<(u16, Value)> {
+    let url = sip.api(path);
+    tokio::spawn(async move {
+        let r = reqwest::Client::new().post(url).json(&body).send().await.unwrap();
+        (r.status().as_u16(), r.json::<Value>().await.unwrap())
+    })
+}
+
 /// The next DeviceControl MESSAGE the device receives (retransmissions skipped).
 async fn next_control(dev: &RawDevice) -> LiteMessage {
     loop {
@@ -60,15 +69,7 @@ async fn ptz_commands_reach_the_device_as_the_standards_bytes_and_answers_map_to
         (json!({"command": "stop"}), "A50F0100000000B5"),
     ];
     for (body, bytes) in cases {
-        let call = tokio::spawn({
-            let url = sip.api("");
-            let body = body.clone();
-            async move {
-                let r =
-                    reqwest::Client::new().post(format!("{url}/api/v1/devices/{id}/channels/{id}/ptz")).json(&body).send().await.unwrap();
-                (r.status().as_u16(), r.json::<Value>().await.unwrap())
-            }
-        });
+        let call = spawn_post(&sip, &format!("/api/v1/devices/{id}/channels/{id}/ptz"), body.clone());
         let m = next_control(&dev).await;
         let text = String::from_utf8_lossy(&m.body).into_owned();
         assert!(text.starts_with("<?xml") && text.contains("<Control>") && text.contains(&format!("<DeviceID>{id}</DeviceID>")), "{text}");
@@ -80,36 +81,14 @@ async fn ptz_commands_reach_the_device_as_the_standards_bytes_and_answers_map_to
     }
 
     // The device refuses: 502 with its status.
-    let call = tokio::spawn({
-        let url = sip.api("");
-        async move {
-            let r = reqwest::Client::new()
-                .post(format!("{url}/api/v1/devices/{id}/channels/{id}/ptz"))
-                .json(&json!({"command": "right"}))
-                .send()
-                .await
-                .unwrap();
-            (r.status().as_u16(), r.json::<Value>().await.unwrap())
-        }
-    });
+    let call = spawn_post(&sip, &format!("/api/v1/devices/{id}/channels/{id}/ptz"), json!({"command": "right"}));
     let m = next_control(&dev).await;
     dev.sock.send_to(&m.response(486, "Busy Here", "dev1", &[], None), sip.sip_addr()).await.unwrap();
     let (code, answer) = call.await.unwrap();
     assert_eq!((code, answer["kind"].as_str(), answer["sip_status"].as_u64()), (502, Some("device_refused"), Some(486)), "{answer}");
 
     // A command with a Response: the device takes the MESSAGE, then answers Result ERROR.
-    let call = tokio::spawn({
-        let url = sip.api("");
-        async move {
-            let r = reqwest::Client::new()
-                .post(format!("{url}/api/v1/devices/{id}/channels/{id}/control"))
-                .json(&json!({"command": "alarm_reset"}))
-                .send()
-                .await
-                .unwrap();
-            (r.status().as_u16(), r.json::<Value>().await.unwrap())
-        }
-    });
+    let call = spawn_post(&sip, &format!("/api/v1/devices/{id}/channels/{id}/control"), json!({"command": "alarm_reset"}));
     let m = next_control(&dev).await;
     let text = String::from_utf8_lossy(&m.body).into_owned();
     assert!(text.contains("<AlarmCmd>ResetAlarm</AlarmCmd>"), "{text}");
@@ -120,19 +99,11 @@ async fn ptz_commands_reach_the_device_as_the_standards_bytes_and_answers_map_to
     assert_eq!((code, answer["kind"].as_str()), (502, Some("device_failed")), "{answer}");
 
     // DragZoomIn: the rectangle as annex A.2.3 spells it; no Response, the 200 is the answer.
-    let call = tokio::spawn({
-        let sip_url = sip.api("");
-        async move {
-            let body = json!({"command": "drag_zoom_in", "width": 1920, "length": 1080, "mid_x": 480, "mid_y": 270, "length_x": 640, "length_y": 360});
-            let r = reqwest::Client::new()
-                .post(format!("{sip_url}/api/v1/devices/{id}/channels/{id}/control"))
-                .json(&body)
-                .send()
-                .await
-                .unwrap();
-            (r.status().as_u16(), r.json::<Value>().await.unwrap())
-        }
-    });
+    let call = spawn_post(
+        &sip,
+        &format!("/api/v1/devices/{id}/channels/{id}/control"),
+        json!({"command": "drag_zoom_in", "width": 1920, "length": 1080, "mid_x": 480, "mid_y": 270, "length_x": 640, "length_y": 360}),
+    );
     let m = next_control(&dev).await;
     let text = String::from_utf8_lossy(&m.body).into_owned();
     for part in [
@@ -151,19 +122,11 @@ async fn ptz_commands_reach_the_device_as_the_standards_bytes_and_answers_map_to
     let (code, answer) = call.await.unwrap();
     assert_eq!((code, answer["command"].as_str(), answer["result"].as_str()), (200, Some("drag_zoom_in"), Some("sent")), "{answer}");
     // HomePosition: enabled, with its preset and the idle time before the camera returns.
-    let call = tokio::spawn({
-        let sip_url = sip.api("");
-        async move {
-            let body = json!({"command": "home_position", "enabled": true, "preset": 4, "reset_secs": 90});
-            let r = reqwest::Client::new()
-                .post(format!("{sip_url}/api/v1/devices/{id}/channels/{id}/control"))
-                .json(&body)
-                .send()
-                .await
-                .unwrap();
-            (r.status().as_u16(), r.json::<Value>().await.unwrap())
-        }
-    });
+    let call = spawn_post(
+        &sip,
+        &format!("/api/v1/devices/{id}/channels/{id}/control"),
+        json!({"command": "home_position", "enabled": true, "preset": 4, "reset_secs": 90}),
+    );
     let m = next_control(&dev).await;
     let text = String::from_utf8_lossy(&m.body).into_owned();
     for part in ["<HomePosition>", "<Enabled>1</Enabled>", "<ResetTime>90</ResetTime>", "<PresetIndex>4</PresetIndex>"] {

@@ -192,21 +192,32 @@ struct PlaybackBody {
     transport: Option<String>,
 }
 
+/// A recordings request's target: the device, the channel (one of its catalog's, online) and
+/// the span, read like a RecordInfo query's (Unix seconds, RFC 3339, or device-local).
+async fn span_target(
+    s: &Shared,
+    dev: &str,
+    ch: &str,
+    (start, end): (String, String),
+) -> ApiResult<(DeviceId, ChannelId, cluster::registry::Device, crate::records::RecordRange)> {
+    let id = device_id(dev)?;
+    let ch: ChannelId =
+        ch.parse().map_err(|_| ApiError::from(PlayError::BadRequest(format!("channel id {ch:?} is not a 20-digit GB id"))))?;
+    let target = crate::play::manager::check_target(s, &id, &ch).await?;
+    let params = crate::records::RecordsParams { start: Some(start), end: Some(end), record_type: None };
+    let range = crate::records::RecordRange::from_params(&params, crate::records::device_offset(s, &target).0)?;
+    Ok((id, ch, target, range))
+}
+
 /// `POST /devices/{dev}/channels/{ch}/playback`: plays a channel's recordings over a span.
 async fn playback(
     State(s): State<Arc<Shared>>,
     Path((dev, ch)): Path<(String, String)>,
     body: Result<Json<PlaybackBody>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult<impl IntoResponse> {
-    let id = device_id(&dev)?;
     let b = kit::http::json_body(body)?;
     let transport = parse_transport(b.transport.as_deref())?;
-    let ch: ChannelId =
-        ch.parse().map_err(|_| ApiError::from(PlayError::BadRequest(format!("channel id {ch:?} is not a 20-digit GB id"))))?;
-    let target = crate::play::manager::check_target(&s, &id, &ch).await?;
-    // The span reads like a RecordInfo query's (Unix seconds, RFC 3339, or device-local).
-    let params = crate::records::RecordsParams { start: Some(b.start), end: Some(b.end), record_type: None };
-    let range = crate::records::RecordRange::from_params(&params, crate::records::device_offset(&s, &target).0)?;
+    let (id, ch, target, range) = span_target(&s, &dev, &ch, (b.start, b.end)).await?;
     if target.node == s.me.node {
         let answer = crate::play::playback::start(&s, target, &ch, (range.start, range.end), transport).await?;
         return Ok(Json(serde_json::to_value(answer).map_err(|e| PlayError::Internal(e.to_string()))?));
@@ -232,28 +243,17 @@ async fn download(
     Path((dev, ch)): Path<(String, String)>,
     body: Result<Json<DownloadBody>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult<impl IntoResponse> {
-    let id = device_id(&dev)?;
     let b = kit::http::json_body(body)?;
     let transport = parse_transport(b.transport.as_deref())?;
-    let ch: ChannelId =
-        ch.parse().map_err(|_| ApiError::from(PlayError::BadRequest(format!("channel id {ch:?} is not a 20-digit GB id"))))?;
-    let request = crate::play::download::DownloadRequest { span: (0, 0), speed: b.speed.unwrap_or(4), transport };
-    crate::play::download::check(&request)?;
-    let target = crate::play::manager::check_target(&s, &id, &ch).await?;
-    let params = crate::records::RecordsParams { start: Some(b.start), end: Some(b.end), record_type: None };
-    let range = crate::records::RecordRange::from_params(&params, crate::records::device_offset(&s, &target).0)?;
-    let request = crate::play::download::DownloadRequest { span: (range.start, range.end), ..request };
+    let speed = b.speed.unwrap_or(4);
+    crate::play::download::check(&crate::play::download::DownloadRequest { span: (0, 0), speed, transport })?;
+    let (id, ch, target, range) = span_target(&s, &dev, &ch, (b.start, b.end)).await?;
+    let (start, end) = (range.start, range.end);
     let answer = if target.node == s.me.node {
-        crate::play::download::start(&s, target, &ch, request).await?
+        crate::play::download::start(&s, target, &ch, crate::play::download::DownloadRequest { span: (start, end), speed, transport })
+            .await?
     } else {
-        let call = crate::rpc::Call::Download {
-            device_id: id,
-            channel_id: ch,
-            start: range.start,
-            end: range.end,
-            speed: request.speed,
-            transport: request.transport,
-        };
+        let call = crate::rpc::Call::Download { device_id: id, channel_id: ch, start, end, speed, transport };
         crate::rpc::call(&s, &target.node, call).await?
     };
     Ok((StatusCode::CREATED, Json(answer)))

@@ -199,36 +199,50 @@ pub enum DeviceCommand {
         preset: Option<u8>,
         reset_secs: Option<u32>,
     },
-    /// Zoom into (or out of) a rectangle of the picture (`DragZoomIn`/`DragZoomOut`): the
-    /// picture's `width`×`length` as the client shows it, the rectangle's middle and size in
-    /// that frame. No Response, like PTZ.
-    DragZoomIn {
-        width: u32,
-        length: u32,
-        mid_x: u32,
-        mid_y: u32,
-        length_x: u32,
-        length_y: u32,
-    },
-    DragZoomOut {
-        width: u32,
-        length: u32,
-        mid_x: u32,
-        mid_y: u32,
-        length_x: u32,
-        length_y: u32,
-    },
+    /// Zoom into (or out of) a rectangle of the picture (`DragZoomIn`/`DragZoomOut`). No
+    /// Response, like PTZ.
+    DragZoomIn(DragRect),
+    DragZoomOut(DragRect),
+}
+
+/// A rectangle of the picture: the picture's `width`×`length` as the client shows it, the
+/// rectangle's middle and size in that frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DragRect {
+    pub width: u32,
+    pub length: u32,
+    pub mid_x: u32,
+    pub mid_y: u32,
+    pub length_x: u32,
+    pub length_y: u32,
+}
+
+impl DragRect {
+    /// The element of annex A.2.3 (`<DragZoomIn>…`).
+    fn element(self, tag: &str) -> String {
+        let DragRect { width, length, mid_x, mid_y, length_x, length_y } = self;
+        format!(
+            "<{tag}>\r\n<Length>{length}</Length>\r\n<Width>{width}</Width>\r\n<MidPointX>{mid_x}</MidPointX>\r\n<MidPointY>{mid_y}</MidPointY>\r\n\
+             <LengthX>{length_x}</LengthX>\r\n<LengthY>{length_y}</LengthY>\r\n</{tag}>"
+        )
+    }
+
+    fn check(self) -> Result<(), PlayError> {
+        let DragRect { width, length, mid_x, mid_y, length_x, length_y } = self;
+        if width == 0 || length == 0 {
+            return Err(bad("width and length (the picture's size) must be above 0".into()));
+        }
+        if mid_x > width || mid_y > length || length_x > width || length_y > length {
+            return Err(bad(format!("the rectangle must lie in the {width}x{length} picture")));
+        }
+        Ok(())
+    }
 }
 
 impl DeviceCommand {
     /// The command's element, as annex A.2.3 spells it.
     fn element(self) -> String {
-        let drag = |tag: &str, width: u32, length: u32, mid_x: u32, mid_y: u32, length_x: u32, length_y: u32| {
-            format!(
-                "<{tag}>\r\n<Length>{length}</Length>\r\n<Width>{width}</Width>\r\n<MidPointX>{mid_x}</MidPointX>\r\n<MidPointY>{mid_y}</MidPointY>\r\n\
-                 <LengthX>{length_x}</LengthX>\r\n<LengthY>{length_y}</LengthY>\r\n</{tag}>"
-            )
-        };
         match self {
             DeviceCommand::Teleboot => "<TeleBoot>Boot</TeleBoot>".into(),
             DeviceCommand::RecordStart => "<RecordCmd>Record</RecordCmd>".into(),
@@ -249,22 +263,15 @@ impl DeviceCommand {
                 s.push_str("</HomePosition>");
                 s
             }
-            DeviceCommand::DragZoomIn { width, length, mid_x, mid_y, length_x, length_y } => {
-                drag("DragZoomIn", width, length, mid_x, mid_y, length_x, length_y)
-            }
-            DeviceCommand::DragZoomOut { width, length, mid_x, mid_y, length_x, length_y } => {
-                drag("DragZoomOut", width, length, mid_x, mid_y, length_x, length_y)
-            }
+            DeviceCommand::DragZoomIn(r) => r.element("DragZoomIn"),
+            DeviceCommand::DragZoomOut(r) => r.element("DragZoomOut"),
         }
     }
 
     /// Whether the device answers with a Response carrying a `Result` (the others are done once
     /// the MESSAGE is taken).
     fn has_response(self) -> bool {
-        !matches!(
-            self,
-            DeviceCommand::Teleboot | DeviceCommand::Iframe | DeviceCommand::DragZoomIn { .. } | DeviceCommand::DragZoomOut { .. }
-        )
+        !matches!(self, DeviceCommand::Teleboot | DeviceCommand::Iframe | DeviceCommand::DragZoomIn(_) | DeviceCommand::DragZoomOut(_))
     }
 
     /// Parameters out of range, named (a 400).
@@ -279,16 +286,7 @@ impl DeviceCommand {
                     _ => Ok(()),
                 }
             }
-            DeviceCommand::DragZoomIn { width, length, mid_x, mid_y, length_x, length_y }
-            | DeviceCommand::DragZoomOut { width, length, mid_x, mid_y, length_x, length_y } => {
-                if width == 0 || length == 0 {
-                    return Err(bad("width and length (the picture's size) must be above 0".into()));
-                }
-                if mid_x > width || mid_y > length || length_x > width || length_y > length {
-                    return Err(bad(format!("the rectangle must lie in the {width}x{length} picture")));
-                }
-                Ok(())
-            }
+            DeviceCommand::DragZoomIn(r) | DeviceCommand::DragZoomOut(r) => r.check(),
             _ => Ok(()),
         }
     }

@@ -71,8 +71,8 @@ pub async fn start(shared: &Arc<Shared>, dev: Device, channel_id: &ChannelId, r:
     let transport = manager::transport_for(shared, &dev, r.transport).await?;
     let ssrc = manager::allocate_ssrc(shared, &id, true).await?;
     let now = kit::clock::now_ms();
-    let s =
-        Session::download(dev.id.clone(), channel_id.clone(), transport, ssrc, shared.me.node.clone(), now, id.clone(), r.span, r.speed);
+    let s = Session::playback(dev.id.clone(), channel_id.clone(), transport, ssrc, shared.me.node.clone(), now, id.clone(), r.span)
+        .downloading(r.speed);
     let setup = Setup::play(s, dev.source_addr.clone(), shared.me.server_id.clone());
     let s = match manager::drive(shared, &dev, setup).await {
         Ok(s) => s,

@@ -166,26 +166,14 @@ impl Session {
         s
     }
 
-    /// A new download of `[start, end)` at `speed`× (`<device>_<channel>_dl<tag>`): the span
-    /// and speed are kept in `playback` (`scale_milli`).
-    #[allow(clippy::too_many_arguments)]
-    pub fn download(
-        device_id: DeviceId,
-        channel_id: ChannelId,
-        transport: PlayTransport,
-        ssrc: Ssrc,
-        sip_node: NodeId,
-        now_ms: u64,
-        stream_id: StreamId,
-        span: (i64, i64),
-        speed: u32,
-    ) -> Self {
-        let mut s = Self::playback(device_id, channel_id, transport, ssrc, sip_node, now_ms, stream_id, span);
-        s.kind = SessionKind::Download;
-        if let Some(p) = s.playback.as_mut() {
+    /// This new playback as a download at `speed`× instead (`<device>_<channel>_dl<tag>`): the
+    /// span and speed are kept in `playback` (`scale_milli`).
+    pub fn downloading(mut self, speed: u32) -> Self {
+        self.kind = SessionKind::Download;
+        if let Some(p) = self.playback.as_mut() {
             p.scale_milli = speed * 1000;
         }
-        s
+        self
     }
 }
 
