@@ -57,6 +57,67 @@ impl FlvTag {
     }
 }
 
+/// What a video tag's body carries, as our muxer writes them (AVC, H.265 as codec 12, or
+/// Enhanced RTMP `hvc1`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VideoBody {
+    pub codec: crate::es::Codec,
+    pub packet: VideoPacket,
+    /// The decoder configuration record (a header) or length-prefixed NAL units (a frame).
+    pub data: Bytes,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VideoPacket {
+    /// The sequence header: `data` is the avcC / hvcC record.
+    Header,
+    /// A frame with its composition offset (ms).
+    Frame { cts_ms: i32 },
+}
+
+impl VideoBody {
+    /// Reads a video tag's body; `None` for another codec, another packet type or a body too
+    /// short for its header.
+    pub fn parse(body: &Bytes) -> Option<Self> {
+        use crate::es::Codec;
+        let first = *body.first()?;
+        // (codec, packet type, where the composition offset starts or None, where data starts)
+        let (codec, packet, cts_at, data_at) = if first & 0x80 != 0 {
+            // Enhanced RTMP: FourCC after the first byte; packet type in the low nibble.
+            if body.get(1..5) != Some(b"hvc1".as_slice()) {
+                return None;
+            }
+            match first & 0x0f {
+                0 => (Codec::H265, 0, None, 5),
+                1 => (Codec::H265, 1, Some(5), 8),
+                3 => (Codec::H265, 1, None, 5),
+                _ => return None,
+            }
+        } else {
+            let codec = match first & 0x0f {
+                7 => Codec::H264,
+                12 => Codec::H265,
+                _ => return None,
+            };
+            (codec, *body.get(1)?, Some(2), 5)
+        };
+        if body.len() < data_at {
+            return None;
+        }
+        let packet = match packet {
+            0 => VideoPacket::Header,
+            1 => VideoPacket::Frame {
+                cts_ms: cts_at.map_or(0, |at| {
+                    let raw = (u32::from(body[at]) << 16) | (u32::from(body[at + 1]) << 8) | u32::from(body[at + 2]);
+                    ((raw << 8) as i32) >> 8 // 24-bit signed
+                }),
+            },
+            _ => return None,
+        };
+        Some(Self { codec, packet, data: body.slice(data_at..) })
+    }
+}
+
 fn body_buf(capacity: usize) -> BytesMut {
     let mut b = BytesMut::with_capacity(TAG_HEADER + capacity + TAG_TRAILER);
     b.put_bytes(0, TAG_HEADER);

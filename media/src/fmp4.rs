@@ -15,7 +15,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use crate::access_unit::{AccessUnit, AudioConfig, MediaEvent, VideoConfig};
 use crate::codec::{h264, h265, nal};
 use crate::es::Codec;
-use crate::flv::{FlvTag, TagKind};
+use crate::flv::{FlvTag, TagKind, VideoBody, VideoPacket};
 
 /// Video timescale: the 90 kHz of RTP and PES, so no timestamp is rounded.
 pub const VIDEO_TIMESCALE: u32 = 90_000;
@@ -143,48 +143,23 @@ impl Fmp4Muxer {
     }
 
     fn flv_video(&mut self, tag: &FlvTag, body: &Bytes) {
-        let Some(&first) = body.first() else { return };
-        // (codec, packet type, where the composition offset starts or None, where data starts)
-        let (codec, packet, cts_at, data_at) = if first & 0x80 != 0 {
-            // Enhanced RTMP: FourCC after the first byte; packet type in the low nibble.
-            if body.get(1..5) != Some(b"hvc1".as_slice()) {
+        let Some(VideoBody { codec, packet, data }) = VideoBody::parse(body) else { return };
+        let cts_ms = match packet {
+            VideoPacket::Header => {
+                let sps = match codec {
+                    Codec::H264 => avcc_sps(&data).and_then(|s| h264::parse_sps(s).ok()).map(|s| (s.width, s.height, s.fps)),
+                    _ => hvcc_sps(&data).and_then(|s| h265::parse_sps(s).ok()).map(|s| (s.width, s.height, None)),
+                };
+                let Some((width, height, fps)) = sps else { return };
+                self.push(&MediaEvent::VideoConfig(VideoConfig { codec, width, height, fps, record: data }));
                 return;
             }
-            match first & 0x0f {
-                0 => (Codec::H265, 0, None, 5),
-                1 => (Codec::H265, 1, Some(5), 8),
-                3 => (Codec::H265, 1, None, 5),
-                _ => return,
-            }
-        } else {
-            let codec = match first & 0x0f {
-                7 => Codec::H264,
-                12 => Codec::H265,
-                _ => return,
-            };
-            (codec, *body.get(1).unwrap_or(&2), Some(2), 5)
+            VideoPacket::Frame { cts_ms } => cts_ms,
         };
-        if body.len() < data_at {
+        if self.video.as_ref().is_none_or(|v| v.codec != codec) {
             return;
         }
-        if packet == 0 {
-            let record = body.slice(data_at..);
-            let sps = match codec {
-                Codec::H264 => avcc_sps(&record).and_then(|s| h264::parse_sps(s).ok()).map(|s| (s.width, s.height, s.fps)),
-                _ => hvcc_sps(&record).and_then(|s| h265::parse_sps(s).ok()).map(|s| (s.width, s.height, None)),
-            };
-            let Some((width, height, fps)) = sps else { return };
-            self.push(&MediaEvent::VideoConfig(VideoConfig { codec, width, height, fps, record }));
-            return;
-        }
-        if packet != 1 || self.video.as_ref().is_none_or(|v| v.codec != codec) {
-            return;
-        }
-        let cts_ms = cts_at.map_or(0, |at| {
-            let raw = (u32::from(body[at]) << 16) | (u32::from(body[at + 1]) << 8) | u32::from(body[at + 2]);
-            ((raw << 8) as i32) >> 8 // 24-bit signed
-        });
-        let Some(data) = without_parameter_sets(codec, body.slice(data_at..)) else { return };
+        let Some(data) = without_parameter_sets(codec, data) else { return };
         let dts = u64::from(tag.timestamp) * 90;
         let origin = *self.origin.get_or_insert(dts);
         let s = Sample { dts: dts.saturating_sub(origin), cto: cts_ms.saturating_mul(90), duration: self.video_ticks, key: tag.key, data };

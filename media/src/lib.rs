@@ -6,10 +6,12 @@
 //! speed, clock resets). `ps_mux` writes PS (the camera simulator's side).
 
 pub mod access_unit;
+pub mod annexb;
 pub mod codec;
 pub mod es;
 pub mod flv;
 pub mod fmp4;
+pub mod jpeg;
 pub mod mp4_file;
 pub mod ps;
 pub mod ps_mux;

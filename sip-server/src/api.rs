@@ -6,7 +6,7 @@ use std::sync::Arc;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::middleware;
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use cluster::store::DeviceFilter;
@@ -20,7 +20,7 @@ use crate::config::ApiConfig;
 use crate::error::SipError;
 use crate::events::Feed;
 use crate::metrics;
-use crate::play::{PlayError, PlayTransport};
+use crate::play::{PlayError, PlayTransport, SessionState};
 use crate::server::{node_channel, NodeCommand, Shared};
 
 pub use kit::http::ApiError;
@@ -181,6 +181,52 @@ async fn play(
     let call = crate::rpc::Call::Play { device_id: id, channel_id: ch, transport };
     let answer = crate::rpc::call(&s, &target.node, call).await?;
     Ok(Json(answer))
+}
+
+/// `GET /devices/{dev}/channels/{ch}/snapshot`: a picture of the channel now. A channel that
+/// is playing gives its latest key frame; one that is not is played for the moment it takes
+/// (a new play asks the camera for a key frame at once) and released.
+async fn snapshot(State(s): State<Arc<Shared>>, Path((dev, ch)): Path<(String, String)>) -> ApiResult<Response> {
+    let id = device_id(&dev)?;
+    let ch: ChannelId =
+        ch.parse().map_err(|_| ApiError::from(PlayError::BadRequest(format!("channel id {ch:?} is not a 20-digit GB id"))))?;
+    let stream = StreamId::of_channel(&id, &ch);
+    let playing = crate::play::session::get(s.store.as_ref(), &stream).await?.map(|v| v.row).filter(|r| r.state == SessionState::Playing);
+    let (session, held) = match playing {
+        Some(row) => (row, false),
+        None => {
+            let target = crate::play::manager::check_target(&s, &id, &ch).await?;
+            if target.node == s.me.node {
+                crate::play::manager::play(&s, target, &ch, None).await?;
+            } else {
+                crate::rpc::call(
+                    &s,
+                    &target.node,
+                    crate::rpc::Call::Play { device_id: id.clone(), channel_id: ch.clone(), transport: None },
+                )
+                .await?;
+            }
+            let row =
+                crate::play::session::get(s.store.as_ref(), &stream).await?.ok_or_else(|| PlayError::NoSession(stream.to_string()))?.row;
+            (row, true)
+        }
+    };
+    let api = crate::play::media_nodes::MediaApi { cfg: &s.cfg.play, node: &session.media_node, api_url: &session.media_api };
+    let picture = api.snapshot(stream.as_str()).await;
+    if held {
+        // Our hold only: a viewer who came meanwhile keeps watching.
+        let call = crate::rpc::Call::Stop { stream_id: stream.clone(), all: false };
+        if let Err(e) = crate::rpc::call(&s, &session.sip_node, call).await {
+            tracing::warn!(stream = %stream, error = %e, "releasing the snapshot's play failed");
+        }
+    }
+    let jpeg = picture?;
+    Response::builder()
+        .header(header::CONTENT_TYPE, "image/jpeg")
+        .header(header::CACHE_CONTROL, "no-cache")
+        .header("X-Stream-Id", stream.as_str())
+        .body(axum::body::Body::from(jpeg))
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
 }
 
 /// `POST /devices/{dev}/channels/{ch}/playback` body.
@@ -590,6 +636,7 @@ pub fn router(shared: Arc<Shared>, feed: Arc<Feed>, token: &str) -> Router {
         .route("/api/v1/devices/{id}/channels/{ch}/play", post(play).delete(stop_channel))
         .route("/api/v1/devices/{id}/channels/{ch}/ptz", post(ptz))
         .route("/api/v1/devices/{id}/channels/{ch}/presets", get(presets))
+        .route("/api/v1/devices/{id}/channels/{ch}/snapshot", get(snapshot))
         .route("/api/v1/devices/{id}/channels/{ch}/control", post(control))
         .route("/api/v1/devices/{id}/channels/{ch}/records", get(records))
         .route("/api/v1/devices/{id}/channels/{ch}/playback", post(playback))

@@ -181,6 +181,8 @@ enum LiveForm<'a> {
     HlsInit(&'a str, u32),
     /// `{id}.{seq}.m4s`
     HlsSegment(&'a str, u64),
+    /// `{id}.mjpeg`: MJPEG server push
+    Mjpeg(&'a str),
 }
 
 impl<'a> LiveForm<'a> {
@@ -198,9 +200,10 @@ impl<'a> LiveForm<'a> {
             "flv" => Some(LiveForm::HttpFlv(id)),
             "mp4" => Some(LiveForm::Fmp4(id)),
             "m3u8" => Some(LiveForm::HlsPlaylist(id)),
+            "mjpeg" => Some(LiveForm::Mjpeg(id)),
             _ => None,
         }
-        .filter(|f| !matches!(f, LiveForm::HttpFlv("") | LiveForm::Fmp4("") | LiveForm::HlsPlaylist("")))
+        .filter(|f| !f.stream_id().is_empty())
     }
 
     fn stream_id(&self) -> &'a str {
@@ -209,7 +212,8 @@ impl<'a> LiveForm<'a> {
             | LiveForm::Fmp4(id)
             | LiveForm::HlsPlaylist(id)
             | LiveForm::HlsInit(id, _)
-            | LiveForm::HlsSegment(id, _) => id,
+            | LiveForm::HlsSegment(id, _)
+            | LiveForm::Mjpeg(id) => id,
         }
     }
 }
@@ -217,12 +221,13 @@ impl<'a> LiveForm<'a> {
 /// `GET /live/{stream_id}.flv` (HTTP-FLV), `.mp4` (fragmented MP4 for Media Source
 /// Extensions) or `.m3u8` (HLS, with its `.init.mp4` and `.m4s` segments).
 async fn live(State(node): State<Arc<Node>>, Path(file): Path<String>) -> ApiResult<Response> {
-    let form =
-        LiveForm::parse(&file).ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "expected /live/{stream_id}.flv, .mp4 or .m3u8"))?;
+    let form = LiveForm::parse(&file)
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "expected /live/{stream_id}.flv, .mp4, .m3u8 or .mjpeg"))?;
     let id = form.stream_id();
     let entry = node.get(id).ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no stream {id}")))?;
     match form {
         LiveForm::HttpFlv(_) => http_flv(entry).await,
+        LiveForm::Mjpeg(_) => Ok(mjpeg(&node, &entry)),
         LiveForm::Fmp4(_) => fmp4(entry).await,
         LiveForm::HlsPlaylist(id) => hls_playlist(&entry, id).await,
         LiveForm::HlsInit(_, version) => {
@@ -242,6 +247,48 @@ async fn live(State(node): State<Arc<Node>>, Path(file): Path<String>) -> ApiRes
             Ok(r)
         }
     }
+}
+
+/// MJPEG server push: a part per picture from the stream's shared encoder, the newest whenever
+/// this viewer can take one.
+fn mjpeg(node: &Node, entry: &Arc<crate::stream::StreamEntry>) -> Response {
+    let feed = crate::mjpeg::MjpegFeed::of(entry, &node.cfg);
+    let rx = feed.subscribe();
+    // The viewer holds the feed: the encoder stops when the last response is dropped.
+    let parts = futures::stream::unfold((rx, feed), |(mut rx, feed)| async move {
+        loop {
+            rx.changed().await.ok()?;
+            let picture = rx.borrow_and_update().clone();
+            if let Some((_, jpeg)) = picture {
+                return Some((Ok::<_, Infallible>(crate::mjpeg::part(&jpeg)), (rx, feed)));
+            }
+        }
+    });
+    Response::builder()
+        .header(header::CONTENT_TYPE, format!("multipart/x-mixed-replace; boundary={}", crate::mjpeg::BOUNDARY))
+        .header(header::CACHE_CONTROL, "no-cache, no-store")
+        .header("X-Content-Type-Options", "nosniff")
+        .body(Body::from_stream(parts))
+        .unwrap_or_default()
+}
+
+/// `GET /snap/{id}.jpg`: the JPEG of the stream's latest key frame.
+async fn snap(State(node): State<Arc<Node>>, Path(file): Path<String>) -> ApiResult<Response> {
+    let id = file.strip_suffix(".jpg").ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "expected /snap/{stream_id}.jpg"))?;
+    let entry = node.get(id).ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no stream {id}")))?;
+    let jpeg = node.snapshots.jpeg(&entry).await.map_err(|e| {
+        let status = match e {
+            crate::snapshot::SnapError::NoKeyFrame => StatusCode::SERVICE_UNAVAILABLE,
+            crate::snapshot::SnapError::Codec => StatusCode::UNPROCESSABLE_ENTITY,
+            _ => StatusCode::BAD_GATEWAY,
+        };
+        ApiError::new(status, format!("no picture of {id}: {e}"))
+    })?;
+    Ok(Response::builder()
+        .header(header::CONTENT_TYPE, "image/jpeg")
+        .header(header::CACHE_CONTROL, "no-cache")
+        .body(Body::from(jpeg))
+        .unwrap_or_default())
 }
 
 /// The HLS playlist, started with the first request; waits until it lists three segments (the
@@ -377,6 +424,16 @@ async fn metrics(State(node): State<Arc<Node>>) -> impl IntoResponse {
     gauge("gbc_media_ingest_kbps", "Ingest bitrate over the last second.", streams.iter().map(|s| s.stats.bitrate_kbps as f64).sum());
     gauge("gbc_media_packets_lost", "RTP packets lost, streams currently open.", streams.iter().map(|s| s.stats.lost as f64).sum());
     gauge("gbc_media_packets", "RTP packets received, streams currently open.", streams.iter().map(|s| s.stats.packets as f64).sum());
+    let mut counter = |name: &str, help: &str, v: u64| {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}");
+    };
+    use std::sync::atomic::Ordering::Relaxed;
+    counter("gbc_media_snapshots_total", "Snapshots served.", node.snapshots.served.load(Relaxed));
+    counter(
+        "gbc_media_snapshot_decodes_total",
+        "Snapshot decodes run (one per key frame however many ask).",
+        node.snapshots.decodes.load(Relaxed),
+    );
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
 }
 
@@ -433,6 +490,7 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/metrics", get(metrics))
         .route("/live/{file}", get(live))
         .route("/downloads/{file}", get(download_file))
+        .route("/snap/{file}", get(snap))
         .with_state(node)
         .merge(api)
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such endpoint") })
@@ -449,7 +507,8 @@ mod tests {
         assert_eq!(LiveForm::parse("a_b.m3u8"), Some(LiveForm::HlsPlaylist("a_b")));
         assert_eq!(LiveForm::parse("a_b.3.init.mp4"), Some(LiveForm::HlsInit("a_b", 3)));
         assert_eq!(LiveForm::parse("a.b.17.m4s"), Some(LiveForm::HlsSegment("a.b", 17)));
-        for bad in ["a_b", "a_b.ts", ".flv", "a_b.x.m4s", "a_b.init.mp4", "a_b.-1.m4s", "a_b.99999999999999999999999.m4s"] {
+        assert_eq!(LiveForm::parse("a_b.mjpeg"), Some(LiveForm::Mjpeg("a_b")));
+        for bad in ["a_b", "a_b.ts", ".flv", ".mjpeg", "a_b.x.m4s", "a_b.init.mp4", "a_b.-1.m4s", "a_b.99999999999999999999999.m4s"] {
             assert_eq!(LiveForm::parse(bad), None, "{bad}");
         }
     }

@@ -61,6 +61,18 @@ pub struct StreamConfig {
     pub download_max_bytes: u64,
     /// Seconds a finished download is kept before it is deleted.
     pub download_keep_secs: u64,
+    /// The ffmpeg that decodes pictures (snapshots, MJPEG) out of H.264/H.265.
+    pub ffmpeg_path: String,
+    /// Snapshot decodes at once on this node (more wait their turn).
+    pub snapshot_concurrency: usize,
+    /// How long one snapshot decode may take.
+    pub snapshot_timeout_ms: u64,
+    /// MJPEG server push: pictures a second (at most the source's).
+    pub mjpeg_fps: u32,
+    /// MJPEG: picture width (height follows the aspect; 0: the source's).
+    pub mjpeg_width: u32,
+    /// MJPEG: JPEG quality as ffmpeg's `-q:v` (2 best – 31 smallest).
+    pub mjpeg_quality: u32,
 }
 
 impl Default for StreamConfig {
@@ -94,6 +106,12 @@ impl Default for StreamConfig {
             download_dir: crate::downloads::default_dir(),
             download_max_bytes: 8 << 30,
             download_keep_secs: 86_400,
+            ffmpeg_path: "ffmpeg".into(),
+            snapshot_concurrency: 2,
+            snapshot_timeout_ms: 5000,
+            mjpeg_fps: 5,
+            mjpeg_width: 0,
+            mjpeg_quality: 5,
         }
     }
 }

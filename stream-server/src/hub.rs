@@ -110,6 +110,28 @@ impl Hub {
         self.subscribe()
     }
 
+    /// The video sequence header and the latest key frame (the cached GOP's first item), if
+    /// the stream has shown one: what a picture of the stream is decoded from.
+    pub fn key_frame(&self) -> Option<(FlvTag, FlvTag)> {
+        let c = self.lock();
+        let key = c.gop.items().first().filter(|t| t.kind == TagKind::Video && t.key)?.clone();
+        Some((c.video_header.clone()?, key))
+    }
+
+    /// Resolves once the stream has a key frame, or after `wait`.
+    pub async fn key_frame_within(&self, wait: std::time::Duration) -> Option<(FlvTag, FlvTag)> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            if let Some(k) = self.key_frame() {
+                return Some(k);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
     pub fn viewers(&self) -> usize {
         self.tx.receiver_count()
     }

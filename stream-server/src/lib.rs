@@ -14,6 +14,7 @@ pub mod fmp4_feed;
 pub mod gop_cache;
 pub mod hls;
 pub mod hub;
+pub mod mjpeg;
 pub mod node;
 pub mod pipeline;
 pub mod ports;
@@ -22,6 +23,7 @@ pub mod receiver;
 pub mod recv_batch;
 pub mod reorder;
 pub mod rtmp_serve;
+pub mod snapshot;
 pub mod stream;
 
 use std::net::SocketAddr;

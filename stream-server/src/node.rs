@@ -78,6 +78,8 @@ pub struct Node {
     events_pending: Arc<std::sync::atomic::AtomicUsize>,
     /// Recordings written to MP4 files (`record` receivers) and served from them.
     pub downloads: Arc<crate::downloads::Downloads>,
+    /// Pictures of streams (`/snap/{id}.jpg`), decoded with bounded concurrency.
+    pub snapshots: crate::snapshot::Snapshots,
 }
 
 impl Node {
@@ -102,7 +104,13 @@ impl Node {
                 }
             }
         });
+        let snapshots = crate::snapshot::Snapshots::new(
+            &cfg.ffmpeg_path,
+            cfg.snapshot_concurrency,
+            Duration::from_millis(cfg.snapshot_timeout_ms.max(100)),
+        );
         let node = Arc::new(Self {
+            snapshots,
             downloads,
             cfg,
             instance: format!("{}-{}", std::process::id(), kit::clock::now_ms()),
@@ -251,6 +259,8 @@ impl Node {
             steer: crate::stream::TimelineSteer::default(),
             fmp4: Mutex::new(std::sync::Weak::new()),
             hls: Mutex::new(std::sync::Weak::new()),
+            mjpeg: Mutex::new(std::sync::Weak::new()),
+            picture: Mutex::new(None),
         });
         {
             let mut g = self.lock();

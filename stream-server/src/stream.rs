@@ -90,6 +90,10 @@ pub struct StreamEntry {
     pub fmp4: Mutex<std::sync::Weak<crate::fmp4_feed::Fmp4Feed>>,
     /// The HLS packager while players poll its playlist (`hls`).
     pub hls: Mutex<std::sync::Weak<crate::hls::Hls>>,
+    /// The MJPEG encoder while a viewer watches that form (`mjpeg`).
+    pub mjpeg: Mutex<std::sync::Weak<crate::mjpeg::MjpegFeed>>,
+    /// The latest snapshot: its key frame's timestamp and its shared decode (`snapshot`).
+    pub picture: Mutex<Option<crate::snapshot::Picture>>,
     /// What the sip-server steering a playback asks of the output timeline (`timeline` API),
     /// applied by the worker at its next tick.
     pub steer: TimelineSteer,

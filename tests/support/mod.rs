@@ -466,6 +466,8 @@ pub fn fixture(name: &str) -> std::path::PathBuf {
     const TESTSRC: &str = "-f lavfi -i testsrc=size=640x360:rate=25";
     let args = match name {
         "h264_640x360_4s.h264" => format!("{TESTSRC} -t 4 {X264} -f h264"),
+        // One known colour (RGB 192, 32, 32): a picture of it has that mean colour.
+        "h264_red_2s.h264" => format!("-f lavfi -i color=c=0xC02020:size=640x360:rate=25 -t 2 {X264} -f h264"),
         "h264_1280x720_4mbps_4s.h264" => format!(
             "-f lavfi -i testsrc2=size=1280x720:rate=25 -t 4 {X264} -preset veryfast -b:v 4M -minrate 4M -maxrate 4M -bufsize 2M -x264-params nal-hrd=cbr -f h264"
         ),

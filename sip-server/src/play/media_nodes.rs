@@ -73,8 +73,8 @@ impl MediaApi<'_> {
     }
 
     /// Opens a receiver; returns the address the camera is to send to (UDP, TCP passive) or the
-    /// media node's port (TCP active).
-    /// Opens a receiver; with `record`, the node writes what arrives to an MP4 (a download).
+    /// media node's port (TCP active). With `record`, the node writes what arrives to an MP4 (a
+    /// download).
     pub async fn open(&self, stream_id: &str, ssrc: u32, transport: PlayTransport, record: bool) -> Result<(String, u16), PlayError> {
         let body = ReceiverOpen {
             record,
@@ -115,6 +115,20 @@ impl MediaApi<'_> {
             Ok(())
         } else {
             Err(self.fail(format!("timeline answered {}: {}", r.status, r.error_message())))
+        }
+    }
+
+    /// The JPEG of a stream's latest key frame (`/snap/{id}.jpg`): waits for a first key frame
+    /// and a decode, so longer than other calls.
+    pub async fn snapshot(&self, stream_id: &str) -> Result<Vec<u8>, PlayError> {
+        let url = format!("{}/snap/{stream_id}.jpg", self.api_url.trim_end_matches('/'));
+        let r = http_client::request("GET", &url, Some(&self.cfg.media_token), None, SNAPSHOT_TIMEOUT)
+            .await
+            .map_err(|e| self.fail(e.to_string()))?;
+        match r.status {
+            200 => Ok(r.body),
+            404 => Err(PlayError::NoSession(stream_id.to_owned())),
+            s => Err(PlayError::Internal(format!("media node {}: no picture ({s}: {})", self.node, r.error_message()))),
         }
     }
 
@@ -169,6 +183,9 @@ impl MediaApi<'_> {
 }
 
 /// Where players find a stream on `node`.
+/// A snapshot may wait for the stream's first key frame (5 s) and a decode.
+const SNAPSHOT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(12);
+
 pub fn urls(node: &MediaNodeRecord, stream_id: &str) -> super::session::Urls {
     super::session::Urls {
         rtmp: node.rtmp_port.map(|p| format!("rtmp://{}:{p}/live/{stream_id}", node.public_ip)),
