@@ -14,6 +14,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use bytes::Bytes;
+use futures::StreamExt;
 use cluster::wire::{ReceiverAnswer, ReceiverConnect, ReceiverOpen};
 use serde_json::json;
 use tokio::sync::broadcast::error::RecvError;
@@ -259,11 +260,13 @@ fn mjpeg(node: &Node, entry: &Arc<crate::stream::StreamEntry>) -> Response {
         loop {
             rx.changed().await.ok()?;
             let picture = rx.borrow_and_update().clone();
-            if let Some((_, jpeg)) = picture {
-                return Some((Ok::<_, Infallible>(crate::mjpeg::part(&jpeg)), (rx, feed)));
+            if let Some(p) = picture {
+                let chunks = [p.head, p.jpeg, Bytes::from_static(crate::mjpeg::PART_END)].map(Ok::<_, Infallible>);
+                return Some((futures::stream::iter(chunks), (rx, feed)));
             }
         }
-    });
+    })
+    .flatten();
     Response::builder()
         .header(header::CONTENT_TYPE, format!("multipart/x-mixed-replace; boundary={}", crate::mjpeg::BOUNDARY))
         .header(header::CACHE_CONTROL, "no-cache, no-store")

@@ -13,7 +13,7 @@
 use std::process::Stdio;
 use std::sync::{Arc, Weak};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use media::annexb::AnnexbWriter;
 use media::jpeg::JpegSplitter;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -28,8 +28,20 @@ pub const BOUNDARY: &str = "gbcframe";
 /// Largest picture passed on.
 const MAX_PICTURE: usize = 8 << 20;
 
-/// A picture: its number (counting from 1) and its JPEG.
-pub type Picture = Option<(u64, Bytes)>;
+/// A picture as every viewer sends it: its part head (boundary, type, length) and its JPEG,
+/// made once per picture; a viewer sends clones of both (reference counts, no copy).
+#[derive(Debug, Clone)]
+pub struct Part {
+    /// Counting from 1.
+    pub number: u64,
+    pub head: Bytes,
+    pub jpeg: Bytes,
+}
+
+/// The line end after a part's JPEG.
+pub const PART_END: &[u8] = b"\r\n";
+
+pub type Picture = Option<Part>;
 
 pub struct MjpegFeed {
     latest: watch::Sender<Picture>,
@@ -70,14 +82,11 @@ impl MjpegFeed {
     }
 }
 
-/// One part of the response: its head, the picture, and the line end before the next boundary.
-pub fn part(jpeg: &Bytes) -> Bytes {
-    let head = format!("--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {}\r\n\r\n", jpeg.len());
-    let mut b = BytesMut::with_capacity(head.len() + jpeg.len() + 2);
-    b.extend_from_slice(head.as_bytes());
-    b.extend_from_slice(jpeg);
-    b.extend_from_slice(b"\r\n");
-    b.freeze()
+impl Part {
+    fn new(number: u64, jpeg: Bytes) -> Self {
+        let head = format!("--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {}\r\n\r\n", jpeg.len());
+        Part { number, head: Bytes::from(head), jpeg }
+    }
 }
 
 /// The encoder task: reads the hub as a viewer and feeds ffmpeg until the stream ends, the
@@ -138,7 +147,7 @@ async fn run(feed: Weak<MjpegFeed>, entry: Arc<StreamEntry>, enc: Encoder) {
             for jpeg in split.push(&buf[..read]) {
                 let Some(f) = feed.upgrade() else { return };
                 n += 1;
-                f.latest.send_replace(Some((n, jpeg)));
+                f.latest.send_replace(Some(Part::new(n, jpeg)));
             }
         }
     };
