@@ -276,3 +276,91 @@ async fn bench_mjpeg_viewers_of_one_stream() {
     }
     stop.cancel();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gallery_saves_lists_serves_deletes_prunes_and_takes_pictures_on_a_schedule() {
+    let redis = testkit::RedisServer::start().expect("redis-server must be installed");
+    let dir = std::env::temp_dir().join(format!("gbc-gallery-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let env = [("GBC_SIP__SNAPSHOTS__DIR", dir.to_str().unwrap()), ("GBC_SIP__SNAPSHOTS__KEEP_PER_CHANNEL", "3")];
+    let sip = support::SipProc::start(Some(&redis.url()), &env);
+    let _media = MediaProc::start(Some(&redis.url()), &[]);
+    let first = "34020000001320000691";
+    let _cam = support::SimProc::start(sip.sip_addr(), first, 1, "udp", &[]);
+    let dev = gbsim::device_id(first, 0).unwrap();
+    let chs = gbsim::device::channel_ids(&dev, 0, 2);
+    let channels = sip.api(&format!("/api/v1/devices/{dev}/channels"));
+    assert!(support::eventually(Duration::from_secs(20), || async { support::get_json(&channels).await.1["total"] == 2 }).await);
+    let client = reqwest::Client::new();
+    let save = |ch: &str| client.post(sip.api(&format!("/api/v1/devices/{dev}/channels/{ch}/snapshots"))).send();
+
+    // Four pictures of the first channel: the newest three are kept (keep_per_channel 3).
+    let mut saved = Vec::new();
+    for _ in 0..4 {
+        let r = save(&chs[0]).await.unwrap();
+        assert_eq!(r.status().as_u16(), 201);
+        saved.push(r.json::<serde_json::Value>().await.unwrap());
+    }
+    let id = saved[3]["id"].as_str().unwrap();
+    assert!(id.ends_with(".jpg") && id.contains(&format!("/{dev}_{}/", chs[0])), "{id}");
+    assert!(dir.join(id).is_file(), "under <dir>/YYYY/MM/DD/<stream>/");
+    let list = |q: String| {
+        let url = sip.api(&format!("/api/v1/snapshots?{q}"));
+        async move { support::get_json(&url).await.1 }
+    };
+    let one = list(format!("device={dev}&channel={}", chs[0])).await;
+    assert_eq!(one["total"], 3, "{one}");
+    let ids: Vec<&str> = one["items"].as_array().unwrap().iter().map(|i| i["id"].as_str().unwrap()).collect();
+    let newest: Vec<&str> = saved.iter().rev().take(3).map(|s| s["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, newest, "newest first; the oldest pruned");
+    let jpeg = reqwest::get(sip.api(saved[3]["url"].as_str().unwrap())).await.unwrap().bytes().await.unwrap();
+    assert_eq!(size_of(&jpeg), (640, 360));
+    let tmp = walk(&dir).into_iter().filter(|p| !p.ends_with(".jpg")).collect::<Vec<_>>();
+    assert!(tmp.is_empty(), "nothing half-written is left: {tmp:?}");
+
+    // Another channel; a page of the device's; one deleted; a range deleted.
+    assert_eq!(save(&chs[1]).await.unwrap().status().as_u16(), 201);
+    assert_eq!(list(format!("device={dev}")).await["total"], 4);
+    let page = list(format!("device={dev}&offset=1&limit=2")).await;
+    assert_eq!((page["total"].as_u64(), page["items"].as_array().unwrap().len()), (Some(4), 2));
+    let r = client.delete(sip.api(saved[3]["url"].as_str().unwrap())).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 204);
+    assert_eq!(reqwest::get(sip.api(saved[3]["url"].as_str().unwrap())).await.unwrap().status().as_u16(), 404);
+    let r = client.delete(sip.api(&format!("/api/v1/snapshots?device={dev}&channel={}", chs[0]))).send().await.unwrap();
+    assert_eq!(r.json::<serde_json::Value>().await.unwrap()["deleted"], 2);
+    assert_eq!(list(format!("device={dev}")).await["total"], 1);
+    // An id that is not a gallery path names nothing.
+    for bad in ["..%2F..%2Fetc%2Fpasswd", "2026/12/01/x/../../../../etc/passwd", "nothing.jpg"] {
+        assert_eq!(reqwest::get(sip.api(&format!("/api/v1/snapshots/{bad}"))).await.unwrap().status().as_u16(), 404, "{bad}");
+    }
+
+    // A schedule: a picture at once, then every 10 s; ended with 0.
+    let schedule = sip.api(&format!("/api/v1/devices/{dev}/channels/{}/snapshot-schedule", chs[1]));
+    let r = client.put(&schedule).json(&serde_json::json!({"every_secs": 5})).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 400, "too often for a camera");
+    let r = client.put(&schedule).json(&serde_json::json!({"every_secs": 10})).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let ch1 = format!("device={dev}&channel={}", chs[1]);
+    assert!(
+        support::eventually(Duration::from_secs(8), || async { list(ch1.clone()).await["total"] == 2 }).await,
+        "the scheduled picture: {}",
+        list(ch1.clone()).await
+    );
+    let r = client.put(&schedule).json(&serde_json::json!({"every_secs": 0})).send().await.unwrap();
+    assert_eq!(r.json::<serde_json::Value>().await.unwrap()["every_secs"], serde_json::Value::Null);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Every file under `dir`.
+fn walk(dir: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p.display().to_string());
+        }
+    }
+    out
+}

@@ -20,7 +20,7 @@ use crate::config::ApiConfig;
 use crate::error::SipError;
 use crate::events::Feed;
 use crate::metrics;
-use crate::play::{PlayError, PlayTransport, SessionState};
+use crate::play::{PlayError, PlayTransport};
 use crate::server::{node_channel, NodeCommand, Shared};
 
 pub use kit::http::ApiError;
@@ -183,50 +183,139 @@ async fn play(
     Ok(Json(answer))
 }
 
-/// `GET /devices/{dev}/channels/{ch}/snapshot`: a picture of the channel now. A channel that
-/// is playing gives its latest key frame; one that is not is played for the moment it takes
-/// (a new play asks the camera for a key frame at once) and released.
+/// `GET /devices/{dev}/channels/{ch}/snapshot`: a picture of the channel now (`pictures::take`).
 async fn snapshot(State(s): State<Arc<Shared>>, Path((dev, ch)): Path<(String, String)>) -> ApiResult<Response> {
-    let id = device_id(&dev)?;
-    let ch: ChannelId =
-        ch.parse().map_err(|_| ApiError::from(PlayError::BadRequest(format!("channel id {ch:?} is not a 20-digit GB id"))))?;
-    let stream = StreamId::of_channel(&id, &ch);
-    let playing = crate::play::session::get(s.store.as_ref(), &stream).await?.map(|v| v.row).filter(|r| r.state == SessionState::Playing);
-    let (session, held) = match playing {
-        Some(row) => (row, false),
-        None => {
-            let target = crate::play::manager::check_target(&s, &id, &ch).await?;
-            if target.node == s.me.node {
-                crate::play::manager::play(&s, target, &ch, None).await?;
-            } else {
-                crate::rpc::call(
-                    &s,
-                    &target.node,
-                    crate::rpc::Call::Play { device_id: id.clone(), channel_id: ch.clone(), transport: None },
-                )
-                .await?;
-            }
-            let row =
-                crate::play::session::get(s.store.as_ref(), &stream).await?.ok_or_else(|| PlayError::NoSession(stream.to_string()))?.row;
-            (row, true)
-        }
-    };
-    let api = crate::play::media_nodes::MediaApi { cfg: &s.cfg.play, node: &session.media_node, api_url: &session.media_api };
-    let picture = api.snapshot(stream.as_str()).await;
-    if held {
-        // Our hold only: a viewer who came meanwhile keeps watching.
-        let call = crate::rpc::Call::Stop { stream_id: stream.clone(), all: false };
-        if let Err(e) = crate::rpc::call(&s, &session.sip_node, call).await {
-            tracing::warn!(stream = %stream, error = %e, "releasing the snapshot's play failed");
-        }
+    let (id, ch) = (device_id(&dev)?, channel_id(&ch)?);
+    let (stream, jpeg) = crate::pictures::take(&s, &id, &ch).await?;
+    jpeg_response(jpeg, Some(stream.as_str()))
+}
+
+fn channel_id(ch: &str) -> ApiResult<ChannelId> {
+    ch.parse().map_err(|_| ApiError::from(PlayError::BadRequest(format!("channel id {ch:?} is not a 20-digit GB id"))))
+}
+
+fn jpeg_response(jpeg: Vec<u8>, stream: Option<&str>) -> ApiResult<Response> {
+    let mut b = Response::builder().header(header::CONTENT_TYPE, "image/jpeg").header(header::CACHE_CONTROL, "no-cache");
+    if let Some(s) = stream {
+        b = b.header("X-Stream-Id", s);
     }
-    let jpeg = picture?;
-    Response::builder()
-        .header(header::CONTENT_TYPE, "image/jpeg")
-        .header(header::CACHE_CONTROL, "no-cache")
-        .header("X-Stream-Id", stream.as_str())
-        .body(axum::body::Body::from(jpeg))
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
+    b.body(axum::body::Body::from(jpeg)).map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
+}
+
+/// `POST /devices/{dev}/channels/{ch}/snapshots`: a picture of the channel now, saved to the
+/// gallery.
+async fn save_snapshot(State(s): State<Arc<Shared>>, Path((dev, ch)): Path<(String, String)>) -> ApiResult<impl IntoResponse> {
+    let (id, ch) = (device_id(&dev)?, channel_id(&ch)?);
+    let saved = crate::pictures::take_and_save(&s, &id, &ch).await?;
+    Ok((StatusCode::CREATED, Json(crate::pictures::view(&saved))))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GalleryQuery {
+    device: Option<String>,
+    channel: Option<String>,
+    /// Unix seconds, RFC 3339.
+    from: Option<String>,
+    to: Option<String>,
+    offset: Option<usize>,
+    limit: Option<usize>,
+}
+
+impl GalleryQuery {
+    fn filter(&self) -> ApiResult<crate::gallery::Filter> {
+        let at = |v: &Option<String>, name: &str| -> ApiResult<Option<u64>> {
+            v.as_deref()
+                .map(|t| {
+                    kit::clock::stamp::parse(t).map(|w| w.unix_secs(0).max(0) as u64 * 1000).ok_or_else(|| {
+                        ApiError::new(StatusCode::BAD_REQUEST, format!("{name} must be Unix seconds or RFC 3339, not {t:?}"))
+                    })
+                })
+                .transpose()
+        };
+        let (stream_prefix, exact) = match (&self.device, &self.channel) {
+            (Some(d), Some(c)) => (StreamId::of_channel(&device_id(d)?, &channel_id(c)?).to_string(), true),
+            (Some(d), None) => (format!("{}_", device_id(d)?), false),
+            (None, Some(_)) => return Err(ApiError::new(StatusCode::BAD_REQUEST, "channel needs its device")),
+            (None, None) => (String::new(), false),
+        };
+        Ok(crate::gallery::Filter { stream_prefix, exact, from_ms: at(&self.from, "from")?, to_ms: at(&self.to, "to")? })
+    }
+}
+
+/// `GET /snapshots`: saved pictures, newest first, by device, channel and time, paged.
+async fn list_snapshots(
+    State(s): State<Arc<Shared>>,
+    q: Result<Query<GalleryQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<impl IntoResponse> {
+    let q = kit::http::query(q)?;
+    let f = q.filter()?;
+    let dir = std::path::PathBuf::from(&s.cfg.snapshots.dir);
+    let all = tokio::task::spawn_blocking(move || crate::gallery::all(&dir, &f))
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let (offset, limit) = (q.offset.unwrap_or(0), q.limit.unwrap_or(50).clamp(1, 500));
+    let items: Vec<serde_json::Value> = all.iter().skip(offset).take(limit).map(crate::pictures::view).collect();
+    Ok(Json(json!({"total": all.len(), "offset": offset, "items": items})))
+}
+
+/// `DELETE /snapshots?device&channel&from&to`: the pictures in a range (a device or channel
+/// at least).
+async fn delete_snapshots(
+    State(s): State<Arc<Shared>>,
+    q: Result<Query<GalleryQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<impl IntoResponse> {
+    let q = kit::http::query(q)?;
+    if q.device.is_none() {
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, "say whose pictures: device (and channel, from, to)"));
+    }
+    let f = q.filter()?;
+    let dir = std::path::PathBuf::from(&s.cfg.snapshots.dir);
+    let deleted =
+        tokio::task::spawn_blocking(move || crate::gallery::all(&dir, &f).iter().filter(|p| crate::gallery::delete(&dir, &p.id)).count())
+            .await
+            .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    Ok(Json(json!({"deleted": deleted})))
+}
+
+/// `GET /snapshots/{*id}`: one saved picture.
+async fn get_snapshot(State(s): State<Arc<Shared>>, Path(id): Path<String>) -> ApiResult<Response> {
+    let not_found = || ApiError::new(StatusCode::NOT_FOUND, format!("no picture {id}"));
+    let path = crate::gallery::file_of(std::path::Path::new(&s.cfg.snapshots.dir), &id).ok_or_else(not_found)?;
+    let jpeg = tokio::fs::read(path).await.map_err(|_| not_found())?;
+    jpeg_response(jpeg, None)
+}
+
+/// `DELETE /snapshots/{*id}`: one saved picture.
+async fn delete_snapshot(State(s): State<Arc<Shared>>, Path(id): Path<String>) -> ApiResult<impl IntoResponse> {
+    if crate::gallery::delete(std::path::Path::new(&s.cfg.snapshots.dir), &id) {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::new(StatusCode::NOT_FOUND, format!("no picture {id}")))
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ScheduleBody {
+    /// Seconds between pictures; null or 0 ends the schedule.
+    every_secs: Option<u64>,
+}
+
+/// `PUT /devices/{dev}/channels/{ch}/snapshot-schedule`: save a picture of the channel every N s.
+async fn set_schedule(
+    State(s): State<Arc<Shared>>,
+    Path((dev, ch)): Path<(String, String)>,
+    body: Result<Json<ScheduleBody>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult<impl IntoResponse> {
+    let (id, ch) = (device_id(&dev)?, channel_id(&ch)?);
+    let b = kit::http::json_body(body)?;
+    Ok(Json(crate::pictures::set_schedule(&s, &id, &ch, b.every_secs.unwrap_or(0)).await?))
+}
+
+async fn get_schedule(State(s): State<Arc<Shared>>, Path((dev, ch)): Path<(String, String)>) -> ApiResult<impl IntoResponse> {
+    let (id, ch) = (device_id(&dev)?, channel_id(&ch)?);
+    Ok(Json(crate::pictures::schedule_of(&s, &id, &ch).await?))
 }
 
 /// `POST /devices/{dev}/channels/{ch}/playback` body.
@@ -637,6 +726,10 @@ pub fn router(shared: Arc<Shared>, feed: Arc<Feed>, token: &str) -> Router {
         .route("/api/v1/devices/{id}/channels/{ch}/ptz", post(ptz))
         .route("/api/v1/devices/{id}/channels/{ch}/presets", get(presets))
         .route("/api/v1/devices/{id}/channels/{ch}/snapshot", get(snapshot))
+        .route("/api/v1/devices/{id}/channels/{ch}/snapshots", post(save_snapshot))
+        .route("/api/v1/devices/{id}/channels/{ch}/snapshot-schedule", put(set_schedule).get(get_schedule))
+        .route("/api/v1/snapshots", get(list_snapshots).delete(delete_snapshots))
+        .route("/api/v1/snapshots/{*id}", get(get_snapshot).delete(delete_snapshot))
         .route("/api/v1/devices/{id}/channels/{ch}/control", post(control))
         .route("/api/v1/devices/{id}/channels/{ch}/records", get(records))
         .route("/api/v1/devices/{id}/channels/{ch}/playback", post(playback))

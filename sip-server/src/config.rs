@@ -89,6 +89,8 @@ pub struct SipConfig {
     pub play: crate::play::PlayConfig,
     /// `[sip.subscribe]`: event subscriptions (SUBSCRIBE/NOTIFY) made with every device.
     pub subscribe: crate::subscriptions::SubscribeConfig,
+    /// `[sip.snapshots]`: the gallery of saved pictures.
+    pub snapshots: crate::gallery::GalleryConfig,
     /// `[sip.api]`: the web tier's HTTP API this sip-server serves (the `[api]` section of
     /// earlier versions, still read).
     pub api: ApiConfig,
@@ -131,6 +133,7 @@ impl Default for SipConfig {
             udp_recv_buffer_bytes: 8 << 20,
             play: crate::play::PlayConfig::default(),
             subscribe: crate::subscriptions::SubscribeConfig::default(),
+            snapshots: crate::gallery::GalleryConfig::default(),
             api: ApiConfig::default(),
         }
     }

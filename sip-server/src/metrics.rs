@@ -30,6 +30,8 @@ pub static SUBSCRIPTION_REFRESHES: Counter =
 pub static SUBSCRIPTION_FAILURES: Counter =
     Counter::new("gbc_sip_subscription_failures_total", "SUBSCRIBEs devices refused or did not answer (retried with backoff)");
 pub static NOTIFIES: Counter = Counter::new("gbc_sip_notifies_total", "NOTIFYs received from devices (catalog changes, alarms, positions)");
+pub static SNAPSHOTS_SAVED: Counter =
+    Counter::new("gbc_sip_snapshots_saved_total", "Pictures saved to the gallery (on request or schedule)");
 pub static RECORD_QUERIES: Counter = Counter::new("gbc_sip_record_queries_total", "RecordInfo queries sent to devices");
 pub static RECORD_ITEMS: Counter = Counter::new("gbc_sip_record_items_total", "RecordInfo items received (kept or past the bound)");
 pub static ALARMS: Counter = Counter::new("gbc_sip_alarms_total", "Alarm notifications received");
@@ -82,6 +84,7 @@ pub fn render() -> String {
             &SUBSCRIPTION_REFRESHES,
             &SUBSCRIPTION_FAILURES,
             &NOTIFIES,
+            &SNAPSHOTS_SAVED,
             &RECORD_QUERIES,
             &RECORD_ITEMS,
             &ANSWERS_DROPPED,
