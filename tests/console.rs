@@ -614,6 +614,67 @@ async fn console_downloads_a_recording_with_a_progress_bar() {
     );
 }
 
+/// Pictures: the snapshot button of a live tile saves one to the gallery; the Gallery page
+/// shows the channel's pictures of the day as thumbnails that load, takes one more on request,
+/// opens one large and deletes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_saves_pictures_from_a_tile_and_shows_them_in_the_gallery() {
+    const CAM: &str = "34020000001320000531";
+    let redis = RedisServer::start().expect("redis-server");
+    let url = redis.url();
+    let dir = std::env::temp_dir().join(format!("gbc-console-gallery-{}", std::process::id()));
+    let sip = SipProc::start(Some(&url), &[("GBC_SIP__SNAPSHOTS__DIR", dir.to_str().unwrap())]);
+    let _media = MediaProc::start(Some(&url), &[]);
+    let _cam = SimProc::start(sip.sip_addr(), CAM, 1, "udp", &[]);
+    let device = dev(CAM, 0);
+    wait_catalog(&sip, &device).await;
+    let chromium = Chromium::start();
+    let mut page = open_without_token(&chromium, &sip).await;
+
+    page.eval("location.hash = '#/live'").await;
+    click_channel(&mut page, "#page-live", &device, 0).await;
+    wait_decoding(&mut page, 1, "console_gallery_live").await;
+    page.eval("document.querySelector('.tile[data-stream] button[title=\"Save a picture\"]').click()").await;
+    let saved = page.wait_for("document.querySelector('.tile[data-stream]').dataset.snapshot || ''", Duration::from_secs(10)).await;
+    assert!(saved.as_str().is_some_and(|s| s.ends_with(".jpg")), "{saved}");
+    assert!(page.eval("document.getElementById('toasts').textContent").await.as_str().unwrap_or_default().contains("saved to the gallery"));
+
+    page.eval("location.hash = '#/gallery'").await;
+    click_channel(&mut page, "#page-gallery", &device, 0).await;
+    let loaded = page
+        .wait_for(
+            "[...document.querySelectorAll('#page-gallery .shot img')].filter(i => i.naturalWidth === 640).length",
+            Duration::from_secs(10),
+        )
+        .await;
+    assert_eq!(
+        loaded,
+        Value::from(1),
+        "the tile's picture, loaded: {} {}",
+        page.eval("document.querySelector('#page-gallery .details [role=status]').textContent").await,
+        page.eval("document.querySelector('#page-gallery .gallery-grid').innerHTML").await
+    );
+    page.eval("[...document.querySelectorAll('#page-gallery button')].find(b => b.textContent === 'Take one now').click()").await;
+    let two = page
+        .wait_for(
+            "[...document.querySelectorAll('#page-gallery .shot img')].filter(i => i.naturalWidth === 640).length === 2",
+            Duration::from_secs(15),
+        )
+        .await;
+    assert_eq!(two, Value::Bool(true), "{}", page.eval("document.querySelector('#page-gallery .details [role=status]').textContent").await);
+    page.screenshot("console_gallery").await;
+    page.eval("document.querySelector('#page-gallery .shot-open').click()").await;
+    let open = page.wait_for("!document.querySelector('#page-gallery .gallery-viewer').hidden && document.querySelector('#page-gallery .gallery-viewer img').naturalWidth", Duration::from_secs(5)).await;
+    assert_eq!(open, Value::from(640));
+    page.screenshot("console_gallery_open").await;
+    page.eval("document.querySelector('#page-gallery .gallery-viewer button.danger').click()").await;
+    let one = page.wait_for("document.querySelector('#page-gallery .gallery-viewer').hidden && document.querySelectorAll('#page-gallery .shot').length === 1", Duration::from_secs(5)).await;
+    assert_eq!(one, Value::Bool(true));
+    let (_, left) = get_json(&sip.api(&format!("/api/v1/snapshots?device={device}"))).await;
+    assert_eq!(left["total"], 1, "{left}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// Figure for docs/benchmarks.md (`scripts/bench-console`): from the click on a channel to the
 /// first frame the page's `<video>` presents (`requestVideoFrameCallback`), cold each time (the
 /// session closed in between, so it includes the INVITE), over fMP4; gbsim's clip has a 1 s GOP.

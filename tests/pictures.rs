@@ -323,6 +323,12 @@ async fn the_gallery_saves_lists_serves_deletes_prunes_and_takes_pictures_on_a_s
     assert_eq!(list(format!("device={dev}")).await["total"], 4);
     let page = list(format!("device={dev}&offset=1&limit=2")).await;
     assert_eq!((page["total"].as_u64(), page["items"].as_array().unwrap().len()), (Some(4), 2));
+    // By time: Unix seconds or RFC 3339; nothing before the first picture.
+    let first_s = saved[0]["taken_ms"].as_u64().unwrap() / 1000;
+    assert_eq!(list(format!("device={dev}&to={first_s}")).await["total"], 0);
+    assert_eq!(list(format!("device={dev}&from={first_s}")).await["total"], 4);
+    assert_eq!(list(format!("device={dev}&from=2000-01-01T00:00:00Z")).await["total"], 4);
+    assert!(list(format!("device={dev}&from=yesterday")).await["message"].as_str().is_some_and(|m| m.contains("from must be")));
     let r = client.delete(sip.api(saved[3]["url"].as_str().unwrap())).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 204);
     assert_eq!(reqwest::get(sip.api(saved[3]["url"].as_str().unwrap())).await.unwrap().status().as_u16(), 404);

@@ -1,4 +1,4 @@
-// The console's shell: sign-in, the page router (#/devices, #/live, #/recordings, #/alarms,
+// The console's shell: sign-in, the page router (#/devices, #/live, #/recordings, #/gallery, #/alarms,
 // #/map, #/cluster, #/lpr, #/nvr),
 // the cluster's event stream (re-dispatched on `window` as `gbc:presence`, `gbc:play`,
 // `gbc:stream`, `gbc:lpr`, `gbc:alarm`, `gbc:position`, `gbc:resync`; actions of the pages use other names), and messages.
@@ -8,13 +8,14 @@ import * as devices from './devices.js';
 import * as live from './live.js';
 import * as recordings from './recordings.js';
 import * as alarms from './alarms.js';
+import * as gallery from './gallery.js';
 import * as map from './map.js';
 import * as cluster from './cluster.js';
 import * as lpr from './lpr.js';
 import * as nvr from './nvr.js';
 
 const $ = (id) => document.getElementById(id);
-const pages = { devices, live, recordings, alarms, map, cluster, lpr, nvr };
+const pages = { devices, live, recordings, gallery, alarms, map, cluster, lpr, nvr };
 let started = false;
 let events = null;
 

@@ -24,16 +24,34 @@ class Tile {
       this.pad.hidden = !this.pad.hidden;
       this.ptz.setAttribute('aria-expanded', String(!this.pad.hidden));
     } }, '\u2725');
+    // A picture of what the tile shows, saved to the gallery.
+    this.snap = el('button', { class: 'close', 'aria-label': 'Save a picture of tile ' + (index + 1), hidden: true, title: 'Save a picture', onclick: (e) => {
+      e.stopPropagation();
+      this.snapshot();
+    } }, '\u25c9');
     this.video = el('video', { muted: true, playsinline: true, autoplay: true });
     this.video.muted = true;
     this.message = el('p', { class: 'message' }, 'Choose a channel');
     this.overlay = el('div', { class: 'overlay', hidden: true });
     this.node = el('div', { class: 'tile', tabindex: '0', 'data-tile': index, 'aria-label': 'Tile ' + (index + 1), onclick: () => select(this.index), onkeydown: (e) => { if (e.key === 'Delete') this.stop(); } },
-      el('div', { class: 'tile-head' }, this.title, el('span', {}, this.ptz, this.close)), this.video, this.message, this.overlay, this.pad);
+      el('div', { class: 'tile-head' }, this.title, el('span', {}, this.snap, this.ptz, this.close)), this.video, this.message, this.overlay, this.pad);
     this.play = null;
   }
 
   busy() { return this.play !== null; }
+
+  /** Saves a picture of the tile's channel (its latest key frame) to the gallery. */
+  async snapshot() {
+    const p = this.play;
+    if (!p) return;
+    try {
+      const s = await api(`/api/v1/devices/${p.device}/channels/${p.channel}/snapshots`, { method: 'POST' });
+      window.gbcToast(`Picture of ${p.name} saved to the gallery.`);
+      this.node.dataset.snapshot = s.id;
+    } catch (e) {
+      window.gbcToast(plainWords(e), 'error');
+    }
+  }
 
   async start({ device, channel, name }) {
     this.stop();
@@ -42,6 +60,7 @@ class Tile {
     this.title.textContent = name;
     this.close.hidden = false;
     this.ptz.hidden = false;
+    this.snap.hidden = false;
     this.say('Starting\u2026');
     let answer;
     try {
@@ -133,6 +152,7 @@ class Tile {
     this.title.textContent = '';
     this.close.hidden = true;
     this.ptz.hidden = true;
+    this.snap.hidden = true;
     this.pad.hidden = true;
     this.ptz.setAttribute('aria-expanded', 'false');
     this.overlay.hidden = true;

@@ -227,7 +227,8 @@ impl GalleryQuery {
         let at = |v: &Option<String>, name: &str| -> ApiResult<Option<u64>> {
             v.as_deref()
                 .map(|t| {
-                    kit::clock::stamp::parse(t).map(|w| w.unix_secs(0).max(0) as u64 * 1000).ok_or_else(|| {
+                    let secs = t.parse::<u64>().ok().or_else(|| kit::clock::stamp::parse(t).map(|w| w.unix_secs(0).max(0) as u64));
+                    secs.map(|s| s * 1000).ok_or_else(|| {
                         ApiError::new(StatusCode::BAD_REQUEST, format!("{name} must be Unix seconds or RFC 3339, not {t:?}"))
                     })
                 })

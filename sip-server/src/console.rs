@@ -19,6 +19,7 @@ const ASSETS: &[(&str, &str, &[u8])] = &[
     ("live.js", "text/javascript; charset=utf-8", include_bytes!("../console/live.js")),
     ("recordings.js", "text/javascript; charset=utf-8", include_bytes!("../console/recordings.js")),
     ("alarms.js", "text/javascript; charset=utf-8", include_bytes!("../console/alarms.js")),
+    ("gallery.js", "text/javascript; charset=utf-8", include_bytes!("../console/gallery.js")),
     ("map.js", "text/javascript; charset=utf-8", include_bytes!("../console/map.js")),
     ("player.js", "text/javascript; charset=utf-8", include_bytes!("../console/player.js")),
     ("cluster.js", "text/javascript; charset=utf-8", include_bytes!("../console/cluster.js")),
