@@ -672,6 +672,19 @@ async fn console_saves_pictures_from_a_tile_and_shows_them_in_the_gallery() {
     assert_eq!(one, Value::Bool(true));
     let (_, left) = get_json(&sip.api(&format!("/api/v1/snapshots?device={device}"))).await;
     assert_eq!(left["total"], 1, "{left}");
+    // The device tree shows the channel's newest picture as its thumbnail.
+    page.eval("location.hash = '#/devices'").await;
+    let row = format!("document.querySelector('#page-devices .dev[data-id=\"{device}\"]')");
+    assert_eq!(page.wait_for(&format!("!!{row}"), Duration::from_secs(10)).await, Value::Bool(true));
+    page.eval(&format!("{row}.querySelector('.caret').click()")).await;
+    let thumb = page
+        .wait_for(
+            &format!("document.querySelector('#page-devices .dev[data-id=\"{device}\"] .ch[data-ch] .thumb:not([hidden])')?.naturalWidth"),
+            Duration::from_secs(10),
+        )
+        .await;
+    assert_eq!(thumb, Value::from(640), "the thumbnail of the first channel");
+    page.screenshot("console_tree_thumbnails").await;
     let _ = std::fs::remove_dir_all(&dir);
 }
 

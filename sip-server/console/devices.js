@@ -1,7 +1,7 @@
 // Devices: a paged, searchable tree device → channels with live presence, and (on the Devices
 // page) a device's details and settings. The Live page reuses the tree as its channel picker.
 
-import { api, plainWords } from './api.js';
+import { api, apiBlobUrl, plainWords } from './api.js';
 
 const PAGE = 50;
 
@@ -135,8 +135,31 @@ export class Tree {
     try {
       const data = await api(`/api/v1/devices/${r.dev.id}/channels`);
       r.channels.replaceChildren(...(data.items.length ? data.items.map((c) => this.channel(r.dev, c)) : [el('li', { class: 'muted' }, 'No channels reported. Re-query the catalog.')]));
+      this.thumbnails(r);
     } catch (e) {
       r.channels.replaceChildren(el('li', { class: 'error' }, plainWords(e)));
+    }
+  }
+
+  /** The newest saved picture of each channel shown, as a thumbnail beside its name (one list
+   *  call for the device, then the pictures it names). */
+  async thumbnails(r) {
+    let pics;
+    try {
+      pics = (await api(`/api/v1/snapshots?device=${r.dev.id}&limit=200`)).items;
+    } catch {
+      return; // no gallery: the tree works without pictures
+    }
+    const newest = new Map();
+    for (const p of pics) if (!newest.has(p.channel_id)) newest.set(p.channel_id, p);
+    for (const [channel, p] of newest) {
+      const slot = r.channels.querySelector(`.ch[data-ch="${channel}"] .thumb`);
+      if (!slot) continue;
+      apiBlobUrl(p.url).then((u) => {
+        if (slot.src) URL.revokeObjectURL(slot.src);
+        slot.src = u;
+        slot.hidden = false;
+      }).catch(() => {});
     }
   }
 
@@ -144,7 +167,7 @@ export class Tree {
     const status = (c.status || '').toUpperCase();
     return el('li', { role: 'treeitem' },
       el('button', { class: 'ch', 'data-ch': c.id, title: 'Play ' + (c.name || c.id), onclick: () => this.onChannel(dev, c) },
-        el('span', { class: 'play', 'aria-hidden': 'true' }, '\u25b6'), c.name || c.id),
+        el('span', { class: 'play', 'aria-hidden': 'true' }, '\u25b6'), el('img', { class: 'thumb', alt: '', hidden: true }), c.name || c.id),
       el('span', { class: 'st ' + (status === 'ON' || status === 'OK' ? 'on' : 'off') }, status || ''));
   }
 }
