@@ -13,6 +13,7 @@ pub mod flv;
 pub mod fmp4;
 pub mod jpeg;
 pub mod mp4_file;
+pub mod multipart;
 pub mod ps;
 pub mod ps_mux;
 pub mod rtp;

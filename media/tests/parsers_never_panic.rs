@@ -162,3 +162,22 @@ fn fmp4_muxer_takes_any_flv_tag_and_keeps_its_boxes_whole() {
         }
     }
 }
+
+#[test]
+fn multipart_reader_never_panics_and_stays_bounded() {
+    let mut seed = b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: 6\r\n\r\n\xff\xd8ab\xff\xd9\r\n".to_vec();
+    seed.extend_from_slice(b"--frame\nX-Timestamp: 1\n\n\xff\xd8cd\xff\xd9\r\nframe\r\n\r\n\xff\xd8\xff\xd9\r\n--frame--\r\n");
+    let mut m = Mutator::new(9);
+    for _ in 0..ROUNDS {
+        let input = m.mutate(&[&seed]);
+        let mut r = media::multipart::MultipartReader::new("frame", 64, 128);
+        let mut split = media::jpeg::JpegSplitter::new(64);
+        for chunk in input.chunks(7) {
+            for part in r.push(chunk).into_iter().flatten() {
+                assert!(part.body.len() <= 64 + 16);
+                let _ = split.push(&part.body);
+            }
+            assert!(r.buffered() <= 64 + 128 + 64);
+        }
+    }
+}
