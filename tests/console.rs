@@ -490,8 +490,9 @@ async fn console_plays_back_recordings_and_shows_alarms_and_positions() {
          d.dispatchEvent(new Event('change')); })()",
     )
     .await;
-    let spans = page.wait_for("document.querySelectorAll('#page-recordings .tl-rec').length > 80 && document.querySelectorAll('#page-recordings .tl-rec').length", Duration::from_secs(20)).await;
-    assert!(spans.as_u64().unwrap_or(0) >= 85, "a day of quarter hours less the gaps: {spans}");
+    let spans = page.wait_for("document.querySelectorAll('#page-recordings .tl-rec').length > 80 && document.querySelectorAll('#page-recordings .tl-rec').length", Duration::from_secs(45)).await;
+    let said = page.eval("document.querySelector('#page-recordings .details [role=status]').textContent").await;
+    assert!(spans.as_u64().unwrap_or(0) >= 85, "a day of quarter hours less the gaps: {spans} ({said})");
     assert!(js(&mut page, "document.querySelectorAll('#page-recordings .tl-rec.alarm').length").await.as_u64().unwrap_or(0) > 0);
 
     // Play the third recording from its row: the picture moves.
@@ -634,7 +635,7 @@ async fn console_saves_pictures_from_a_tile_and_shows_them_in_the_gallery() {
     page.eval("location.hash = '#/live'").await;
     click_channel(&mut page, "#page-live", &device, 0).await;
     wait_decoding(&mut page, 1, "console_gallery_live").await;
-    page.eval("document.querySelector('.tile[data-stream] button[title=\"Save a picture\"]').click()").await;
+    page.eval("document.querySelector('.tile[data-stream] button.snap').click()").await;
     let saved = page.wait_for("document.querySelector('.tile[data-stream]').dataset.snapshot || ''", Duration::from_secs(10)).await;
     assert!(saved.as_str().is_some_and(|s| s.ends_with(".jpg")), "{saved}");
     assert!(page.eval("document.getElementById('toasts').textContent").await.as_str().unwrap_or_default().contains("saved to the gallery"));

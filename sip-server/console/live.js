@@ -25,7 +25,7 @@ class Tile {
       this.ptz.setAttribute('aria-expanded', String(!this.pad.hidden));
     } }, '\u2725');
     // A picture of what the tile shows, saved to the gallery.
-    this.snap = el('button', { class: 'close', 'aria-label': 'Save a picture of tile ' + (index + 1), hidden: true, title: 'Save a picture', onclick: (e) => {
+    this.snap = el('button', { class: 'tile-btn snap', 'aria-label': 'Save a picture of tile ' + (index + 1), hidden: true, title: 'Save a picture', onclick: (e) => {
       e.stopPropagation();
       this.snapshot();
     } }, '\u25c9');
