@@ -43,15 +43,19 @@ export function show(el_) {
   else if (chosen) load();
 }
 
+let loads = 0; // the latest load: an answer to an earlier one is dropped
+
 /** The chosen channel's pictures of the chosen day, a page of them. */
 async function load() {
   if (!chosen) return;
+  const mine = ++loads;
   ui.title.textContent = chosen.name;
   const [y, m, d] = ui.day.value.split('-').map(Number);
   const from = Math.floor(new Date(y, m - 1, d).getTime() / 1000);
   try {
     const r = await api(`/api/v1/snapshots?device=${chosen.device}&channel=${chosen.channel}&from=${from}&to=${from + 86400}&offset=${offset}&limit=${PAGE}`);
-    urls.forEach(URL.revokeObjectURL);
+    if (mine !== loads) return;
+    urls.forEach((u) => URL.revokeObjectURL(u));
     urls = [];
     ui.grid.replaceChildren(...r.items.map(figure));
     ui.status.textContent = r.total ? `${r.total} pictures this day${r.total > PAGE ? ` (${offset + 1}\u2013${Math.min(offset + PAGE, r.total)})` : ''}.` : 'No pictures this day.';

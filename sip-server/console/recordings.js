@@ -65,9 +65,12 @@ export function show(el_) {
   else if (!downloadPoll && [...downloads.values()].some((e) => !DONE.includes(e.data.state))) downloadPoll = setInterval(refreshDownloads, 1000);
 }
 
+let searches = 0; // the latest search: an answer to an earlier one (another day, another channel) is dropped
+
 /** The chosen channel's recordings on the chosen day (RecordInfo through the API). */
 async function search() {
   if (!chosen) return;
+  const mine = ++searches;
   const [y, m, d] = ui.day.value.split('-').map(Number);
   dayStart = Math.floor(new Date(y, m - 1, d).getTime() / 1000);
   const end = Math.min(dayStart + 86400, Math.floor(Date.now() / 1000));
@@ -77,10 +80,12 @@ async function search() {
   draw();
   try {
     const r = await api(`/api/v1/devices/${chosen.device}/channels/${chosen.channel}/records?start=${dayStart}&end=${Math.max(end, dayStart + 1)}&type=${ui.kind.value}`);
+    if (mine !== searches) return; // a later search owns the page
     items = r.items;
     const partial = r.truncated ? ` (the first ${r.total} of ${r.sum_num})` : r.complete ? '' : ' (the device stopped answering: some may be missing)';
     ui.status.textContent = items.length ? `${items.length} recordings${partial}. Click the timeline to play from there.` : 'No recordings on this day.';
   } catch (e) {
+    if (mine !== searches) return;
     ui.status.textContent = plainWords(e);
   }
   draw();
