@@ -83,6 +83,7 @@ pub struct Downloads {
 }
 
 /// The paths of a download's files.
+#[derive(Clone)]
 struct Files {
     payload: PathBuf,
     part: PathBuf,
@@ -317,9 +318,10 @@ async fn record(
             let (media_ms, samples) = (w.index.duration_ms(audio_rate(&w)), w.index.samples());
             let payload = w.out.into_inner().map_err(|e| e.into_error());
             // The copy behind the header is file I/O of the whole payload: off the runtime.
+            let paths = files.clone();
             let copied = tokio::task::spawn_blocking(move || -> std::io::Result<u64> {
                 drop(payload?);
-                finish(&header, &files)
+                finish(&header, &paths)
             })
             .await
             .map_err(|e| std::io::Error::other(e.to_string()))
@@ -341,6 +343,15 @@ async fn record(
         }
     };
     let now = kit::clock::now_ms();
+    // Cancelled while the file was being finished (the stream ended and the download was
+    // deleted at once): what finishing wrote goes too.
+    if job.cancel.is_cancelled() {
+        for path in [&files.payload, &files.part, &files.done] {
+            let _ = std::fs::remove_file(path);
+        }
+        job.update(|s| (s.state, s.ended_ms) = (DownloadState::Cancelled, Some(now)));
+        return;
+    }
     match outcome {
         Ok((media_ms, len)) => job.update(|s| {
             (s.state, s.media_ms, s.bytes, s.ended_ms) = (DownloadState::Done, media_ms, len, Some(now));
