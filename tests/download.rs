@@ -11,7 +11,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use support::{eventually, get_json, MediaProc, SimProc, SipProc};
+use support::{eventually, get_json, MediaProc, SipProc};
 use testkit::RedisServer;
 
 async fn post(sip: &SipProc, path: &str, body: Value) -> (u16, Value) {
@@ -42,12 +42,8 @@ async fn a_recording_downloads_at_its_speed_into_a_faststart_mp4_served_with_ran
     let dir = std::env::temp_dir().join(format!("gbc-downloads-{}", std::process::id()));
     let sip = SipProc::start(Some(&url), &[]);
     let media = MediaProc::start(Some(&url), &[("GBC_STREAM__DOWNLOAD_DIR", dir.to_str().unwrap())]);
-    let first = "34020000001320000991";
-    let _cam = SimProc::start(sip.sip_addr(), first, 1, "udp", &[]);
-    let dev = gbsim::device_id(first, 0).unwrap();
-    let ch = gbsim::device::channel_ids(&dev, 0, 2)[0].clone();
-    let path = sip.api(&format!("/api/v1/devices/{dev}/channels"));
-    assert!(eventually(Duration::from_secs(20), || async { get_json(&path).await.1["total"] == 2 }).await);
+    let (_cam, dev, chs) = support::camera(&sip, "34020000001320000991", &[]).await;
+    let ch = chs[0].clone();
 
     // 30 s of a recording found by RecordInfo, at 4×: about 7.5 s of wall time.
     let now = (kit::clock::now_ms() / 1000) as i64;
@@ -143,12 +139,8 @@ async fn a_download_is_cancelled_at_any_time_and_bad_requests_name_their_field()
     let dir = std::env::temp_dir().join(format!("gbc-downloads-cancel-{}", std::process::id()));
     let sip = SipProc::start(Some(&url), &[]);
     let media = MediaProc::start(Some(&url), &[("GBC_STREAM__DOWNLOAD_DIR", dir.to_str().unwrap())]);
-    let first = "34020000001320000995";
-    let _cam = SimProc::start(sip.sip_addr(), first, 1, "udp", &[]);
-    let dev = gbsim::device_id(first, 0).unwrap();
-    let ch = gbsim::device::channel_ids(&dev, 0, 2)[0].clone();
-    let path = sip.api(&format!("/api/v1/devices/{dev}/channels"));
-    assert!(eventually(Duration::from_secs(20), || async { get_json(&path).await.1["total"] == 2 }).await);
+    let (_cam, dev, chs) = support::camera(&sip, "34020000001320000995", &[]).await;
+    let ch = chs[0].clone();
 
     let download = format!("/api/v1/devices/{dev}/channels/{ch}/download");
     let start = (kit::clock::now_ms() / 1000) as i64 - 3600;

@@ -180,12 +180,8 @@ async fn a_channel_snapshot_plays_it_for_the_moment_it_takes_or_uses_its_play() 
     let redis = testkit::RedisServer::start().expect("redis-server must be installed");
     let sip = support::SipProc::start(Some(&redis.url()), &[]);
     let _media = MediaProc::start(Some(&redis.url()), &[]);
-    let first = "34020000001320000681";
-    let _cam = support::SimProc::start(sip.sip_addr(), first, 1, "udp", &[]);
-    let dev = gbsim::device_id(first, 0).unwrap();
-    let ch = gbsim::device::channel_ids(&dev, 0, 2)[0].clone();
-    let channels = sip.api(&format!("/api/v1/devices/{dev}/channels"));
-    assert!(support::eventually(Duration::from_secs(20), || async { support::get_json(&channels).await.1["total"] == 2 }).await);
+    let (_cam, dev, chs) = support::camera(&sip, "34020000001320000681", &[]).await;
+    let ch = chs[0].clone();
 
     // Not playing: played, pictured, released.
     let snap = sip.api(&format!("/api/v1/devices/{dev}/channels/{ch}/snapshot"));
@@ -285,12 +281,7 @@ async fn the_gallery_saves_lists_serves_deletes_prunes_and_takes_pictures_on_a_s
     let env = [("GBC_SIP__SNAPSHOTS__DIR", dir.to_str().unwrap()), ("GBC_SIP__SNAPSHOTS__KEEP_PER_CHANNEL", "3")];
     let sip = support::SipProc::start(Some(&redis.url()), &env);
     let _media = MediaProc::start(Some(&redis.url()), &[]);
-    let first = "34020000001320000691";
-    let _cam = support::SimProc::start(sip.sip_addr(), first, 1, "udp", &[]);
-    let dev = gbsim::device_id(first, 0).unwrap();
-    let chs = gbsim::device::channel_ids(&dev, 0, 2);
-    let channels = sip.api(&format!("/api/v1/devices/{dev}/channels"));
-    assert!(support::eventually(Duration::from_secs(20), || async { support::get_json(&channels).await.1["total"] == 2 }).await);
+    let (_cam, dev, chs) = support::camera(&sip, "34020000001320000691", &[]).await;
     let client = reqwest::Client::new();
     let save = |ch: &str| client.post(sip.api(&format!("/api/v1/devices/{dev}/channels/{ch}/snapshots"))).send();
 

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use support::{eventually, get_json, Events, MediaProc, SimProc, SipProc};
+use support::{eventually, get_json, Events, MediaProc, SipProc};
 use testkit::RedisServer;
 
 /// What the viewer received: (when, FLV timestamp ms) of each video tag, and the bytes.
@@ -73,12 +73,8 @@ async fn a_recording_plays_pauses_speeds_seeks_and_ends_with_a_timeline_that_nev
     let url = redis.url();
     let sip = SipProc::start(Some(&url), &[]);
     let media = MediaProc::start(Some(&url), &[]);
-    let first = "34020000001320000971";
-    let _cam = SimProc::start(sip.sip_addr(), first, 1, "udp", &[]);
-    let dev = gbsim::device_id(first, 0).unwrap();
-    let ch = gbsim::device::channel_ids(&dev, 0, 2)[0].clone();
-    let path = sip.api(&format!("/api/v1/devices/{dev}/channels"));
-    assert!(eventually(Duration::from_secs(20), || async { get_json(&path).await.1["total"] == 2 }).await);
+    let (_cam, dev, chs) = support::camera(&sip, "34020000001320000971", &[]).await;
+    let ch = chs[0].clone();
 
     // A recording of the last two hours, found by RecordInfo; its first 20 s are played.
     let now = (kit::clock::now_ms() / 1000) as i64;
@@ -173,12 +169,8 @@ async fn bad_playback_requests_are_refused_and_hold_nothing() {
     let url = redis.url();
     let sip = SipProc::start(Some(&url), &[]);
     let _media = MediaProc::start(Some(&url), &[]);
-    let first = "34020000001320000981";
-    let _cam = SimProc::start(sip.sip_addr(), first, 1, "udp", &[]);
-    let dev = gbsim::device_id(first, 0).unwrap();
-    let ch = gbsim::device::channel_ids(&dev, 0, 2)[0].clone();
-    let path = sip.api(&format!("/api/v1/devices/{dev}/channels"));
-    assert!(eventually(Duration::from_secs(20), || async { get_json(&path).await.1["total"] == 2 }).await);
+    let (_cam, dev, chs) = support::camera(&sip, "34020000001320000981", &[]).await;
+    let ch = chs[0].clone();
 
     let (code, r) = control(&sip, "nobody_pb1", json!({"action": "pause"})).await;
     assert_eq!((code, r["kind"].as_str()), (404, Some("no_session")), "{r}");

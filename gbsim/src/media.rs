@@ -300,15 +300,27 @@ pub async fn send_with(
             _ = cancel.cancelled() => break,
             _ = tokio::time::sleep_until(due.into()) => {}
         }
-        buf.clear();
-        stats.packets += pk.packetize(f, pts, &mut buf) as u64;
-        stats.bytes += buf.len() as u64;
-        stats.frames += 1;
-        stats.video_frames += u64::from(f.video);
-        sink.send(&buf).await?;
+        send_frame(&mut pk, f, pts, &mut buf, &mut stats, &mut sink).await?;
     }
     sink.finish().await;
     Ok(stats)
+}
+
+/// One frame at `pts` packetized into `buf` and sent, counted in `stats`.
+async fn send_frame(
+    pk: &mut PsRtpPacketizer,
+    f: &SourceFrame,
+    pts: u64,
+    buf: &mut Vec<u8>,
+    stats: &mut SendStats,
+    sink: &mut Sink,
+) -> std::io::Result<()> {
+    buf.clear();
+    stats.packets += pk.packetize(f, pts, buf) as u64;
+    stats.bytes += buf.len() as u64;
+    stats.frames += 1;
+    stats.video_frames += u64::from(f.video);
+    sink.send(buf).await
 }
 
 /// Where the packets go: a connected UDP socket (with the test impairments) or a TCP stream.
@@ -483,12 +495,7 @@ pub async fn send_playback(
             }
             _ = tokio::time::sleep_until(due.into()) => {}
         }
-        buf.clear();
-        stats.packets += pk.packetize(f, pos, &mut buf) as u64;
-        stats.bytes += buf.len() as u64;
-        stats.frames += 1;
-        stats.video_frames += u64::from(f.video);
-        sink.send(&buf).await?;
+        send_frame(&mut pk, f, pos, &mut buf, &mut stats, &mut sink).await?;
         i += 1;
     };
     sink.finish().await;

@@ -714,3 +714,14 @@ impl Events {
         }
     }
 }
+
+/// One gbsim camera registered to `sip` (device `first`, two channels), started with `env`,
+/// once its catalog is stored: (the process, the device id, its channel ids).
+pub async fn camera(sip: &SipProc, first: &str, env: &[(&str, &str)]) -> (SimProc, String, Vec<String>) {
+    let cam = SimProc::start(sip.sip_addr(), first, 1, "udp", env);
+    let dev = gbsim::device_id(first, 0).expect("a device id");
+    let channels = gbsim::device::channel_ids(&dev, 0, 2);
+    let path = sip.api(&format!("/api/v1/devices/{dev}/channels"));
+    assert!(eventually(Duration::from_secs(20), || async { get_json(&path).await.1["total"] == 2 }).await, "{dev} and its catalog");
+    (cam, dev, channels)
+}

@@ -13,14 +13,12 @@ use std::sync::Arc;
 
 use cluster::registry::Device;
 use cluster::table::Table;
-use cluster::wire::{PlayEventKind, StreamId};
+use cluster::wire::StreamId;
 use gb::ids::{ChannelId, DeviceId};
 use serde::{Deserialize, Serialize};
 
-use super::manager;
 use super::media_nodes::MediaApi;
-use super::saga::Setup;
-use super::session::{self, Session};
+use super::session;
 use super::{PlayError, PlayTransport};
 use crate::server::Shared;
 
@@ -66,22 +64,8 @@ pub fn check(r: &DownloadRequest) -> Result<(), PlayError> {
 /// Starts a download of `channel_id` on this node (which holds the device).
 pub async fn start(shared: &Arc<Shared>, dev: Device, channel_id: &ChannelId, r: DownloadRequest) -> Result<serde_json::Value, PlayError> {
     check(&r)?;
-    let id = StreamId::from(format!("{}_{}_dl{:08x}", dev.id, channel_id, rand::random::<u32>()).as_str());
-    let _op = shared.plays.op_lock(&id).await;
-    let transport = manager::transport_for(shared, &dev, r.transport).await?;
-    let ssrc = manager::allocate_ssrc(shared, &id, true).await?;
-    let now = kit::clock::now_ms();
-    let s = Session::playback(dev.id.clone(), channel_id.clone(), transport, ssrc, shared.me.node.clone(), now, id.clone(), r.span)
-        .downloading(r.speed);
-    let setup = Setup::play(s, dev.source_addr.clone(), shared.me.server_id.clone());
-    let s = match manager::drive(shared, &dev, setup).await {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::warn!(download = %id, error = %e, "download failed to start");
-            return Err(e);
-        }
-    };
-    manager::publish(shared, PlayEventKind::Started, &s, None).await;
+    let s = super::playback::start_recorded(shared, &dev, channel_id, "dl", r.span, r.transport, |s| s.downloading(r.speed)).await?;
+    let (id, now) = (s.stream_id.clone(), s.created_ms);
     let row = DownloadRow {
         id: id.clone(),
         device_id: dev.id.clone(),
@@ -95,7 +79,6 @@ pub async fn start(shared: &Arc<Shared>, dev: Device, channel_id: &ChannelId, r:
         created_ms: now,
     };
     TABLE.put(shared.store.as_ref(), id.as_str(), &row).await?;
-    tracing::info!(download = %id, media_node = %s.media_node, start = r.span.0, end = r.span.1, speed = r.speed, "download started");
     view(shared, &row).await
 }
 

@@ -49,29 +49,39 @@ pub async fn start(
     span: (i64, i64),
     asked: Option<PlayTransport>,
 ) -> Result<PlayAnswer, PlayError> {
-    let id = StreamId::from(format!("{}_{}_pb{:08x}", dev.id, channel_id, rand::random::<u32>()).as_str());
+    let s = start_recorded(shared, &dev, channel_id, "pb", span, asked, |s| s).await?;
+    Ok(PlayAnswer::of(&s, false))
+}
+
+/// Sets up a session of a recording (a playback, or what `shape` makes of one: a download) on
+/// this node: its own stream id (`<device>_<channel>_<tag><8 hex>`), a history SSRC, the saga;
+/// published as started.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn start_recorded(
+    shared: &Arc<Shared>,
+    dev: &Device,
+    channel_id: &ChannelId,
+    tag: &str,
+    span: (i64, i64),
+    asked: Option<PlayTransport>,
+    shape: impl FnOnce(Session) -> Session,
+) -> Result<Session, PlayError> {
+    let id = StreamId::from(format!("{}_{}_{tag}{:08x}", dev.id, channel_id, rand::random::<u32>()).as_str());
     let _op = shared.plays.op_lock(&id).await;
-    let transport = manager::transport_for(shared, &dev, asked).await?;
+    let transport = manager::transport_for(shared, dev, asked).await?;
     let ssrc = manager::allocate_ssrc(shared, &id, true).await?;
-    let s = Session::playback(
-        dev.id.clone(),
-        channel_id.clone(),
-        transport,
-        ssrc,
-        shared.me.node.clone(),
-        kit::clock::now_ms(),
-        id.clone(),
-        span,
-    );
+    let now = kit::clock::now_ms();
+    let s = shape(Session::playback(dev.id.clone(), channel_id.clone(), transport, ssrc, shared.me.node.clone(), now, id.clone(), span));
+    let kind = s.kind;
     let setup = Setup::play(s, dev.source_addr.clone(), shared.me.server_id.clone());
-    match manager::drive(shared, &dev, setup).await {
+    match manager::drive(shared, dev, setup).await {
         Ok(s) => {
             manager::publish(shared, PlayEventKind::Started, &s, None).await;
-            tracing::info!(stream = %id, media_node = %s.media_node, start = span.0, end = span.1, "playback started");
-            Ok(PlayAnswer::of(&s, false))
+            tracing::info!(stream = %id, ?kind, media_node = %s.media_node, start = span.0, end = span.1, "recording session started");
+            Ok(s)
         }
         Err(e) => {
-            tracing::warn!(stream = %id, error = %e, "playback failed");
+            tracing::warn!(stream = %id, ?kind, error = %e, "recording session failed to start");
             Err(e)
         }
     }
