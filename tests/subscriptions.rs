@@ -115,3 +115,43 @@ async fn subscriptions_are_refreshed_before_expiry_and_by_a_sip_node_started_aga
         assert_eq!(r["state"], "active", "{after}");
     }
 }
+
+/// The next SUBSCRIBE the raw device receives; MESSAGEs (the initial queries) meanwhile get 200.
+async fn next_subscribe(dev: &support::RawDevice, sip: &SipProc, within: Duration) -> Option<gb::sip::lite::LiteMessage> {
+    let end = Instant::now() + within;
+    while Instant::now() < end {
+        let Some(m) = dev.recv(Duration::from_millis(300)).await else { continue };
+        match m.method() {
+            Some("SUBSCRIBE") => return Some(m),
+            Some(_) => {
+                let _ = dev.sock.send_to(&m.response(200, "OK", "devtag", &[], None), sip.sip_addr()).await;
+            }
+            None => {}
+        }
+    }
+    None
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscription_the_device_ends_is_made_again() {
+    let sip = SipProc::start(None, &[("GBC_SIP__SUBSCRIBE__ALARM", "false"), ("GBC_SIP__SUBSCRIBE__EXPIRES_SECS", "60")]);
+    let id = "34020000001320000677";
+    let mut dev = support::RawDevice::new(sip.sip_addr(), id, None).await;
+    assert_eq!(dev.register("12345678", 3600).await.code(), Some(200));
+    let first = next_subscribe(&dev, &sip, Duration::from_secs(40)).await.expect("a SUBSCRIBE after the registration");
+    assert!(first.header("Event").is_some_and(|e| e.starts_with("Catalog")), "{:?}", first.header("Event"));
+    assert!(!first.header("To").unwrap_or_default().contains("tag="), "a new dialog");
+    let ok = first.response(200, "OK", "sub1", &[("Expires", "60".to_owned())], None);
+    dev.sock.send_to(&ok, sip.sip_addr()).await.unwrap();
+    let subs = sip.api(&format!("/api/v1/devices/{id}/subscriptions"));
+    assert!(eventually(Duration::from_secs(5), || async { get_json(&subs).await.1["items"][0]["established"] == true }).await);
+
+    // The device ends it (as a camera does on its own timeout or reboot): a new one follows at
+    // once, not at the old one's refresh time (48 s on).
+    let body = gb::manscdp::build::catalog_notify(1, id, &[]);
+    let headers = [("Event", "Catalog".to_owned()), ("Subscription-State", "terminated;reason=timeout".to_owned())];
+    assert_eq!(dev.exchange("NOTIFY", &headers, &body).await.code(), Some(200));
+    let again = next_subscribe(&dev, &sip, Duration::from_secs(12)).await.expect("a new SUBSCRIBE after the device ended the old one");
+    assert_ne!(again.header("Call-ID"), first.header("Call-ID"), "a new dialog");
+    assert!(!again.header("To").unwrap_or_default().contains("tag="));
+}
