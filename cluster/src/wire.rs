@@ -244,6 +244,104 @@ pub struct ReceiverOpen {
     pub record: bool,
 }
 
+/// `POST /api/v1/sources` on a media node: pull a camera's video as a stream.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceOpen {
+    pub stream_id: String,
+    /// `http://…` (MJPEG over HTTP) or `rtsp://…`; credentials may be in it.
+    pub url: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub username: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub password: String,
+    /// MJPEG: also encode the pictures to H.264, so the stream plays as HTTP-FLV, RTMP, fMP4.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub h264: bool,
+    /// RTSP: `tcp` (interleaved, the default) or `udp`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rtsp_transport: Option<String>,
+    /// Raise `no_viewers` after this long without a player (an on-demand source).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub no_viewer_secs: Option<u64>,
+}
+
+// Written by hand so the password never reaches a log.
+impl std::fmt::Debug for SourceOpen {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SourceOpen")
+            .field("stream_id", &self.stream_id)
+            .field("url", &redact_url(&self.url))
+            .field("username", &self.username)
+            .field("h264", &self.h264)
+            .field("rtsp_transport", &self.rtsp_transport)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `url` without the password in it (`rtsp://user:secret@host/` → `rtsp://user@host/`).
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => {
+            let user = rest[..at].split(':').next().unwrap_or("");
+            format!("{scheme}://{user}@{}", &rest[at + 1..])
+        }
+        None => url.to_owned(),
+    }
+}
+
+/// A pull source's state on its media node.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SourceState {
+    #[default]
+    Connecting,
+    Playing,
+    /// Failed; trying again after `retry_in_ms`.
+    Retrying,
+    #[serde(other)]
+    Unknown,
+}
+
+/// What a media node says of one pull source (`GET /api/v1/sources`): never its credentials.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SourceStatus {
+    pub stream_id: String,
+    /// The URL without its password.
+    pub url: String,
+    /// `mjpeg` or `rtsp`.
+    pub kind: String,
+    pub state: SourceState,
+    /// What the source carries (`jpeg`, `h264`, `h265`), once known.
+    #[serde(default)]
+    pub video: Option<String>,
+    #[serde(default)]
+    pub h264: bool,
+    /// Connections made (the first and each reconnection).
+    pub connects: u64,
+    pub failures: u64,
+    /// Why the latest connection failed or ended.
+    #[serde(default)]
+    pub last_error: Option<String>,
+    /// The latest thing wrong in a stream that went on (a part skipped, garbage between parts).
+    #[serde(default)]
+    pub last_problem: Option<String>,
+    #[serde(default)]
+    pub retry_in_ms: Option<u64>,
+    /// Since when the current connection plays (Unix ms).
+    #[serde(default)]
+    pub playing_since_ms: Option<u64>,
+    pub pictures: u64,
+    pub frames: u64,
+    pub bytes: u64,
+    pub garbage_bytes: u64,
+    pub oversize: u64,
+    pub not_jpeg: u64,
+    pub long_headers: u64,
+}
+
 /// The answer to `ReceiverOpen`: where the camera sends (UDP, TCP passive) or the node's port
 /// (TCP active).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -306,6 +404,20 @@ pub struct PlayEvent {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_sources_password_is_never_shown() {
+        assert_eq!(
+            redact_url("rtsp://admin:Hik12345@10.0.0.9:554/Streaming/Channels/101"),
+            "rtsp://admin@10.0.0.9:554/Streaming/Channels/101"
+        );
+        assert_eq!(redact_url("http://cam/video?user=a@b"), "http://cam/video?user=a@b");
+        assert_eq!(redact_url("http://a:b:c@cam/"), "http://a@cam/");
+        assert_eq!(redact_url("nonsense"), "nonsense");
+        let open = SourceOpen { stream_id: "s".into(), url: "http://u:pw1@cam/".into(), password: "pw2".into(), ..Default::default() };
+        let shown = format!("{open:?}");
+        assert!(!shown.contains("pw1") && !shown.contains("pw2"), "{shown}");
+    }
 
     #[test]
     fn stream_events_read_as_the_media_node_writes_them() {

@@ -6,7 +6,7 @@
 //! A tag is built once, already framed for FLV (11-byte header, body, 4-byte PreviousTagSize),
 //! so HTTP-FLV writes it as it is and RTMP sends a zero-copy slice of its body.
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 use crate::access_unit::{AccessUnit, AudioConfig, MediaEvent, VideoConfig};
 use crate::es::Codec;
@@ -402,6 +402,93 @@ pub mod amf0 {
     }
 }
 
+/// An FLV byte stream read as it arrives (an encoder's output on a pipe): the file header,
+/// then whole tags, each given out with its wire bytes as they came (no copy). Bounded: a tag
+/// longer than `max_tag` is an error, as is a stream that is not FLV.
+#[derive(Debug)]
+pub struct FlvReader {
+    buf: BytesMut,
+    max_tag: usize,
+    header_read: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FlvReadError {
+    #[error("not an FLV stream")]
+    NotFlv,
+    #[error("a tag of {0} bytes, over the limit")]
+    TooLarge(usize),
+    #[error("a tag of unknown type {0}")]
+    UnknownTag(u8),
+}
+
+impl FlvReader {
+    pub fn new(max_tag: usize) -> Self {
+        Self { buf: BytesMut::new(), max_tag, header_read: false }
+    }
+
+    /// Takes more bytes; returns the tags they complete.
+    pub fn push(&mut self, data: &[u8]) -> Result<Vec<FlvTag>, FlvReadError> {
+        self.buf.extend_from_slice(data);
+        let mut out = Vec::new();
+        if !self.header_read {
+            if self.buf.len() < 9 {
+                return Ok(out);
+            }
+            if &self.buf[..3] != b"FLV" {
+                return Err(FlvReadError::NotFlv);
+            }
+            let offset = u32::from_be_bytes([self.buf[5], self.buf[6], self.buf[7], self.buf[8]]) as usize;
+            if !(9..=1024).contains(&offset) {
+                return Err(FlvReadError::NotFlv);
+            }
+            // The header and PreviousTagSize0.
+            if self.buf.len() < offset + 4 {
+                return Ok(out);
+            }
+            self.buf.advance(offset + 4);
+            self.header_read = true;
+        }
+        while self.buf.len() >= TAG_HEADER {
+            let h = &self.buf[..TAG_HEADER];
+            let len = (usize::from(h[1]) << 16) | (usize::from(h[2]) << 8) | usize::from(h[3]);
+            if len > self.max_tag {
+                return Err(FlvReadError::TooLarge(len));
+            }
+            let kind = match h[0] & 0x1f {
+                8 => TagKind::Audio,
+                9 => TagKind::Video,
+                18 => TagKind::Script,
+                other => return Err(FlvReadError::UnknownTag(other)),
+            };
+            let timestamp = (u32::from(h[7]) << 24) | (u32::from(h[4]) << 16) | (u32::from(h[5]) << 8) | u32::from(h[6]);
+            if self.buf.len() < TAG_HEADER + len + TAG_TRAILER {
+                break;
+            }
+            let wire = self.buf.split_to(TAG_HEADER + len + TAG_TRAILER).freeze();
+            let body = &wire[TAG_HEADER..TAG_HEADER + len];
+            let (key, header) = match kind {
+                TagKind::Script => (false, true),
+                // Frame type 1 is a key frame; packet type 0 a sequence header (AVC, HEVC),
+                // which is not a frame.
+                TagKind::Video => {
+                    let header = body.get(1) == Some(&0);
+                    (!header && body.first().is_some_and(|b| b >> 4 == 1), header)
+                }
+                // AAC's packet type 0 is its AudioSpecificConfig.
+                TagKind::Audio => (false, body.first().is_some_and(|b| b >> 4 == 10) && body.get(1) == Some(&0)),
+            };
+            out.push(FlvTag { kind, timestamp, key, header, wire });
+        }
+        Ok(out)
+    }
+
+    /// The same tag at another time (one copy of its body).
+    pub fn retimed(tag: &FlvTag, timestamp: u32) -> FlvTag {
+        FlvTag::new(tag.kind, timestamp, tag.key, tag.header, &tag.body())
+    }
+}
+
 /// Reads tags back from an FLV byte stream (tests and tools; bounded, never panics).
 pub fn read_tags(data: &[u8]) -> Vec<(u8, u32, &[u8])> {
     let mut out = Vec::new();
@@ -463,5 +550,32 @@ mod tests {
         m.push(&MediaEvent::AudioConfig(AudioConfig { codec: Codec::G711A, sample_rate: 8000, channels: 1, asc: Bytes::new() }));
         let a = m.push(&au(Codec::G711A, 900, true, &[0xD5; 160])).unwrap();
         assert_eq!((a.body()[0], a.body().len(), a.timestamp), (0x72, 161, 10));
+    }
+
+    #[test]
+    fn a_reader_gives_back_the_tags_a_muxer_wrote_whatever_the_reads_cut() {
+        let mut m = FlvMuxer::new(FlvOptions::default());
+        let cfg = VideoConfig { codec: Codec::H264, width: 320, height: 240, fps: None, record: Bytes::from_static(&[1, 2, 3]) };
+        let tags: Vec<FlvTag> = [
+            m.push(&MediaEvent::VideoConfig(cfg)).unwrap(),
+            m.push(&au(Codec::H264, 0, true, &[0, 0, 1, 0x65, 1])).unwrap(),
+            m.push(&au(Codec::H264, 3600, false, &[0, 0, 1, 0x41, 2])).unwrap(),
+        ]
+        .into();
+        let mut file = file_header(false, true).to_vec();
+        for t in &tags {
+            file.extend_from_slice(&t.wire);
+        }
+        for piece in 1..file.len() {
+            let mut r = FlvReader::new(1 << 20);
+            let mut got = Vec::new();
+            for p in file.chunks(piece) {
+                got.extend(r.push(p).unwrap());
+            }
+            assert_eq!(got, tags, "pieces of {piece}");
+        }
+        assert_eq!(FlvReader::new(1 << 20).push(b"GIF89a...."), Err(FlvReadError::NotFlv));
+        assert_eq!(FlvReader::new(4).push(&file).unwrap_err(), FlvReadError::TooLarge(8));
+        assert_eq!(FlvReader::retimed(&tags[2], 1000).timestamp, 1000);
     }
 }

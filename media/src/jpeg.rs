@@ -66,6 +66,35 @@ impl JpegSplitter {
     }
 }
 
+/// A JPEG's width and height, from its start-of-frame segment; `None` if the bytes are not a
+/// JPEG or end before it.
+pub fn dimensions(jpeg: &[u8]) -> Option<(u16, u16)> {
+    if !jpeg.starts_with(&SOI) {
+        return None;
+    }
+    let mut at = 2;
+    loop {
+        // Markers may be padded with FF bytes.
+        while jpeg.get(at) == Some(&0xff) && jpeg.get(at + 1) == Some(&0xff) {
+            at += 1;
+        }
+        let (&ff, &marker) = (jpeg.get(at)?, jpeg.get(at + 1)?);
+        if ff != 0xff {
+            return None;
+        }
+        let len = usize::from(u16::from_be_bytes([*jpeg.get(at + 2)?, *jpeg.get(at + 3)?]));
+        // SOF0–SOF15, but not DHT (C4), JPG (C8) and DAC (CC).
+        if (0xc0..=0xcf).contains(&marker) && !matches!(marker, 0xc4 | 0xc8 | 0xcc) {
+            let seg = jpeg.get(at + 4..at + 9)?;
+            return Some((u16::from_be_bytes([seg[3], seg[4]]), u16::from_be_bytes([seg[1], seg[2]])));
+        }
+        if marker == 0xda || len < 2 {
+            return None; // the scan starts before any frame header: not a JPEG we can read
+        }
+        at += 2 + len;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -109,5 +138,16 @@ mod tests {
             assert!(s.push(&[0x12; 1000]).is_empty());
         }
         assert!(s.buf.len() <= 1);
+    }
+
+    #[test]
+    fn dimensions_come_from_the_frame_header() {
+        let jpeg = include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/jpeg/red_64x48.jpg"));
+        assert_eq!(dimensions(jpeg), Some((64, 48)));
+        for cut in 0..jpeg.len() {
+            let _ = dimensions(&jpeg[..cut]); // never panics, whatever is missing
+        }
+        assert_eq!(dimensions(b"\xff\xd8\xff\xda\x00\x02"), None);
+        assert_eq!(dimensions(b"GIF89a"), None);
     }
 }

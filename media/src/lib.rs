@@ -7,6 +7,7 @@
 
 pub mod access_unit;
 pub mod annexb;
+pub mod chunked;
 pub mod codec;
 pub mod es;
 pub mod flv;

@@ -4,7 +4,8 @@
 //!
 //! `request` reads the calls, `status` shapes the replies, `vendor` builds the vendors' URLs
 //! and PTZ mappings, `isapi` / `dahua` speak their HTTP APIs (`vendor_http`: digest auth),
-//! `source` pulls RTSP with retina, `remux` turns frames into FLV tags, `session` runs one play;
+//! `pull::rtsp` (shared with the media node's pull sources) pulls RTSP with retina and
+//! `pull::remux` turns frames into FLV tags; `session` runs one play;
 //! `service` holds the node's sessions, which `nodes` (its place in the cluster), `routing`
 //! (calls reach the node holding the play), `plays` (start, end) and `calls` (the six calls)
 //! work on; `api` is HTTP.
@@ -18,12 +19,10 @@ pub mod metrics;
 pub mod nodes;
 pub mod onvif;
 pub mod plays;
-pub mod remux;
 pub mod request;
 pub mod routing;
 pub mod service;
 pub mod session;
-pub mod source;
 pub mod status;
 pub mod vendor;
 pub mod vendor_http;

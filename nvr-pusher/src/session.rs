@@ -18,11 +18,11 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::NvrConfig;
-use crate::remux::{RemuxStats, Remuxer};
 use crate::request::NvrTarget;
-use crate::source::{RtspSource, SourceError, SourceInfo};
 use crate::status::{Failure, Status};
 use crate::vendor::{self, LocalTime, NvrCategory};
+use pull::remux::{RemuxStats, Remuxer};
+use pull::rtsp::{RtspOptions, RtspSource, RtspTransport, SourceError, SourceInfo};
 
 /// The reason STOP gives (such a session is forgotten at once, not kept for BEATS).
 pub const STOPPED: &str = "stopped";
@@ -177,7 +177,8 @@ impl Runner {
         let src = &self.s.source;
         let url = src.url(self.s.kind, from).ok_or_else(|| SourceError::Refused("no RTSP URL for this play".into()))?;
         tracing::debug!(handle = self.s.handle, %url, "opening RTSP");
-        let r = RtspSource::open(&url, &src.target.user, &src.target.password, self.timeout(), &mut self.remux).await;
+        let opts = RtspOptions { timeout: self.timeout(), transport: RtspTransport::Tcp, allow_jpeg: false };
+        let r = RtspSource::open(&url, &src.target.user, &src.target.password, opts, &mut self.remux).await;
         if r.is_ok() {
             if let Kind::Playback { start, .. } = self.s.kind {
                 self.segment = Some((from.unwrap_or(start), None));
@@ -218,7 +219,7 @@ impl Runner {
             tokio::select! {
                 _ = self.s.cancel.cancelled() => return Err(self.cancelled()),
                 r = src.next(left, &mut self.remux, &mut self.out) => match r {
-                    Ok(()) => {}
+                    Ok(_) => {}
                     Err(SourceError::Stalled(_)) => {
                         return Err((Status::StreamAnalysis, format!("no video key frame within {} s", self.cfg.first_frame_secs)));
                     }
@@ -339,7 +340,7 @@ impl Runner {
                     }
                 }
                 r = src.next(stall, &mut self.remux, &mut self.out) => match r {
-                    Ok(()) => {
+                    Ok(_) => {
                         if let Err(e) = self.flush(&mut rtmp).await {
                             tracing::warn!(handle = self.s.handle, error = %e, "RTMP publish dropped; reconnecting");
                             self.out.clear();

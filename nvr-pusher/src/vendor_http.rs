@@ -3,12 +3,10 @@
 //! older firmware with `Basic`). One connection per request, bounded in time and size by
 //! `kit::http_client`.
 
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use base64::Engine as _;
-use gb::sip::digest::Challenge;
 use kit::http_client::{self, HttpClientError, HttpResponse, Request};
+use pull::http_auth::HttpAuth;
 
 #[derive(Debug, thiserror::Error)]
 pub enum VendorError {
@@ -36,16 +34,14 @@ impl From<HttpClientError> for VendorError {
 pub struct VendorHttp {
     /// `http://host:port`
     base: String,
-    user: String,
-    password: String,
+    auth: HttpAuth,
     timeout: Duration,
-    nc: AtomicU32,
 }
 
 impl VendorHttp {
     pub fn new(host: &str, port: u16, user: &str, password: &str, timeout: Duration) -> Self {
         let host = if host.contains(':') && !host.starts_with('[') { format!("[{host}]") } else { host.to_owned() };
-        Self { base: format!("http://{host}:{port}"), user: user.to_owned(), password: password.to_owned(), timeout, nc: AtomicU32::new(0) }
+        Self { base: format!("http://{host}:{port}"), auth: HttpAuth::new(user, password), timeout }
     }
 
     /// Sends `method path` (path with its query), answering an authentication challenge, and
@@ -65,29 +61,14 @@ impl VendorHttp {
         let req = Request { method, url: &url, headers: &[], content_type, body, timeout: self.timeout };
         let mut r = http_client::send(&req).await?;
         if r.status == 401 {
-            let challenge = r.header("WWW-Authenticate").unwrap_or("").to_owned();
-            let auth = self.authorization(&challenge, method, path)?;
+            let challenges = r.headers.iter().filter(|(n, _)| n.eq_ignore_ascii_case("www-authenticate")).map(|(_, v)| v.as_str());
+            let auth = self.auth.answer(challenges, method, path).map_err(|e| VendorError::Auth(format!("{method} {path}: {e}")))?;
             let headers = [("Authorization", auth.as_str())];
             r = http_client::send(&Request { headers: &headers, ..req }).await?;
             if r.status == 401 || r.status == 403 {
-                return Err(VendorError::Auth(format!("{method} {path}: the NVR refused user {:?} ({})", self.user, r.status)));
+                return Err(VendorError::Auth(format!("{method} {path}: the NVR refused user {:?} ({})", self.auth.user(), r.status)));
             }
         }
         Ok(r)
-    }
-
-    fn authorization(&self, challenge: &str, method: &str, uri: &str) -> Result<String, VendorError> {
-        let (scheme, _) = challenge.trim().split_once(' ').unwrap_or((challenge.trim(), ""));
-        if scheme.eq_ignore_ascii_case("basic") {
-            let raw = format!("{}:{}", self.user, self.password);
-            return Ok(format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(raw)));
-        }
-        if !scheme.eq_ignore_ascii_case("digest") {
-            return Err(VendorError::Auth(format!("{method} {uri}: unsupported authentication {scheme:?}")));
-        }
-        let c = Challenge::parse(challenge).map_err(|e| VendorError::Refused(format!("{method} {uri}: bad challenge: {e}")))?;
-        let nc = self.nc.fetch_add(1, Ordering::Relaxed) + 1;
-        let cnonce = format!("{:016x}", rand::random::<u64>());
-        Ok(c.answer(&self.user, &self.password, method, uri, nc, &cnonce))
     }
 }

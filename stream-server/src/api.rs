@@ -250,13 +250,25 @@ async fn live(State(node): State<Arc<Node>>, Path(file): Path<String>) -> ApiRes
     }
 }
 
-/// MJPEG server push: a part per picture from the stream's shared encoder, the newest whenever
-/// this viewer can take one.
+/// MJPEG server push: a part per picture, the newest whenever this viewer can take one: the
+/// camera's own pictures for a source that sends JPEG (passed through, not re-encoded), else
+/// from the stream's shared encoder.
 fn mjpeg(node: &Node, entry: &Arc<crate::stream::StreamEntry>) -> Response {
-    let feed = crate::mjpeg::MjpegFeed::of(entry, &node.cfg);
-    let rx = feed.subscribe();
-    // The viewer holds the feed: the encoder stops when the last response is dropped.
-    let parts = futures::stream::unfold((rx, feed), |(mut rx, feed)| async move {
+    let native = entry.pull.as_ref().filter(|p| p.native_jpeg.load(std::sync::atomic::Ordering::Relaxed));
+    // The viewer holds the feed (the encoder stops when the last response is dropped) or its
+    // place in the passthrough count.
+    let (rx, hold) = match native {
+        Some(p) => {
+            let mut rx = p.pictures.subscribe();
+            rx.mark_changed();
+            (rx, MjpegHold::Passthrough(crate::sources::MjpegViewer::new(p)))
+        }
+        None => {
+            let feed = crate::mjpeg::MjpegFeed::of(entry, &node.cfg);
+            (feed.subscribe(), MjpegHold::Encoder(feed))
+        }
+    };
+    let parts = futures::stream::unfold((rx, hold), |(mut rx, feed)| async move {
         loop {
             rx.changed().await.ok()?;
             let picture = rx.borrow_and_update().clone();
@@ -273,6 +285,12 @@ fn mjpeg(node: &Node, entry: &Arc<crate::stream::StreamEntry>) -> Response {
         .header("X-Content-Type-Options", "nosniff")
         .body(Body::from_stream(parts))
         .unwrap_or_default()
+}
+
+/// What keeps an MJPEG viewer's pictures coming.
+enum MjpegHold {
+    Encoder(#[allow(dead_code)] Arc<crate::mjpeg::MjpegFeed>),
+    Passthrough(#[allow(dead_code)] crate::sources::MjpegViewer),
 }
 
 /// `GET /snap/{id}.jpg`: the JPEG of the stream's latest key frame.
@@ -472,6 +490,43 @@ async fn download_file(State(node): State<Arc<Node>>, Path(file): Path<String>, 
     crate::file_serve::serve(&path, range, &format!("{id}.mp4")).await.ok_or_else(not_found)
 }
 
+impl From<crate::sources::SourceOpenError> for ApiError {
+    fn from(e: crate::sources::SourceOpenError) -> Self {
+        match e {
+            crate::sources::SourceOpenError::Open(o) => o.into(),
+            other => ApiError::new(StatusCode::BAD_REQUEST, other.to_string()),
+        }
+    }
+}
+
+/// `POST /api/v1/sources`: pull a camera's video as a stream.
+async fn open_source(
+    State(node): State<Arc<Node>>,
+    body: Result<Json<cluster::wire::SourceOpen>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult<impl IntoResponse> {
+    Ok(Json(node.open_source(json_body(body)?)?))
+}
+
+async fn list_sources(State(node): State<Arc<Node>>) -> impl IntoResponse {
+    Json(node.sources())
+}
+
+fn source_of(node: &Node, id: &str) -> ApiResult<cluster::wire::SourceStatus> {
+    node.get(id)
+        .and_then(|e| e.pull.as_ref().map(|p| p.status()))
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no source {id}")))
+}
+
+async fn get_source(State(node): State<Arc<Node>>, Path(id): Path<String>) -> ApiResult<impl IntoResponse> {
+    Ok(Json(source_of(&node, &id)?))
+}
+
+async fn close_source(State(node): State<Arc<Node>>, Path(id): Path<String>) -> ApiResult<impl IntoResponse> {
+    let status = source_of(&node, &id)?;
+    node.close(&id);
+    Ok(Json(status))
+}
+
 pub fn router(node: Arc<Node>) -> Router {
     let mut api = Router::new()
         .route("/api/v1/receivers", post(open))
@@ -482,6 +537,8 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/api/v1/streams", get(list))
         .route("/api/v1/streams/{id}", get(get_stream).delete(close))
         .route("/api/v1/node", get(node_info))
+        .route("/api/v1/sources", get(list_sources).post(open_source))
+        .route("/api/v1/sources/{id}", get(get_source).delete(close_source))
         .route("/api/v1/downloads", get(list_downloads))
         .route("/api/v1/downloads/{id}", get(download_status).delete(delete_download))
         .with_state(node.clone());

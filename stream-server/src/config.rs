@@ -73,6 +73,18 @@ pub struct StreamConfig {
     pub mjpeg_width: u32,
     /// MJPEG: JPEG quality as ffmpeg's `-q:v` (2 best – 31 smallest).
     pub mjpeg_quality: u32,
+    /// Pull sources: a source that sends nothing this long is reconnected.
+    pub source_stall_secs: u64,
+    /// Pull sources: connecting and each step of opening.
+    pub source_connect_timeout_secs: u64,
+    /// Pull sources: the longest wait between reconnections (backoff doubles from 1 s).
+    pub source_retry_max_secs: u64,
+    /// MJPEG sources: the largest picture taken (larger parts are skipped).
+    pub source_max_picture_bytes: usize,
+    /// MJPEG sources: the longest response head or part header block.
+    pub source_max_header_bytes: usize,
+    /// MJPEG sources encoded to H.264: a key frame every this many seconds.
+    pub source_h264_gop_secs: u32,
 }
 
 impl Default for StreamConfig {
@@ -112,6 +124,12 @@ impl Default for StreamConfig {
             mjpeg_fps: 5,
             mjpeg_width: 0,
             mjpeg_quality: 5,
+            source_stall_secs: 10,
+            source_connect_timeout_secs: 10,
+            source_retry_max_secs: 30,
+            source_max_picture_bytes: 8 << 20,
+            source_max_header_bytes: 16 << 10,
+            source_h264_gop_secs: 2,
         }
     }
 }

@@ -24,6 +24,8 @@ pub mod recv_batch;
 pub mod reorder;
 pub mod rtmp_serve;
 pub mod snapshot;
+pub mod source_h264;
+pub mod sources;
 pub mod stream;
 
 use std::net::SocketAddr;

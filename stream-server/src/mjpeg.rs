@@ -83,7 +83,7 @@ impl MjpegFeed {
 }
 
 impl Part {
-    fn new(number: u64, jpeg: Bytes) -> Self {
+    pub fn new(number: u64, jpeg: Bytes) -> Self {
         let head = format!("--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {}\r\n\r\n", jpeg.len());
         Part { number, head: Bytes::from(head), jpeg }
     }

@@ -3,7 +3,6 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -12,7 +11,7 @@ use cluster::wire::{NodeKind, StreamEvent, StreamEventKind, STREAM_EVENTS};
 use media::flv::FlvOptions;
 use serde::Serialize;
 use tokio::net::{TcpListener, UdpSocket};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::StreamConfig;
@@ -203,7 +202,7 @@ impl Node {
             return Err(OpenError::BadStreamId);
         }
         if let Some(e) = self.get(stream_id) {
-            if e.transport == transport && e.ssrc == ssrc {
+            if e.transport == transport && e.ssrc == ssrc && e.pull.is_none() {
                 if peer.is_some() {
                     e.peer.send_replace(peer);
                 }
@@ -238,30 +237,16 @@ impl Node {
             (Some(l), s)
         };
         let port = lease.as_ref().map_or(self.cfg.single_port, |l| l.port);
-        let entry = Arc::new(StreamEntry {
-            id: stream_id.to_owned(),
+        let entry = StreamEntry::new(
+            stream_id,
             transport,
             port,
             ssrc,
-            hub: Hub::new(self.cfg.viewer_queue_tags, self.cfg.gop_cache_bytes),
-            created: Instant::now(),
-            created_ms: kit::clock::now_ms(),
-            cancel: self.shutdown.child_token(),
-            peer: watch::channel(peer).0,
-            stats: Mutex::new(StreamStats::default()),
-            started: AtomicBool::new(false),
-            last_viewer: Mutex::new(Instant::now()),
-            pushers: std::sync::atomic::AtomicUsize::new(0),
-            pushing: AtomicBool::new(false),
-            no_viewer_secs: std::sync::atomic::AtomicU64::new(0),
-            push_holds_open: AtomicBool::new(false),
-            answered_ssrc: std::sync::atomic::AtomicU64::new(crate::stream::NO_SSRC),
-            steer: crate::stream::TimelineSteer::default(),
-            fmp4: Mutex::new(std::sync::Weak::new()),
-            hls: Mutex::new(std::sync::Weak::new()),
-            mjpeg: Mutex::new(std::sync::Weak::new()),
-            picture: Mutex::new(None),
-        });
+            Hub::new(self.cfg.viewer_queue_tags, self.cfg.gop_cache_bytes),
+            self.shutdown.child_token(),
+        );
+        entry.peer.send_replace(peer);
+        let entry = Arc::new(entry);
         {
             let mut g = self.lock();
             if g.contains_key(stream_id) {
@@ -305,6 +290,19 @@ impl Node {
         Ok(self.opened(&entry))
     }
 
+    /// Adds a stream opened elsewhere (a pull source) to the node, within its capacity.
+    pub(crate) fn insert(&self, entry: &Arc<StreamEntry>) -> Result<(), OpenError> {
+        let mut g = self.lock();
+        if g.contains_key(&entry.id) {
+            return Err(OpenError::Exists(entry.id.clone()));
+        }
+        if g.len() >= self.cfg.max_streams {
+            return Err(OpenError::Full(self.cfg.max_streams));
+        }
+        g.insert(entry.id.clone(), entry.clone());
+        Ok(())
+    }
+
     fn opened(&self, e: &StreamEntry) -> Opened {
         Opened { stream_id: e.id.clone(), ip: self.cfg.public_ip.clone(), port: e.port, transport: e.transport, ssrc: e.ssrc }
     }
@@ -338,7 +336,7 @@ impl Node {
 
     pub fn connect(&self, id: &str, peer: SocketAddr) -> bool {
         match self.get(id) {
-            Some(e) if e.transport == Transport::TcpActive => {
+            Some(e) if e.transport == Transport::TcpActive && e.pull.is_none() => {
                 e.peer.send_replace(Some(peer));
                 true
             }
@@ -356,6 +354,10 @@ impl Node {
             uptime_secs: e.created.elapsed().as_secs(),
             stats: e.snapshot(),
         }
+    }
+
+    pub(crate) fn list_entries(&self) -> Vec<Arc<StreamEntry>> {
+        self.lock().values().cloned().collect()
     }
 
     pub fn list(&self) -> Vec<StreamView> {

@@ -61,8 +61,16 @@ impl Snapshots {
         }
     }
 
-    /// The JPEG of `entry`'s latest key frame (waiting a moment for a first one).
+    /// The JPEG of `entry`'s latest key frame (waiting a moment for a first one); for a source
+    /// that sends pictures, its latest picture as it came.
     pub async fn jpeg(&self, entry: &Arc<StreamEntry>) -> Result<Bytes, SnapError> {
+        if let Some(pulled) = entry.pull.as_ref().filter(|p| p.native_jpeg.load(Ordering::Relaxed)) {
+            let mut pictures = pulled.pictures.subscribe();
+            let _ = tokio::time::timeout(KEY_FRAME_WAIT, pictures.wait_for(Option::is_some)).await;
+            let jpeg = pulled.latest_jpeg().ok_or(SnapError::NoKeyFrame)?;
+            self.served.fetch_add(1, Ordering::Relaxed);
+            return Ok(jpeg);
+        }
         let (header, key) = entry.hub.key_frame_within(KEY_FRAME_WAIT).await.ok_or(SnapError::NoKeyFrame)?;
         let cell = {
             let mut slot = entry.picture.lock().unwrap_or_else(|e| e.into_inner());

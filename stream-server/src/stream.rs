@@ -97,6 +97,8 @@ pub struct StreamEntry {
     /// What the sip-server steering a playback asks of the output timeline (`timeline` API),
     /// applied by the worker at its next tick.
     pub steer: TimelineSteer,
+    /// A stream pulled from a camera (`sources`), not received over RTP.
+    pub pull: Option<Arc<crate::sources::Pulled>>,
 }
 
 /// Playback steering: speed, a mark to count the position from, and pause (no media is then
@@ -122,6 +124,35 @@ impl Default for TimelineSteer {
 pub const NO_SSRC: u64 = u64::MAX;
 
 impl StreamEntry {
+    /// A stream with nothing in it yet.
+    pub fn new(id: &str, transport: Transport, port: u16, ssrc: Option<u32>, hub: Hub, cancel: CancellationToken) -> Self {
+        Self {
+            id: id.to_owned(),
+            transport,
+            port,
+            ssrc,
+            hub,
+            created: Instant::now(),
+            created_ms: kit::clock::now_ms(),
+            cancel,
+            peer: watch::channel(None).0,
+            stats: Mutex::new(StreamStats::default()),
+            started: AtomicBool::new(false),
+            last_viewer: Mutex::new(Instant::now()),
+            pushers: AtomicUsize::new(0),
+            pushing: AtomicBool::new(false),
+            no_viewer_secs: std::sync::atomic::AtomicU64::new(0),
+            push_holds_open: AtomicBool::new(false),
+            answered_ssrc: std::sync::atomic::AtomicU64::new(NO_SSRC),
+            steer: TimelineSteer::default(),
+            fmp4: Mutex::new(std::sync::Weak::new()),
+            hls: Mutex::new(std::sync::Weak::new()),
+            mjpeg: Mutex::new(std::sync::Weak::new()),
+            picture: Mutex::new(None),
+            pull: None,
+        }
+    }
+
     pub fn answered_ssrc(&self) -> Option<u32> {
         u32::try_from(self.answered_ssrc.load(Ordering::Relaxed)).ok()
     }
@@ -132,9 +163,11 @@ impl StreamEntry {
         self.stats.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    /// Players attached (HTTP-FLV, RTMP play), not counting RTMP push.
+    /// Players attached (HTTP-FLV, RTMP play, and MJPEG passed through from a source), not
+    /// counting RTMP push.
     pub fn viewers(&self) -> usize {
-        self.hub.viewers().saturating_sub(self.pushers.load(Ordering::Relaxed))
+        let passthrough = self.pull.as_ref().map_or(0, |p| p.mjpeg_viewers.load(Ordering::Relaxed));
+        self.hub.viewers().saturating_sub(self.pushers.load(Ordering::Relaxed)) + passthrough
     }
 
     /// Someone wants this stream: a player, or a live push when the push holds it open.

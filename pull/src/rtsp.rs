@@ -1,7 +1,9 @@
 //! One RTSP pull with `retina`: DESCRIBE with digest credentials, SETUP of the first video
-//! (H.264/H.265) and the first audio stream FLV can carry (AAC, G.711) interleaved over the
-//! RTSP TCP connection, PLAY, then depacketized frames fed to a [`Remuxer`]. Frames arrive in
-//! FLV's own NAL framing (4-byte lengths), so they are copied once, into the tag.
+//! (H.264/H.265, or JPEG when the caller takes pictures) and the first audio stream FLV can
+//! carry (AAC, G.711), interleaved over the RTSP TCP connection or over UDP, PLAY, then
+//! depacketized frames fed to a [`Remuxer`]. Frames arrive in FLV's own NAL framing (4-byte
+//! lengths), so they are copied once, into the tag. JPEG video (RFC 2435) comes out as whole
+//! JPEG pictures instead.
 
 use std::time::Duration;
 
@@ -12,7 +14,7 @@ use media::flv::FlvTag;
 use media::VideoConfig;
 use retina::client::{
     Credentials, Demuxed, InitialSequenceNumberPolicy, InitialTimestampPolicy, PlayOptions, Session, SessionOptions, SetupOptions,
-    TcpTransportOptions, Transport,
+    TcpTransportOptions, Transport, UdpTransportOptions,
 };
 use retina::codec::{CodecItem, FrameFormat, ParametersRef, VideoParameters};
 
@@ -52,6 +54,24 @@ fn classify(e: retina::Error) -> SourceError {
     }
 }
 
+/// How the RTP of the pull travels.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum RtspTransport {
+    /// Interleaved in the RTSP connection: through NAT and firewalls, no loss.
+    #[default]
+    Tcp,
+    Udp,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct RtspOptions {
+    /// Each step of the opening (DESCRIBE, SETUP, PLAY).
+    pub timeout: Duration,
+    pub transport: RtspTransport,
+    /// JPEG video is taken (its frames are given out as pictures), not only H.264/H.265.
+    pub allow_jpeg: bool,
+}
+
 /// A pull that is playing.
 pub struct RtspSource {
     demuxed: Demuxed,
@@ -81,27 +101,33 @@ fn video_codec(encoding: &str) -> Option<Codec> {
     }
 }
 
+fn is_jpeg(encoding: &str) -> bool {
+    encoding.eq_ignore_ascii_case("jpeg")
+}
+
 impl RtspSource {
-    /// Opens `url` and starts playing, each step bounded by `timeout`.
+    /// Opens `url` and starts playing, each step bounded by `opts.timeout`.
     pub async fn open(
         url: &str,
         user: &str,
         password: &str,
-        timeout: Duration,
+        opts: RtspOptions,
         remux: &mut Remuxer,
     ) -> Result<(Self, SourceInfo), SourceError> {
+        let timeout = opts.timeout;
         let parsed = url::Url::parse(url).map_err(|e| SourceError::Refused(format!("bad RTSP URL {url:?}: {e}")))?;
         let creds = (!user.is_empty()).then(|| Credentials { username: user.to_owned(), password: password.to_owned() });
-        let opts =
-            SessionOptions::default().creds(creds).user_agent(concat!("gbcluster-nvr-pusher/", env!("CARGO_PKG_VERSION")).to_owned());
+        let session_opts = SessionOptions::default().creds(creds).user_agent(concat!("gbcluster/", env!("CARGO_PKG_VERSION")).to_owned());
         let step = |what: &'static str| move |_| SourceError::Unreachable(format!("{what}: no answer within {timeout:?}"));
         let mut session =
-            tokio::time::timeout(timeout, Session::describe(parsed, opts)).await.map_err(step("DESCRIBE"))?.map_err(classify)?;
+            tokio::time::timeout(timeout, Session::describe(parsed, session_opts)).await.map_err(step("DESCRIBE"))?.map_err(classify)?;
 
         let streams = session.streams();
-        let video = streams.iter().position(|s| s.media() == "video" && video_codec(s.encoding_name()).is_some()).ok_or_else(|| {
+        let usable = |enc: &str| video_codec(enc).is_some() || (opts.allow_jpeg && is_jpeg(enc));
+        let video = streams.iter().position(|s| s.media() == "video" && usable(s.encoding_name())).ok_or_else(|| {
             let found: Vec<String> = streams.iter().map(|s| format!("{}/{}", s.media(), s.encoding_name())).collect();
-            SourceError::NoVideo(format!("no H.264 or H.265 video in the SDP (found {})", found.join(", ")))
+            let wanted = if opts.allow_jpeg { "H.264, H.265 or JPEG" } else { "H.264 or H.265" };
+            SourceError::NoVideo(format!("no {wanted} video in the SDP (found {})", found.join(", ")))
         })?;
         let audio = streams.iter().position(|s| {
             s.media() == "audio" && matches!(s.encoding_name().to_ascii_lowercase().as_str(), "mpeg4-generic" | "pcma" | "pcmu")
@@ -109,7 +135,11 @@ impl RtspSource {
         let codec = video_codec(streams[video].encoding_name()).unwrap_or(Codec::H264);
         let mut info = SourceInfo { video: streams[video].encoding_name().to_ascii_lowercase(), audio: None };
 
-        let setup = || SetupOptions::default().transport(Transport::Tcp(TcpTransportOptions::default())).frame_format(FrameFormat::MP4);
+        let transport = || match opts.transport {
+            RtspTransport::Tcp => Transport::Tcp(TcpTransportOptions::default()),
+            RtspTransport::Udp => Transport::Udp(UdpTransportOptions::default()),
+        };
+        let setup = || SetupOptions::default().transport(transport()).frame_format(FrameFormat::MP4);
         tokio::time::timeout(timeout, session.setup(video, setup())).await.map_err(step("SETUP"))?.map_err(classify)?;
         let mut audio_clock = None;
         if let Some(a) = audio {
@@ -129,7 +159,7 @@ impl RtspSource {
                 }
             }
         }
-        if let Some(ParametersRef::Video(p)) = session.streams()[video].parameters() {
+        if let Some(ParametersRef::Video(p)) = session.streams()[video].parameters().filter(|_| !is_jpeg(&info.video)) {
             remux.set_video(video_config(codec, p));
         }
         // RTP-Info is not needed (the remuxer aligns the tracks) and is often wrong: NVRs (and
@@ -146,9 +176,15 @@ impl RtspSource {
         video_codec(self.demuxed.streams()[self.video].encoding_name()).unwrap_or(Codec::H264)
     }
 
-    /// Waits for the next frame and turns it into tags (none while waiting for a key frame).
-    /// Cancel-safe: a frame is either fully handled or still in the stream.
-    pub async fn next(&mut self, stall: Duration, remux: &mut Remuxer, out: &mut Vec<FlvTag>) -> Result<(), SourceError> {
+    /// The video is JPEG: [`RtspSource::next`] gives pictures, not tags.
+    pub fn is_jpeg(&self) -> bool {
+        is_jpeg(self.demuxed.streams()[self.video].encoding_name())
+    }
+
+    /// Waits for the next frame and turns it into tags (none while waiting for a key frame),
+    /// or, for JPEG video, gives the picture back. Cancel-safe: a frame is either fully
+    /// handled or still in the stream.
+    pub async fn next(&mut self, stall: Duration, remux: &mut Remuxer, out: &mut Vec<FlvTag>) -> Result<Option<Bytes>, SourceError> {
         let item = match tokio::time::timeout(stall, self.demuxed.next()).await {
             Err(_) => return Err(SourceError::Stalled(stall)),
             Ok(None) => return Err(SourceError::Ended),
@@ -160,6 +196,9 @@ impl RtspSource {
             Ok(Some(Ok(item))) => item,
         };
         match item {
+            CodecItem::VideoFrame(f) if f.stream_id() == self.video && self.is_jpeg() => {
+                return Ok(Some(Bytes::from(f.into_data())));
+            }
             CodecItem::VideoFrame(f) if f.stream_id() == self.video => {
                 if f.has_new_parameters() || !remux.has_video() {
                     if let Some(ParametersRef::Video(p)) = self.demuxed.streams()[self.video].parameters() {
@@ -176,6 +215,6 @@ impl RtspSource {
             }
             _ => {}
         }
-        Ok(())
+        Ok(None)
     }
 }

@@ -103,6 +103,11 @@ impl Remuxer {
         }
     }
 
+    /// The video's parameters, once known.
+    pub fn video_config(&self) -> Option<&VideoConfig> {
+        self.video.as_ref()
+    }
+
     pub fn has_video(&self) -> bool {
         self.video.is_some()
     }
