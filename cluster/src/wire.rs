@@ -188,6 +188,8 @@ pub enum CloseReason {
     ConnectFailed,
     /// The node is stopping.
     Shutdown,
+    /// An on-demand pull source nobody watched for its idle time.
+    Idle,
     /// Sent by a newer node.
     #[serde(other)]
     Unknown,
@@ -201,6 +203,7 @@ impl CloseReason {
             CloseReason::PeerClosed => "peer_closed",
             CloseReason::ConnectFailed => "connect_failed",
             CloseReason::Shutdown => "shutdown",
+            CloseReason::Idle => "idle",
             CloseReason::Unknown => "unknown",
         }
     }
@@ -261,9 +264,13 @@ pub struct SourceOpen {
     /// RTSP: `tcp` (interleaved, the default) or `udp`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rtsp_transport: Option<String>,
-    /// Raise `no_viewers` after this long without a player (an on-demand source).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub no_viewer_secs: Option<u64>,
+    /// An on-demand source: closed after this long without a viewer (0: never).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub idle_secs: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 // Written by hand so the password never reaches a log.

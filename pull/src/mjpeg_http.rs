@@ -173,6 +173,7 @@ async fn request(t: &Target, authorization: Option<&str>, max_header: usize) -> 
             }
             Ok(httparse::Status::Partial) if buf.len() > max_header => return Err(MjpegError::HeaderTooLong(max_header)),
             Ok(httparse::Status::Partial) => {}
+            Err(httparse::Error::TooManyHeaders) => return Err(MjpegError::Malformed("the response head has more than 64 headers".into())),
             Err(e) => return Err(MjpegError::Malformed(format!("response head: {e}"))),
         }
     }
@@ -205,6 +206,16 @@ struct Pictures {
     stats: MjpegStats,
     max_picture: usize,
     max_header: usize,
+    /// The multipart reader's count of bytes outside parts, as last seen.
+    between_parts: u64,
+}
+
+/// Where a JPEG followed by other bytes ends (after its last end marker), if it starts as one.
+fn trimmed_jpeg(body: &[u8]) -> Option<usize> {
+    if !body.starts_with(&[0xff, 0xd8]) {
+        return None;
+    }
+    body.windows(2).rposition(|w| w == [0xff, 0xd9]).map(|at| at + 2).filter(|end| *end >= 4)
 }
 
 impl Pictures {
@@ -220,7 +231,7 @@ impl Pictures {
                 Some(b) => Framing::Multipart(MultipartReader::new(&b, self.max_picture, self.max_header)),
                 None => {
                     self.stats.last_problem =
-                        Some("the body starts with no delimiter line: pictures are found by their JPEG markers".into());
+                        Some("no boundary: neither the Content-Type nor the body's first line names one; pictures are found by their JPEG markers".into());
                     Framing::Markers(JpegSplitter::new(self.max_picture))
                 }
             };
@@ -235,6 +246,16 @@ impl Pictures {
                             self.stats.pictures += 1;
                             self.stats.bytes += p.body.len() as u64;
                             self.ready.push_back(p.body);
+                        }
+                        // A part without length runs to the next delimiter: what a camera left
+                        // after the picture's end marker is not the picture.
+                        Ok(p) if p.header("content-length").is_none() && trimmed_jpeg(&p.body).is_some() => {
+                            let end = trimmed_jpeg(&p.body).unwrap_or(p.body.len());
+                            self.stats.garbage_bytes += (p.body.len() - end) as u64;
+                            self.stats.last_problem = Some(format!("{} bytes after a picture's end, skipped", p.body.len() - end));
+                            self.stats.pictures += 1;
+                            self.stats.bytes += end as u64;
+                            self.ready.push_back(p.body.slice(..end));
                         }
                         Ok(p) => {
                             self.stats.not_jpeg += 1;
@@ -253,8 +274,9 @@ impl Pictures {
                         }
                     }
                 }
-                if r.garbage > self.stats.garbage_bytes {
-                    self.stats.garbage_bytes = r.garbage;
+                if r.garbage > self.between_parts {
+                    self.stats.garbage_bytes += r.garbage - self.between_parts;
+                    self.between_parts = r.garbage;
                     self.stats.last_problem = Some(format!("{} bytes outside any part, skipped", r.garbage));
                 }
             }
@@ -325,7 +347,14 @@ impl MjpegHttp {
         let mut me = Self {
             stream,
             chunked: chunked.then(Dechunker::new),
-            pictures: Pictures { framing, ready: VecDeque::new(), stats, max_picture: opts.max_picture, max_header: opts.max_header },
+            pictures: Pictures {
+                framing,
+                ready: VecDeque::new(),
+                stats,
+                max_picture: opts.max_picture,
+                max_header: opts.max_header,
+                between_parts: 0,
+            },
             buf: vec![0u8; 64 << 10].into_boxed_slice(),
         };
         me.feed_bytes(&rest)?;
@@ -336,17 +365,19 @@ impl MjpegHttp {
         &self.pictures.stats
     }
 
-    /// The next whole JPEG; an error if none comes within `stall` or the stream ends.
-    /// Cancel-safe: bytes read are kept until their pictures are taken.
+    /// The next whole JPEG; an error if none comes within `stall` (bytes that make no picture
+    /// do not count) or the stream ends. Cancel-safe: bytes read are kept until their pictures
+    /// are taken.
     pub async fn next(&mut self, stall: Duration) -> Result<Bytes, MjpegError> {
+        tokio::time::timeout(stall, self.next_picture()).await.map_err(|_| MjpegError::Stalled(stall))?
+    }
+
+    async fn next_picture(&mut self) -> Result<Bytes, MjpegError> {
         loop {
             if let Some(p) = self.pictures.ready.pop_front() {
                 return Ok(p);
             }
-            let n = tokio::time::timeout(stall, self.stream.read(&mut self.buf))
-                .await
-                .map_err(|_| MjpegError::Stalled(stall))?
-                .map_err(|e| MjpegError::Unreachable(e.to_string()))?;
+            let n = self.stream.read(&mut self.buf).await.map_err(|e| MjpegError::Unreachable(e.to_string()))?;
             if n == 0 {
                 return Err(MjpegError::Ended);
             }
@@ -383,6 +414,13 @@ mod tests {
         assert_eq!(sniff(b"\xff\xd8\xff\xe0 no delimiter\n"), None);
         assert_eq!(sniff(b"--\r\n"), None);
         assert_eq!(sniff(b"--no line end yet"), None);
+    }
+
+    #[test]
+    fn a_picture_followed_by_junk_in_its_part_is_cut_at_its_end() {
+        assert_eq!(trimmed_jpeg(b"\xff\xd8abc\xff\xd9\r\njunk"), Some(7));
+        assert_eq!(trimmed_jpeg(b"\xff\xd8abc"), None);
+        assert_eq!(trimmed_jpeg(b"junk\xff\xd9"), None);
     }
 
     #[test]

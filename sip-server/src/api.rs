@@ -647,6 +647,33 @@ async fn stream_stats(State(s): State<Arc<Shared>>, Path(stream): Path<String>) 
     Ok(Json(api.stream_stats(sess.stream_id.as_str()).await?))
 }
 
+/// `POST /sources`: a camera pulled over MJPEG-over-HTTP or RTSP as a stream.
+async fn add_source(
+    State(s): State<Arc<Shared>>,
+    body: Result<Json<crate::sources::NewSource>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult<impl IntoResponse> {
+    let new = kit::http::json_body(body)?;
+    Ok((StatusCode::CREATED, Json(crate::sources::add(&s, new).await?)))
+}
+
+async fn list_sources(State(s): State<Arc<Shared>>) -> ApiResult<impl IntoResponse> {
+    let items = crate::sources::list(&s).await?;
+    Ok(Json(json!({"items": items, "total": items.len()})))
+}
+
+async fn get_source(State(s): State<Arc<Shared>>, Path(id): Path<String>) -> ApiResult<impl IntoResponse> {
+    Ok(Json(crate::sources::get(&s, &id).await?))
+}
+
+async fn delete_source(State(s): State<Arc<Shared>>, Path(id): Path<String>) -> ApiResult<impl IntoResponse> {
+    Ok(Json(crate::sources::remove(&s, &id).await?))
+}
+
+/// `POST /sources/{id}/play`: where to watch a source, started first if it is not running.
+async fn play_source(State(s): State<Arc<Shared>>, Path(id): Path<String>) -> ApiResult<impl IntoResponse> {
+    Ok(Json(crate::sources::play(&s, &id).await?))
+}
+
 /// `GET /auth` (open): whether the console must ask for a token.
 async fn auth_info(State(s): State<Arc<Shared>>) -> impl IntoResponse {
     Json(json!({"token_required": !s.cfg.api.token.is_empty(), "node": s.me.node}))
@@ -750,6 +777,9 @@ pub fn router(shared: Arc<Shared>, feed: Arc<Feed>, token: &str) -> Router {
         .route("/api/v1/streams", get(list_streams))
         .route("/api/v1/streams/{id}", get(get_stream).delete(delete_stream))
         .route("/api/v1/streams/{id}/stats", get(stream_stats))
+        .route("/api/v1/sources", get(list_sources).post(add_source))
+        .route("/api/v1/sources/{id}", get(get_source).delete(delete_source))
+        .route("/api/v1/sources/{id}/play", post(play_source))
         .route("/api/v1/cluster", get(crate::cluster_view::nodes))
         .route("/api/v1/cluster/streams", get(crate::cluster_view::streams))
         .with_state(shared.clone())

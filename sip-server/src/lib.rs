@@ -29,6 +29,7 @@ pub mod records;
 pub mod registrar;
 pub mod rpc;
 pub mod server;
+pub mod sources;
 pub mod stateless;
 pub mod subscriptions;
 

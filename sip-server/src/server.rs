@@ -235,6 +235,7 @@ pub async fn start(cfg: SipConfig, store: Arc<dyn Store>, shutdown: Cancellation
     tokio::spawn(presence_sweeper(shared.clone(), shutdown.clone()));
     tokio::spawn(crate::subscriptions::run(shared.clone(), shutdown.clone()));
     tokio::spawn(crate::pictures::run(shared.clone(), shutdown.clone()));
+    tokio::spawn(crate::sources::run(shared.clone(), shutdown.clone()));
     tokio::spawn(catalog_timeouts(shared.clone(), shutdown.clone()));
     spawn_node_commands(shared.clone(), shutdown.clone()).await?;
     crate::play::watch::spawn(shared.clone(), shutdown.clone()).await?;

@@ -158,9 +158,6 @@ impl Node {
         // The node connects out to the camera: a TCP-active stream without a port of its own.
         let mut entry = StreamEntry::new(&pulled.open.stream_id, Transport::TcpActive, 0, None, hub, self.shutdown.child_token());
         entry.pull = Some(pulled.clone());
-        if let Some(secs) = pulled.open.no_viewer_secs {
-            entry.no_viewer_secs.store(secs, Ordering::Relaxed);
-        }
         let entry = Arc::new(entry);
         self.insert(&entry)?;
         tokio::spawn(run(self.clone(), entry.clone(), pulled.clone()));
@@ -181,8 +178,34 @@ impl Node {
     }
 }
 
-/// Pulls until the stream is closed, reconnecting with backoff.
+/// Pulls until the stream is closed (or, on demand, left unwatched for its idle time).
 async fn run(node: Arc<Node>, entry: Arc<StreamEntry>, pulled: Arc<Pulled>) {
+    let idle = Duration::from_secs(pulled.open.idle_secs);
+    let reason = tokio::select! {
+        _ = pull_with_retries(&node, &entry, &pulled) => CloseReason::Api,
+        _ = unwatched_for(&entry, idle), if !idle.is_zero() => CloseReason::Idle,
+    };
+    if reason == CloseReason::Idle {
+        tracing::info!(stream = %entry.id, ?idle, "on-demand source closed: nobody watched it");
+    }
+    node.finish(&entry, reason);
+}
+
+/// Resolves once nobody has wanted the stream for `idle`.
+async fn unwatched_for(entry: &StreamEntry, idle: Duration) {
+    let mut since = Instant::now();
+    loop {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        if entry.wanted() {
+            since = Instant::now();
+        } else if since.elapsed() >= idle {
+            return;
+        }
+    }
+}
+
+/// Pulls until the stream is cancelled, reconnecting with backoff.
+async fn pull_with_retries(node: &Arc<Node>, entry: &Arc<StreamEntry>, pulled: &Arc<Pulled>) {
     let cfg = &node.cfg;
     let max_backoff = Duration::from_secs(cfg.source_retry_max_secs.max(1));
     let mut backoff = Duration::from_secs(1);
@@ -196,7 +219,7 @@ async fn run(node: Arc<Node>, entry: Arc<StreamEntry>, pulled: Arc<Pulled>) {
             s.retry_in_ms = None;
         });
         let began = Instant::now();
-        let session = Session { node: &node, entry: &entry, pulled: &pulled, meter: Meter::new(), playing: false };
+        let session = Session { node, entry, pulled, meter: Meter::new(), playing: false };
         let ended = tokio::select! {
             _ = entry.cancel.cancelled() => break,
             e = session.pull(&mut remux, &mut totals) => e,
@@ -219,7 +242,6 @@ async fn run(node: Arc<Node>, entry: Arc<StreamEntry>, pulled: Arc<Pulled>) {
         backoff = (backoff * 2).min(max_backoff);
         remux.discontinuity();
     }
-    node.finish(&entry, CloseReason::Api);
 }
 
 /// Frames and bytes a second, for the stream's statistics.

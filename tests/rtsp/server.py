@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """An RTSP server standing in for a Hikvision / Dahua NVR in the NVR pusher's tests.
 
-Serves live test video (H.264 or H.265, with G.711 A-law or AAC) at the vendors' live and playback
+Serves live test video (H.264, H.265 or JPEG, with G.711 A-law or AAC) at the vendors' live and playback
 paths, with digest authentication, from GStreamer's RTSP server (gir1.2-gst-rtsp-server-1.0).
 
     /usr/bin/python3 tests/rtsp/server.py --port 8554 --user admin --password 12345 [--codec h265]
@@ -26,7 +26,12 @@ def launch(codec: str, audio: str, size: str, pattern: str, kbps: int, frames: i
     limit = f" num-buffers={frames}" if frames else ""
     video = f"videotestsrc is-live=true pattern={pattern}{limit} ! video/x-raw,width={width},height={height},framerate=25/1 ! "
     rate = f" bitrate={kbps}" if kbps else ""
-    if codec == "h265":
+    if codec == "jpeg":
+        # RFC 2435 JPEG, as MJPEG cameras send it over RTSP (4:2:0: the payload format has no
+        # 4:4:4, which videotestsrc's default would give).
+        video = video.replace("video/x-raw,", "video/x-raw,format=I420,")
+        video += "jpegenc quality=70 ! rtpjpegpay name=pay0 pt=26"
+    elif codec == "h265":
         video += f"x265enc tune=zerolatency key-int-max=25{rate} ! video/x-h265,profile=main ! rtph265pay name=pay0 pt=96 config-interval=-1"
     else:
         # (vbv-buf-capacity in ms: keeps a noisy picture near the bit rate asked for.)
@@ -47,7 +52,7 @@ def main() -> int:
     ap.add_argument("--port", type=int, required=True)
     ap.add_argument("--user", default="admin")
     ap.add_argument("--password", default="12345")
-    ap.add_argument("--codec", choices=["h264", "h265"], default="h264")
+    ap.add_argument("--codec", choices=["h264", "h265", "jpeg"], default="h264")
     ap.add_argument("--audio", choices=["pcma", "aac", "none"], default="pcma")
     ap.add_argument("--no-audio", action="store_true", help="the same as --audio none")
     # For the benchmark: a bigger, noisier picture at a set bit rate (clients of a path share

@@ -182,6 +182,38 @@ impl MediaApi<'_> {
     }
 }
 
+impl MediaApi<'_> {
+    /// Starts pulling a source on the node (the same request again answers the running one).
+    pub async fn open_source(&self, open: &cluster::wire::SourceOpen) -> Result<cluster::wire::SourceStatus, PlayError> {
+        let body = serde_json::to_string(open).map_err(|e| PlayError::Internal(e.to_string()))?;
+        let r = self.call("POST", "/api/v1/sources", Some(&body)).await?;
+        match r.status {
+            200..=299 => serde_json::from_slice(&r.body).map_err(|e| self.fail(format!("source answer unreadable: {e}"))),
+            400 => Err(PlayError::BadRequest(r.error_message())),
+            s => Err(self.fail(format!("source open answered {s}: {}", r.error_message()))),
+        }
+    }
+
+    /// The node's pull sources and their state.
+    pub async fn sources(&self) -> Result<Vec<cluster::wire::SourceStatus>, PlayError> {
+        let r = self.call("GET", "/api/v1/sources", None).await?;
+        if !r.ok() {
+            return Err(self.fail(format!("sources answered {}: {}", r.status, r.error_message())));
+        }
+        serde_json::from_slice(&r.body).map_err(|e| self.fail(format!("sources unreadable: {e}")))
+    }
+
+    /// Stops a pull source; `Ok(false)` when it was not there.
+    pub async fn close_source(&self, stream_id: &str) -> Result<bool, PlayError> {
+        let r = self.call("DELETE", &format!("/api/v1/sources/{stream_id}"), None).await?;
+        match r.status {
+            200..=299 => Ok(true),
+            404 => Ok(false),
+            s => Err(self.fail(format!("source close answered {s}: {}", r.error_message()))),
+        }
+    }
+}
+
 /// Where players find a stream on `node`.
 /// A snapshot may wait for the stream's first key frame (5 s) and a decode.
 const SNAPSHOT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(12);

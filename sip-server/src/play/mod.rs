@@ -136,6 +136,12 @@ pub enum PlayError {
     /// The Store did not answer (Redis down or failing over).
     #[error("store unavailable: {0}")]
     Store(String),
+    /// A thing other than a play session that is not there (a pull source).
+    #[error("{0} not found")]
+    NotFound(String),
+    /// A thing to be created that already is.
+    #[error("{0} already exists")]
+    Exists(String),
     #[error("{0}")]
     Internal(String),
 }
@@ -145,7 +151,8 @@ impl PlayError {
         match self {
             PlayError::BadRequest(_) => StatusCode::BAD_REQUEST,
             PlayError::DeviceUnknown(_) | PlayError::ChannelUnknown { .. } | PlayError::NoSession(_) => StatusCode::NOT_FOUND,
-            PlayError::DeviceOffline(_) => StatusCode::CONFLICT,
+            PlayError::NotFound(_) => StatusCode::NOT_FOUND,
+            PlayError::DeviceOffline(_) | PlayError::Exists(_) => StatusCode::CONFLICT,
             PlayError::NoMediaNode(_) | PlayError::Busy(_) | PlayError::SsrcExhausted(_) | PlayError::Store(_) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
@@ -188,6 +195,8 @@ impl PlayError {
             PlayError::Busy(_) => "busy",
             PlayError::SsrcExhausted(_) => "ssrc_exhausted",
             PlayError::Store(_) => "store_unavailable",
+            PlayError::NotFound(_) => "not_found",
+            PlayError::Exists(_) => "exists",
             PlayError::Internal(_) => "internal",
         }
     }
