@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 use media::multipart::{boundary_of, MultipartReader};
 use serde_json::{json, Value};
 use support::rtsp::RtspServer;
-use support::{eventually, ffprobe_frames, get_json, MediaProc};
-use testkit::free_port;
+use support::{eventually, ffprobe_frames, get_json, MediaProc, SipProc};
+use testkit::{free_port, RedisServer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// A child process killed on drop.
@@ -429,4 +429,85 @@ async fn bad_mjpeg_input_is_reported_and_memory_stays_bounded() {
     assert!(rss_kib(node.pid()).saturating_sub(before) < 48 << 10);
     // The node is still fine.
     assert_eq!(get_json(&node.url("/healthz")).await.0, 200);
+}
+
+async fn api_source(sip: &SipProc, id: &str) -> Value {
+    get_json(&sip.api(&format!("/api/v1/sources/{id}"))).await.1
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sources_api_places_sources_moves_them_when_their_node_dies_and_starts_them_on_demand() {
+    let redis = RedisServer::start().expect("redis-server must be installed");
+    let url = redis.url();
+    let sip = SipProc::start(Some(&url), &[]);
+    let media_env = [("GBC_STREAM__HEARTBEAT_SECS", "1"), ("GBC_STREAM__HEARTBEAT_TTL_SECS", "2")];
+    let mut nodes = vec![MediaProc::start(Some(&url), &media_env), MediaProc::start(Some(&url), &media_env)];
+    let gst_port = free_port();
+    let _gst = gst_mjpeg_server(gst_port);
+    let client = reqwest::Client::new();
+    let live = eventually(Duration::from_secs(10), || async {
+        get_json(&sip.api("/api/v1/cluster")).await.1["media"].as_array().is_some_and(|a| a.len() >= 2)
+    })
+    .await;
+    assert!(live, "two media nodes: {}", get_json(&sip.api("/api/v1/cluster")).await.1);
+
+    // Always on: placed at once, credentials kept but never answered.
+    let body = json!({"stream_id": "yard", "name": "Yard", "url": format!("http://127.0.0.1:{gst_port}/"), "username": "admin", "password": "12345"});
+    let r = client.post(sip.api("/api/v1/sources")).json(&body).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 201);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!((v["has_password"].as_bool(), v["mode"].as_str()), (Some(true), Some("always_on")), "{v}");
+    assert!(!v.to_string().contains("12345"), "{v}");
+    let r = client.post(sip.api("/api/v1/sources")).json(&body).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 409, "the same id again");
+    let r = client.post(sip.api("/api/v1/sources")).json(&json!({"url": "ftp://cam/"})).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    let playing = |v: &Value| v["status"]["state"] == "playing" && v["status"]["pictures"].as_u64() > Some(2);
+    assert!(eventually(Duration::from_secs(15), || async { playing(&api_source(&sip, "yard").await) }).await);
+    let v = api_source(&sip, "yard").await;
+    let first = v["node"].as_str().unwrap().to_owned();
+    let parts = mjpeg_parts(v["urls"]["mjpeg"].as_str().unwrap(), 2).await;
+    assert_eq!(size_of(&parts[1].1), (320, 240));
+    let listed = get_json(&sip.api("/api/v1/sources")).await.1;
+    assert_eq!(listed["total"], 1, "{listed}");
+    assert!(!listed.to_string().contains("12345"));
+
+    // Its node dies: the source is placed on the other and plays again.
+    let at = nodes.iter().position(|n| format!("media-{}", n.http_port) == first).expect("the node named");
+    nodes[at].kill();
+    let moved = eventually(Duration::from_secs(20), || async {
+        let v = api_source(&sip, "yard").await;
+        v["node"].as_str().is_some_and(|n| n != first) && playing(&v)
+    })
+    .await;
+    let v = api_source(&sip, "yard").await;
+    assert!(moved, "not moved: {v}");
+    assert_eq!(v["moves"], 1, "{v}");
+    let survivor = &nodes[1 - at];
+
+    // On demand: nothing runs until a player asks, then it closes when unwatched.
+    let body = json!({"stream_id": "gate", "url": format!("http://admin:12345@127.0.0.1:{gst_port}/"), "mode": "on_demand", "idle_secs": 5, "h264": true});
+    assert_eq!(client.post(sip.api("/api/v1/sources")).json(&body).send().await.unwrap().status().as_u16(), 201);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let v = api_source(&sip, "gate").await;
+    assert!(v["node"].is_null() && v["status"].is_null(), "on demand, not asked yet: {v}");
+    let r = client.post(sip.api("/api/v1/sources/gate/play")).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let v: Value = r.json().await.unwrap();
+    let flv_url = v["urls"]["http_flv"].as_str().expect("urls once placed").to_owned();
+    let flv = flv_for(&flv_url, 4).await;
+    let streams = ffprobe_frames(flv.to_str().unwrap(), &[]);
+    assert_eq!(streams.first().map(|s| (s.0.as_str(), s.1, s.2)), Some(("h264", 320, 240)), "{streams:?}");
+    let closed = eventually(Duration::from_secs(20), || async {
+        let v = api_source(&sip, "gate").await;
+        v["node"].is_null() && v["status"].is_null()
+    })
+    .await;
+    assert!(closed, "an unwatched on-demand source closes: {}", api_source(&sip, "gate").await);
+    assert!(survivor.log_text().contains("nobody watched it"));
+
+    // Deleted: gone from the API and from its node.
+    assert_eq!(client.delete(sip.api("/api/v1/sources/yard")).send().await.unwrap().status().as_u16(), 200);
+    assert_eq!(get_json(&sip.api("/api/v1/sources/yard")).await.0, 404);
+    assert!(eventually(Duration::from_secs(5), || async { get_json(&survivor.url("/api/v1/sources/yard")).await.0 == 404 }).await);
 }
