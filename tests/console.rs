@@ -689,6 +689,78 @@ async fn console_saves_pictures_from_a_tile_and_shows_them_in_the_gallery() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn console_adds_watches_and_deletes_pull_sources() {
+    let redis = RedisServer::start().expect("redis-server");
+    let url = redis.url();
+    let sip = SipProc::start(Some(&url), &[]);
+    let _media = MediaProc::start(Some(&url), &[]);
+    let gst_port = testkit::free_port();
+    let _gst = support::mjpeg::gst_server(gst_port, 10);
+    let rtsp = support::rtsp::RtspServer::start_with(testkit::free_port(), "h264", "none", &[]);
+    assert!(
+        eventually(Duration::from_secs(10), || async { get_json(&sip.api("/api/v1/cluster")).await.1["media"].as_array().is_some_and(|a| !a.is_empty()) }).await
+    );
+    let chromium = Chromium::start();
+    let mut page = open_without_token(&chromium, &sip).await;
+    page.eval("location.hash = '#/sources'").await;
+    assert_eq!(page.wait_for("!!document.getElementById('source-form')", Duration::from_secs(5)).await, Value::Bool(true));
+
+    // Added from the form as an operator types it: an MJPEG camera behind basic auth.
+    let add = |url: String, id: &str, user: &str, password: &str| {
+        format!(
+            "(() => {{ const f = document.getElementById('source-form'); const set = (n, v) => f.querySelector(`[name=${{n}}]`).value = v;
+               set('url', {url:?}); set('name', 'Camera ' + {id:?}); set('stream_id', {id:?}); set('username', {user:?}); set('password', {password:?});
+               f.requestSubmit(); return true; }})()"
+        )
+    };
+    page.eval(&add(format!("http://127.0.0.1:{gst_port}/"), "yard", "admin", "12345")).await;
+    let state = |id: &str| format!("document.querySelector('#sources-list tr[data-source=\"{id}\"] .badge')?.dataset.state");
+    let playing = page.wait_for(&format!("{} === 'playing'", state("yard")), Duration::from_secs(15)).await;
+    assert_eq!(playing, Value::Bool(true), "{}", page.eval("document.getElementById('sources-list').innerText").await);
+    page.eval("document.querySelector('#sources-list tr[data-source=\"yard\"] button').click()").await;
+    let shown = page.wait_for("document.querySelector('.source-viewer img.source-picture')?.naturalWidth", Duration::from_secs(10)).await;
+    assert_eq!(shown, Value::from(320), "the camera's pictures in an <img>");
+    page.screenshot("console_sources_mjpeg").await;
+
+    // An RTSP camera (credentials in its URL): its H.264 decodes in the page's <video>.
+    let rtsp_url = format!("rtsp://{}:{}@127.0.0.1:{}/Streaming/Channels/101", support::rtsp::USER, support::rtsp::PASSWORD, rtsp.port);
+    page.eval(&add(rtsp_url, "gate", "", "")).await;
+    let playing = page.wait_for(&format!("{} === 'playing'", state("gate")), Duration::from_secs(15)).await;
+    assert_eq!(
+        playing,
+        Value::Bool(true),
+        "{} / {}",
+        page.eval("document.getElementById('sources-list').innerText").await,
+        page.eval("document.getElementById('sources-status').textContent").await
+    );
+    page.eval("document.querySelector('#sources-list tr[data-source=\"gate\"] button').click()").await;
+    let t0 = page.wait_for("(v => v && v.currentTime > 0.5 && v.currentTime)(document.querySelector('.source-viewer video'))", Duration::from_secs(20)).await;
+    assert!(t0.as_f64().is_some(), "the RTSP camera decodes: {}", page.eval("document.getElementById('sources-status').textContent").await);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let t1 = js(&mut page, "document.querySelector('.source-viewer video').currentTime").await.as_f64().unwrap_or(0.0);
+    assert!(t1 >= t0.as_f64().unwrap() + 1.0, "currentTime moves: {t0} then {t1}");
+    assert_eq!(js(&mut page, "document.querySelector('.source-viewer video').videoWidth").await, Value::from(640));
+    page.screenshot("console_sources_rtsp").await;
+
+    // A camera that cannot be reached says so in its row.
+    page.eval(&add(format!("http://127.0.0.1:{}/video.mjpg", testkit::free_port()), "gone", "", "")).await;
+    let says = page
+        .wait_for("document.querySelector('#sources-list tr[data-source=\"gone\"] .trouble')?.textContent.includes('unreachable')", Duration::from_secs(15))
+        .await;
+    assert_eq!(says, Value::Bool(true), "{}", page.eval("document.getElementById('sources-list').innerText").await);
+    let text = page.eval("document.body.innerText").await;
+    let text = text.as_str().unwrap_or_default();
+    assert!(!text.contains("12345") && !text.contains(support::rtsp::PASSWORD), "a password on the page");
+    page.screenshot("console_sources").await;
+
+    // Deleted from its row.
+    page.eval("window.confirm = () => true; [...document.querySelectorAll('#sources-list tr[data-source=\"yard\"] button')].find(b => b.textContent === 'Delete').click()").await;
+    let gone = page.wait_for("!document.querySelector('#sources-list tr[data-source=\"yard\"]')", Duration::from_secs(10)).await;
+    assert_eq!(gone, Value::Bool(true));
+    assert_eq!(get_json(&sip.api("/api/v1/sources/yard")).await.0, 404);
+}
+
 /// Figure for docs/benchmarks.md (`scripts/bench-console`): from the click on a channel to the
 /// first frame the page's `<video>` presents (`requestVideoFrameCallback`), cold each time (the
 /// session closed in between, so it includes the INVITE), over fMP4; gbsim's clip has a 1 s GOP.

@@ -9,7 +9,7 @@
 
 mod support;
 
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -20,44 +20,12 @@ use support::{eventually, ffprobe_frames, get_json, MediaProc, SipProc};
 use testkit::{free_port, RedisServer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// A child process killed on drop.
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+fn ffmpeg_mjpeg_server(port: u16) -> support::mjpeg::Killed {
+    support::mjpeg::ffmpeg_server(port)
 }
 
-/// ffmpeg's `mpjpeg` muxer serving one client over HTTP (`-listen 1`), 320×240 at 10 fps.
-fn ffmpeg_mjpeg_server(port: u16) -> Killed {
-    let child = Command::new("ffmpeg")
-        .args(["-v", "error", "-re", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=10", "-q:v", "5"])
-        .args(["-f", "mpjpeg", "-listen", "1"])
-        .arg(format!("http://127.0.0.1:{port}/cam.mjpg"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("ffmpeg must be installed");
-    Killed(child)
-}
-
-/// GStreamer's `multipartmux` behind basic auth (tests/mjpeg/gst_server.py), 320×240 at 10 fps.
-fn gst_mjpeg_server(port: u16) -> Killed {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/mjpeg/gst_server.py");
-    let mut child = Command::new("/usr/bin/python3")
-        .args([script, "--port", &port.to_string(), "--user", "admin", "--password", "12345"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("python3 with gi (python3-gi, gstreamer1.0-plugins-good) must be installed");
-    let mut line = String::new();
-    let _ = std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut line);
-    assert_eq!(line.trim(), "ready", "the GStreamer MJPEG server did not start");
-    Killed(child)
+fn gst_mjpeg_server(port: u16) -> support::mjpeg::Killed {
+    support::mjpeg::gst_server(port, 10)
 }
 
 /// Three small JPEGs of different colours, by ffmpeg.

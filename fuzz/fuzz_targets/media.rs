@@ -23,8 +23,10 @@ fuzz_target!(|data: &[u8]| {
     for piece in data.chunks(97) {
         for jpeg in split.push(piece) {
             assert!(jpeg.len() <= 1026 + 97 && jpeg.starts_with(&[0xff, 0xd8]) && jpeg.ends_with(&[0xff, 0xd9]));
+            let _ = media::jpeg::dimensions(&jpeg);
         }
     }
+    let _ = media::jpeg::dimensions(data);
     // Any bytes as a decoder configuration record.
     let _ = parameter_sets(Codec::H264, rest);
     let _ = parameter_sets(Codec::H265, rest);

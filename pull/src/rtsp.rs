@@ -23,12 +23,12 @@ use crate::remux::{audio_config, Remuxer};
 /// Why a pull could not start or stopped.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SourceError {
-    #[error("NVR unreachable: {0}")]
+    #[error("RTSP server unreachable: {0}")]
     Unreachable(String),
-    #[error("NVR login failed: {0}")]
+    #[error("RTSP login failed: {0}")]
     Auth(String),
     /// The device refused the URL (no such channel, no recording at that time).
-    #[error("NVR refused the stream: {0}")]
+    #[error("the RTSP server refused the stream: {0}")]
     Refused(String),
     #[error("no usable video: {0}")]
     NoVideo(String),
@@ -70,6 +70,17 @@ pub struct RtspOptions {
     pub transport: RtspTransport,
     /// JPEG video is taken (its frames are given out as pictures), not only H.264/H.265.
     pub allow_jpeg: bool,
+}
+
+/// The URL without credentials (retina refuses them in it) and the credentials to use: those
+/// given apart, else the URL's own (percent-decoded).
+fn split_credentials(url: &str, user: &str, password: &str) -> Result<(url::Url, String, String), SourceError> {
+    let mut parsed = url::Url::parse(url).map_err(|e| SourceError::Refused(format!("bad RTSP URL: {e}")))?;
+    let decode = |s: &str| url::form_urlencoded::parse(format!("x={s}").as_bytes()).next().map(|(_, v)| v.into_owned()).unwrap_or_default();
+    let (in_user, in_password) = (decode(parsed.username()), parsed.password().map(decode).unwrap_or_default());
+    let _ = parsed.set_username("");
+    let _ = parsed.set_password(None);
+    Ok(if user.is_empty() { (parsed, in_user, in_password) } else { (parsed, user.to_owned(), password.to_owned()) })
 }
 
 /// A pull that is playing.
@@ -115,8 +126,8 @@ impl RtspSource {
         remux: &mut Remuxer,
     ) -> Result<(Self, SourceInfo), SourceError> {
         let timeout = opts.timeout;
-        let parsed = url::Url::parse(url).map_err(|e| SourceError::Refused(format!("bad RTSP URL {url:?}: {e}")))?;
-        let creds = (!user.is_empty()).then(|| Credentials { username: user.to_owned(), password: password.to_owned() });
+        let (parsed, user, password) = split_credentials(url, user, password)?;
+        let creds = (!user.is_empty()).then(|| Credentials { username: user, password });
         let session_opts = SessionOptions::default().creds(creds).user_agent(concat!("gbcluster/", env!("CARGO_PKG_VERSION")).to_owned());
         let step = |what: &'static str| move |_| SourceError::Unreachable(format!("{what}: no answer within {timeout:?}"));
         let mut session =
@@ -216,5 +227,19 @@ impl RtspSource {
             _ => {}
         }
         Ok(None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_come_out_of_the_url() {
+        let (u, user, pw) = split_credentials("rtsp://ad%40min:p%3Aw@10.0.0.2:554/Streaming/Channels/101", "", "").unwrap();
+        assert_eq!((u.as_str(), user.as_str(), pw.as_str()), ("rtsp://10.0.0.2:554/Streaming/Channels/101", "ad@min", "p:w"));
+        let (u, user, pw) = split_credentials("rtsp://x:y@cam/live", "admin", "secret").unwrap();
+        assert_eq!((u.as_str(), user.as_str(), pw.as_str()), ("rtsp://cam/live", "admin", "secret"));
+        assert!(split_credentials("not a url", "", "").is_err());
     }
 }

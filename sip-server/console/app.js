@@ -1,5 +1,5 @@
 // The console's shell: sign-in, the page router (#/devices, #/live, #/recordings, #/gallery, #/alarms,
-// #/map, #/cluster, #/lpr, #/nvr),
+// #/map, #/sources, #/cluster, #/lpr, #/nvr),
 // the cluster's event stream (re-dispatched on `window` as `gbc:presence`, `gbc:play`,
 // `gbc:stream`, `gbc:lpr`, `gbc:alarm`, `gbc:position`, `gbc:resync`; actions of the pages use other names), and messages.
 
@@ -13,9 +13,10 @@ import * as map from './map.js';
 import * as cluster from './cluster.js';
 import * as lpr from './lpr.js';
 import * as nvr from './nvr.js';
+import * as sources from './sources.js';
 
 const $ = (id) => document.getElementById(id);
-const pages = { devices, live, recordings, gallery, alarms, map, cluster, lpr, nvr };
+const pages = { devices, live, recordings, gallery, alarms, map, sources, cluster, lpr, nvr };
 let started = false;
 let events = null;
 

@@ -25,6 +25,7 @@ const ASSETS: &[(&str, &str, &[u8])] = &[
     ("cluster.js", "text/javascript; charset=utf-8", include_bytes!("../console/cluster.js")),
     ("lpr.js", "text/javascript; charset=utf-8", include_bytes!("../console/lpr.js")),
     ("nvr.js", "text/javascript; charset=utf-8", include_bytes!("../console/nvr.js")),
+    ("sources.js", "text/javascript; charset=utf-8", include_bytes!("../console/sources.js")),
     ("favicon.svg", "image/svg+xml", include_bytes!("../console/favicon.svg")),
 ];
 

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod cdp;
+pub mod mjpeg;
 pub mod rtsp;
 
 use std::net::SocketAddr;
