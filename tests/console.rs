@@ -699,7 +699,10 @@ async fn console_adds_watches_and_deletes_pull_sources() {
     let _gst = support::mjpeg::gst_server(gst_port, 10);
     let rtsp = support::rtsp::RtspServer::start_with(testkit::free_port(), "h264", "none", &[]);
     assert!(
-        eventually(Duration::from_secs(10), || async { get_json(&sip.api("/api/v1/cluster")).await.1["media"].as_array().is_some_and(|a| !a.is_empty()) }).await
+        eventually(Duration::from_secs(10), || async {
+            get_json(&sip.api("/api/v1/cluster")).await.1["media"].as_array().is_some_and(|a| !a.is_empty())
+        })
+        .await
     );
     let chromium = Chromium::start();
     let mut page = open_without_token(&chromium, &sip).await;
@@ -735,7 +738,12 @@ async fn console_adds_watches_and_deletes_pull_sources() {
         page.eval("document.getElementById('sources-status').textContent").await
     );
     page.eval("document.querySelector('#sources-list tr[data-source=\"gate\"] button').click()").await;
-    let t0 = page.wait_for("(v => v && v.currentTime > 0.5 && v.currentTime)(document.querySelector('.source-viewer video'))", Duration::from_secs(20)).await;
+    let t0 = page
+        .wait_for(
+            "(v => v && v.currentTime > 0.5 && v.currentTime)(document.querySelector('.source-viewer video'))",
+            Duration::from_secs(20),
+        )
+        .await;
     assert!(t0.as_f64().is_some(), "the RTSP camera decodes: {}", page.eval("document.getElementById('sources-status').textContent").await);
     tokio::time::sleep(Duration::from_secs(2)).await;
     let t1 = js(&mut page, "document.querySelector('.source-viewer video').currentTime").await.as_f64().unwrap_or(0.0);
@@ -746,7 +754,10 @@ async fn console_adds_watches_and_deletes_pull_sources() {
     // A camera that cannot be reached says so in its row.
     page.eval(&add(format!("http://127.0.0.1:{}/video.mjpg", testkit::free_port()), "gone", "", "")).await;
     let says = page
-        .wait_for("document.querySelector('#sources-list tr[data-source=\"gone\"] .trouble')?.textContent.includes('unreachable')", Duration::from_secs(15))
+        .wait_for(
+            "document.querySelector('#sources-list tr[data-source=\"gone\"] .trouble')?.textContent.includes('unreachable')",
+            Duration::from_secs(15),
+        )
         .await;
     assert_eq!(says, Value::Bool(true), "{}", page.eval("document.getElementById('sources-list').innerText").await);
     let text = page.eval("document.body.innerText").await;

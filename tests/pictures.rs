@@ -11,7 +11,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use support::cdp::Chromium;
-use support::{fixture, MediaProc};
+use support::{children, cpu_secs, fixture, MediaProc};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 fn source(name: &str) -> gbsim::media::MediaSource {
@@ -209,27 +209,6 @@ async fn a_channel_snapshot_plays_it_for_the_moment_it_takes_or_uses_its_play() 
     // A channel the device does not have.
     let r = reqwest::get(sip.api(&format!("/api/v1/devices/{dev}/channels/34020000001310009999/snapshot"))).await.unwrap();
     assert_eq!(r.status().as_u16(), 404);
-}
-
-/// CPU seconds (user + system) a process and its children that exited have used, by /proc.
-fn cpu_secs(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let fields: Vec<&str> = stat.rsplit_once(')').map(|(_, r)| r.split_whitespace().collect()).unwrap_or_default();
-    let tick = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    (tick(11) + tick(12)) / 100.0
-}
-
-/// Children of `pid` (the MJPEG encoders).
-fn children(pid: u32) -> Vec<u32> {
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()))
-        .filter(|p| {
-            let stat = std::fs::read_to_string(format!("/proc/{p}/stat")).unwrap_or_default();
-            stat.rsplit_once(')').and_then(|(_, r)| r.split_whitespace().nth(1)).and_then(|v| v.parse::<u32>().ok()) == Some(pid)
-        })
-        .collect()
 }
 
 /// Figure for docs/benchmarks.md: CPU of the media node and of the stream's one encoder with 1

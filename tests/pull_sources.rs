@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use media::multipart::{boundary_of, MultipartReader};
 use serde_json::{json, Value};
 use support::rtsp::RtspServer;
-use support::{eventually, ffprobe_frames, get_json, MediaProc, SipProc};
+use support::{cpu_secs, eventually, ffprobe_frames, get_json, MediaProc, SipProc};
 use testkit::{free_port, RedisServer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -98,6 +98,7 @@ impl Camera {
             "/bad" => Self::bad(&mut conn, &pictures).await,
             "/noboundary" => Self::no_boundary(&mut conn).await,
             "/endless" => Self::endless(&mut conn).await,
+            "/fast" => Self::fast(&mut conn, &pictures).await,
             _ => conn.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n").await,
         };
     }
@@ -147,6 +148,26 @@ impl Camera {
             conn.write_all(p).await?;
             conn.write_all(b"\r\n").await?;
             tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Ok(())
+    }
+
+    /// The pictures in turn at 10 fps, each part with its length, as most cameras send.
+    async fn fast(conn: &mut tokio::net::TcpStream, pictures: &[Vec<u8>]) -> std::io::Result<()> {
+        conn.write_all(b"HTTP/1.0 200 OK\r\nContent-Type: multipart/x-mixed-replace; boundary=frame\r\n\r\n").await?;
+        let parts: Vec<Vec<u8>> = pictures
+            .iter()
+            .map(|p| {
+                let mut part = format!("--frame\r\nContent-Type: image/jpeg\r\nContent-Length: {}\r\n\r\n", p.len()).into_bytes();
+                part.extend_from_slice(p);
+                part.extend_from_slice(b"\r\n");
+                part
+            })
+            .collect();
+        let mut tick = tokio::time::interval(Duration::from_millis(100));
+        for part in parts.iter().cycle() {
+            tick.tick().await;
+            conn.write_all(part).await?;
         }
         Ok(())
     }
@@ -409,7 +430,7 @@ async fn the_sources_api_places_sources_moves_them_when_their_node_dies_and_star
     let url = redis.url();
     let sip = SipProc::start(Some(&url), &[]);
     let media_env = [("GBC_STREAM__HEARTBEAT_SECS", "1"), ("GBC_STREAM__HEARTBEAT_TTL_SECS", "2")];
-    let mut nodes = vec![MediaProc::start(Some(&url), &media_env), MediaProc::start(Some(&url), &media_env)];
+    let mut nodes = [MediaProc::start(Some(&url), &media_env), MediaProc::start(Some(&url), &media_env)];
     let gst_port = free_port();
     let _gst = gst_mjpeg_server(gst_port);
     let client = reqwest::Client::new();
@@ -478,4 +499,78 @@ async fn the_sources_api_places_sources_moves_them_when_their_node_dies_and_star
     assert_eq!(client.delete(sip.api("/api/v1/sources/yard")).send().await.unwrap().status().as_u16(), 200);
     assert_eq!(get_json(&sip.api("/api/v1/sources/yard")).await.0, 404);
     assert!(eventually(Duration::from_secs(5), || async { get_json(&survivor.url("/api/v1/sources/yard")).await.0 == 404 }).await);
+}
+
+/// Figure for docs/benchmarks.md: the media node's CPU per MJPEG-over-HTTP source passed
+/// through (640×480 pictures of about 40 KB at 10 fps), with no viewer and with one MJPEG
+/// viewer each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a benchmark: cargo test -p gbcluster --test pull_sources bench_ -- --ignored --nocapture"]
+async fn bench_cpu_per_mjpeg_source_passed_through() {
+    let sources: usize = std::env::var("SOURCES").ok().and_then(|v| v.parse().ok()).unwrap_or(20);
+    // Two seconds of a moving scene (a still one would flatter the H.264 encoder).
+    let out = Command::new("ffmpeg")
+        .args(["-v", "error", "-f", "lavfi", "-i", "testsrc2=size=640x480:rate=10", "-frames:v", "20", "-q:v", "4"])
+        .args(["-f", "image2pipe", "-c:v", "mjpeg", "-"])
+        .output()
+        .expect("ffmpeg");
+    let pictures: Vec<Vec<u8>> = media::jpeg::JpegSplitter::new(1 << 20).push(&out.stdout).into_iter().map(|b| b.to_vec()).collect();
+    assert_eq!(pictures.len(), 20);
+    let picture_kb = out.stdout.len() / 1024 / pictures.len();
+    let cam = Camera::start(pictures).await;
+    let node = MediaProc::start(None, &[("RUST_LOG", "warn")]);
+    for i in 0..sources {
+        open_source(&node, json!({"stream_id": format!("s{i}"), "url": cam.url("/fast")})).await;
+    }
+    for i in 0..sources {
+        wait_playing(&node, &format!("s{i}"), 5, 0).await;
+    }
+    for viewers in [false, true] {
+        let got = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let cancel = tokio_util::sync::CancellationToken::new();
+        if viewers {
+            for i in 0..sources {
+                let (url, got, cancel) = (node.url(&format!("/live/s{i}.mjpeg")), got.clone(), cancel.clone());
+                tokio::spawn(async move {
+                    let mut r = reqwest::get(url).await.unwrap();
+                    loop {
+                        tokio::select! {
+                            _ = cancel.cancelled() => return,
+                            c = r.chunk() => match c { Ok(Some(c)) => { got.fetch_add(c.len() as u64, std::sync::atomic::Ordering::Relaxed); } _ => return },
+                        }
+                    }
+                });
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let (cpu0, bytes0) = (cpu_secs(node.pid()), got.load(std::sync::atomic::Ordering::Relaxed));
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        let cpu = (cpu_secs(node.pid()) - cpu0) * 10.0;
+        let mbps = (got.load(std::sync::atomic::Ordering::Relaxed) - bytes0) as f64 * 8.0 / 10.0 / 1e6;
+        eprintln!(
+            "{sources} MJPEG sources of {picture_kb} KB pictures at 10 fps, {} viewer each: media node {cpu:.1}% of a core, {:.2}% per source; {mbps:.1} Mbit/s delivered",
+            usize::from(viewers),
+            cpu / sources as f64
+        );
+        cancel.cancel();
+    }
+    // Encoded to H.264 as well: what an encoder costs per source (its ffmpeg subprocess).
+    for i in 0..sources {
+        reqwest::Client::new().delete(node.url(&format!("/api/v1/sources/s{i}"))).send().await.unwrap();
+    }
+    let encoded = 4;
+    for i in 0..encoded {
+        open_source(&node, json!({"stream_id": format!("h{i}"), "url": cam.url("/fast"), "h264": true})).await;
+    }
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let encoders = support::children(node.pid());
+    let (node0, enc0) = (cpu_secs(node.pid()), encoders.iter().map(|p| cpu_secs(*p)).sum::<f64>());
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let (node1, enc1) = (cpu_secs(node.pid()), encoders.iter().map(|p| cpu_secs(*p)).sum::<f64>());
+    eprintln!(
+        "{encoded} MJPEG sources encoded to H.264 ({} encoders): media node {:.1}% of a core, encoders {:.1}% per source",
+        encoders.len(),
+        (node1 - node0) * 10.0,
+        (enc1 - enc0) * 10.0 / encoded as f64
+    );
 }

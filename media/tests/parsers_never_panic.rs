@@ -186,7 +186,13 @@ fn multipart_reader_never_panics_and_stays_bounded() {
 fn chunked_bodies_flv_streams_and_jpeg_headers_never_panic() {
     let chunked = b"4\r\nWiki\r\n6;ext=1\r\npedia \r\n0\r\nX-Trailer: 1\r\n\r\n".to_vec();
     let mut muxer = media::flv::FlvMuxer::new(media::flv::FlvOptions::default());
-    let cfg = media::VideoConfig { codec: media::es::Codec::H264, width: 64, height: 48, fps: None, record: bytes::Bytes::from_static(&[1, 100, 0, 10]) };
+    let cfg = media::VideoConfig {
+        codec: media::es::Codec::H264,
+        width: 64,
+        height: 48,
+        fps: None,
+        record: bytes::Bytes::from_static(&[1, 100, 0, 10]),
+    };
     let mut flv = media::flv::file_header(false, true).to_vec();
     flv.extend_from_slice(&muxer.push(&media::MediaEvent::VideoConfig(cfg)).unwrap().wire);
     let jpeg = include_bytes!("../../tests/fixtures/jpeg/red_64x48.jpg").to_vec();

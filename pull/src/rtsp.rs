@@ -127,7 +127,7 @@ impl RtspSource {
     ) -> Result<(Self, SourceInfo), SourceError> {
         let timeout = opts.timeout;
         let (parsed, user, password) = split_credentials(url, user, password)?;
-        let creds = (!user.is_empty()).then(|| Credentials { username: user, password });
+        let creds = (!user.is_empty()).then_some(Credentials { username: user, password });
         let session_opts = SessionOptions::default().creds(creds).user_agent(concat!("gbcluster/", env!("CARGO_PKG_VERSION")).to_owned());
         let step = |what: &'static str| move |_| SourceError::Unreachable(format!("{what}: no answer within {timeout:?}"));
         let mut session =

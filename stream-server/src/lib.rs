@@ -4,7 +4,8 @@
 //! Layers, each testable with bytes alone: socket (`receiver`) → RTP sequence (`reorder`) →
 //! demux (`media::ps`, `media::ts`) → access units (`media`) → FLV (`media::flv`)
 //! → fan-out (`hub`) → outputs (`api` HTTP-FLV, `push` RTMP). `node` ties a stream's parts
-//! together and keeps the node's record in the cluster.
+//! together and keeps the node's record in the cluster. `sources` pulls cameras that are not
+//! GB devices (MJPEG over HTTP, RTSP) into streams of their own.
 
 pub mod api;
 pub mod config;

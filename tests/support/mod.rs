@@ -726,3 +726,24 @@ pub async fn camera(sip: &SipProc, first: &str, env: &[(&str, &str)]) -> (SimPro
     assert!(eventually(Duration::from_secs(20), || async { get_json(&path).await.1["total"] == 2 }).await, "{dev} and its catalog");
     (cam, dev, channels)
 }
+
+/// CPU seconds (user + system) a process and its children that exited have used, by /proc.
+pub fn cpu_secs(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat.rsplit_once(')').map(|(_, r)| r.split_whitespace().collect()).unwrap_or_default();
+    let tick = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (tick(11) + tick(12)) / 100.0
+}
+
+/// Children of `pid` (the MJPEG encoders).
+pub fn children(pid: u32) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()))
+        .filter(|p| {
+            let stat = std::fs::read_to_string(format!("/proc/{p}/stat")).unwrap_or_default();
+            stat.rsplit_once(')').and_then(|(_, r)| r.split_whitespace().nth(1)).and_then(|v| v.parse::<u32>().ok()) == Some(pid)
+        })
+        .collect()
+}
