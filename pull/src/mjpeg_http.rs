@@ -1,26 +1,20 @@
 //! MJPEG over HTTP, as network cameras, mjpg-streamer, ffmpeg's `mpjpeg` and GStreamer's
 //! `multipartmux` serve it: one `GET`, answered by a body that never ends, a JPEG per part of
 //! a `multipart/x-mixed-replace` (or `multipart/mixed`). The body may be chunked; the server
-//! may ask for basic or digest credentials. Parts are read by `media::multipart` (every
-//! boundary and `Content-Length` quirk); a multipart type without a boundary is read by the
-//! JPEG markers instead.
-//!
-//! Bad input never ends the process nor grows memory: the response head is bounded
-//! (`max_header`), a part over `max_picture` is skipped, garbage between parts is skipped and
-//! counted, a part that is not a whole JPEG is dropped. What was wrong is kept in words in
-//! [`MjpegStats::last_problem`] for the source's status.
+//! may ask for basic or digest credentials. This is the I/O: connecting, the request, the
+//! challenge, the response head (bounded by `max_header`); the body is read by
+//! [`crate::mjpeg_body::MjpegBody`], which says in [`MjpegStats::last_problem`] what was
+//! wrong in a stream that goes on.
 
-use std::collections::VecDeque;
 use std::time::Duration;
 
 use bytes::Bytes;
-use media::chunked::Dechunker;
-use media::jpeg::JpegSplitter;
-use media::multipart::{boundary_of, is_whole_jpeg, MultipartReader, PartError};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::http_auth::HttpAuth;
+pub use crate::mjpeg_body::MjpegStats;
+use crate::mjpeg_body::{BodyError, MjpegBody};
 
 #[derive(Debug, Clone, Copy)]
 pub struct MjpegOptions {
@@ -60,20 +54,14 @@ pub enum MjpegError {
     Ended,
 }
 
-/// What the stream has carried, and what was wrong with it while it went on.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct MjpegStats {
-    pub pictures: u64,
-    pub bytes: u64,
-    /// Bytes outside any part (before the first, between parts).
-    pub garbage_bytes: u64,
-    /// Parts over `max_picture`, skipped.
-    pub oversize: u64,
-    /// Part header blocks over `max_header`, dropped.
-    pub long_headers: u64,
-    /// Parts that were not a whole JPEG (truncated, another type), dropped.
-    pub not_jpeg: u64,
-    pub last_problem: Option<String>,
+impl From<BodyError> for MjpegError {
+    fn from(e: BodyError) -> Self {
+        match e {
+            BodyError::NotMjpeg(t) => MjpegError::NotMjpeg(t),
+            BodyError::Chunked(c) => MjpegError::Malformed(format!("chunked body: {c}")),
+            BodyError::Ended => MjpegError::Ended,
+        }
+    }
 }
 
 /// What the response said about the stream.
@@ -179,127 +167,10 @@ async fn request(t: &Target, authorization: Option<&str>, max_header: usize) -> 
     }
 }
 
-enum Framing {
-    Multipart(MultipartReader),
-    Markers(JpegSplitter),
-    /// The type says nothing (`application/octet-stream`, none): the first line of the body
-    /// tells — a delimiter line names the boundary, else pictures are found by their markers.
-    Sniff(Vec<u8>),
-}
-
-/// How much of a body is looked at to tell its framing.
-const SNIFF: usize = 512;
-
-/// The framing the start of a body shows: `Some(boundary)` when its first line is a delimiter.
-fn sniff(head: &[u8]) -> Option<String> {
-    let start = head.iter().position(|b| !b.is_ascii_whitespace())?;
-    let line = &head[start..];
-    let line = &line[..line.iter().position(|&b| b == b'\n')?];
-    let text = std::str::from_utf8(line.strip_prefix(b"--")?).ok()?.trim();
-    (!text.is_empty() && text.len() <= 200 && text.bytes().all(|b| b.is_ascii_graphic())).then(|| text.to_owned())
-}
-
-/// Pictures out of body bytes, with the stream's problems counted.
-struct Pictures {
-    framing: Framing,
-    ready: VecDeque<Bytes>,
-    stats: MjpegStats,
-    max_picture: usize,
-    max_header: usize,
-    /// The multipart reader's count of bytes outside parts, as last seen.
-    between_parts: u64,
-}
-
-/// Where a JPEG followed by other bytes ends (after its last end marker), if it starts as one.
-fn trimmed_jpeg(body: &[u8]) -> Option<usize> {
-    if !body.starts_with(&[0xff, 0xd8]) {
-        return None;
-    }
-    body.windows(2).rposition(|w| w == [0xff, 0xd9]).map(|at| at + 2).filter(|end| *end >= 4)
-}
-
-impl Pictures {
-    fn push(&mut self, data: &[u8]) {
-        if let Framing::Sniff(head) = &mut self.framing {
-            head.extend_from_slice(data);
-            let has_line = head.contains(&b'\n');
-            if !has_line && head.len() < SNIFF {
-                return;
-            }
-            let head = std::mem::take(head);
-            self.framing = match sniff(&head) {
-                Some(b) => Framing::Multipart(MultipartReader::new(&b, self.max_picture, self.max_header)),
-                None => {
-                    self.stats.last_problem =
-                        Some("no boundary: neither the Content-Type nor the body's first line names one; pictures are found by their JPEG markers".into());
-                    Framing::Markers(JpegSplitter::new(self.max_picture))
-                }
-            };
-            return self.push(&head);
-        }
-        match &mut self.framing {
-            Framing::Sniff(_) => {}
-            Framing::Multipart(r) => {
-                for part in r.push(data) {
-                    match part {
-                        Ok(p) if is_whole_jpeg(&p.body) => {
-                            self.stats.pictures += 1;
-                            self.stats.bytes += p.body.len() as u64;
-                            self.ready.push_back(p.body);
-                        }
-                        // A part without length runs to the next delimiter: what a camera left
-                        // after the picture's end marker is not the picture.
-                        Ok(p) if p.header("content-length").is_none() && trimmed_jpeg(&p.body).is_some() => {
-                            let end = trimmed_jpeg(&p.body).unwrap_or(p.body.len());
-                            self.stats.garbage_bytes += (p.body.len() - end) as u64;
-                            self.stats.last_problem = Some(format!("{} bytes after a picture's end, skipped", p.body.len() - end));
-                            self.stats.pictures += 1;
-                            self.stats.bytes += end as u64;
-                            self.ready.push_back(p.body.slice(..end));
-                        }
-                        Ok(p) => {
-                            self.stats.not_jpeg += 1;
-                            self.stats.last_problem = Some(format!(
-                                "a part of {} bytes that is not a whole JPEG (truncated, or another type): dropped",
-                                p.body.len()
-                            ));
-                        }
-                        Err(e @ PartError::TooLarge(_)) => {
-                            self.stats.oversize += 1;
-                            self.stats.last_problem = Some(format!("{e} of {} bytes: skipped", self.max_picture));
-                        }
-                        Err(e @ PartError::HeaderTooLong(_)) => {
-                            self.stats.long_headers += 1;
-                            self.stats.last_problem = Some(format!("{e}: dropped"));
-                        }
-                    }
-                }
-                if r.garbage > self.between_parts {
-                    self.stats.garbage_bytes += r.garbage - self.between_parts;
-                    self.between_parts = r.garbage;
-                    self.stats.last_problem = Some(format!("{} bytes outside any part, skipped", r.garbage));
-                }
-            }
-            Framing::Markers(s) => {
-                for jpeg in s.push(data) {
-                    self.stats.pictures += 1;
-                    self.stats.bytes += jpeg.len() as u64;
-                    self.ready.push_back(jpeg);
-                }
-                if s.oversize > self.stats.oversize {
-                    self.stats.oversize = s.oversize;
-                    self.stats.last_problem = Some(format!("a picture over the limit of {} bytes: skipped", self.max_picture));
-                }
-            }
-        }
-    }
-}
-
 /// One MJPEG-over-HTTP stream that is playing.
 pub struct MjpegHttp {
     stream: TcpStream,
-    chunked: Option<Dechunker>,
-    pictures: Pictures,
+    body: MjpegBody,
     buf: Box<[u8]>,
 }
 
@@ -331,38 +202,14 @@ impl MjpegHttp {
         };
         let content_type = head.header("content-type").unwrap_or("").to_owned();
         let chunked = head.header("transfer-encoding").is_some_and(|v| v.to_ascii_lowercase().contains("chunked"));
-        let boundary = boundary_of(&content_type);
-        let lower = content_type.to_ascii_lowercase();
-        let mut stats = MjpegStats::default();
-        let framing = match &boundary {
-            Some(b) => Framing::Multipart(MultipartReader::new(b, opts.max_picture, opts.max_header)),
-            None if lower.starts_with("multipart/") => {
-                stats.last_problem = Some(format!("Content-Type {content_type:?} names no boundary: it is read from the body"));
-                Framing::Sniff(Vec::new())
-            }
-            None if lower.starts_with("image/jpeg") => Framing::Markers(JpegSplitter::new(opts.max_picture)),
-            None if lower.is_empty() || lower.starts_with("application/octet-stream") => Framing::Sniff(Vec::new()),
-            None => return Err(MjpegError::NotMjpeg(content_type.chars().take(100).collect())),
-        };
-        let mut me = Self {
-            stream,
-            chunked: chunked.then(Dechunker::new),
-            pictures: Pictures {
-                framing,
-                ready: VecDeque::new(),
-                stats,
-                max_picture: opts.max_picture,
-                max_header: opts.max_header,
-                between_parts: 0,
-            },
-            buf: vec![0u8; 64 << 10].into_boxed_slice(),
-        };
-        me.feed_bytes(&rest)?;
+        let (body, boundary) = MjpegBody::new(&content_type, chunked, opts.max_picture, opts.max_header).map_err(MjpegError::from)?;
+        let mut me = Self { stream, body, buf: vec![0u8; 64 << 10].into_boxed_slice() };
+        me.body.push(&rest)?;
         Ok((me, MjpegInfo { content_type, boundary, chunked }))
     }
 
     pub fn stats(&self) -> &MjpegStats {
-        &self.pictures.stats
+        self.body.stats()
     }
 
     /// The next whole JPEG; an error if none comes within `stall` (bytes that make no picture
@@ -374,54 +221,21 @@ impl MjpegHttp {
 
     async fn next_picture(&mut self) -> Result<Bytes, MjpegError> {
         loop {
-            if let Some(p) = self.pictures.ready.pop_front() {
+            if let Some(p) = self.body.picture() {
                 return Ok(p);
             }
             let n = self.stream.read(&mut self.buf).await.map_err(|e| MjpegError::Unreachable(e.to_string()))?;
             if n == 0 {
                 return Err(MjpegError::Ended);
             }
-            let data = std::mem::take(&mut self.buf);
-            let fed = self.feed_bytes(&data[..n]);
-            self.buf = data;
-            fed?;
+            self.body.push(&self.buf[..n])?;
         }
-    }
-
-    fn feed_bytes(&mut self, data: &[u8]) -> Result<(), MjpegError> {
-        let pictures = &mut self.pictures;
-        match &mut self.chunked {
-            None => pictures.push(data),
-            Some(d) => {
-                d.push(data, &mut |b| pictures.push(b)).map_err(|e| MjpegError::Malformed(format!("chunked body: {e}")))?;
-                if d.done() {
-                    return Err(MjpegError::Ended);
-                }
-            }
-        }
-        Ok(())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_body_without_a_type_shows_its_boundary_in_its_first_line() {
-        assert_eq!(sniff(b"--ffmpeg\r\nContent-type: image/jpeg\r\n"), Some("ffmpeg".into()));
-        assert_eq!(sniff(b"\r\n--myboundary\nContent-Length: 3\n"), Some("myboundary".into()));
-        assert_eq!(sniff(b"\xff\xd8\xff\xe0 no delimiter\n"), None);
-        assert_eq!(sniff(b"--\r\n"), None);
-        assert_eq!(sniff(b"--no line end yet"), None);
-    }
-
-    #[test]
-    fn a_picture_followed_by_junk_in_its_part_is_cut_at_its_end() {
-        assert_eq!(trimmed_jpeg(b"\xff\xd8abc\xff\xd9\r\njunk"), Some(7));
-        assert_eq!(trimmed_jpeg(b"\xff\xd8abc"), None);
-        assert_eq!(trimmed_jpeg(b"junk\xff\xd9"), None);
-    }
 
     #[test]
     fn urls_give_the_target_and_the_credentials() {
