@@ -99,6 +99,7 @@ impl Camera {
             "/noboundary" => Self::no_boundary(&mut conn).await,
             "/endless" => Self::endless(&mut conn).await,
             "/fast" => Self::fast(&mut conn, &pictures).await,
+            "/flaky" => Self::flaky(&mut conn, &pictures).await,
             _ => conn.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n").await,
         };
     }
@@ -168,6 +169,18 @@ impl Camera {
         for part in parts.iter().cycle() {
             tick.tick().await;
             conn.write_all(part).await?;
+        }
+        Ok(())
+    }
+
+    /// Ten pictures at 10 fps, then the connection closes (a camera that keeps dropping).
+    async fn flaky(conn: &mut tokio::net::TcpStream, pictures: &[Vec<u8>]) -> std::io::Result<()> {
+        conn.write_all(b"HTTP/1.0 200 OK\r\nContent-Type: multipart/x-mixed-replace; boundary=frame\r\n\r\n").await?;
+        for p in pictures.iter().cycle().take(10) {
+            conn.write_all(format!("--frame\r\nContent-Type: image/jpeg\r\nContent-Length: {}\r\n\r\n", p.len()).as_bytes()).await?;
+            conn.write_all(p).await?;
+            conn.write_all(b"\r\n").await?;
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
         Ok(())
     }
@@ -363,6 +376,47 @@ async fn mjpeg_and_rtsp_sources_play_as_http_flv() {
     assert_eq!(size_of(&parts[2].1), (640, 360));
     let snap = reqwest::get(node.url("/snap/rtsp-jpeg.jpg")).await.unwrap().bytes().await.unwrap();
     assert_eq!(size_of(&snap), (640, 360));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pulled_streams_are_pushed_played_over_rtmp_and_keep_their_viewers_across_reconnections() {
+    let nginx = support::NginxRtmp::start();
+    let push = format!("rtmp://127.0.0.1:{}/live/{{stream_id}}", nginx.port);
+    let node = MediaProc::start(None, &[("GBC_STREAM__RTMP_PUSH_URL", push.as_str())]);
+    let rtsp = RtspServer::start_with(free_port(), "h264", "none", &[]);
+    let rtsp_hevc = RtspServer::start_with(free_port(), "h265", "none", &[]);
+    let pictures = three_jpegs();
+    let cam = Camera::start(pictures.clone()).await;
+    let creds = |id: &str, port: u16| json!({"stream_id": id, "url": format!("rtsp://127.0.0.1:{port}/Streaming/Channels/101"), "username": support::rtsp::USER, "password": support::rtsp::PASSWORD});
+    open_source(&node, creds("pushed", rtsp.port)).await;
+    open_source(&node, creds("hevc", rtsp_hevc.port)).await;
+    open_source(&node, json!({"stream_id": "flaky", "url": cam.url("/flaky")})).await;
+
+    // A viewer of the flaky camera from its first pictures: it keeps receiving while the
+    // source reconnects under it.
+    wait_playing(&node, "flaky", 1, 0).await;
+    let parts = mjpeg_parts(&node.url("/live/flaky.mjpeg"), 18).await;
+    assert!(parts.iter().all(|(_, b)| pictures.contains(b)));
+    let s = source(&node, "flaky").await;
+    assert!(s["connects"].as_u64() >= Some(2) && s["failures"].as_u64() >= Some(1), "{s}");
+    assert!(s["last_error"].as_str().is_some_and(|e| e.contains("ended")) || s["state"] == "playing", "{s}");
+
+    // RTSP H.264: pushed to the RTMP target like a GB stream, and played over the node's RTMP.
+    wait_playing(&node, "pushed", 0, 50).await;
+    let meta = support::rtmp_play_metadata(node.rtmp_port, "pushed", Duration::from_secs(5)).await.expect("onMetaData over RTMP");
+    assert_eq!((meta.video_width, meta.video_height), (Some(640), Some(360)), "{meta:?}");
+    assert!(eventually(Duration::from_secs(10), || async { node.stream("pushed").await["pushing"] == true }).await);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let rec = ffprobe_frames(nginx.recording("pushed").to_str().unwrap(), &[]);
+    let (codec, w, _, frames) = rec.first().cloned().unwrap_or_default();
+    assert_eq!((codec.as_str(), w), ("h264", 640), "{rec:?}");
+    assert!(frames >= 50, "{frames} frames pushed");
+
+    // RTSP H.265: its snapshot decodes to its size.
+    let s = wait_playing(&node, "hevc", 0, 25).await;
+    assert_eq!(s["video"].as_str(), Some("h265"), "{s}");
+    let snap = reqwest::get(node.url("/snap/hevc.jpg")).await.unwrap().bytes().await.unwrap();
+    assert_eq!(size_of(&snap), (640, 360), "a snapshot of the H.265 source");
 }
 
 fn rss_kib(pid: u32) -> u64 {
