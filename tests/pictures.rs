@@ -222,16 +222,7 @@ async fn bench_mjpeg_viewers_of_one_stream() {
         let got = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
         let cancel = tokio_util::sync::CancellationToken::new();
         for _ in 0..viewers {
-            let (url, got, cancel) = (node.url("/live/bench.mjpeg"), got.clone(), cancel.clone());
-            tokio::spawn(async move {
-                let mut r = reqwest::get(url).await.unwrap();
-                loop {
-                    tokio::select! {
-                        _ = cancel.cancelled() => return,
-                        c = r.chunk() => match c { Ok(Some(c)) => { got.fetch_add(c.len() as u64, std::sync::atomic::Ordering::Relaxed); } _ => return },
-                    }
-                }
-            });
+            support::count_bytes_of(node.url("/live/bench.mjpeg"), got.clone(), cancel.clone());
         }
         tokio::time::sleep(Duration::from_secs(3)).await;
         let encoders = children(node.pid());

@@ -470,8 +470,10 @@ async fn bad_mjpeg_input_is_reported_and_memory_stays_bounded() {
     let s = source(&node, "refused").await;
     assert!(s["connects"].as_u64() <= Some(10), "{s}");
     assert!(rss_kib(node.pid()).saturating_sub(before) < 48 << 10);
-    // The node is still fine.
+    // The node is still fine, and its metrics count the sources.
     assert_eq!(get_json(&node.url("/healthz")).await.0, 200);
+    let metrics = reqwest::get(node.url("/metrics")).await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("\ngbc_media_sources 5\n") && metrics.contains("\ngbc_media_sources_playing 1\n"), "{metrics}");
 }
 
 async fn api_source(sip: &SipProc, id: &str) -> Value {
@@ -584,16 +586,7 @@ async fn bench_cpu_per_mjpeg_source_passed_through() {
         let cancel = tokio_util::sync::CancellationToken::new();
         if viewers {
             for i in 0..sources {
-                let (url, got, cancel) = (node.url(&format!("/live/s{i}.mjpeg")), got.clone(), cancel.clone());
-                tokio::spawn(async move {
-                    let mut r = reqwest::get(url).await.unwrap();
-                    loop {
-                        tokio::select! {
-                            _ = cancel.cancelled() => return,
-                            c = r.chunk() => match c { Ok(Some(c)) => { got.fetch_add(c.len() as u64, std::sync::atomic::Ordering::Relaxed); } _ => return },
-                        }
-                    }
-                });
+                support::count_bytes_of(node.url(&format!("/live/s{i}.mjpeg")), got.clone(), cancel.clone());
             }
         }
         tokio::time::sleep(Duration::from_secs(2)).await;

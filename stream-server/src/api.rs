@@ -445,6 +445,12 @@ async fn metrics(State(node): State<Arc<Node>>) -> impl IntoResponse {
     gauge("gbc_media_ingest_kbps", "Ingest bitrate over the last second.", streams.iter().map(|s| s.stats.bitrate_kbps as f64).sum());
     gauge("gbc_media_packets_lost", "RTP packets lost, streams currently open.", streams.iter().map(|s| s.stats.lost as f64).sum());
     gauge("gbc_media_packets", "RTP packets received, streams currently open.", streams.iter().map(|s| s.stats.packets as f64).sum());
+    let sources = node.sources();
+    let playing = sources.iter().filter(|s| s.state == cluster::wire::SourceState::Playing).count();
+    gauge("gbc_media_sources", "Pull sources on this node.", sources.len() as f64);
+    gauge("gbc_media_sources_playing", "Pull sources whose camera is sending.", playing as f64);
+    gauge("gbc_media_source_failures", "Failed connections of the pull sources open now.", sources.iter().map(|s| s.failures as f64).sum());
+    gauge("gbc_media_source_pictures", "Pictures the pull sources open now have passed.", sources.iter().map(|s| s.pictures as f64).sum());
     let mut counter = |name: &str, help: &str, v: u64| {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}");
     };

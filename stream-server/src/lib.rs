@@ -10,6 +10,7 @@
 pub mod api;
 pub mod config;
 pub mod downloads;
+pub mod ffmpeg_pipe;
 pub mod file_serve;
 pub mod fmp4_feed;
 pub mod gop_cache;

@@ -10,7 +10,6 @@
 //! and one that goes away mid-part (a broken pipe, which crashed the server this is modelled
 //! on) only ends its own response.
 
-use std::process::Stdio;
 use std::sync::{Arc, Weak};
 
 use bytes::Bytes;
@@ -115,17 +114,9 @@ async fn run(feed: Weak<MjpegFeed>, entry: Arc<StreamEntry>, enc: Encoder) {
     if enc.width > 0 {
         filter.push_str(&format!(",scale={}:-2", enc.width));
     }
-    let spawned = tokio::process::Command::new(&enc.ffmpeg)
-        // A live pipe: start on the first parameter sets and key frame (not after probing
-        // megabytes), and time pictures by their arrival so `fps` paces the output whatever
-        // rate the source has.
-        .args(["-hide_banner", "-loglevel", "error", "-fflags", "nobuffer", "-probesize", "32768", "-analyzeduration", "0"])
-        .args(["-use_wallclock_as_timestamps", "1", "-f", format, "-i", "pipe:0", "-an"])
+    // `fps` paces the output whatever rate the source has (pictures timed by their arrival).
+    let spawned = crate::ffmpeg_pipe::live(&enc.ffmpeg, format)
         .args(["-vf", &filter, "-q:v", &enc.quality.to_string(), "-f", "mjpeg", "pipe:1"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
         .spawn();
     let mut child = match spawned {
         Ok(c) => c,

@@ -7,7 +7,6 @@
 //! encoder slower than the camera drops pictures instead of queueing them. If ffmpeg dies it is
 //! started again, and the output timeline runs on from where it was.
 
-use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -50,18 +49,12 @@ async fn encode(entry: &Arc<StreamEntry>, pulled: &Arc<Pulled>, cfg: &StreamConf
     }
     pictures.mark_changed();
     let gop = format!("expr:gte(t,n_forced*{})", cfg.source_h264_gop_secs.max(1));
-    let spawned = tokio::process::Command::new(&cfg.ffmpeg_path)
-        // Pictures are timed by their arrival: the camera's rate, whatever it is.
-        .args(["-hide_banner", "-loglevel", "error", "-fflags", "nobuffer", "-probesize", "32768", "-analyzeduration", "0"])
-        .args(["-use_wallclock_as_timestamps", "1", "-f", "mjpeg", "-i", "pipe:0", "-an"])
+    // Pictures are timed by their arrival: the camera's rate, whatever it is.
+    let spawned = crate::ffmpeg_pipe::live(&cfg.ffmpeg_path, "mjpeg")
         // x264 wants even sizes and 4:2:0; cameras send 4:2:2 JPEGs of any size.
         .args(["-vf", "scale=trunc(iw/2)*2:trunc(ih/2)*2,format=yuv420p", "-fps_mode", "vfr"])
         .args(["-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-bf", "0", "-force_key_frames", &gop])
         .args(["-f", "flv", "pipe:1"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
         .spawn();
     let mut child = match spawned {
         Ok(c) => c,

@@ -747,3 +747,19 @@ pub fn children(pid: u32) -> Vec<u32> {
         })
         .collect()
 }
+
+/// A viewer that reads `url` and counts the bytes into `got` until `cancel` (benchmarks).
+pub fn count_bytes_of(url: String, got: std::sync::Arc<std::sync::atomic::AtomicU64>, cancel: tokio_util::sync::CancellationToken) {
+    tokio::spawn(async move {
+        let Ok(mut r) = reqwest::get(url).await else { return };
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                c = r.chunk() => match c {
+                    Ok(Some(c)) => { got.fetch_add(c.len() as u64, std::sync::atomic::Ordering::Relaxed); }
+                    _ => return,
+                },
+            }
+        }
+    });
+}
