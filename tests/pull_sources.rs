@@ -50,7 +50,8 @@ const CAM_PASSWORD: &str = "cam-secret-7";
 /// A hand-written MJPEG camera. Paths:
 /// - `/nolength`: digest auth; chunked; boundary `"--myboundary"` quoted in the type; parts
 ///   without Content-Length, LF-only headers, mjpg-streamer's X-Timestamp, garbage between;
-/// - `/bad`: a 100 MB part (with its length), a truncated JPEG, garbage, then good pictures;
+/// - `/bad` (`multipart/mixed`): a 100 MB part (with its length), a truncated JPEG, garbage,
+///   then good pictures;
 /// - `/noboundary`: a multipart type without boundary and a body of text;
 /// - `/endless`: a response head whose header line never ends.
 struct Camera {
@@ -132,7 +133,8 @@ impl Camera {
     }
 
     async fn bad(conn: &mut tokio::net::TcpStream, pictures: &[Vec<u8>]) -> std::io::Result<()> {
-        conn.write_all(b"HTTP/1.0 200 OK\r\nContent-Type: multipart/x-mixed-replace; boundary=frame\r\n\r\n").await?;
+        // multipart/mixed, as some cameras label it.
+        conn.write_all(b"HTTP/1.0 200 OK\r\nContent-Type: multipart/mixed; boundary=frame\r\n\r\n").await?;
         let huge = 100u64 << 20;
         conn.write_all(format!("--frame\r\nContent-Type: image/jpeg\r\nContent-Length: {huge}\r\n\r\n").as_bytes()).await?;
         let zeros = vec![0u8; 1 << 20];
