@@ -765,6 +765,24 @@ async fn console_adds_watches_and_deletes_pull_sources() {
     assert!(!text.contains("12345") && !text.contains(support::rtsp::PASSWORD), "a password on the page");
     page.screenshot("console_sources").await;
 
+    // Both in tiles of the live wall, beside the GB channels: the RTSP camera in the player, the
+    // MJPEG one as pictures.
+    page.eval("location.hash = '#/live'").await;
+    let listed = page
+        .wait_for("document.querySelectorAll('#page-live .source-list button[data-source]').length === 3", Duration::from_secs(10))
+        .await;
+    assert_eq!(listed, Value::Bool(true), "{}", page.eval("document.querySelector('#page-live .source-list').innerText").await);
+    page.eval("document.querySelector('#page-live .source-list button[data-source=\"gate\"]').click()").await;
+    wait_decoding(&mut page, 1, "console_live_source_rtsp").await;
+    page.eval("document.querySelector('#page-live .source-list button[data-source=\"yard\"]').click()").await;
+    let pictures = page
+        .wait_for("document.querySelector('.tile[data-source=\"yard\"] img.tile-picture')?.naturalWidth", Duration::from_secs(10))
+        .await;
+    assert_eq!(pictures, Value::from(320), "the MJPEG camera's pictures in a tile");
+    page.screenshot("console_live_sources").await;
+    page.eval("document.querySelectorAll('.tile .close').forEach(b => b.hidden || b.click())").await;
+    page.eval("location.hash = '#/sources'").await;
+
     // Deleted from its row.
     page.eval("window.confirm = () => true; [...document.querySelectorAll('#sources-list tr[data-source=\"yard\"] button')].find(b => b.textContent === 'Delete').click()").await;
     let gone = page.wait_for("!document.querySelector('#sources-list tr[data-source=\"yard\"]')", Duration::from_secs(10)).await;

@@ -1,5 +1,7 @@
 // Live view: a grid of 1, 4, 9 or 16 tiles, each its own player. A tile holds its play session
-// while it shows it: closing the tile stops the player and releases the hold.
+// while it shows it: closing the tile stops the player and releases the hold. Pull sources (the
+// Sources page's cameras) play in tiles too: H.264/H.265 in the player, MJPEG as pictures in an
+// <img>; an on-demand source closes by itself once no tile shows it.
 
 import { api, plainWords } from './api.js';
 import { Tree, el } from './devices.js';
@@ -31,10 +33,12 @@ class Tile {
     } }, '\u25c9');
     this.video = el('video', { muted: true, playsinline: true, autoplay: true });
     this.video.muted = true;
+    // A source that sends pictures (MJPEG) shows them here instead of in the video.
+    this.picture = el('img', { class: 'tile-picture', alt: '', hidden: true });
     this.message = el('p', { class: 'message' }, 'Choose a channel');
     this.overlay = el('div', { class: 'overlay', hidden: true });
     this.node = el('div', { class: 'tile', tabindex: '0', 'data-tile': index, 'aria-label': 'Tile ' + (index + 1), onclick: () => select(this.index), onkeydown: (e) => { if (e.key === 'Delete') this.stop(); } },
-      el('div', { class: 'tile-head' }, this.title, el('span', {}, this.snap, this.ptz, this.close)), this.video, this.message, this.overlay, this.pad);
+      el('div', { class: 'tile-head' }, this.title, el('span', {}, this.snap, this.ptz, this.close)), this.video, this.picture, this.message, this.overlay, this.pad);
     this.play = null;
   }
 
@@ -51,6 +55,40 @@ class Tile {
     } catch (e) {
       window.gbcToast(plainWords(e), 'error');
     }
+  }
+
+  /** Shows a pull source: its stream in the player, or its pictures as they come. */
+  async startSource({ source, name }) {
+    this.stop();
+    const play = { source, name, streamId: null, player: null, stats: null, ctl: new AbortController() };
+    this.play = play;
+    this.title.textContent = name;
+    this.close.hidden = false;
+    this.say('Starting\u2026');
+    let s;
+    try {
+      s = await api(`/api/v1/sources/${encodeURIComponent(source)}/play`, { method: 'POST', signal: play.ctl.signal });
+    } catch (e) {
+      if (this.play === play) this.say(plainWords(e), true);
+      return;
+    }
+    if (this.play !== play) return;
+    if (!s.urls) { this.say('The source is not on a media node yet.', true); return; }
+    this.node.dataset.source = source;
+    this.node.dataset.stream = source;
+    play.urls = s.urls;
+    const pictures = !s.h264 && (s.kind === 'mjpeg' || (s.status && s.status.video === 'jpeg'));
+    if (pictures) {
+      this.picture.alt = `Pictures of ${name}`;
+      this.picture.onload = () => { if (this.play === play) this.say(''); };
+      this.picture.onerror = () => { if (this.play === play) this.say('No picture: the source is not sending.', true); };
+      this.picture.src = s.urls.mjpeg;
+      this.picture.hidden = false;
+      this.video.hidden = true;
+      return;
+    }
+    play.retries = 0;
+    this.attach(play);
   }
 
   async start({ device, channel, name }) {
@@ -90,7 +128,8 @@ class Tile {
     play.player = playerFor(localStorage.getItem('gbc.form') || 'auto', this.video, play.urls, {
       onError: (m, retryable) => {
         if (this.play !== play) return;
-        if (retryable && play.retries < 2) {
+        // A source placed a moment ago may not have its first key frame yet.
+        if ((retryable || play.source) && play.retries < 2) {
           play.retries += 1;
           this.say('Reconnecting\u2026');
           setTimeout(() => { if (this.play === play) this.attach(play); }, 500);
@@ -99,7 +138,7 @@ class Tile {
         this.say(m, true);
         this.release(play);
       },
-      onFirstFrame: () => { if (this.play === play) { this.say(''); this.overlay.hidden = false; } },
+      onFirstFrame: () => { if (this.play === play) { this.say(''); this.overlay.hidden = !!play.source; } },
     });
     play.player.start();
   }
@@ -119,6 +158,7 @@ class Tile {
   }
 
   async measure(play) {
+    if (play.source) return;
     const v = this.video;
     const now = performance.now();
     const frames = v.getVideoPlaybackQuality ? v.getVideoPlaybackQuality().totalVideoFrames : 0;
@@ -148,7 +188,12 @@ class Tile {
     clearInterval(play.timer);
     if (play.player) play.player.stop();
     if (play.streamId) release(play.streamId);
+    // Dropping the <img>'s source ends its MJPEG response (the source counts one viewer less).
+    this.picture.removeAttribute('src');
+    this.picture.hidden = true;
+    this.video.hidden = false;
     delete this.node.dataset.stream;
+    delete this.node.dataset.source;
     this.title.textContent = '';
     this.close.hidden = true;
     this.ptz.hidden = true;
@@ -243,24 +288,44 @@ function build(el_) {
     formPicker());
   root.append(el('div', { class: 'split live' }, left, el('div', { class: 'wall' }, tools, grid)));
   new Tree(left, { onChannel: (dev, ch) => play({ device: dev.id, channel: ch.id, name: ch.name || ch.id }) }).load();
+  sourceList = el('ul', { class: 'source-list', 'aria-label': 'Pull sources' });
+  left.append(el('h3', { class: 'side-head' }, 'Pull sources'), sourceList);
+  loadSources();
   layout(Number(localStorage.getItem('gbc.layout')) || 4);
   window.addEventListener('pagehide', () => closeAll());
 }
 
+let sourceList = null;
+
+/** The pull sources, under the device tree: a click shows one in a tile. */
+async function loadSources() {
+  let items;
+  try {
+    items = (await api('/api/v1/sources')).items;
+  } catch (e) { return; }
+  sourceList.replaceChildren(...(items.length ? items.map((s) => el('li', {},
+    el('button', { class: 'ch', 'data-source': s.stream_id, title: s.url, onclick: () => play({ source: s.stream_id, name: s.name || s.stream_id }) },
+      s.name || s.stream_id, ' ', el('small', { class: 'muted' }, s.kind.toUpperCase()))))
+    : [el('li', { class: 'muted' }, 'None: add them on the Sources page.')]));
+}
+
 export function show(el_) {
   if (!root) build(el_);
+  else loadSources();
 }
 
 /** Plays a channel: in the chosen tile if it is free, else the first free one, else the chosen. */
 export function play(what) {
   if (location.hash !== '#/live') location.hash = '#/live';
   if (!root) build(document.getElementById('page-live'));
-  const already = tiles.find((t) => t.play && t.play.channel === what.channel && t.play.device === what.device);
+  const same = (p) => (what.source ? p.source === what.source : p.channel === what.channel && p.device === what.device);
+  const already = tiles.find((t) => t.play && same(t.play));
   if (already) return select(already.index);
   const free = tiles[selected].busy() ? tiles.find((t) => !t.busy()) : tiles[selected];
   const tile = free || tiles[selected];
   select(tile.index);
-  tile.start(what);
+  if (what.source) tile.startSource(what);
+  else tile.start(what);
   if (free) select(tiles.find((t) => !t.busy()) ? tiles.find((t) => !t.busy()).index : tile.index);
 }
 
