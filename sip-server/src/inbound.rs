@@ -104,11 +104,15 @@ async fn on_manscdp(shared: &Arc<Shared>, tx: &mut Transaction, via: Via) -> Res
             }
         }
         Body::Alarm(alarm) => {
+            // Kept before the 200: a device sends its next alarm once this one is answered, so
+            // its alarms are listed in the order it sent them (kept after, two could swap).
+            let kept = crate::notices::keep_alarm(shared, &device_id, msg.header.device_id, alarm).await;
             tx.reply(StatusCode::OK).await?;
-            let (shared, sn, source) = (shared.clone(), msg.header.sn, msg.header.device_id);
-            // Kept and answered after the 200, off the handler: the Response is a request of ours.
-            let answer = via == Via::Message;
-            tokio::spawn(async move { crate::notices::on_alarm(&shared, &device_id, sn, source, alarm, answer).await });
+            // Answered off the handler: the Response is a request of ours, with its own transaction.
+            if let Some((dev, source)) = kept.filter(|_| via == Via::Message) {
+                let (shared, sn) = (shared.clone(), msg.header.sn);
+                tokio::spawn(async move { crate::notices::answer_alarm(&shared, &dev, sn, &source).await });
+            }
         }
         Body::MediaStatus { notify_type } => {
             tx.reply(StatusCode::OK).await?;
@@ -125,8 +129,10 @@ async fn on_manscdp(shared: &Arc<Shared>, tx: &mut Transaction, via: Via) -> Res
             apply_catalog_change(shared, &device_id, items).await;
         }
         Body::MobilePosition(pos) => {
-            tx.reply(StatusCode::OK).await?;
+            // Kept before the 200, as alarms are: the track and the latest position follow the
+            // order the device sent them in.
             crate::notices::on_position(shared, &device_id, msg.header.device_id, pos).await;
+            tx.reply(StatusCode::OK).await?;
         }
         Body::Query
         | Body::RecordQuery { .. }

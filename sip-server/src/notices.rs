@@ -94,14 +94,13 @@ fn instant(text: Option<&str>, offset: i32) -> Option<String> {
     text.and_then(stamp::parse).map(|w| stamp::format_utc(w.unix_secs(offset)))
 }
 
-/// An alarm from `device_id` (already answered 200): kept, published, and answered with the
-/// `Response` the standard asks for.
-/// `answer`: send the standard's Response (an alarm by MESSAGE); one by a subscription's NOTIFY
-/// is answered by the NOTIFY's 200.
-pub async fn on_alarm(shared: &Arc<Shared>, device_id: &DeviceId, sn: u32, source_id: String, alarm: Alarm, answer: bool) {
+/// An alarm from `device_id`: kept in its log and the cluster's, and published. Returns the
+/// device and the alarm's source for the standard's `Response` (`answer_alarm`), which an alarm
+/// by MESSAGE gets; one by a subscription's NOTIFY is answered by the NOTIFY's 200.
+pub async fn keep_alarm(shared: &Shared, device_id: &DeviceId, source_id: String, alarm: Alarm) -> Option<(Device, String)> {
     let Ok(Some(dev)) = shared.store.get_device(device_id).await else {
         tracing::info!(device_id = %device_id, "alarm from a device not in the Store; dropped");
-        return;
+        return None;
     };
     let offset = crate::records::device_offset(shared, &dev).0;
     let now = kit::clock::now_ms();
@@ -134,14 +133,12 @@ pub async fn on_alarm(shared: &Arc<Shared>, device_id: &DeviceId, sn: u32, sourc
     if let Err(e) = kept.await {
         tracing::warn!(device_id = %device_id, error = %e, "alarm not kept");
     }
-    if answer {
-        answer_alarm(shared, &dev, sn, &rec.source_id).await;
-    }
+    Some((dev, rec.source_id))
 }
 
 /// The platform's `Response` to an alarm (Result OK); a device that does not take it only costs
 /// a log line (many resend the alarm until answered, which is what the answer is for).
-async fn answer_alarm(shared: &Shared, dev: &Device, sn: u32, source_id: &str) {
+pub async fn answer_alarm(shared: &Shared, dev: &Device, sn: u32, source_id: &str) {
     let body = gb::manscdp::build::alarm_response(sn, source_id);
     if let Err(e) = crate::outbound::send_request(shared, dev, "MESSAGE", gb::manscdp::CONTENT_TYPE, &body).await {
         tracing::info!(device_id = %dev.id, error = %e, "the alarm's Response was not taken");
