@@ -89,11 +89,16 @@ impl<T: Serialize + DeserializeOwned> Table<T> {
 
     /// Every row, sorted by id; each one that does not read is an `Err` in its place.
     pub async fn list(&self, store: &dyn Store) -> StoreResult<Vec<(String, StoreResult<T>)>> {
+        Ok(self.list_versioned(store).await?.into_iter().map(|(id, v)| (id, v.map(|v| v.row))).collect())
+    }
+
+    /// [`Table::list`] with each row's version, for swaps: one read of the table.
+    pub async fn list_versioned(&self, store: &dyn Store) -> StoreResult<Vec<(String, StoreResult<Versioned<T>>)>> {
         let rows = store.table_list(&self.name).await?;
         Ok(rows
             .into_iter()
             .map(|(id, stored)| {
-                let row = self.decode(&id, &stored);
+                let row = self.decode(&id, &stored).map(|row| Versioned { row, stored });
                 (id, row)
             })
             .collect())
@@ -143,6 +148,13 @@ mod tests {
         assert!(!ROWS.swap(&store, "a", &read, &Row { n: 2 }).await.unwrap());
         let fresh = ROWS.get(&store, "a").await.unwrap().unwrap();
         assert!(ROWS.swap(&store, "a", &fresh, &Row { n: 6 }).await.unwrap());
+        // A row read by listing swaps like one read alone, and loses the same way.
+        let listed = ROWS.list_versioned(&store).await.unwrap().remove(0).1.unwrap();
+        assert_eq!(listed.row, Row { n: 6 });
+        ROWS.put(&store, "a", &Row { n: 7 }).await.unwrap();
+        assert!(!ROWS.swap(&store, "a", &listed, &Row { n: 8 }).await.unwrap());
+        let listed = ROWS.list_versioned(&store).await.unwrap().remove(0).1.unwrap();
+        assert!(ROWS.swap(&store, "a", &listed, &Row { n: 6 }).await.unwrap());
         assert_eq!(ROWS.take(&store, "a").await.unwrap(), Some(Row { n: 6 }));
         assert_eq!(ROWS.take(&store, "a").await.unwrap(), None, "taken once");
     }

@@ -306,14 +306,9 @@ pub async fn play(shared: &Shared, id: &str) -> Result<SourceView, PlayError> {
 
 async fn rows(store: &dyn Store) -> Result<Vec<(String, Versioned<SourceRecord>)>, PlayError> {
     let mut out = Vec::new();
-    for (id, row) in SOURCES.list(store).await? {
+    for (id, row) in SOURCES.list_versioned(store).await? {
         match row {
-            Ok(_) => {
-                // Listed, then read with its version for the swaps.
-                if let Some(v) = SOURCES.get(store, &id).await? {
-                    out.push((id, v));
-                }
-            }
+            Ok(v) => out.push((id, v)),
             Err(e) => tracing::warn!(source = %id, error = %e, "unreadable source row ignored"),
         }
     }
