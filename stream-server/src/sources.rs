@@ -69,6 +69,8 @@ pub enum SourceOpenError {
 pub struct Pulled {
     /// As asked (credentials included: never serialized, never logged).
     open: SourceOpen,
+    /// The URL without its password, as shown.
+    url: String,
     pub kind: SourceKind,
     rtsp_transport: RtspTransport,
     /// Pictures as the camera sends them: what `/live/{id}.mjpeg` passes through and
@@ -152,6 +154,7 @@ impl Node {
             mjpeg_viewers: AtomicUsize::new(0),
             numbered: AtomicU64::new(0),
             status: Mutex::new(status.clone()),
+            url: status.url.clone(),
             open: req,
         });
         let hub = Hub::new(self.cfg.viewer_queue_tags, self.cfg.gop_cache_bytes);
@@ -283,8 +286,9 @@ impl Session<'_> {
         }
     }
 
-    /// Media arrived: playing (and, the first time, the stream's `started`).
-    fn media(&mut self, frames: u64, bytes: u64, video: Option<(&str, u32, u32)>) {
+    /// Media arrived: playing (and, the first time, the stream's `started`). True once a
+    /// second, when the figures are due ([`Session::flush`]): they are not written per frame.
+    fn media(&mut self, frames: u64, bytes: u64) -> bool {
         if !self.playing {
             self.playing = true;
             self.pulled.set(|s| {
@@ -298,22 +302,29 @@ impl Session<'_> {
         }
         self.meter.frames += frames;
         self.meter.bytes += bytes;
-        let secs = self.meter.since.elapsed().as_secs_f64();
-        if secs < 1.0 {
-            return;
-        }
-        let mut st = self.entry.stats.lock().unwrap_or_else(|e| e.into_inner());
-        st.peer = Some(self.pulled.status().url);
-        if let Some((codec, w, h)) = video {
-            st.video_codec = Some(codec.to_owned());
-            if w > 0 {
-                (st.width, st.height) = (Some(w), Some(h));
+        self.meter.since.elapsed() >= Duration::from_secs(1)
+    }
+
+    /// Writes what came since the last time: the stream's rate (and its video, when known) and
+    /// the source's counts (`count` adds frames and bytes where this kind of source keeps them).
+    fn flush(&mut self, video: Option<(String, u32, u32)>, count: impl FnOnce(&mut SourceStatus, u64, u64)) {
+        let secs = self.meter.since.elapsed().as_secs_f64().max(0.001);
+        let (frames, bytes) = (self.meter.frames, self.meter.bytes);
+        {
+            let mut st = self.entry.stats.lock().unwrap_or_else(|e| e.into_inner());
+            st.peer.get_or_insert_with(|| self.pulled.url.clone());
+            if let Some((codec, w, h)) = video {
+                st.video_codec = Some(codec);
+                if w > 0 {
+                    (st.width, st.height) = (Some(w), Some(h));
+                }
             }
+            st.fps = Some((frames as f64 / secs * 10.0).round() / 10.0);
+            st.bitrate_kbps = (bytes as f64 * 8.0 / 1000.0 / secs) as u64;
+            st.video_frames += frames;
+            st.bytes += bytes;
         }
-        st.fps = Some((self.meter.frames as f64 / secs * 10.0).round() / 10.0);
-        st.bitrate_kbps = (self.meter.bytes as f64 * 8.0 / 1000.0 / secs) as u64;
-        st.video_frames += self.meter.frames;
-        st.bytes += self.meter.bytes;
+        self.pulled.set(|s| count(s, frames, bytes));
         self.meter = Meter::new();
     }
 
@@ -338,8 +349,10 @@ impl Session<'_> {
             }
             match next {
                 Ok(jpeg) => {
-                    let (w, h) = media::jpeg::dimensions(&jpeg).unwrap_or((0, 0));
-                    self.media(1, jpeg.len() as u64, Some(("Jpeg", u32::from(w), u32::from(h))));
+                    if self.media(1, jpeg.len() as u64) {
+                        // Counted by the client (`show`).
+                        self.flush(jpeg_video(&jpeg), |_, _, _| {});
+                    }
                     self.pulled.picture(jpeg);
                 }
                 Err(e) => break e.to_string(),
@@ -362,33 +375,51 @@ impl Session<'_> {
         let stall = self.stall();
         let mut out = Vec::new();
         let (mut frames_at, mut bytes_at) = (remux.stats.video_frames, remux.stats.bytes);
+        let pictures = |s: &mut SourceStatus, n: u64, b: u64| {
+            s.pictures += n;
+            s.bytes += b;
+        };
+        let frames = |s: &mut SourceStatus, n: u64, b: u64| {
+            s.frames += n;
+            s.bytes += b;
+        };
         loop {
             match src.next(stall, remux, &mut out).await {
                 Ok(Some(jpeg)) => {
-                    let (w, h) = media::jpeg::dimensions(&jpeg).unwrap_or((0, 0));
-                    self.media(1, jpeg.len() as u64, Some(("Jpeg", u32::from(w), u32::from(h))));
-                    self.pulled.set(|s| s.pictures += 1);
+                    if self.media(1, jpeg.len() as u64) {
+                        self.flush(jpeg_video(&jpeg), pictures);
+                    }
                     self.pulled.picture(jpeg);
                 }
                 Ok(None) => {
                     for tag in out.drain(..) {
                         self.entry.hub.publish(tag);
                     }
-                    let (frames, bytes) = (remux.stats.video_frames - frames_at, remux.stats.bytes - bytes_at);
+                    let (n, b) = (remux.stats.video_frames - frames_at, remux.stats.bytes - bytes_at);
                     (frames_at, bytes_at) = (remux.stats.video_frames, remux.stats.bytes);
-                    if frames + bytes > 0 {
+                    if n + b > 0 && self.media(n, b) {
                         let video = remux.video_config().map(|v| (format!("{:?}", v.codec), v.width, v.height));
-                        self.pulled.set(|s| {
-                            s.frames += frames;
-                            s.bytes += bytes;
-                        });
-                        self.media(frames, bytes, video.as_ref().map(|(c, w, h)| (c.as_str(), *w, *h)));
+                        self.flush(video, frames);
                     }
                 }
-                Err(e) => return e.to_string(),
+                Err(e) => {
+                    // What came since the last second's figures still counts.
+                    if src.is_jpeg() {
+                        self.flush(None, pictures);
+                    } else {
+                        self.flush(None, frames);
+                    }
+                    return e.to_string();
+                }
             }
         }
     }
+}
+
+/// What a JPEG says of the video, for the stream's figures.
+fn jpeg_video(jpeg: &[u8]) -> Option<(String, u32, u32)> {
+    let (w, h) = media::jpeg::dimensions(jpeg).unwrap_or((0, 0));
+    Some(("Jpeg".to_owned(), u32::from(w), u32::from(h)))
 }
 
 /// The MJPEG counters in the status: what earlier connections counted plus this one's.
