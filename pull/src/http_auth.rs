@@ -56,9 +56,27 @@ impl HttpAuth {
     }
 }
 
+/// The credentials to log in to `url` with: those given apart (`user` not empty), else those
+/// written in the URL, percent-decoded (`rtsp://ad%40min:p%2Bw@cam/` is `ad@min`, `p+w`).
+pub fn credentials(url: &url::Url, user: &str, password: &str) -> (String, String) {
+    if !user.is_empty() {
+        return (user.to_owned(), password.to_owned());
+    }
+    let decode = |s: &str| percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned();
+    (decode(url.username()), url.password().map(decode).unwrap_or_default())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn credentials_given_apart_win_over_the_urls_which_are_percent_decoded() {
+        let u = url::Url::parse("rtsp://ad%40min:p%3Aw+x@10.0.0.2/live").unwrap();
+        assert_eq!(credentials(&u, "", ""), ("ad@min".into(), "p:w+x".into()), "a + in a password stays a +");
+        assert_eq!(credentials(&u, "root", "secret"), ("root".into(), "secret".into()));
+        assert_eq!(credentials(&url::Url::parse("http://cam/").unwrap(), "", ""), (String::new(), String::new()));
+    }
 
     #[test]
     fn digest_is_preferred_to_basic_and_counts_its_nonces() {

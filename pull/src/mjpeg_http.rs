@@ -94,13 +94,7 @@ fn target(url: &str, user: &str, password: &str) -> Result<Target, MjpegError> {
         Some(h) => h.to_string(),
         None => return Err(MjpegError::BadUrl(format!("{url:?}: no host"))),
     };
-    let decode = |s: &str| url::form_urlencoded::parse(format!("x={s}").as_bytes()).next().map(|(_, v)| v.into_owned()).unwrap_or_default();
-    // Credentials given apart win over those in the URL.
-    let (user, password) = if user.is_empty() {
-        (decode(u.username()), u.password().map(decode).unwrap_or_default())
-    } else {
-        (user.to_owned(), password.to_owned())
-    };
+    let (user, password) = crate::http_auth::credentials(&u, user, password);
     let path = match u.query() {
         Some(q) => format!("{}?{q}", u.path()),
         None => u.path().to_owned(),

@@ -76,11 +76,10 @@ pub struct RtspOptions {
 /// given apart, else the URL's own (percent-decoded).
 fn split_credentials(url: &str, user: &str, password: &str) -> Result<(url::Url, String, String), SourceError> {
     let mut parsed = url::Url::parse(url).map_err(|e| SourceError::Refused(format!("bad RTSP URL: {e}")))?;
-    let decode = |s: &str| url::form_urlencoded::parse(format!("x={s}").as_bytes()).next().map(|(_, v)| v.into_owned()).unwrap_or_default();
-    let (in_user, in_password) = (decode(parsed.username()), parsed.password().map(decode).unwrap_or_default());
+    let (user, password) = crate::http_auth::credentials(&parsed, user, password);
     let _ = parsed.set_username("");
     let _ = parsed.set_password(None);
-    Ok(if user.is_empty() { (parsed, in_user, in_password) } else { (parsed, user.to_owned(), password.to_owned()) })
+    Ok((parsed, user, password))
 }
 
 /// A pull that is playing.
