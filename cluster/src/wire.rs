@@ -247,6 +247,12 @@ pub struct ReceiverOpen {
     pub record: bool,
 }
 
+/// A stream id the media node takes: ids travel in URLs and RTMP paths, so 1-128 characters of
+/// `[A-Za-z0-9_.-]`.
+pub fn valid_stream_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+}
+
 /// `POST /api/v1/sources` on a media node: pull a camera's video as a stream.
 #[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

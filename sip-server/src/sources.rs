@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use cluster::store::Store;
 use cluster::table::{Table, Versioned};
-use cluster::wire::{redact_url, MediaNodeRecord, NodeKind, SourceOpen, SourceStatus};
+use cluster::wire::{redact_url, valid_stream_id, MediaNodeRecord, NodeKind, SourceOpen, SourceStatus};
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
@@ -183,10 +183,6 @@ fn view(r: &SourceRecord, status: Option<SourceStatus>, node: Option<&MediaNodeR
         status,
         urls: node.map(|n| urls_on(n, &r.stream_id)),
     }
-}
-
-fn valid_stream_id(id: &str) -> bool {
-    !id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
 }
 
 /// Checks a new source and makes its row.

@@ -247,13 +247,8 @@ impl Node {
         );
         entry.peer.send_replace(peer);
         let entry = Arc::new(entry);
-        {
-            let mut g = self.lock();
-            if g.contains_key(stream_id) {
-                return Err(OpenError::Exists(stream_id.to_owned()));
-            }
-            g.insert(stream_id.to_owned(), entry.clone());
-        }
+        // Checked again under the lock: another open of the same id may have raced this one.
+        self.insert(&entry)?;
         let worker = Worker::new(
             entry.clone(),
             Pipeline::new(self.pipeline_config(ssrc)),
@@ -290,7 +285,7 @@ impl Node {
         Ok(self.opened(&entry))
     }
 
-    /// Adds a stream opened elsewhere (a pull source) to the node, within its capacity.
+    /// Adds a stream (a receiver, a pull source) to the node, within its capacity.
     pub(crate) fn insert(&self, entry: &Arc<StreamEntry>) -> Result<(), OpenError> {
         let mut g = self.lock();
         if g.contains_key(&entry.id) {

@@ -20,9 +20,7 @@ pub use cluster::wire::MediaTransport as Transport;
 pub use cluster::wire::CloseReason;
 
 /// Ids travel in URLs and RTMP paths: keep them to a safe alphabet.
-pub fn valid_stream_id(id: &str) -> bool {
-    !id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
-}
+pub use cluster::wire::valid_stream_id;
 
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct StreamStats {
