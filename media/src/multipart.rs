@@ -86,7 +86,9 @@ pub struct MultipartReader {
 }
 
 /// Where the first delimiter line starts in `buf` at or after `from` (at the start of `buf` or
-/// after a line end), and where the line after it starts; `None` if none is complete yet.
+/// after a line end), and where the line after it starts; `None` if none is complete yet. The
+/// line end before a delimiter belongs to it (RFC 2046), not to the body or garbage before it,
+/// so the start given is before that line end.
 fn find_delimiter(buf: &[u8], boundary: &[u8], from: usize) -> Option<(usize, usize)> {
     let mut at = from;
     while let Some(i) = find(&buf[at..], boundary).map(|i| at + i) {
@@ -98,7 +100,14 @@ fn find_delimiter(buf: &[u8], boundary: &[u8], from: usize) -> Option<(usize, us
             let eol = rest.iter().position(|&b| b == b'\n')?;
             // Only `--` (the closing delimiter), spaces and CR may follow the boundary.
             if rest[..eol].iter().all(|&b| matches!(b, b'-' | b' ' | b'\t' | b'\r')) {
-                return Some((start, i + boundary.len() + eol + 1));
+                let mut before = start;
+                if before > 0 && buf[before - 1] == b'\n' {
+                    before -= 1;
+                    if before > 0 && buf[before - 1] == b'\r' {
+                        before -= 1;
+                    }
+                }
+                return Some((before, i + boundary.len() + eol + 1));
             }
         }
         at = i + 1;
@@ -171,16 +180,8 @@ impl MultipartReader {
             }
             State::Delimiter => match find_delimiter(&self.buf, &self.boundary, 0) {
                 Some((start, next)) => {
-                    // The line end before a delimiter belongs to it (after a body of known
-                    // length it is always there): only what precedes it was garbage.
-                    let mut skipped = start;
-                    if skipped > 0 && self.buf[skipped - 1] == b'\n' {
-                        skipped -= 1;
-                        if skipped > 0 && self.buf[skipped - 1] == b'\r' {
-                            skipped -= 1;
-                        }
-                    }
-                    self.garbage += skipped as u64;
+                    // Only what precedes the delimiter (and its line end) was garbage.
+                    self.garbage += start as u64;
                     self.buf.advance(next);
                     self.headers.clear();
                     self.state = State::Headers;
@@ -209,15 +210,7 @@ impl MultipartReader {
             }
             // Searched again only from where the last search could not have seen a whole line.
             State::Open => match find_delimiter(&self.buf, &self.boundary, self.scanned) {
-                Some((start, _)) => {
-                    // The line end before the delimiter belongs to it, not to the body.
-                    let mut end = start;
-                    if end > 0 && self.buf[end - 1] == b'\n' {
-                        end -= 1;
-                        if end > 0 && self.buf[end - 1] == b'\r' {
-                            end -= 1;
-                        }
-                    }
+                Some((end, _)) => {
                     let body = self.buf.split_to(end).freeze();
                     self.emit(body, out);
                     self.state = State::Delimiter;

@@ -104,27 +104,31 @@ impl Pictures {
             Framing::Multipart(r) => {
                 for part in r.push(data) {
                     match part {
-                        Ok(p) if is_whole_jpeg(&p.body) => {
-                            self.stats.pictures += 1;
-                            self.stats.bytes += p.body.len() as u64;
-                            self.ready.push_back(p.body);
-                        }
-                        // A part without length runs to the next delimiter: what a camera left
-                        // after the picture's end marker is not the picture.
-                        Ok(p) if p.header("content-length").is_none() && trimmed_jpeg(&p.body).is_some() => {
-                            let end = trimmed_jpeg(&p.body).unwrap_or(p.body.len());
-                            self.stats.garbage_bytes += (p.body.len() - end) as u64;
-                            self.stats.last_problem = Some(format!("{} bytes after a picture's end, skipped", p.body.len() - end));
+                        Ok(p) => {
+                            // A part without length runs to the next delimiter: what a camera
+                            // left after the picture's end marker is not the picture.
+                            let end = if is_whole_jpeg(&p.body) {
+                                Some(p.body.len())
+                            } else if p.header("content-length").is_none() {
+                                trimmed_jpeg(&p.body)
+                            } else {
+                                None
+                            };
+                            let Some(end) = end else {
+                                self.stats.not_jpeg += 1;
+                                self.stats.last_problem = Some(format!(
+                                    "a part of {} bytes that is not a whole JPEG (truncated, or another type): dropped",
+                                    p.body.len()
+                                ));
+                                continue;
+                            };
+                            if end < p.body.len() {
+                                self.stats.garbage_bytes += (p.body.len() - end) as u64;
+                                self.stats.last_problem = Some(format!("{} bytes after a picture's end, skipped", p.body.len() - end));
+                            }
                             self.stats.pictures += 1;
                             self.stats.bytes += end as u64;
                             self.ready.push_back(p.body.slice(..end));
-                        }
-                        Ok(p) => {
-                            self.stats.not_jpeg += 1;
-                            self.stats.last_problem = Some(format!(
-                                "a part of {} bytes that is not a whole JPEG (truncated, or another type): dropped",
-                                p.body.len()
-                            ));
                         }
                         Err(e @ PartError::TooLarge(_)) => {
                             self.stats.oversize += 1;

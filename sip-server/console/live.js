@@ -6,6 +6,7 @@
 import { api, plainWords } from './api.js';
 import { Tree, el } from './devices.js';
 import { playerFor } from './player.js';
+import { showsPictures } from './sources.js';
 
 const LAYOUTS = [1, 4, 9, 16];
 let root = null;
@@ -77,8 +78,7 @@ class Tile {
     this.node.dataset.source = source;
     this.node.dataset.stream = source;
     play.urls = s.urls;
-    const pictures = !s.h264 && (s.kind === 'mjpeg' || (s.status && s.status.video === 'jpeg'));
-    if (pictures) {
+    if (showsPictures(s)) {
       this.picture.alt = `Pictures of ${name}`;
       this.picture.onload = () => { if (this.play === play) this.say(''); };
       this.picture.onerror = () => { if (this.play === play) this.say('No picture: the source is not sending.', true); };

@@ -42,6 +42,11 @@ function say(text, error = false) {
   ui.status.className = error ? 'error' : 'muted';
 }
 
+/** The source is watched as its pictures (MJPEG, not encoded to H.264), not in the player. */
+export function showsPictures(s) {
+  return !s.h264 && (s.kind === 'mjpeg' || Boolean(s.status && s.status.video === 'jpeg'));
+}
+
 /** What a source has carried, in a few words. */
 function carried(s) {
   const st = s.status;
@@ -115,8 +120,7 @@ async function startWatching(id) {
   watching = { id, player: null };
   const close = el('button', { class: 'quiet', onclick: () => stopWatching() }, 'Close');
   const title = el('h3', {}, s.name || s.stream_id, ' ', close);
-  const jpeg = s.kind === 'mjpeg' ? !s.h264 : (s.status && s.status.video === 'jpeg' && !s.h264);
-  if (jpeg) {
+  if (showsPictures(s)) {
     const img = el('img', { class: 'source-picture', alt: `Pictures of ${s.name || s.stream_id}`, src: s.urls.mjpeg });
     img.addEventListener('error', () => say(`${s.stream_id}: no picture (the source is not sending).`, true));
     ui.viewer.replaceChildren(title, img, el('p', { class: 'muted' }, el('a', { href: s.urls.snapshot, target: '_blank', rel: 'noopener' }, 'Snapshot'), ' \u00b7 MJPEG: ', s.urls.mjpeg));
