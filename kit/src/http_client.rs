@@ -187,26 +187,23 @@ pub fn parse_response(data: &[u8], eof: bool) -> Result<Option<HttpResponse>, Ht
     }
 }
 
-/// A chunked body: `Ok(None)` until the last chunk has arrived.
-fn dechunk(mut data: &[u8]) -> Result<Option<Vec<u8>>, HttpClientError> {
+/// A chunked body (`media::chunked`, which the MJPEG pull reads streams with too): `Ok(None)`
+/// until the last chunk has arrived.
+fn dechunk(data: &[u8]) -> Result<Option<Vec<u8>>, HttpClientError> {
+    let mut d = media::chunked::Dechunker::new();
     let mut body = Vec::new();
-    loop {
-        let Some(eol) = find(data, b"\r\n") else { return Ok(None) };
-        let size_text = std::str::from_utf8(&data[..eol]).map_err(|_| HttpClientError::Malformed("chunk size"))?;
-        let size_text = size_text.split(';').next().unwrap_or("").trim();
-        let size = usize::from_str_radix(size_text, 16).map_err(|_| HttpClientError::Malformed("chunk size"))?;
-        if size > MAX_RESPONSE || body.len() + size > MAX_RESPONSE {
-            return Err(HttpClientError::Malformed("response too large"));
+    let mut too_large = false;
+    let read = d.push(data, &mut |b| {
+        too_large |= body.len() + b.len() > MAX_RESPONSE;
+        if !too_large {
+            body.extend_from_slice(b);
         }
-        data = &data[eol + 2..];
-        if size == 0 {
-            return Ok(Some(body));
-        }
-        if data.len() < size + 2 {
-            return Ok(None);
-        }
-        body.extend_from_slice(&data[..size]);
-        data = &data[size + 2..];
+    });
+    match read {
+        Err(_) => Err(HttpClientError::Malformed("chunk size")),
+        Ok(()) if too_large => Err(HttpClientError::Malformed("response too large")),
+        Ok(()) if d.last_chunk_read() => Ok(Some(body)),
+        Ok(()) => Ok(None),
     }
 }
 

@@ -50,6 +50,11 @@ impl Dechunker {
         self.state == State::Done
     }
 
+    /// The last (empty) chunk has been read: all the data is in, whatever trailer follows.
+    pub fn last_chunk_read(&self) -> bool {
+        matches!(self.state, State::Trailer | State::Done)
+    }
+
     /// Takes more of the body; hands each run of data bytes to `data` (slices of `input`, no
     /// copy). After an error the decoder stays failed: the connection has lost its framing.
     pub fn push(&mut self, mut input: &[u8], data: &mut impl FnMut(&[u8])) -> Result<(), ChunkError> {
@@ -138,6 +143,9 @@ mod tests {
             assert_eq!(out, b"Wikipedia in \r\n\r\nchunks.", "pieces of {piece}");
             assert!(done);
         }
+        let mut d = Dechunker::new();
+        d.push(b"1\r\na\r\n0\r\n", &mut |_| {}).unwrap();
+        assert!(d.last_chunk_read() && !d.done(), "the data is all in; the trailer is still to come");
     }
 
     #[test]

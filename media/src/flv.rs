@@ -450,18 +450,16 @@ impl FlvReader {
             self.header_read = true;
         }
         while self.buf.len() >= TAG_HEADER {
-            let h = &self.buf[..TAG_HEADER];
-            let len = (usize::from(h[1]) << 16) | (usize::from(h[2]) << 8) | usize::from(h[3]);
+            let (kind_byte, len, timestamp) = tag_header(&self.buf[..TAG_HEADER]);
             if len > self.max_tag {
                 return Err(FlvReadError::TooLarge(len));
             }
-            let kind = match h[0] & 0x1f {
+            let kind = match kind_byte & 0x1f {
                 8 => TagKind::Audio,
                 9 => TagKind::Video,
                 18 => TagKind::Script,
                 other => return Err(FlvReadError::UnknownTag(other)),
             };
-            let timestamp = (u32::from(h[7]) << 24) | (u32::from(h[4]) << 16) | (u32::from(h[5]) << 8) | u32::from(h[6]);
             if self.buf.len() < TAG_HEADER + len + TAG_TRAILER {
                 break;
             }
@@ -489,15 +487,21 @@ impl FlvReader {
     }
 }
 
+/// A tag header's type byte, body length and timestamp (the extended byte is the high one).
+fn tag_header(h: &[u8]) -> (u8, usize, u32) {
+    let len = (usize::from(h[1]) << 16) | (usize::from(h[2]) << 8) | usize::from(h[3]);
+    let ts = (u32::from(h[7]) << 24) | (u32::from(h[4]) << 16) | (u32::from(h[5]) << 8) | u32::from(h[6]);
+    (h[0], len, ts)
+}
+
 /// Reads tags back from an FLV byte stream (tests and tools; bounded, never panics).
 pub fn read_tags(data: &[u8]) -> Vec<(u8, u32, &[u8])> {
     let mut out = Vec::new();
     let mut pos = 13;
-    while let Some(h) = data.get(pos..pos + 11) {
-        let len = (usize::from(h[1]) << 16) | (usize::from(h[2]) << 8) | usize::from(h[3]);
-        let ts = (u32::from(h[7]) << 24) | (u32::from(h[4]) << 16) | (u32::from(h[5]) << 8) | u32::from(h[6]);
+    while let Some(h) = data.get(pos..pos + TAG_HEADER) {
+        let (kind, len, ts) = tag_header(h);
         let Some(body) = data.get(pos + 11..pos + 11 + len) else { break };
-        out.push((h[0], ts, body));
+        out.push((kind, ts, body));
         pos += 11 + len + 4;
     }
     out
