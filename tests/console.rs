@@ -755,7 +755,7 @@ async fn console_adds_watches_and_deletes_pull_sources() {
     page.eval(&add(format!("http://127.0.0.1:{}/video.mjpg", testkit::free_port()), "gone", "", "")).await;
     let says = page
         .wait_for(
-            "document.querySelector('#sources-list tr[data-source=\"gone\"] .trouble')?.textContent.includes('unreachable')",
+            "document.querySelector('#sources-list tr[data-source=\"gone\"] .trouble')?.textContent.includes('unreachable') && document.querySelector('#sources-list tr[data-source=\"gone\"] .trouble').textContent.includes('Check the camera')",
             Duration::from_secs(15),
         )
         .await;

@@ -57,12 +57,22 @@ function carried(s) {
   return [what, n].filter(Boolean).join(', ');
 }
 
-/** What went wrong, if anything: the connection's error, else a problem in a stream that goes on. */
+/** What an operator can do about a connection's error. */
+const HINTS = [
+  [/unreachable|no answer/i, 'Check the camera\'s address and port, and that it is on.'],
+  [/login|credentials|refused user|401|403/i, 'Check the user and password.'],
+  [/not MJPEG|404|no .*video|refused the stream/i, 'Check the URL: it must be the camera\'s MJPEG or RTSP stream.'],
+  [/no media node/i, 'Start a media node (stream-server).'],
+];
+
+/** What went wrong, if anything, and what to do: the connection's error, else a problem in a
+ *  stream that goes on. */
 function trouble(s) {
   const st = s.status;
-  if (s.last_error && !st) return s.last_error;
+  const advised = (e) => { const h = HINTS.find(([re]) => re.test(e)); return h ? `${e}. ${h[1]}` : e; };
+  if (s.last_error && !st) return advised(s.last_error);
   if (!st) return '';
-  if (st.state !== 'playing' && st.last_error) return st.last_error + (st.retry_in_ms ? ` (again in ${Math.round(st.retry_in_ms / 1000)} s)` : '');
+  if (st.state !== 'playing' && st.last_error) return advised(st.last_error) + (st.retry_in_ms ? ` (trying again in ${Math.round(st.retry_in_ms / 1000)} s)` : '');
   return st.last_problem || '';
 }
 
